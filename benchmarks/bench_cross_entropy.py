@@ -1,0 +1,214 @@
+"""Benchmark softmax cross-entropy, forward + backward, against optax and torch.
+
+What it measures: the wall-clock time of one forward + backward pass of the mean softmax
+cross-entropy with integer labels, for
+
+* ``jaxloss.cross_entropy`` as ``jax.jit(jax.value_and_grad(loss))``;
+* ``optax.softmax_cross_entropy_with_integer_labels(...).mean()``, jitted the same way;
+* ``torch.nn.functional.cross_entropy`` on float32 CPU tensors, ``loss.backward()``
+  (optional: skipped with a note if torch is not installed).
+
+Methodology: every contender is compiled and warmed up first; then the contenders are run
+alternately, one call each per round (round-robin, the starting contender rotating every
+round), for ``--repeats`` rounds, so that drifts in machine load hit all of them alike.
+The table reports medians and ratios to jaxloss; the acceptance criterion is
+``jaxloss / optax <= 1.05``. It also prints the XLA temporary
+buffer size of the two compiled JAX programs (``memory_analysis().temp_size_in_bytes``).
+
+Run it from the repository root::
+
+    .venv/bin/python benchmarks/bench_cross_entropy.py             # (4096, 32000) float32
+    .venv/bin/python benchmarks/bench_cross_entropy.py --quick     # small, in seconds
+    .venv/bin/python benchmarks/bench_cross_entropy.py --shape 1024 50257 --repeats 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxloss
+
+MIB = 1024 * 1024
+
+
+def jaxloss_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy with jaxloss.
+
+    Args:
+      logits: ``[N, V]`` float logits.
+      labels: ``[N]`` integer class ids.
+
+    Returns:
+      The scalar mean loss.
+    """
+    return jaxloss.cross_entropy(logits, labels)
+
+
+def optax_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy with optax.
+
+    Args:
+      logits: ``[N, V]`` float logits.
+      labels: ``[N]`` integer class ids.
+
+    Returns:
+      The scalar mean loss.
+    """
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def make_jax_step(
+    loss: Callable[[jax.Array, jax.Array], jax.Array],
+    logits: jax.Array,
+    labels: jax.Array,
+) -> tuple[Callable[[], object], float, float]:
+    """Compiles ``value_and_grad(loss)`` and returns a timed callable and its memory use.
+
+    Args:
+      loss: the loss function ``loss(logits, labels)``.
+      logits: the logits to differentiate with respect to.
+      labels: the integer labels.
+
+    Returns:
+      ``(run, value, temp_mib)``: a zero-argument callable that runs one forward + backward
+      pass and blocks until it is done, the loss value, and the XLA temporary buffer size in
+      MiB (``nan`` if the backend does not report it).
+    """
+    fn = jax.jit(jax.value_and_grad(loss))
+    compiled = fn.lower(logits, labels).compile()
+    analysis = compiled.memory_analysis()
+    temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
+    temp_mib = temp / MIB if temp is not None else float("nan")
+
+    def run() -> object:
+        return jax.block_until_ready(compiled(logits, labels))
+
+    value, _ = run()
+    return run, float(value), temp_mib
+
+
+def make_torch_step(
+    logits_np: np.ndarray, labels_np: np.ndarray
+) -> tuple[Callable[[], object], float] | None:
+    """Builds the torch forward + backward callable, or returns None without torch.
+
+    Args:
+      logits_np: ``[N, V]`` float32 logits.
+      labels_np: ``[N]`` integer class ids.
+
+    Returns:
+      ``(run, value)``: a zero-argument callable running one forward + backward pass and the
+      loss value; or ``None`` if torch cannot be imported.
+    """
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("note: torch is not installed; skipping the torch row.")
+        return None
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    logits = torch.tensor(logits_np, dtype=torch.float32, requires_grad=True)
+    labels = torch.tensor(labels_np, dtype=torch.int64)
+
+    def run() -> object:
+        logits.grad = None
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        return loss
+
+    value = float(run().detach())
+    return run, value
+
+
+def main() -> None:
+    """Parses the arguments, runs the benchmark and prints the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small shape (256, 1000), few repeats")
+    parser.add_argument(
+        "--shape", nargs=2, type=int, metavar=("N", "V"), help="logits shape (default 4096 32000)"
+    )
+    parser.add_argument("--repeats", type=int, help="round-robin rounds (default 15; quick: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
+    args = parser.parse_args()
+
+    n, v = args.shape if args.shape else ((256, 1000) if args.quick else (4096, 32000))
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    rng = np.random.default_rng(args.seed)
+    logits_np = rng.standard_normal((n, v), dtype=np.float32) * 3.0
+    labels_np = rng.integers(0, v, size=(n,), dtype=np.int32)
+    logits = jnp.asarray(logits_np)
+    labels = jnp.asarray(labels_np)
+
+    print(
+        f"cross-entropy fwd+bwd, mean reduction, logits ({n}, {v}) float32, "
+        f"{repeats} round-robin repeats"
+    )
+    print(
+        f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device(s)), "
+        f"optax {optax.__version__}, cpu_count {os.cpu_count()}"
+    )
+
+    # Compile and warm up every contender.
+    run_jl, value_jl, mem_jl = make_jax_step(jaxloss_loss, logits, labels)
+    run_ox, value_ox, mem_ox = make_jax_step(optax_loss, logits, labels)
+    np.testing.assert_allclose(value_jl, value_ox, rtol=1e-5)
+    contenders: dict[str, Callable[[], object]] = {"jaxloss": run_jl, "optax": run_ox}
+
+    torch_step = make_torch_step(logits_np, labels_np)
+    if torch_step is not None:
+        run_th, value_th = torch_step
+        np.testing.assert_allclose(value_th, value_jl, rtol=1e-4)
+        contenders["torch"] = run_th
+        import torch
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+
+    for run in contenders.values():  # one more warm-up call each
+        run()
+
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_index in range(repeats):
+        # Rotate who goes first: the call after torch's multi-threaded run (which frees its
+        # buffers) would otherwise always be the same contender's.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            run = contenders[name]
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) * 1e3)
+
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    base = medians["jaxloss"]
+    print()
+    print("| contender | median ms | ratio to jaxloss |")
+    print("|---|---:|---:|")
+    for name, med in medians.items():
+        print(f"| {name} | {med:.2f} | {med / base:.3f} |")
+    print()
+    print(f"jaxloss / optax = {base / medians['optax']:.3f}  (acceptance: <= 1.05)")
+    print(f"optax / jaxloss = {medians['optax'] / base:.3f}")
+    if "torch" in medians:
+        print(f"torch / jaxloss = {medians['torch'] / base:.3f}")
+    print()
+    print("XLA compiled temp memory (memory_analysis().temp_size_in_bytes):")
+    print(f"  jaxloss: {mem_jl:.2f} MiB")
+    print(f"  optax:   {mem_ox:.2f} MiB")
+    print(f"  (logits: {n * v * 4 / MIB:.2f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""jaxloss: loss functions for JAX with the numbers of PyTorch and the papers.
+
+Every loss is a pure function ``name(inputs..., *, options, where=None, reduction="mean")``
+that works under ``jit``, ``vmap``, ``grad``, ``pmap`` and ``shard_map``. See the README and
+each function's docstring for the conventions.
+"""
+
+from jaxloss._classification import binary_cross_entropy as binary_cross_entropy
+from jaxloss._classification import (
+    binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
+)
+from jaxloss._classification import cross_entropy as cross_entropy
+from jaxloss._classification import nll as nll
+from jaxloss._classification import sigmoid_focal as sigmoid_focal
+from jaxloss._classification import softmax_focal as softmax_focal
+from jaxloss._divergence import gaussian_kl as gaussian_kl
+from jaxloss._divergence import kl_div as kl_div
+from jaxloss._regression import huber as huber
+from jaxloss._regression import l1 as l1
+from jaxloss._regression import log_cosh as log_cosh
+from jaxloss._regression import mae as mae
+from jaxloss._regression import mse as mse
+from jaxloss._regression import smooth_l1 as smooth_l1
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "gaussian_kl",
+    "huber",
+    "kl_div",
+    "l1",
+    "log_cosh",
+    "mae",
+    "mse",
+    "nll",
+    "sigmoid_focal",
+    "smooth_l1",
+    "softmax_focal",
+]

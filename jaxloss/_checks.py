@@ -1,0 +1,117 @@
+"""Trace-time checks of shapes, dtypes and options; the only module that imports chex.
+
+Every check runs while JAX traces a loss, on static shapes and dtypes, so it costs nothing
+after compilation and works the same under ``jit``, ``vmap`` and ``grad``. Errors are
+``ValueError`` (a shape or a value) or ``TypeError`` (a dtype), and always name the argument
+and the shapes involved. Checks are written on axes and suffixes, never on an exact rank, so
+a loss still accepts the extra leading axes that ``vmap`` strips and users add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _shape_of(x: ArrayLike) -> tuple[int, ...]:
+    return tuple(np.shape(x))
+
+
+def float_array(x: ArrayLike, name: str, *, allow_int: bool = False) -> jnp.ndarray:
+    """Returns ``x`` as a floating array of at least float32 precision.
+
+    Half-precision inputs (float16, bfloat16) are upcast to float32 so every loss computes
+    and returns float32; float64 stays float64 when x64 is enabled.
+
+    Raises:
+      TypeError: if ``x`` is not floating point (integers and booleans are accepted and cast
+        when ``allow_int``, as for regression targets).
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        if not allow_int or not (
+            jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.bool_)
+        ):
+            raise TypeError(f"`{name}` must be a floating-point array, got dtype {x.dtype}.")
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
+    """Returns ``x`` as an integer array, or raises ``TypeError`` naming ``name``."""
+    x = jnp.asarray(x)
+    try:
+        chex.assert_type(x, int)
+    except AssertionError:
+        raise TypeError(f"`{name}` must hold integer class ids, got dtype {x.dtype}.") from None
+    return x
+
+
+def broadcast_shapes(**arrays: ArrayLike) -> tuple[int, ...]:
+    """The broadcast shape of named arrays, or a ValueError naming each with its shape."""
+    shapes = {name: _shape_of(a) for name, a in arrays.items()}
+    try:
+        return tuple(np.broadcast_shapes(*shapes.values()))
+    except ValueError:
+        described = ", ".join(f"`{n}` {s}" for n, s in shapes.items())
+        raise ValueError(f"Shapes do not broadcast together: {described}.") from None
+
+
+def broadcast_to(x: jnp.ndarray, shape: Sequence[int], name: str, target: str) -> jnp.ndarray:
+    """Broadcasts ``x`` to ``shape`` (the shape of ``target``), naming both on failure."""
+    shape = tuple(shape)
+    try:
+        np.broadcast_shapes(_shape_of(x), shape)
+        return jnp.broadcast_to(x, shape)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` of shape {_shape_of(x)} does not broadcast to the shape {shape} of {target}."
+        ) from None
+
+
+def equal_shapes(**arrays: ArrayLike) -> None:
+    """Raises ValueError unless all named arrays have the same shape."""
+    try:
+        chex.assert_equal_shape(list(arrays.values()))
+    except AssertionError:
+        described = ", ".join(f"`{n}` {_shape_of(a)}" for n, a in arrays.items())
+        raise ValueError(f"Expected equal shapes, got {described}.") from None
+
+
+def class_axis(axis: int, ndim: int, name: str) -> int:
+    """Normalizes a class axis of an array of rank ``ndim``."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"`axis` must be a Python int, got {type(axis).__name__}.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"`axis`={axis} is out of range for `{name}` of rank {ndim}.")
+    return int(axis) % ndim
+
+
+def vector_of_length(x: ArrayLike, length: int, name: str, what: str) -> jnp.ndarray:
+    """Checks that ``x`` is a float vector of ``length`` entries (one per class)."""
+    x = float_array(x, name, allow_int=True)
+    if x.shape != (length,):
+        raise ValueError(f"`{name}` must have shape ({length},) ({what}), got {x.shape}.")
+    return x
+
+
+def mask(where: ArrayLike | None, shape: Sequence[int]) -> jnp.ndarray | None:
+    """Validates a ``where`` mask and broadcasts it to the per-example loss shape."""
+    if where is None:
+        return None
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"`where` must be a boolean mask, got dtype {where.dtype}.")
+    return broadcast_to(where, shape, "where", "the per-example loss (reduction='none')")
+
+
+def reduction(value: str, allowed: Sequence[str] = REDUCTIONS) -> str:
+    """Raises ValueError unless ``value`` is one of the ``allowed`` reductions."""
+    if value not in allowed:
+        raise ValueError(f"`reduction` must be one of {tuple(allowed)}, got {value!r}.")
+    return value

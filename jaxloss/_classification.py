@@ -1,0 +1,440 @@
+"""Classification losses: softmax cross-entropy, NLL, binary cross-entropy and focal losses.
+
+Shapes: ``logits`` (or ``log_probs``) have the class axis ``axis`` (last by default); integer
+``labels`` have the logits' shape without that axis, which is also the per-example loss
+shape (``reduction="none"``). Binary losses are per element: ``targets`` has the shape of
+``logits``/``probs``.
+
+Integer labels outside ``[0, num_classes)`` never wrap around (``take_along_axis`` would
+clamp or wrap them silently): they are excluded exactly like ``ignore_index`` — loss 0, not
+counted in the mean, zero gradient. PyTorch raises an error for them instead; torch's default
+``ignore_index=-100`` is therefore excluded here with no option set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _numerics
+from jaxloss._reduce import reduce_loss
+
+
+def _is_static_zero(value: ArrayLike) -> bool:
+    # A concrete 0 lets us skip work; a traced value always takes the general path.
+    return isinstance(value, (int, float)) and value == 0
+
+
+def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
+    """``x`` as float with its class ``axis`` moved last."""
+    x = _checks.float_array(x, name)
+    if x.ndim == 0:
+        raise ValueError(f"`{name}` must have a class axis, got a scalar.")
+    return jnp.moveaxis(x, _checks.class_axis(axis, x.ndim, name), -1)
+
+
+def _integer_targets(
+    labels: ArrayLike,
+    scores: jax.Array,
+    scores_name: str,
+    ignore_index: ArrayLike | None,
+    where: ArrayLike | None,
+) -> tuple[jax.Array, jax.Array]:
+    """Labels made safe to gather with, and the mask of the entries that count.
+
+    ``scores`` has its class axis last. The mask is False for ignored labels, for labels
+    outside ``[0, num_classes)`` and where ``where`` is False.
+    """
+    labels = _checks.integer_array(labels, "labels")
+    if labels.shape != scores.shape[:-1]:
+        raise ValueError(
+            f"`labels` must have the shape of `{scores_name}` without the class axis, "
+            f"{scores.shape[:-1]}, got {labels.shape}."
+        )
+    num_classes = scores.shape[-1]
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        valid = valid & (labels != ignore_index)
+    mask = _checks.mask(where, labels.shape)
+    if mask is not None:
+        valid = valid & mask
+    return jnp.where(valid, labels, 0), valid
+
+
+def _take_class(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(scores, labels[..., None], axis=-1)[..., 0]
+
+
+def _as_class_vector(weights: jax.Array, ndim: int) -> jax.Array:
+    """A per-class vector shaped to broadcast against a classes-last array of rank ``ndim``."""
+    return weights.reshape((1,) * (ndim - 1) + weights.shape)
+
+
+def _class_weights(class_weights: ArrayLike | None, num_classes: int) -> jax.Array | None:
+    if class_weights is None:
+        return None
+    return _checks.vector_of_length(class_weights, num_classes, "class_weights", "one per class")
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    axis: int = -1,
+    axis_name: str | Sequence[str] | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Softmax cross-entropy, as ``torch.nn.functional.cross_entropy`` with classes last.
+
+    With integer labels :math:`y_i`, class weights :math:`w` (1 if not given), smoothing
+    :math:`\varepsilon` and :math:`C` classes, where :math:`\log p_{i} =` ``log_softmax``:
+
+    .. math::
+      \ell_i = (1 - \varepsilon)\, w_{y_i} (-\log p_{i y_i})
+               + \frac{\varepsilon}{C} \sum_c w_c (-\log p_{ic}),
+      \qquad \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    over the entries that count (not ignored, not masked by ``where``). With probability
+    targets :math:`t` (float, the logits' shape):
+    :math:`\ell_i = -\sum_c w_c\, t'_{ic} \log p_{ic}` with
+    :math:`t' = (1 - \varepsilon) t + \varepsilon / C`, and the mean divides by the number
+    of entries — torch's rules in both cases.
+
+    The default path never materializes ``log_softmax``: it computes the log-normalizer and
+    gathers the label's logit, which XLA fuses with the backward pass.
+
+    Args:
+      logits: unnormalized scores, ``[..., num_classes]`` (class axis at ``axis``); any
+        float dtype, half precision computed in float32.
+      labels: integer class ids of the logits' shape without the class axis; or float class
+        probabilities of the logits' shape.
+      class_weights: optional ``[num_classes]`` weights; ``"mean"`` becomes torch's weighted
+        mean.
+      ignore_index: integer labels equal to it are excluded (loss 0, not counted). Labels
+        outside ``[0, num_classes)`` are always excluded. Not allowed with probabilities.
+      label_smoothing: :math:`\varepsilon \in [0, 1]`; may be traced.
+      axis: the class axis of ``logits`` (and of probability ``labels``).
+      axis_name: mapped axis over which the batch is split; ``"mean"``/``"sum"`` are then
+        global, equal to the single-device value on the whole batch.
+      where: optional boolean mask broadcastable to the per-example shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the logits' shape without the class
+        axis).
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``. A mean over no
+      counted entries is 0 (torch gives NaN).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+      >>> round(float(jaxloss.cross_entropy(logits, jnp.array([0, -100]))), 4)
+      0.2395
+
+    References:
+      Müller, Kornblith and Hinton, "When Does Label Smoothing Help?", 2019.
+      https://arxiv.org/abs/1906.02629
+    """
+    logits = _classes_last(logits, axis, "logits")
+    num_classes = logits.shape[-1]
+    weights = _class_weights(class_weights, num_classes)
+    log_normalizer = jax.nn.logsumexp(logits, axis=-1)
+    labels = jnp.asarray(labels)
+
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        if ignore_index is not None:
+            raise ValueError(
+                "`ignore_index` applies to integer labels only; with probability targets mask "
+                "entries with `where` (torch silently ignores it here)."
+            )
+        targets = _classes_last(labels, axis, "labels")
+        _checks.equal_shapes(logits=logits, labels=targets)
+        if not _is_static_zero(label_smoothing):
+            eps = jnp.asarray(label_smoothing, targets.dtype)
+            targets = (1 - eps) * targets + eps / num_classes
+        if weights is not None:
+            targets = targets * _as_class_vector(weights, targets.ndim)
+        loss = jnp.sum(targets * (log_normalizer[..., None] - logits), axis=-1)
+        mask = _checks.mask(where, loss.shape)
+        return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+    safe_labels, mask = _integer_targets(labels, logits, "logits", ignore_index, where)
+    loss = log_normalizer - _take_class(logits, safe_labels)
+    label_weights = None if weights is None else weights[safe_labels]
+    if label_weights is not None:
+        loss = label_weights * loss
+    if not _is_static_zero(label_smoothing):
+        eps = jnp.asarray(label_smoothing, loss.dtype)
+        neg_log_probs = log_normalizer[..., None] - logits
+        if weights is not None:
+            neg_log_probs = neg_log_probs * _as_class_vector(weights, logits.ndim)
+        loss = (1 - eps) * loss + eps / num_classes * jnp.sum(neg_log_probs, axis=-1)
+    return reduce_loss(loss, reduction, where=mask, mean_weights=label_weights, axis_name=axis_name)
+
+
+def nll(
+    log_probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    axis_name: str | Sequence[str] | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Negative log-likelihood, as ``torch.nn.functional.nll_loss`` with classes last.
+
+    .. math::
+      \ell_i = -w_{y_i} \log p_{i y_i}, \qquad
+      \text{mean} = \frac{\sum_i \ell_i}{\sum_i w_{y_i}}
+
+    over the entries that count. Use it on log-probabilities you already have (a
+    ``log_softmax`` output, a mixture's log-density); on logits use :func:`cross_entropy`.
+
+    Args:
+      log_probs: log-probabilities ``[..., num_classes]`` (class axis at ``axis``).
+      labels: integer class ids of the shape of ``log_probs`` without the class axis.
+      class_weights: optional ``[num_classes]`` weights (torch's weighted mean).
+      ignore_index: labels equal to it are excluded; labels outside
+        ``[0, num_classes)`` are always excluded.
+      axis: the class axis of ``log_probs``.
+      axis_name: mapped axis over which the batch is split (global mean and sum).
+      where: optional boolean mask broadcastable to the per-example shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.25, 0.75]]))
+      >>> round(float(jaxloss.nll(log_probs, jnp.array([0, 1]))), 4)
+      0.4904
+    """
+    log_probs = _classes_last(log_probs, axis, "log_probs")
+    weights = _class_weights(class_weights, log_probs.shape[-1])
+    safe_labels, mask = _integer_targets(labels, log_probs, "log_probs", ignore_index, where)
+    loss = -_take_class(log_probs, safe_labels)
+    label_weights = None if weights is None else weights[safe_labels]
+    if label_weights is not None:
+        loss = label_weights * loss
+    return reduce_loss(loss, reduction, where=mask, mean_weights=label_weights, axis_name=axis_name)
+
+
+def _elementwise_targets(
+    scores: ArrayLike, targets: ArrayLike, scores_name: str, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Float ``scores`` and ``targets`` of one shape (as torch requires), and the mask."""
+    scores = _checks.float_array(scores, scores_name)
+    targets = _checks.float_array(targets, "targets", allow_int=True)
+    _checks.equal_shapes(**{scores_name: scores, "targets": targets})
+    return scores, targets, _checks.mask(where, scores.shape)
+
+
+def _weighted(loss: jax.Array, weights: ArrayLike | None, name: str = "weights") -> jax.Array:
+    if weights is None:
+        return loss
+    weights = _checks.float_array(weights, name, allow_int=True)
+    return loss * _checks.broadcast_to(weights, loss.shape, name, "the per-element loss")
+
+
+def binary_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
+
+    .. math::
+      \ell_i = -w_i \left[t_i \log p_i + (1 - t_i) \log(1 - p_i)\right]
+
+    with both logarithms clamped at -100 as torch does, so ``p = 0`` or ``1`` gives a large
+    finite loss and finite gradients. Prefer :func:`binary_cross_entropy_with_logits` when
+    you have logits: it is exact where a saturated sigmoid is not.
+
+    Args:
+      probs: probabilities in ``[0, 1]``, any shape.
+      targets: targets in ``[0, 1]`` of the same shape.
+      weights: optional rescaling broadcastable to that shape (not a weighted mean: the
+        mean still divides by the number of elements, as torch).
+      where: optional boolean mask broadcastable to that shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> round(float(jaxloss.binary_cross_entropy(jnp.array([0.9]), jnp.array([1.0]))), 4)
+      0.1054
+    """
+    probs, targets, mask = _elementwise_targets(probs, targets, "probs", where)
+    loss = -(
+        targets * _numerics.clamped_log(probs) + (1 - targets) * _numerics.clamped_log1m(probs)
+    )
+    return reduce_loss(_weighted(loss, weights), reduction, where=mask)
+
+
+def _binary_logit_loss(
+    logits: jax.Array, targets: jax.Array, pos_weight: ArrayLike | None
+) -> jax.Array:
+    """``-[pos_weight · t · log σ(x) + (1 - t) · log σ(-x)]``, stable for any logit."""
+    positive_term = targets * jax.nn.log_sigmoid(logits)
+    if pos_weight is not None:
+        positive_term = _weighted(positive_term, pos_weight, "pos_weight")
+    return -(positive_term + (1 - targets) * jax.nn.log_sigmoid(-logits))
+
+
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    .. math::
+      \ell_i = -w_i \left[\rho_i\, t_i \log \sigma(x_i) + (1 - t_i) \log \sigma(-x_i)\right]
+
+    computed with ``log_sigmoid``, exact for any logit. ``pos_weight`` :math:`\rho` trades
+    recall for precision per class in multi-label problems (a spam filter that must not miss
+    spam: ``pos_weight > 1``).
+
+    Args:
+      logits: floating array, any shape (multi-label: ``[..., num_classes]``).
+      targets: targets in ``[0, 1]`` of the same shape.
+      weights: optional rescaling broadcastable to that shape (mean still divides by the
+        number of elements).
+      pos_weight: optional weight of the positive term, broadcastable to that shape
+        (typically ``[num_classes]``); may be traced.
+      where: optional boolean mask broadcastable to that shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> loss = jaxloss.binary_cross_entropy_with_logits(jnp.array([0.0]), jnp.array([1.0]))
+      >>> round(float(loss), 4)
+      0.6931
+    """
+    logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
+    loss = _binary_logit_loss(logits, targets, pos_weight)
+    return reduce_loss(_weighted(loss, weights), reduction, where=mask)
+
+
+def sigmoid_focal(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: ArrayLike = 0.25,
+    gamma: ArrayLike = 2.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Sigmoid focal loss, as torchvision's ``sigmoid_focal_loss``; per element.
+
+    .. math::
+      \ell_i = \alpha_t (1 - p_t)^\gamma\, \mathrm{BCE}(x_i, t_i),\quad
+      p_t = p t + (1 - p)(1 - t),\quad \alpha_t = \alpha t + (1 - \alpha)(1 - t)
+
+    The modulating factor :math:`(1 - p_t)^\gamma` silences the many easy examples (the
+    background of a dense detector, the healthy pixels around a 0.1% tumor) so the rare hard
+    ones drive the gradient. ``alpha < 0`` turns the α-weighting off.
+
+    Args:
+      logits: floating array, any shape.
+      targets: binary targets (or soft targets in ``[0, 1]``) of the same shape.
+      alpha: weight of the positive class in ``[0, 1]``, or negative for none; may be traced.
+      gamma: focusing parameter ``>= 0``; may be traced.
+      where: optional boolean mask broadcastable to that shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.sigmoid_focal(jnp.array([0.0]), jnp.array([1.0]), gamma=0.0, alpha=-1.0))
+      0.6931471824645996
+
+    References:
+      Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
+      https://arxiv.org/abs/1708.02002
+    """
+    logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
+    alpha = jnp.asarray(alpha, logits.dtype)
+    gamma = jnp.asarray(gamma, logits.dtype)
+    probs = jax.nn.sigmoid(logits)
+    # 1 - p_t written without cancellation: p (1 - t) + (1 - p) t.
+    one_minus_pt = probs * (1 - targets) + (1 - probs) * targets
+    loss = _binary_logit_loss(logits, targets, None) * _numerics.safe_pow(one_minus_pt, gamma)
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    loss = jnp.where(alpha >= 0, alpha_t * loss, loss)
+    return reduce_loss(loss, reduction, where=mask)
+
+
+def softmax_focal(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Multi-class (softmax) focal loss.
+
+    .. math::
+      \ell_i = -\alpha_{y_i} (1 - p_{i y_i})^\gamma \log p_{i y_i}
+
+    ``gamma = 0`` and no ``alpha`` is :func:`cross_entropy`. The mean divides by the number
+    of counted entries (α is a weighting, not a weighted mean). Labels outside
+    ``[0, num_classes)`` are excluded, as in :func:`cross_entropy`.
+
+    Args:
+      logits: unnormalized scores ``[..., num_classes]`` (class axis at ``axis``).
+      labels: integer class ids of the logits' shape without the class axis.
+      gamma: focusing parameter ``>= 0``; may be traced.
+      alpha: optional ``[num_classes]`` per-class weights; may be traced.
+      axis: the class axis of ``logits``.
+      where: optional boolean mask broadcastable to the per-example shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> logits = jnp.log(jnp.array([[0.5, 0.5]]))
+      >>> round(float(jaxloss.softmax_focal(logits, jnp.array([0]), gamma=2.0)), 4)
+      0.1733
+
+    References:
+      Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
+      https://arxiv.org/abs/1708.02002
+    """
+    logits = _classes_last(logits, axis, "logits")
+    safe_labels, mask = _integer_targets(labels, logits, "logits", None, where)
+    log_p = _take_class(logits, safe_labels) - jax.nn.logsumexp(logits, axis=-1)
+    # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
+    loss = -_numerics.safe_pow(-jnp.expm1(log_p), jnp.asarray(gamma, log_p.dtype)) * log_p
+    if alpha is not None:
+        alpha = _checks.vector_of_length(alpha, logits.shape[-1], "alpha", "one per class")
+        loss = alpha[safe_labels] * loss
+    return reduce_loss(loss, reduction, where=mask)

@@ -1,0 +1,117 @@
+"""Divergences between distributions.
+
+Shapes: ``kl_div`` is per element (the broadcast shape of its inputs); ``gaussian_kl`` sums
+over the latent ``axis`` and its per-example shape is the inputs' shape without it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _numerics
+from jaxloss._reduce import reduce_loss
+
+
+def kl_div(
+    log_input: ArrayLike,
+    target: ArrayLike,
+    *,
+    log_target: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Pointwise Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
+
+    .. math::
+      \ell_i = t_i (\log t_i - x_i)
+      \quad(\text{or } e^{t_i} (t_i - x_i) \text{ with } \texttt{log\_target})
+
+    where :math:`x` = ``log_input`` are the model's log-probabilities and :math:`t` the
+    target probabilities; :math:`0 \log 0 = 0`. Summed over the class axis this is
+    :math:`\mathrm{KL}(t \,\|\, \exp x)`: the distillation loss of a student ``x`` against a
+    teacher ``t``. As in torch, ``"mean"`` averages over *all elements*;
+    ``"batchmean"`` (sum divided by the batch size) is the true mean KL per example.
+
+    Args:
+      log_input: log-probabilities, any shape (batch first for ``"batchmean"``).
+      target: probabilities (or log-probabilities with ``log_target=True``) broadcastable
+        with ``log_input``.
+      log_target: whether ``target`` is given in log space (static).
+      where: optional boolean mask broadcastable to the broadcast shape. For
+        ``"batchmean"`` the denominator counts the batch rows with an unmasked element.
+      reduction: ``"mean"``, ``"batchmean"``, ``"sum"`` or ``"none"`` (per element).
+
+    Returns:
+      A float32 scalar, or the per-element terms for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> q = jnp.log(jnp.array([[0.5, 0.5]]))
+      >>> round(float(jaxloss.kl_div(q, jnp.array([[0.9, 0.1]]), reduction="batchmean")), 4)
+      0.3681
+
+    References:
+      Kullback and Leibler, "On Information and Sufficiency", 1951.
+      https://doi.org/10.1214/aoms/1177729694
+    """
+    shape = _checks.broadcast_shapes(log_input=log_input, target=target)
+    log_input = jnp.broadcast_to(_checks.float_array(log_input, "log_input"), shape)
+    target = jnp.broadcast_to(_checks.float_array(target, "target"), shape)
+    if log_target:
+        loss = jnp.exp(target) * (target - log_input)
+    else:
+        loss = _numerics.xlogx(target) - target * log_input
+    return reduce_loss(
+        loss,
+        reduction,
+        where=_checks.mask(where, shape),
+        allowed=(*_checks.REDUCTIONS, "batchmean"),
+    )
+
+
+def gaussian_kl(
+    mean: ArrayLike,
+    log_var: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""KL divergence of a diagonal Gaussian from the standard normal: the VAE prior term.
+
+    .. math::
+      \mathrm{KL}\big(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(0, 1)\big)
+      = -\tfrac12 \sum_{\text{axis}} \left(1 + \log\sigma^2 - \mu^2 - \sigma^2\right)
+
+    Added to a reconstruction loss it gives the negative ELBO of a variational autoencoder;
+    parametrizing by ``log_var`` keeps :math:`\sigma^2 > 0` without constraints.
+
+    Args:
+      mean: :math:`\mu`, e.g. ``[batch, latent_dim]``.
+      log_var: :math:`\log\sigma^2`, broadcastable with ``mean``.
+      axis: the latent axis summed over.
+      where: optional boolean mask broadcastable to the per-example shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the inputs' shape without ``axis``).
+
+    Returns:
+      A float32 scalar, or the per-example divergences for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.gaussian_kl(jnp.zeros((2, 3)), jnp.zeros((2, 3))))
+      0.0
+
+    References:
+      Kingma and Welling, "Auto-Encoding Variational Bayes", 2013.
+      https://arxiv.org/abs/1312.6114
+    """
+    shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
+    mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)
+    log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
+    if not shape:
+        raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
+    axis = _checks.class_axis(axis, len(shape), "mean")
+    loss = -0.5 * jnp.sum(1 + log_var - jnp.square(mean) - jnp.exp(log_var), axis=axis)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))

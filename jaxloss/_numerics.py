@@ -1,0 +1,48 @@
+"""Shared numerically stable pieces.
+
+Each uses the double-``where`` pattern where a branch would be undefined: the unsafe input
+is replaced *before* the undefined operation, so neither the value nor the gradient of the
+discarded branch can be NaN or inf (``jnp.where`` alone passes ``0 * inf = NaN`` back).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def clamped_log(x: jax.Array, floor: float = -100.0) -> jax.Array:
+    """``max(log(x), floor)``, with a zero (not NaN) gradient where the floor applies.
+
+    The floor is torch's for ``binary_cross_entropy``: a probability of exactly 0 or 1
+    gives a large finite loss instead of inf.
+    """
+    positive = x > 0
+    log_x = jnp.log(jnp.where(positive, x, 1))
+    return jnp.where(positive & (log_x > floor), log_x, floor)
+
+
+def clamped_log1m(x: jax.Array, floor: float = -100.0) -> jax.Array:
+    """``max(log(1 - x), floor)``, accurate for small ``x`` and with finite gradients."""
+    below_one = x < 1
+    log_1m = jnp.log1p(-jnp.where(below_one, x, 0))
+    return jnp.where(below_one & (log_1m > floor), log_1m, floor)
+
+
+def xlogx(x: jax.Array) -> jax.Array:
+    """``x * log(x)`` with the limit 0 at ``x = 0`` and a finite gradient there."""
+    positive = x > 0
+    safe = jnp.where(positive, x, 1)
+    return jnp.where(positive, safe * jnp.log(safe), 0)
+
+
+def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
+    """``base ** exponent`` for ``base >= 0`` with finite gradients at ``base = 0``.
+
+    ``0 ** 0 = 1``. The focal modulating factor ``(1 - p) ** gamma`` needs this: plain
+    ``jnp.power`` differentiates to ``gamma * 0 ** (gamma - 1)``, which is inf or NaN at
+    ``p = 1`` for ``gamma < 1``, and its gradient in ``gamma`` holds ``log 0``.
+    """
+    positive = base > 0
+    at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
+    return jnp.where(positive, jnp.power(jnp.where(positive, base, 1), exponent), at_zero)

@@ -1,0 +1,86 @@
+"""The one implementation of reduction, ``where`` masks, weights and ``axis_name``.
+
+Every loss computes its per-example values (the ``reduction="none"`` shape) and hands them
+here. The rules, shared by the whole library:
+
+* ``"none"`` returns the per-example values, masked entries set to 0.
+* ``"sum"`` adds the unmasked entries.
+* ``"mean"`` divides that sum by the number of unmasked entries, or, for torch's weighted
+  mean, by the sum of their ``mean_weights`` (class weights of the targets). A mean over no
+  entries is 0 with zero gradients, never NaN.
+* ``"batchmean"`` (``kl_div``) divides the sum by the number of batch rows (leading axis)
+  that hold an unmasked entry.
+* With ``axis_name`` the sum and the count are each summed over the named mapped axis before
+  dividing, so the result equals the single-device value on the whole batch even when
+  devices hold different numbers of valid entries (a mean of per-device means does not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss import _checks
+
+
+def _global_sum(x: jax.Array, axis_name: str | Sequence[str] | None) -> jax.Array:
+    return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+    """``numerator / denominator``, and 0 (with zero gradients) where the denominator is 0."""
+    nonzero = denominator != 0
+    return jnp.where(nonzero, numerator / jnp.where(nonzero, denominator, 1), 0)
+
+
+def reduce_loss(
+    loss: jax.Array,
+    reduction: str = "mean",
+    *,
+    where: jax.Array | None = None,
+    mean_weights: jax.Array | None = None,
+    axis_name: str | Sequence[str] | None = None,
+    allowed: Sequence[str] = _checks.REDUCTIONS,
+) -> jax.Array:
+    """Reduces per-example loss values as every jaxloss function does.
+
+    Args:
+      loss: per-example values, already weighted as the loss defines; float.
+      reduction: one of ``allowed``.
+      where: boolean mask of ``loss``'s shape (already broadcast by ``_checks.mask``) or
+        None. Masked entries contribute 0 and are not counted; ``jnp.where`` (not a product)
+        keeps a NaN or inf computed in a masked entry out of the value and the gradient.
+      mean_weights: if given, ``"mean"`` divides by the sum of these over unmasked entries
+        (torch's weighted mean) instead of by their count.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"``, ``"sum"`` and ``"batchmean"`` become global.
+      allowed: the reductions this loss accepts.
+
+    Returns:
+      ``loss`` with masked entries zeroed for ``"none"``; otherwise a scalar.
+    """
+    _checks.reduction(reduction, allowed)
+    if where is not None:
+        loss = jnp.where(where, loss, 0)
+    if reduction == "none":
+        return loss
+    total = _global_sum(jnp.sum(loss), axis_name)
+    if reduction == "sum":
+        return total
+    if reduction == "batchmean":
+        if loss.ndim == 0:
+            raise ValueError("reduction='batchmean' needs a loss with a leading batch axis.")
+        rows = (
+            loss.shape[0]
+            if where is None
+            else jnp.sum(jnp.any(where.reshape(loss.shape[0], -1), axis=1))
+        )
+        return safe_divide(total, _global_sum(jnp.asarray(rows, loss.dtype), axis_name))
+    if mean_weights is None:
+        count = jnp.asarray(loss.size if where is None else jnp.sum(where), loss.dtype)
+    else:
+        weights = jnp.broadcast_to(mean_weights, loss.shape)
+        count = jnp.sum(weights if where is None else jnp.where(where, weights, 0))
+    return safe_divide(total, _global_sum(count.astype(loss.dtype), axis_name))

@@ -1,0 +1,238 @@
+"""Regression losses: distances between predictions and real-valued targets.
+
+Shapes: ``predictions`` and ``targets`` broadcast together; the per-element loss
+(``reduction="none"``) has their broadcast shape, and ``where`` broadcasts to it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks
+from jaxloss._reduce import reduce_loss
+
+
+def _abs(diff: jax.Array) -> jax.Array:
+    """``|d|`` with torch's subgradient 0 at ``d = 0`` (``jnp.abs`` differentiates to 1 there)."""
+    return diff * jnp.sign(diff)
+
+
+def _difference(
+    predictions: ArrayLike, targets: ArrayLike, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array | None]:
+    """``predictions - targets`` in float32 (or wider) at their broadcast shape, and the mask."""
+    shape = _checks.broadcast_shapes(predictions=predictions, targets=targets)
+    predictions = _checks.float_array(predictions, "predictions")
+    targets = _checks.float_array(targets, "targets", allow_int=True)
+    diff = jnp.broadcast_to(predictions, shape) - jnp.broadcast_to(targets, shape)
+    return diff, _checks.mask(where, shape)
+
+
+def mse(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
+
+    .. math::
+      \ell_i = (\text{predictions}_i - \text{targets}_i)^2
+
+    The loss of regression and of denoising: its minimizer is the conditional mean, and it
+    punishes large errors quadratically, so outliers dominate it (see :func:`huber`).
+
+    Args:
+      predictions: floating array of any shape.
+      targets: array broadcastable with ``predictions``.
+      where: optional boolean mask broadcastable to the broadcast shape; masked elements
+        add 0 and do not count in the mean.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])))
+      2.5
+    """
+    diff, mask = _difference(predictions, targets, where)
+    return reduce_loss(jnp.square(diff), reduction, where=mask)
+
+
+def mae(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Mean absolute error (L1), as ``torch.nn.functional.l1_loss``; alias :func:`l1`.
+
+    .. math::
+      \ell_i = |\text{predictions}_i - \text{targets}_i|
+
+    Its minimizer is the conditional median, so it is robust to outliers; the gradient has
+    constant magnitude (and is 0 at an exact match, as in torch).
+
+    Args:
+      predictions: floating array of any shape.
+      targets: array broadcastable with ``predictions``.
+      where: optional boolean mask broadcastable to the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
+      2.0
+    """
+    diff, mask = _difference(predictions, targets, where)
+    return reduce_loss(_abs(diff), reduction, where=mask)
+
+
+l1 = mae
+
+
+def _quadratic_then_linear(abs_diff: jax.Array, width: jax.Array) -> jax.Array:
+    """``0.5 d²`` for ``d < width`` and ``width (d - 0.5 width)`` beyond: the Huber function."""
+    return jnp.where(abs_diff < width, 0.5 * jnp.square(abs_diff), width * (abs_diff - 0.5 * width))
+
+
+def huber(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    delta: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Huber loss, as ``torch.nn.functional.huber_loss``.
+
+    .. math::
+      \ell_i = \begin{cases} \tfrac12 d_i^2 & |d_i| < \delta \\
+               \delta (|d_i| - \tfrac12 \delta) & \text{otherwise} \end{cases},
+      \quad d_i = \text{predictions}_i - \text{targets}_i
+
+    Quadratic near the target and linear in the tails: MSE's smooth optimum with MAE's
+    robustness to outliers.
+
+    Args:
+      predictions: floating array of any shape.
+      targets: array broadcastable with ``predictions``.
+      delta: positive threshold between the quadratic and the linear part; may be traced.
+      where: optional boolean mask broadcastable to the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> jaxloss.huber(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none").tolist()
+      [0.125, 2.5]
+
+    References:
+      Huber, "Robust Estimation of a Location Parameter", 1964.
+      https://doi.org/10.1214/aoms/1177703732
+    """
+    diff, mask = _difference(predictions, targets, where)
+    loss = _quadratic_then_linear(jnp.abs(diff), jnp.asarray(delta, diff.dtype))
+    return reduce_loss(loss, reduction, where=mask)
+
+
+def smooth_l1(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    beta: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
+
+    .. math::
+      \ell_i = \begin{cases} \tfrac12 d_i^2 / \beta & |d_i| < \beta \\
+               |d_i| - \tfrac12 \beta & \text{otherwise} \end{cases}
+
+    Huber divided by ``beta``: the linear part has slope 1 whatever ``beta`` is. The box
+    regression loss of Fast R-CNN. ``beta = 0`` is exactly the L1 loss.
+
+    Args:
+      predictions: floating array of any shape.
+      targets: array broadcastable with ``predictions``.
+      beta: non-negative width of the quadratic zone; may be traced.
+      where: optional boolean mask broadcastable to the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> jaxloss.smooth_l1(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none").tolist()
+      [0.125, 2.5]
+
+    References:
+      Girshick, "Fast R-CNN", 2015. https://arxiv.org/abs/1504.08083
+    """
+    diff, mask = _difference(predictions, targets, where)
+    beta = jnp.asarray(beta, diff.dtype)
+    # beta = 0 is L1; the division by a safe beta keeps the unused branch finite.
+    positive = beta > 0
+    safe_beta = jnp.where(positive, beta, 1)
+    loss = jnp.where(
+        positive, _quadratic_then_linear(jnp.abs(diff), safe_beta) / safe_beta, _abs(diff)
+    )
+    return reduce_loss(loss, reduction, where=mask)
+
+
+def log_cosh(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Log-cosh loss, stable for large errors.
+
+    .. math::
+      \ell_i = \log\cosh(d_i) = |d_i| + \log(1 + e^{-2|d_i|}) - \log 2
+
+    Like Huber with ``delta = 1`` but twice differentiable everywhere: about ``d²/2`` for
+    small errors and ``|d| - log 2`` for large ones. Written so that ``cosh`` never
+    overflows and small errors keep full relative precision; the gradient is ``tanh(d)``.
+
+    Args:
+      predictions: floating array of any shape.
+      targets: array broadcastable with ``predictions``.
+      where: optional boolean mask broadcastable to the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> round(float(jaxloss.log_cosh(jnp.array([1000.0]), jnp.zeros(1))), 3)
+      999.307
+    """
+    diff, mask = _difference(predictions, targets, where)
+    # Near 0, |d| + log1p(e^{-2|d|}) - log 2 cancels to a few correct digits; there
+    # log cosh d = log1p(2 sinh²(d/2)) is exact. Far out, that form overflows and the first
+    # is exact. Each branch sees only inputs it is safe on, so no inf reaches a gradient.
+    small = jnp.abs(diff) < 4
+    near = jnp.where(small, diff, 0)
+    far = jnp.abs(jnp.where(small, 4, diff))
+    loss = jnp.where(
+        small,
+        jnp.log1p(2 * jnp.square(jnp.sinh(near / 2))),
+        far + jax.nn.softplus(-2 * far) - jnp.log(2.0).astype(diff.dtype),
+    )
+    return reduce_loss(loss, reduction, where=mask)

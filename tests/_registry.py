@@ -1,0 +1,139 @@
+"""Every public loss, with inputs to try it on and its float64 reference.
+
+``tests/test_common.py`` runs the whole common suite on every entry, and fails when a name of
+``jaxloss.__all__`` is neither here, an alias, nor listed as not a loss. Adding a loss means
+adding one ``Case`` here (and its reference to ``_reference.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import jaxloss
+from tests import _reference as ref
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """How the common suite exercises one loss.
+
+    Attributes:
+      fn: the public function.
+      make_inputs: ``(rng, batch) -> tuple`` of positional NumPy inputs whose leading axis is
+        the batch; every positional input is split along it when entries are dropped.
+      reference: float64 per-example (``reduction="none"``) values from those inputs.
+      kwargs: options passed to both ``fn`` and ``reference``.
+      differentiable: positions of the inputs to differentiate.
+      hyperparameters: a traced hyperparameter and a second value for it, for the
+        no-retrace test (empty if the loss has none).
+    """
+
+    fn: Callable[..., Any]
+    make_inputs: Callable[[np.random.Generator, int], tuple]
+    reference: Callable[..., np.ndarray]
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    differentiable: tuple[int, ...] = (0,)
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+
+
+FEATURES = 3
+NUM_CLASSES = 5
+
+
+def _pair(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    return rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+
+
+def _logits_labels(rng: np.random.Generator, batch: int) -> tuple:
+    logits = 2 * rng.normal(size=(batch, NUM_CLASSES))
+    return logits.astype(np.float32), rng.integers(0, NUM_CLASSES, size=batch).astype(np.int32)
+
+
+def _log_probs_labels(rng: np.random.Generator, batch: int) -> tuple:
+    logits, labels = _logits_labels(rng, batch)
+    return ref.log_softmax(logits).astype(np.float32), labels
+
+
+def _probs_targets(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    probs = rng.uniform(0.05, 0.95, size=shape)
+    return probs.astype(np.float32), rng.uniform(size=shape).astype(np.float32)
+
+
+def _logits_binary_targets(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    logits = 2 * rng.normal(size=shape)
+    return logits.astype(np.float32), (rng.uniform(size=shape) < 0.3).astype(np.float32)
+
+
+def _log_input_target(rng: np.random.Generator, batch: int) -> tuple:
+    log_input, _ = _log_probs_labels(rng, batch)
+    target = np.exp(ref.log_softmax(rng.normal(size=(batch, NUM_CLASSES))))
+    return log_input, target.astype(np.float32)
+
+
+REGISTRY: dict[str, Case] = {
+    "mse": Case(jaxloss.mse, _pair, ref.mse, differentiable=(0, 1)),
+    "mae": Case(jaxloss.mae, _pair, ref.mae, differentiable=(0, 1)),
+    "huber": Case(
+        jaxloss.huber,
+        _pair,
+        ref.huber,
+        kwargs={"delta": 0.7},
+        differentiable=(0, 1),
+        hyperparameters={"delta": 1.3},
+    ),
+    "smooth_l1": Case(
+        jaxloss.smooth_l1,
+        _pair,
+        ref.smooth_l1,
+        kwargs={"beta": 0.6},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.0},
+    ),
+    "log_cosh": Case(jaxloss.log_cosh, _pair, ref.log_cosh, differentiable=(0, 1)),
+    "cross_entropy": Case(jaxloss.cross_entropy, _logits_labels, ref.cross_entropy),
+    "nll": Case(jaxloss.nll, _log_probs_labels, ref.nll),
+    "binary_cross_entropy": Case(
+        jaxloss.binary_cross_entropy,
+        _probs_targets,
+        ref.binary_cross_entropy,
+        differentiable=(0, 1),
+    ),
+    "binary_cross_entropy_with_logits": Case(
+        jaxloss.binary_cross_entropy_with_logits,
+        _logits_binary_targets,
+        ref.binary_cross_entropy_with_logits,
+        kwargs={"pos_weight": 2.5},
+        differentiable=(0, 1),
+        hyperparameters={"pos_weight": 0.5},
+    ),
+    "sigmoid_focal": Case(
+        jaxloss.sigmoid_focal,
+        _logits_binary_targets,
+        ref.sigmoid_focal,
+        kwargs={"alpha": 0.3, "gamma": 1.5},
+        hyperparameters={"gamma": 2.5},
+    ),
+    "softmax_focal": Case(
+        jaxloss.softmax_focal,
+        _logits_labels,
+        ref.softmax_focal,
+        kwargs={"gamma": 1.5},
+        hyperparameters={"gamma": 0.0},
+    ),
+    "kl_div": Case(jaxloss.kl_div, _log_input_target, ref.kl_div, differentiable=(0, 1)),
+    "gaussian_kl": Case(jaxloss.gaussian_kl, _pair, ref.gaussian_kl, differentiable=(0, 1)),
+}
+
+# Public names that are the same function as a registered one.
+ALIASES: dict[str, str] = {"l1": "mae"}
+
+# Public names that are not losses (decoders, update rules, helpers), each with the test
+# module that covers it.
+NOT_LOSSES: dict[str, str] = {}

@@ -1,0 +1,108 @@
+"""Multi-device cases; run by ``tests/test_multidevice.py`` in a process with 8 CPU devices.
+
+Not collected on its own (the name does not start with ``test_``): these need
+``XLA_FLAGS=--xla_force_host_platform_device_count=8`` set before JAX starts.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+import jaxloss
+
+DEVICES = 8
+ROWS_PER_DEVICE = 8
+NUM_CLASSES = 7
+IGNORE = 3
+
+
+def setup_module():
+    assert jax.device_count() == DEVICES, "run through tests/test_multidevice.py"
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(DEVICES * ROWS_PER_DEVICE, NUM_CLASSES)).astype(np.float32)
+    labels = rng.choice([0, 1, 2, 4, 5, 6], size=(DEVICES, ROWS_PER_DEVICE))
+    for device in range(DEVICES):
+        # Device d holds d ignored targets: 0 on the first device, 7 of 8 on the last.
+        labels[device, :device] = IGNORE
+    weights = rng.uniform(0.3, 3.0, size=NUM_CLASSES).astype(np.float32)
+    return logits, labels.reshape(-1), weights
+
+
+def _sharded(fn):
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("batch"), P("batch")), out_specs=P()))
+
+
+OPTIONS = [
+    {},
+    {"class_weights": True},
+    {"label_smoothing": 0.2},
+    {"class_weights": True, "label_smoothing": 0.1},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o) or "defaults")
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_with_axis_name_equals_one_device(options, reduction):
+    logits, labels, weights = _batch()
+    options = dict(options, ignore_index=IGNORE, reduction=reduction)
+    if options.pop("class_weights", False):
+        options["class_weights"] = weights
+
+    def local(x, y):
+        return jaxloss.cross_entropy(x, y, axis_name="batch", **options)
+
+    whole = jaxloss.cross_entropy(logits, labels, **options)
+    np.testing.assert_allclose(_sharded(local)(logits, labels), whole, rtol=1e-6)
+
+    grad_sharded = jax.grad(lambda x: _sharded(local)(x, labels))(logits)
+    grad_whole = jax.grad(lambda x: jaxloss.cross_entropy(x, labels, **options))(logits)
+    np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
+
+
+def test_a_mean_of_per_device_means_would_differ():
+    # Guards the test above: with these unequal ignored counts the naive mean is wrong.
+    logits, labels, _ = _batch()
+
+    def naive(x, y):
+        return jax.lax.pmean(jaxloss.cross_entropy(x, y, ignore_index=IGNORE), "batch")
+
+    whole = jaxloss.cross_entropy(logits, labels, ignore_index=IGNORE)
+    assert abs(float(_sharded(naive)(logits, labels)) - float(whole)) > 1e-3
+
+
+def test_nll_with_axis_name_under_pmap():
+    logits, labels, weights = _batch(1)
+    log_probs = jax.nn.log_softmax(logits)
+    options = {"ignore_index": IGNORE, "class_weights": weights}
+    per_device = jax.pmap(
+        lambda x, y: jaxloss.nll(x, y, axis_name="batch", **options), axis_name="batch"
+    )(log_probs.reshape(DEVICES, ROWS_PER_DEVICE, -1), labels.reshape(DEVICES, -1))
+    np.testing.assert_allclose(per_device, jaxloss.nll(log_probs, labels, **options), rtol=1e-6)
+
+
+def test_a_device_with_only_ignored_targets_contributes_nothing():
+    logits, labels, _ = _batch(2)
+    labels = labels.copy()
+    labels[:ROWS_PER_DEVICE] = IGNORE
+    value = _sharded(
+        lambda x, y: jaxloss.cross_entropy(x, y, ignore_index=IGNORE, axis_name="batch")
+    )(logits, labels)
+    whole = jaxloss.cross_entropy(logits, labels, ignore_index=IGNORE)
+    np.testing.assert_allclose(value, whole, rtol=1e-6)
+    assert np.isfinite(float(value))
+
+
+def test_all_ignored_everywhere_is_zero():
+    logits, labels, _ = _batch(3)
+    value = _sharded(
+        lambda x, y: jaxloss.cross_entropy(x, y, ignore_index=IGNORE, axis_name="batch")
+    )(logits, jnp.full_like(labels, IGNORE))
+    assert float(value) == 0.0

@@ -1,0 +1,201 @@
+"""The suite every public loss passes, driven by ``tests/_registry.py``.
+
+Modelled on optax's ``contrib/_common_test.py``: the same properties checked on every loss,
+so a new loss gets them by adding one registry entry.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxloss
+from tests._registry import ALIASES, NOT_LOSSES, REGISTRY
+
+BATCH = 6
+NAMES = sorted(REGISTRY)
+
+
+def _inputs(name: str, seed: int = 0, batch: int = BATCH) -> tuple:
+    return REGISTRY[name].make_inputs(np.random.default_rng(seed), batch)
+
+
+def _call(name: str, *args, **options):
+    case = REGISTRY[name]
+    return case.fn(*args, **{**case.kwargs, **options})
+
+
+def _is_float(x) -> bool:
+    return np.issubdtype(np.asarray(x).dtype, np.floating)
+
+
+def _with_differentiable(case, args, diff_values):
+    full = list(args)
+    for position, value in zip(case.differentiable, diff_values, strict=True):
+        full[position] = value
+    return full
+
+
+def _grads(name: str, args: tuple, **options) -> tuple:
+    """Value and gradients with respect to every differentiable input."""
+    case = REGISTRY[name]
+
+    def loss(*diff):
+        return _call(name, *_with_differentiable(case, args, diff), **options)
+
+    diff = [args[i] for i in case.differentiable]
+    return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*diff)
+
+
+def test_every_public_loss_is_registered():
+    public = set(jaxloss.__all__)
+    unknown = public - set(REGISTRY) - set(ALIASES) - set(NOT_LOSSES)
+    assert not unknown, f"public names missing from tests/_registry.py: {sorted(unknown)}"
+    stale = (set(REGISTRY) | set(ALIASES) | set(NOT_LOSSES)) - public
+    assert not stale, f"registered names that jaxloss does not export: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_alias_is_the_same_function(alias):
+    assert getattr(jaxloss, alias) is getattr(jaxloss, ALIASES[alias])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_value(name):
+    case = REGISTRY[name]
+    args = _inputs(name)
+    expected = case.reference(*args, **case.kwargs)
+    none = _call(name, *args, reduction="none")
+    assert none.dtype == jnp.float32
+    assert none.shape == expected.shape
+    np.testing.assert_allclose(none, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_call(name, *args, reduction="sum"), expected.sum(), rtol=1e-5)
+    np.testing.assert_allclose(_call(name, *args), expected.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_jit_equals_eager(name, reduction):
+    args = _inputs(name)
+    eager = _call(name, *args, reduction=reduction)
+    jitted = jax.jit(lambda *a: _call(name, *a, reduction=reduction))(*args)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_equals_loop(name):
+    sets = [_inputs(name, seed) for seed in range(3)]
+    stacked = [np.stack(parts) for parts in zip(*sets, strict=True)]
+    mapped = jax.vmap(lambda *a: _call(name, *a))(*stacked)
+    looped = [_call(name, *args) for args in sets]
+    np.testing.assert_allclose(mapped, np.stack(looped), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_are_finite(name):
+    _, grads = _grads(name, _inputs(name))
+    for g in grads:
+        assert g.dtype == jnp.float32
+        assert np.all(np.isfinite(g))
+        assert np.any(g != 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_grads(name):
+    case = REGISTRY[name]
+    with jax.enable_x64(True):
+        args = [np.asarray(a, np.float64) if _is_float(a) else a for a in _inputs(name)]
+
+        def loss(*diff):
+            return _call(name, *_with_differentiable(case, args, diff))
+
+        check_grads(loss, [args[i] for i in case.differentiable], order=1, modes=("fwd", "rev"))
+
+
+def _row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
+    shape = np.shape(_call(name, *args, reduction="none"))
+    return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_where_equals_dropping(name, reduction):
+    args = _inputs(name)
+    keep = np.array([True, False, True, True, False, True])
+    masked = _call(name, *args, where=_row_mask(name, args, keep), reduction=reduction)
+    dropped = _call(name, *(np.asarray(a)[keep] for a in args), reduction=reduction)
+    np.testing.assert_allclose(masked, dropped, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_where_zeroes_masked_entries_and_their_gradients(name):
+    args = _inputs(name)
+    keep = np.array([True, False, True, True, False, True])
+    where = _row_mask(name, args, keep)
+    none = _call(name, *args, where=where, reduction="none")
+    assert np.all(np.asarray(none)[~where] == 0)
+    _, grads = _grads(name, args, where=where)
+    for g in grads:
+        assert np.all(np.asarray(g)[~keep] == 0)
+        assert np.any(np.asarray(g)[keep] != 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_all_masked_is_zero_with_zero_gradients(name, reduction):
+    args = _inputs(name)
+    where = _row_mask(name, args, np.zeros(BATCH, bool))
+    value, grads = _grads(name, args, where=where, reduction=reduction)
+    assert float(value) == 0.0
+    for g in grads:
+        assert np.all(np.asarray(g) == 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+def test_half_precision_computes_in_float32(name, dtype):
+    args = _inputs(name)
+    half = [jnp.asarray(a, dtype) if _is_float(a) else a for a in args]
+    upcast = [jnp.asarray(a, jnp.float32) if _is_float(a) else a for a in half]
+    for reduction in ("mean", "none"):
+        out = _call(name, *half, reduction=reduction)
+        assert out.dtype == jnp.float32
+        np.testing.assert_allclose(
+            out, _call(name, *upcast, reduction=reduction), rtol=1e-6, atol=1e-7
+        )
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if REGISTRY[n].hyperparameters])
+def test_no_retrace_when_a_hyperparameter_changes(name):
+    case = REGISTRY[name]
+    ((option, other_value),) = case.hyperparameters.items()
+    args = _inputs(name)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(value, *a):
+        return case.fn(*a, **{**case.kwargs, option: value})
+
+    first = loss(jnp.float32(case.kwargs.get(option, 0.0)), *args)
+    second = loss(jnp.float32(other_value), *args)
+    assert float(first) != float(second)
+    expected = case.reference(*args, **{**case.kwargs, option: other_value}).mean()
+    np.testing.assert_allclose(second, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_reduction_is_a_value_error(name):
+    with pytest.raises(ValueError, match="reduction"):
+        _call(name, *_inputs(name), reduction="average")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_where_of_wrong_shape_is_a_value_error(name):
+    args = _inputs(name)
+    with pytest.raises(ValueError, match="where"):
+        _call(name, *args, where=np.ones((BATCH + 1, 7), bool))

@@ -1,0 +1,41 @@
+"""Runs ``tests/multidevice_cases.py`` in a child process with 8 virtual CPU devices.
+
+XLA fixes the number of host devices when it starts, so the cases cannot share this
+process; the child's pytest report is shown when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_multidevice_cases_on_8_cpu_devices():
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        JAX_PLATFORMS="cpu",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/multidevice_cases.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    assert " passed" in report and "skipped" not in report, report
