@@ -25,19 +25,15 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 from collections.abc import Callable
 
+import _harness
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import jaxloss
-
-MIB = 1024 * 1024
 
 
 def jaxloss_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -66,36 +62,6 @@ def optax_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def make_jax_step(
-    loss: Callable[[jax.Array, jax.Array], jax.Array],
-    logits: jax.Array,
-    labels: jax.Array,
-) -> tuple[Callable[[], object], float, float]:
-    """Compiles ``value_and_grad(loss)`` and returns a timed callable and its memory use.
-
-    Args:
-      loss: the loss function ``loss(logits, labels)``.
-      logits: the logits to differentiate with respect to.
-      labels: the integer labels.
-
-    Returns:
-      ``(run, value, temp_mib)``: a zero-argument callable that runs one forward + backward
-      pass and blocks until it is done, the loss value, and the XLA temporary buffer size in
-      MiB (``nan`` if the backend does not report it).
-    """
-    fn = jax.jit(jax.value_and_grad(loss))
-    compiled = fn.lower(logits, labels).compile()
-    analysis = compiled.memory_analysis()
-    temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
-    temp_mib = temp / MIB if temp is not None else float("nan")
-
-    def run() -> object:
-        return jax.block_until_ready(compiled(logits, labels))
-
-    value, _ = run()
-    return run, float(value), temp_mib
-
-
 def make_torch_step(
     logits_np: np.ndarray, labels_np: np.ndarray
 ) -> tuple[Callable[[], object], float] | None:
@@ -109,14 +75,11 @@ def make_torch_step(
       ``(run, value)``: a zero-argument callable running one forward + backward pass and the
       loss value; or ``None`` if torch cannot be imported.
     """
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
-        print("note: torch is not installed; skipping the torch row.")
+    torch = _harness.import_torch()
+    if torch is None:
         return None
+    import torch.nn.functional as F
 
-    torch.set_num_threads(os.cpu_count() or 1)
     logits = torch.tensor(logits_np, dtype=torch.float32, requires_grad=True)
     labels = torch.tensor(labels_np, dtype=torch.int64)
 
@@ -156,14 +119,15 @@ def main() -> None:
         f"cross-entropy fwd+bwd, mean reduction, logits ({n}, {v}) float32, "
         f"{repeats} round-robin repeats"
     )
-    print(
-        f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device(s)), "
-        f"optax {optax.__version__}, cpu_count {os.cpu_count()}"
-    )
+    print(f"{_harness.describe_environment()}, optax {optax.__version__}")
 
     # Compile and warm up every contender.
-    run_jl, value_jl, mem_jl = make_jax_step(jaxloss_loss, logits, labels)
-    run_ox, value_ox, mem_ox = make_jax_step(optax_loss, logits, labels)
+    step = {
+        name: jax.value_and_grad(fn)
+        for name, fn in (("jaxloss", jaxloss_loss), ("optax", optax_loss))
+    }
+    run_jl, (value_jl, _), mem_jl = _harness.compile_jax(step["jaxloss"], logits, labels)
+    run_ox, (value_ox, _), mem_ox = _harness.compile_jax(step["optax"], logits, labels)
     np.testing.assert_allclose(value_jl, value_ox, rtol=1e-5)
     contenders: dict[str, Callable[[], object]] = {"jaxloss": run_jl, "optax": run_ox}
 
@@ -176,22 +140,8 @@ def main() -> None:
 
         print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
 
-    for run in contenders.values():  # one more warm-up call each
-        run()
-
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    names = list(contenders)
-    for round_index in range(repeats):
-        # Rotate who goes first: the call after torch's multi-threaded run (which frees its
-        # buffers) would otherwise always be the same contender's.
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            run = contenders[name]
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1e3)
-
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    times = _harness.round_robin(contenders, repeats)
+    medians = _harness.medians(times)
     base = medians["jaxloss"]
     print()
     print("| contender | median ms | ratio to jaxloss |")
@@ -203,9 +153,7 @@ def main() -> None:
         f"jaxloss / optax = {base / medians['optax']:.3f}  "
         "(acceptance, at the default (4096, 32000): <= 1.05)"
     )
-    paired = statistics.median(
-        ours / theirs for ours, theirs in zip(times["jaxloss"], times["optax"], strict=True)
-    )
+    paired = _harness.paired_ratio(times, "jaxloss", "optax")
     print(f"jaxloss / optax, median of per-round ratios = {paired:.3f}")
     print(f"optax / jaxloss = {medians['optax'] / base:.3f}")
     if "torch" in medians:
@@ -214,7 +162,7 @@ def main() -> None:
     print("XLA compiled temp memory (memory_analysis().temp_size_in_bytes):")
     print(f"  jaxloss: {mem_jl:.2f} MiB")
     print(f"  optax:   {mem_ox:.2f} MiB")
-    print(f"  (logits: {n * v * 4 / MIB:.2f} MiB)")
+    print(f"  (logits: {n * v * 4 / _harness.MIB:.2f} MiB)")
 
 
 if __name__ == "__main__":

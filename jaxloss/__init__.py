@@ -13,6 +13,8 @@ from jaxloss._classification import cross_entropy as cross_entropy
 from jaxloss._classification import nll as nll
 from jaxloss._classification import sigmoid_focal as sigmoid_focal
 from jaxloss._classification import softmax_focal as softmax_focal
+from jaxloss._ctc import ctc as ctc
+from jaxloss._ctc import ctc_greedy_decode as ctc_greedy_decode
 from jaxloss._divergence import gaussian_kl as gaussian_kl
 from jaxloss._divergence import kl_div as kl_div
 from jaxloss._regression import huber as huber
@@ -28,6 +30,8 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "ctc",
+    "ctc_greedy_decode",
     "gaussian_kl",
     "huber",
     "kl_div",

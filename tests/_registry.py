@@ -30,6 +30,10 @@ class Case:
       differentiable: positions of the inputs to differentiate.
       hyperparameters: a traced hyperparameter and a second value for it, for the
         no-retrace test (empty if the loss has none).
+      reference_mean: ``(none_values, *inputs) -> expected "mean"``; default the plain
+        mean (CTC divides each loss by its label length first, as torch).
+      grad_modes: the autodiff modes ``check_grads`` verifies; a hand-written
+        ``custom_vjp`` kernel supports reverse mode only.
     """
 
     fn: Callable[..., Any]
@@ -38,6 +42,8 @@ class Case:
     kwargs: dict = dataclasses.field(default_factory=dict)
     differentiable: tuple[int, ...] = (0,)
     hyperparameters: dict = dataclasses.field(default_factory=dict)
+    reference_mean: Callable[..., float] = lambda none, *inputs: none.mean()
+    grad_modes: tuple[str, ...] = ("fwd", "rev")
 
 
 FEATURES = 3
@@ -75,6 +81,16 @@ def _log_input_target(rng: np.random.Generator, batch: int) -> tuple:
     log_input, _ = _log_probs_labels(rng, batch)
     target = np.exp(ref.log_softmax(rng.normal(size=(batch, NUM_CLASSES))))
     return log_input, target.astype(np.float32)
+
+
+CTC_FRAMES = 12
+CTC_LABELS = 4
+
+
+def _ctc_inputs(rng: np.random.Generator, batch: int) -> tuple:
+    logits = 2 * rng.normal(size=(batch, CTC_FRAMES, NUM_CLASSES))
+    labels = rng.integers(1, NUM_CLASSES, size=(batch, CTC_LABELS))
+    return logits.astype(np.float32), labels.astype(np.int32)
 
 
 REGISTRY: dict[str, Case] = {
@@ -129,6 +145,13 @@ REGISTRY: dict[str, Case] = {
     ),
     "kl_div": Case(jaxloss.kl_div, _log_input_target, ref.kl_div, differentiable=(0, 1)),
     "gaussian_kl": Case(jaxloss.gaussian_kl, _pair, ref.gaussian_kl, differentiable=(0, 1)),
+    "ctc": Case(
+        jaxloss.ctc,
+        _ctc_inputs,
+        ref.ctc,
+        reference_mean=lambda none, logits, labels: (none / labels.shape[1]).mean(),
+        grad_modes=("rev",),
+    ),
 }
 
 # Public names that are the same function as a registered one.
@@ -136,4 +159,4 @@ ALIASES: dict[str, str] = {"l1": "mae"}
 
 # Public names that are not losses (decoders, update rules, helpers), each with the test
 # module that covers it.
-NOT_LOSSES: dict[str, str] = {}
+NOT_LOSSES: dict[str, str] = {"ctc_greedy_decode": "tests/test_ctc.py"}
