@@ -27,6 +27,7 @@ Notation inside the kernel: ``B`` batch, ``T`` time, ``K`` classes, ``S`` labels
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -259,6 +260,21 @@ def _nll(log_likelihood):
     return jnp.maximum(-log_likelihood, 0)
 
 
+class _Residuals(NamedTuple):
+    """What the forward pass keeps for the backward pass."""
+
+    logits: jax.Array
+    log_normalizer: jax.Array
+    labels: jax.Array
+    skip: jax.Array
+    logit_lengths: jax.Array
+    label_lengths: jax.Array
+    emit: tuple[jax.Array, jax.Array]
+    alphas: tuple[jax.Array, jax.Array]
+    final_alpha: tuple[jax.Array, jax.Array]
+    log_likelihood: jax.Array
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
 def _ctc_kernel(logits, labels, skip, logit_lengths, label_lengths, blank):
     """Negative log-likelihood per sequence, ``[B]``; see the module docstring."""
@@ -271,45 +287,40 @@ def _ctc_kernel_fwd(logits, labels, skip, logit_lengths, label_lengths, blank):
     emit, log_normalizer = _emissions(logits, labels, blank)
     final_alpha, alphas = _forward(emit, skip, logit_lengths, keep_alphas=True)
     log_likelihood = _final_log_likelihood(final_alpha, label_lengths)
-    residuals = (
-        logits,
-        log_normalizer,
-        labels,
-        skip,
-        logit_lengths,
-        label_lengths,
-        emit,
-        alphas,
-        final_alpha,
-        log_likelihood,
+    saved = _Residuals(
+        logits=logits,
+        log_normalizer=log_normalizer,
+        labels=labels,
+        skip=skip,
+        logit_lengths=logit_lengths,
+        label_lengths=label_lengths,
+        emit=emit,
+        alphas=alphas,
+        final_alpha=final_alpha,
+        log_likelihood=log_likelihood,
     )
-    return _nll(log_likelihood), residuals
+    return _nll(log_likelihood), saved
 
 
-def _ctc_kernel_bwd(blank, residuals, cotangent):
-    (
-        logits,
-        log_normalizer,
-        labels,
-        skip,
-        logit_lengths,
-        label_lengths,
-        emit,
-        alphas,
-        final_alpha,
-        log_likelihood,
-    ) = residuals
+def _ctc_kernel_bwd(blank, saved: _Residuals, cotangent):
+    logits, log_likelihood, logit_lengths = saved.logits, saved.log_likelihood, saved.logit_lengths
     num_frames, num_classes = logits.shape[1:]
     blank_gammas, label_gammas = _occupancies(
-        emit, skip, alphas, final_alpha, log_likelihood, label_lengths, logit_lengths
+        saved.emit,
+        saved.skip,
+        saved.alphas,
+        saved.final_alpha,
+        log_likelihood,
+        saved.label_lengths,
+        logit_lengths,
     )
-    occupancy = _label_occupancy(label_gammas, labels, num_classes)
+    occupancy = _label_occupancy(label_gammas, saved.labels, num_classes)
     is_blank = (jnp.arange(num_classes) == blank)[None, None, :]
     occupancy = occupancy + jnp.where(is_blank, jnp.transpose(blank_gammas)[..., None], 0)
     counts = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & jnp.isfinite(
         log_likelihood
     )[:, None]
-    softmax = jnp.exp(logits - log_normalizer[..., None])
+    softmax = jnp.exp(logits - saved.log_normalizer[..., None])
     scale = jnp.where(counts, cotangent[:, None], 0)[..., None]
     return (scale * (softmax - occupancy), None, None, None, None)
 

@@ -39,6 +39,12 @@ def _inputs(shape, blank, seed):
     return logits, labels, logit_lengths, label_lengths
 
 
+def _ctc(logits, labels, logit_lengths, label_lengths, **options):
+    return jaxloss.ctc(
+        logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
+    )
+
+
 def _torch_ctc(logits, labels, logit_lengths, label_lengths, **options):
     x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
     log_probs = torch.log_softmax(x, dim=-1).transpose(0, 1)
@@ -94,13 +100,7 @@ def test_ctc_matches_torch(shape_index, blank_at, zero_infinity, reduction):
 def test_ctc_matches_the_float64_reference(shape):
     logits, labels, logit_lengths, label_lengths = _inputs(shape, 0, 99)
     np.testing.assert_allclose(
-        jaxloss.ctc(
-            logits,
-            labels,
-            logit_lengths=logit_lengths,
-            label_lengths=label_lengths,
-            reduction="none",
-        ),
+        _ctc(logits, labels, logit_lengths, label_lengths, reduction="none"),
         ref.ctc(logits, labels, logit_lengths, label_lengths),
         rtol=1e-5,
     )
@@ -197,13 +197,7 @@ def test_agrees_with_optax_where_both_are_defined():
     logit_paddings = (np.arange(frames)[None] >= logit_lengths[:, None]).astype(np.float32)
     label_paddings = (np.arange(max_labels)[None] >= label_lengths[:, None]).astype(np.float32)
     np.testing.assert_allclose(
-        jaxloss.ctc(
-            logits,
-            labels,
-            logit_lengths=logit_lengths,
-            label_lengths=label_lengths,
-            reduction="none",
-        ),
+        _ctc(logits, labels, logit_lengths, label_lengths, reduction="none"),
         optax.ctc_loss(logits, logit_paddings, labels, label_paddings),
         rtol=1e-5,
     )
