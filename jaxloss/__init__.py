@@ -17,6 +17,15 @@ from jaxloss._ctc import ctc as ctc
 from jaxloss._ctc import ctc_greedy_decode as ctc_greedy_decode
 from jaxloss._divergence import gaussian_kl as gaussian_kl
 from jaxloss._divergence import kl_div as kl_div
+from jaxloss._margin import am_softmax as am_softmax
+from jaxloss._margin import arcface as arcface
+from jaxloss._margin import center_loss as center_loss
+from jaxloss._margin import center_update as center_update
+from jaxloss._margin import combined_margin as combined_margin
+from jaxloss._margin import cosface as cosface
+from jaxloss._margin import linear_cross_entropy as linear_cross_entropy
+from jaxloss._margin import norm_softmax as norm_softmax
+from jaxloss._margin import sphereface as sphereface
 from jaxloss._regression import huber as huber
 from jaxloss._regression import l1 as l1
 from jaxloss._regression import log_cosh as log_cosh
@@ -27,8 +36,14 @@ from jaxloss._regression import smooth_l1 as smooth_l1
 __version__ = "0.1.0"
 
 __all__ = [
+    "am_softmax",
+    "arcface",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "center_loss",
+    "center_update",
+    "combined_margin",
+    "cosface",
     "cross_entropy",
     "ctc",
     "ctc_greedy_decode",
@@ -36,11 +51,14 @@ __all__ = [
     "huber",
     "kl_div",
     "l1",
+    "linear_cross_entropy",
     "log_cosh",
     "mae",
     "mse",
     "nll",
+    "norm_softmax",
     "sigmoid_focal",
     "smooth_l1",
     "softmax_focal",
+    "sphereface",
 ]

@@ -46,3 +46,15 @@ def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
     positive = base > 0
     at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
     return jnp.where(positive, jnp.power(jnp.where(positive, base, 1), exponent), at_zero)
+
+
+def safe_norm(x: jax.Array) -> jax.Array:
+    """The L2 norm over the last axis, with a zero (not NaN) gradient at ``x = 0``."""
+    squared = jnp.sum(jnp.square(x), axis=-1)
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """``x / max(‖x‖, eps)`` over the last axis, as ``torch.nn.functional.normalize``."""
+    return x / jnp.maximum(safe_norm(x), eps)[..., None]

@@ -23,8 +23,7 @@ class Case:
 
     Attributes:
       fn: the public function.
-      make_inputs: ``(rng, batch) -> tuple`` of positional NumPy inputs whose leading axis is
-        the batch; every positional input is split along it when entries are dropped.
+      make_inputs: ``(rng, batch) -> tuple`` of positional NumPy inputs.
       reference: float64 per-example (``reduction="none"``) values from those inputs.
       kwargs: options passed to both ``fn`` and ``reference``.
       differentiable: positions of the inputs to differentiate.
@@ -34,6 +33,8 @@ class Case:
         mean (CTC divides each loss by its label length first, as torch).
       grad_modes: the autodiff modes ``check_grads`` verifies; a hand-written
         ``custom_vjp`` kernel supports reverse mode only.
+      batched: positions of the inputs whose leading axis is the batch (split when entries
+        are dropped); None: all of them. Class centers, for one, are not.
     """
 
     fn: Callable[..., Any]
@@ -44,6 +45,7 @@ class Case:
     hyperparameters: dict = dataclasses.field(default_factory=dict)
     reference_mean: Callable[..., float] = lambda none, *inputs: none.mean()
     grad_modes: tuple[str, ...] = ("fwd", "rev")
+    batched: tuple[int, ...] | None = None
 
 
 FEATURES = 3
@@ -91,6 +93,32 @@ def _ctc_inputs(rng: np.random.Generator, batch: int) -> tuple:
     logits = 2 * rng.normal(size=(batch, CTC_FRAMES, NUM_CLASSES))
     labels = rng.integers(1, NUM_CLASSES, size=(batch, CTC_LABELS))
     return logits.astype(np.float32), labels.astype(np.int32)
+
+
+EMBEDDING_DIM = 4
+
+
+def _embeddings_centers_labels(rng: np.random.Generator, batch: int) -> tuple:
+    embeddings = rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32)
+    centers = rng.normal(size=(NUM_CLASSES + 2, EMBEDDING_DIM)).astype(np.float32)
+    return embeddings, centers, rng.integers(0, NUM_CLASSES + 2, size=batch).astype(np.int32)
+
+
+def _features_labels_centers(rng: np.random.Generator, batch: int) -> tuple:
+    features, centers, labels = _embeddings_centers_labels(rng, batch)
+    return features, labels, centers
+
+
+def _margin_case(fn, reference, **kwargs) -> Case:
+    return Case(
+        fn,
+        _embeddings_centers_labels,
+        reference,
+        kwargs=kwargs,
+        differentiable=(0, 1),
+        hyperparameters={"scale": 3.0} if "scale" in kwargs else {},
+        batched=(0, 2),
+    )
 
 
 REGISTRY: dict[str, Case] = {
@@ -145,6 +173,28 @@ REGISTRY: dict[str, Case] = {
     ),
     "kl_div": Case(jaxloss.kl_div, _log_input_target, ref.kl_div, differentiable=(0, 1)),
     "gaussian_kl": Case(jaxloss.gaussian_kl, _pair, ref.gaussian_kl, differentiable=(0, 1)),
+    "norm_softmax": _margin_case(jaxloss.norm_softmax, ref.norm_softmax, scale=5.0),
+    "cosface": _margin_case(jaxloss.cosface, ref.cosface, scale=5.0, margin=0.3),
+    # A margin large enough that some targets fall in InsightFace's fallback region.
+    "arcface": _margin_case(jaxloss.arcface, ref.arcface, scale=5.0, margin=1.2),
+    "combined_margin": _margin_case(
+        jaxloss.combined_margin, ref.combined_margin, scale=5.0, m1=1.1, m2=0.2, m3=0.1
+    ),
+    "sphereface": _margin_case(jaxloss.sphereface, ref.sphereface, margin=3, lam=0.5),
+    "linear_cross_entropy": Case(
+        jaxloss.linear_cross_entropy,
+        _embeddings_centers_labels,
+        ref.linear_cross_entropy,
+        differentiable=(0, 1),
+        batched=(0, 2),
+    ),
+    "center_loss": Case(
+        jaxloss.center_loss,
+        _features_labels_centers,
+        ref.center_loss,
+        differentiable=(0, 2),
+        batched=(0, 1),
+    ),
     "ctc": Case(
         jaxloss.ctc,
         _ctc_inputs,
@@ -155,8 +205,11 @@ REGISTRY: dict[str, Case] = {
 }
 
 # Public names that are the same function as a registered one.
-ALIASES: dict[str, str] = {"l1": "mae"}
+ALIASES: dict[str, str] = {"l1": "mae", "am_softmax": "cosface"}
 
 # Public names that are not losses (decoders, update rules, helpers), each with the test
 # module that covers it.
-NOT_LOSSES: dict[str, str] = {"ctc_greedy_decode": "tests/test_ctc.py"}
+NOT_LOSSES: dict[str, str] = {
+    "ctc_greedy_decode": "tests/test_ctc.py",
+    "center_update": "tests/test_margin.py",
+}

@@ -106,3 +106,86 @@ def test_all_ignored_everywhere_is_zero():
         lambda x, y: jaxloss.cross_entropy(x, y, ignore_index=IGNORE, axis_name="batch")
     )(logits, jnp.full_like(labels, IGNORE))
     assert float(value) == 0.0
+
+
+# --- Class-sharded heads (model parallel, as Partial FC) ----------------------------------
+
+NUM_HEAD_CLASSES = 8 * 6
+HEAD_OPTIONS = {
+    "arcface": {"scale": 8.0, "margin": 0.5},
+    "cosface": {"scale": 8.0, "margin": 0.3},
+    "norm_softmax": {"scale": 8.0},
+    "sphereface": {"margin": 3},
+    "combined_margin": {"scale": 8.0, "m1": 1.1, "m2": 0.2, "m3": 0.1},
+}
+
+
+def _head_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    embeddings = rng.normal(size=(16, 5)).astype(np.float32)
+    centers = rng.normal(size=(NUM_HEAD_CLASSES, 5)).astype(np.float32)
+    labels = rng.integers(0, NUM_HEAD_CLASSES, size=16).astype(np.int32)
+    labels[0] = -100  # excluded on every shard
+    return embeddings, centers, labels
+
+
+def _class_sharded(fn):
+    mesh = jax.make_mesh((DEVICES,), ("classes",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P("classes"), P()), out_specs=P()))
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_OPTIONS))
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_class_sharded_margin_heads_equal_one_device(name, chunk_size):
+    embeddings, centers, labels = _head_inputs()
+    fn = getattr(jaxloss, name)
+    options = dict(HEAD_OPTIONS[name], chunk_size=chunk_size)
+
+    def sharded(x, w):
+        return _class_sharded(lambda x, w, y: fn(x, w, y, class_axis_name="classes", **options))(
+            x, w, labels
+        )
+
+    def whole(x, w):
+        return fn(x, w, labels, **options)
+
+    np.testing.assert_allclose(sharded(embeddings, centers), whole(embeddings, centers), rtol=1e-5)
+    grads = jax.grad(sharded, argnums=(0, 1))(embeddings, centers)
+    expected = jax.grad(whole, argnums=(0, 1))(embeddings, centers)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_class_sharded_linear_cross_entropy_equals_one_device(chunk_size):
+    rng = np.random.default_rng(1)
+    hidden = rng.normal(size=(12, 5)).astype(np.float32)
+    weight = rng.normal(size=(NUM_HEAD_CLASSES, 5)).astype(np.float32)
+    bias = rng.normal(size=NUM_HEAD_CLASSES).astype(np.float32)
+    labels = rng.integers(0, NUM_HEAD_CLASSES, size=12)
+    labels[:3] = 7
+    options = {"ignore_index": 7, "label_smoothing": 0.1, "chunk_size": chunk_size}
+    mesh = jax.make_mesh((DEVICES,), ("classes",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def sharded(h, w, b):
+        return jax.jit(
+            jax.shard_map(
+                lambda h, w, b: jaxloss.linear_cross_entropy(
+                    h, w, labels, bias=b, class_axis_name="classes", **options
+                ),
+                mesh=mesh,
+                in_specs=(P(), P("classes"), P("classes")),
+                out_specs=P(),
+            )
+        )(h, w, b)
+
+    def whole(h, w, b):
+        return jaxloss.linear_cross_entropy(h, w, labels, bias=b, **options)
+
+    np.testing.assert_allclose(
+        sharded(hidden, weight, bias), whole(hidden, weight, bias), rtol=1e-5
+    )
+    grads = jax.grad(sharded, argnums=(0, 1, 2))(hidden, weight, bias)
+    expected = jax.grad(whole, argnums=(0, 1, 2))(hidden, weight, bias)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())

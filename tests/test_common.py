@@ -40,6 +40,11 @@ def _with_differentiable(case, args, diff_values):
     return full
 
 
+def case_index(name: str, position: int) -> int:
+    """Index among the differentiable inputs of the input at ``position``."""
+    return REGISTRY[name].differentiable.index(position)
+
+
 def _grads(name: str, args: tuple, **options) -> tuple:
     """Value and gradients with respect to every differentiable input."""
     case = REGISTRY[name]
@@ -116,6 +121,17 @@ def test_check_grads(name):
         check_grads(loss, [args[i] for i in case.differentiable], order=1, modes=case.grad_modes)
 
 
+def _batched(name: str, args: tuple) -> tuple[int, ...]:
+    batched = REGISTRY[name].batched
+    return tuple(range(len(args))) if batched is None else batched
+
+
+def _drop(name: str, args: tuple, keep: np.ndarray) -> list:
+    """The inputs without the masked batch entries (inputs without a batch axis whole)."""
+    batched = _batched(name, args)
+    return [np.asarray(a)[keep] if i in batched else a for i, a in enumerate(args)]
+
+
 def _row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
     shape = np.shape(_call(name, *args, reduction="none"))
     return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
@@ -127,7 +143,7 @@ def test_where_equals_dropping(name, reduction):
     args = _inputs(name)
     keep = np.array([True, False, True, True, False, True])
     masked = _call(name, *args, where=_row_mask(name, args, keep), reduction=reduction)
-    dropped = _call(name, *(np.asarray(a)[keep] for a in args), reduction=reduction)
+    dropped = _call(name, *_drop(name, args, keep), reduction=reduction)
     np.testing.assert_allclose(masked, dropped, rtol=1e-6, atol=1e-7)
 
 
@@ -139,9 +155,16 @@ def test_where_zeroes_masked_entries_and_their_gradients(name):
     none = _call(name, *args, where=where, reduction="none")
     assert np.all(np.asarray(none)[~where] == 0)
     _, grads = _grads(name, args, where=where)
-    for g in grads:
-        assert np.all(np.asarray(g)[~keep] == 0)
-        assert np.any(np.asarray(g)[keep] != 0)
+    batched = _batched(name, args)
+    for position, g in zip(REGISTRY[name].differentiable, grads, strict=True):
+        if position in batched:
+            assert np.all(np.asarray(g)[~keep] == 0)
+            assert np.any(np.asarray(g)[keep] != 0)
+        else:  # e.g. class centers: the masked entries must not reach them
+            _, unmasked = _grads(name, _drop(name, args, keep))
+            np.testing.assert_allclose(
+                g, unmasked[case_index(name, position)], rtol=1e-5, atol=1e-7
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
