@@ -75,9 +75,11 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     return rows, local, (labels >= 0) & (labels < total)
 
 
-def _others(rows, w, local_labels, bias, chunk_size, class_axis_name):
-    """log Σ over every non-target class (all shards) of ``rows · w_j + b_j``."""
-    local = lse_excluding_targets(rows, w, local_labels, bias, chunk_size=chunk_size)
+def _others(rows, w, local_labels, bias, column_scale, chunk_size, class_axis_name):
+    """log Σ over every non-target class (all shards) of ``s_j rows · w_j + b_j``."""
+    local = lse_excluding_targets(
+        rows, w, local_labels, bias, column_scale=column_scale, chunk_size=chunk_size
+    )
     if class_axis_name is None:
         return local
     floor = jnp.finfo(local.dtype).min
@@ -106,17 +108,25 @@ def _margin_softmax(
     """
     x, w, labels = _check(embeddings, centers, labels, "embeddings", "centers")
     unit_x = _numerics.l2_normalize(x)
-    unit_w = _numerics.l2_normalize(w)
+    if chunk_size is None:
+        column_scale, class_rows = None, _numerics.l2_normalize(w)
+    else:
+        # cos θ_j = x̂ · w_j / ‖w_j‖: the kernel scales each class's column, so no
+        # normalized copy of the centers (nor its gradient), as large as they are, is made.
+        column_scale = 1 / jnp.maximum(_numerics.safe_norm(w), _numerics.NORM_EPS)
+        class_rows = w
     if scale is None:
         row_scale = _numerics.safe_norm(x)
     else:
         row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
     rows = unit_x if normalize_embeddings or scale is not None else x
     rows = rows * (row_scale[:, None] if normalize_embeddings or scale is not None else 1)
-    target_rows, local_labels, valid = _label_rows(unit_w, labels, class_axis_name)
-    cos_target = jnp.clip(jnp.sum(unit_x * target_rows, axis=1), -1.0, 1.0)
-    target = target_logit(cos_target, row_scale)
-    others = _others(rows, unit_w, local_labels, None, chunk_size, class_axis_name)
+    target_rows, local_labels, valid = _label_rows(w, labels, class_axis_name)
+    cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
+    target = target_logit(jnp.clip(cos_target, -1.0, 1.0), row_scale)
+    others = _others(
+        rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
+    )
     loss = jnp.logaddexp(others, target) - target
     mask = _checks.mask(where, loss.shape)
     mask = valid if mask is None else valid & mask
@@ -521,7 +531,7 @@ def linear_cross_entropy(
     target = jnp.einsum("nd,nd->n", h, target_rows, preferred_element_type=dtype)
     if b is not None:
         target = target + _label_rows(b, labels, class_axis_name)[0]
-    others = _others(h, w, local_labels, b, chunk_size, class_axis_name)
+    others = _others(h, w, local_labels, b, None, chunk_size, class_axis_name)
     log_normalizer = jnp.logaddexp(others, target)
     loss = log_normalizer - target
     if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):

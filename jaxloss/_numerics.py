@@ -55,6 +55,9 @@ def safe_norm(x: jax.Array) -> jax.Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0)
 
 
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+NORM_EPS = 1e-12
+
+
+def l2_normalize(x: jax.Array, eps: float = NORM_EPS) -> jax.Array:
     """``x / max(‖x‖, eps)`` over the last axis, as ``torch.nn.functional.normalize``."""
     return x / jnp.maximum(safe_norm(x), eps)[..., None]

@@ -63,22 +63,26 @@ def _sum_to(cotangent, primal):
     return jax.lax.psum(cotangent, tuple(sorted(extra))) if extra else cotangent
 
 
-def _logits(x, w, b):
-    """``x @ w.T + b``, ``[N, K]``, accumulated in at least float32."""
+def _logits(x, w, b, scale):
+    """``(x @ w.T) * scale + b``, ``[N, K]``, accumulated in at least float32.
+
+    Returns the logits and the plain products ``x @ w.T`` (the scale's gradient needs them).
+    """
     dtype = accumulation_dtype(x, w)
-    z = jnp.einsum("nd,kd->nk", x, w, preferred_element_type=dtype)
-    return z if b is None else z + b.astype(dtype)[None, :]
+    products = jnp.einsum("nd,kd->nk", x, w, preferred_element_type=dtype)
+    z = products if scale is None else products * scale.astype(dtype)[None, :]
+    return (z if b is None else z + b.astype(dtype)[None, :]), products
 
 
-def _others(z, labels, first_class, num_classes):
-    """``z`` with each row's target class and the padding classes set to -inf."""
+def _others(z, labels, first_class, new_from):
+    """``z`` with each row's target class, and classes an earlier block covered, at -inf."""
     classes = first_class + jnp.arange(z.shape[1])[None, :]
-    keep = (classes != labels[:, None]) & (classes < num_classes)
+    keep = (classes != labels[:, None]) & (classes >= new_from)
     return jnp.where(keep, z, -jnp.inf)
 
 
-def lse_excluding_targets(x, w, labels, b=None, *, chunk_size=None):
-    """``log Σ_{j != y_i} exp(x_i · w_j + b_j)`` per row, ``[N]`` float32.
+def lse_excluding_targets(x, w, labels, b=None, *, column_scale=None, chunk_size=None):
+    """``log Σ_{j != y_i} exp(s_j x_i · w_j + b_j)`` per row, ``[N]``.
 
     Args:
       x: ``[N, D]`` rows (any float dtype).
@@ -86,40 +90,48 @@ def lse_excluding_targets(x, w, labels, b=None, *, chunk_size=None):
       labels: ``[N]`` int target class of each row; a label outside ``[0, C)`` excludes
         nothing.
       b: optional ``[C]`` bias.
+      column_scale: optional ``[C]`` per-class scale s, e.g. ``1 / ‖w_j‖``: cosine logits
+        without a normalized copy of ``w`` (and its gradient) as large as ``w``.
       chunk_size: classes per block (static), or None for the unchunked expression.
     """
     if chunk_size is None:
-        z = _others(_logits(x, w, b), labels, 0, w.shape[0])
+        z = _others(_logits(x, w, b, column_scale)[0], labels, 0, 0)
         return jax.nn.logsumexp(z, axis=1)
-    return _chunked(x, w, labels, b, int(chunk_size))
+    return _chunked(x, w, labels, b, column_scale, int(chunk_size))
 
 
-def _blocks(w, b, chunk_size):
-    """``w`` (and ``b``) padded to whole blocks: ``[C/K, K, D]`` (and ``[C/K, K]``)."""
-    num_classes = w.shape[0]
-    num_blocks = -(-num_classes // chunk_size)
-    pad = num_blocks * chunk_size - num_classes
-    w_blocks = jnp.pad(w, ((0, pad), (0, 0))).reshape(num_blocks, chunk_size, w.shape[1])
-    b_blocks = None if b is None else jnp.pad(b, (0, pad)).reshape(num_blocks, chunk_size)
-    return w_blocks, b_blocks
+def _block(w, vectors, index, chunk_size):
+    """Block ``index`` of ``chunk_size`` classes, sliced in place (no padded copy of ``w``).
+
+    The last block starts early enough to end at the last class; the classes it shares
+    with the block before are masked as already counted (``new_from``).
+    Returns ``(first class, new_from, w block, per-class vector blocks)``.
+    """
+    first = jnp.minimum(index * chunk_size, w.shape[0] - chunk_size)
+    w_block = jax.lax.dynamic_slice_in_dim(w, first, chunk_size)
+    vector_blocks = tuple(
+        None if v is None else jax.lax.dynamic_slice_in_dim(v, first, chunk_size) for v in vectors
+    )
+    return first, index * chunk_size, w_block, vector_blocks
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _chunked(x, w, labels, b, chunk_size):
-    return _chunked_fwd(x, w, labels, b, chunk_size)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _chunked(x, w, labels, b, scale, chunk_size):
+    return _chunked_fwd(x, w, labels, b, scale, chunk_size)[0]
 
 
-def _chunked_fwd(x, w, labels, b, chunk_size):
-    num_classes = w.shape[0]
-    w_blocks, b_blocks = _blocks(w, b, chunk_size)
+def _chunked_fwd(x, w, labels, b, scale, chunk_size):
+    chunk_size = min(chunk_size, w.shape[0])
+    num_blocks = -(-w.shape[0] // chunk_size)
     dtype = accumulation_dtype(x, w)
     # A finite floor for the running max keeps exp(-inf - -inf) out of the update.
     floor = jnp.finfo(dtype).min
 
-    def step(carry, block):
+    def step(carry, index):
         running_max, running_sum = carry
-        index, w_block, b_block = block
-        z = _others(_logits(x, w_block, b_block), labels, index * chunk_size, num_classes)
+        first, new_from, w_block, (b_block, scale_block) = _block(w, (b, scale), index, chunk_size)
+        z = _logits(x, w_block, b_block, scale_block)[0]
+        z = _others(z, labels, first, new_from)
         new_max = jnp.maximum(running_max, jnp.max(z, axis=1))
         running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(
             jnp.exp(z - new_max[:, None]), axis=1
@@ -127,17 +139,17 @@ def _chunked_fwd(x, w, labels, b, chunk_size):
         return (new_max, running_sum), None
 
     start = (jnp.full(x.shape[:1], floor, dtype), jnp.zeros(x.shape[:1], dtype))
-    start = _like(start, x, w, labels, b)
-    blocks = (jnp.arange(w_blocks.shape[0]), w_blocks, b_blocks)
-    (running_max, running_sum), _ = jax.lax.scan(step, start, blocks)
+    start = _like(start, x, w, labels, b, scale)
+    (running_max, running_sum), _ = jax.lax.scan(step, start, jnp.arange(num_blocks))
     result = running_max + jnp.log(running_sum)  # -inf when no other class exists
-    return result, (x, w, labels, b, result)
+    return result, (x, w, labels, b, scale, result)
 
 
 def _chunked_bwd(chunk_size, saved, cotangent):
-    x, w, labels, b, result = saved
+    x, w, labels, b, scale, result = saved
     num_rows, num_classes = x.shape[0], w.shape[0]
-    w_blocks, b_blocks = _blocks(w, b, chunk_size)
+    chunk_size = min(chunk_size, num_classes)
+    num_blocks = -(-num_classes // chunk_size)
     reached = jnp.isfinite(result)
     # dr_i / dz_ij = exp(z_ij - r_i), scaled by the cotangent; rows with no other class pass
     # nothing back.
@@ -156,35 +168,62 @@ def _chunked_bwd(chunk_size, saved, cotangent):
 
     x_rows, label_rows = rows(x), rows(labels)
     result_rows, scale_rows = rows(safe_result), rows(row_scale)
+    inputs = (x, w, labels, b, scale, cotangent)
 
-    def class_step(dx, block):
-        index, w_block, b_block = block
+    def class_step(carry, index):
+        dx, dw, db, dscale = carry
+        first, new_from, w_block, (b_block, scale_block) = _block(w, (b, scale), index, chunk_size)
 
-        def row_step(dw, rb):
-            x_row, label_row, result_row, scale_row = rb
-            z = _others(
-                _logits(x_row, w_block, b_block), label_row, index * chunk_size, num_classes
-            )
-            p = jnp.exp(z - result_row[:, None]) * scale_row[:, None]
-            dw = dw + jnp.einsum("nk,nd->kd", p, x_row, preferred_element_type=dtype)
-            dx_row = jnp.einsum("nk,kd->nd", p, w_block, preferred_element_type=dtype)
-            return dw, (dx_row, jnp.sum(p, axis=0))
+        def row_step(dw_block, row_block):
+            x_row, label_row, result_row, cotangent_row = row_block
+            z, products = _logits(x_row, w_block, b_block, scale_block)
+            z = _others(z, label_row, first, new_from)
+            p = jnp.exp(z - result_row[:, None]) * cotangent_row[:, None]
+            q = p if scale_block is None else p * scale_block.astype(dtype)[None, :]
+            dw_block = dw_block + jnp.einsum("nk,nd->kd", q, x_row, preferred_element_type=dtype)
+            dx_row = jnp.einsum("nk,kd->nd", q, w_block, preferred_element_type=dtype)
+            dscale_part = None if scale_block is None else jnp.sum(p * products, axis=0)
+            return dw_block, (dx_row, jnp.sum(p, axis=0), dscale_part)
 
-        dw, (dx_rows, db_parts) = jax.lax.scan(
+        dw_block, (dx_rows, db_parts, dscale_parts) = jax.lax.scan(
             row_step,
-            _like(jnp.zeros(w_block.shape, dtype), x, w, labels, b, cotangent),
+            _like(jnp.zeros(w_block.shape, dtype), *inputs),
             (x_rows, label_rows, result_rows, scale_rows),
         )
         dx = dx + dx_rows.reshape(-1, x.shape[1])[:num_rows]
-        return dx, (dw.astype(w.dtype), jnp.sum(db_parts, axis=0))
+        # Add (not set): the last block overlaps the one before, with zeros there.
+        dw = _add_block(dw, dw_block.astype(dw.dtype), first)
+        db = None if db is None else _add_block(db, jnp.sum(db_parts, axis=0), first)
+        if dscale is not None:
+            dscale = _add_block(dscale, jnp.sum(dscale_parts, axis=0), first)
+        return (dx, dw, db, dscale), None
 
-    blocks = (jnp.arange(w_blocks.shape[0]), w_blocks, b_blocks)
-    start = _like(jnp.zeros(x.shape, dtype), x, w, labels, b, cotangent)
-    dx, (dw, db) = jax.lax.scan(class_step, start, blocks)
-    dw = dw.reshape(-1, w.shape[1])[:num_classes]
-    db = None if b is None else db.reshape(-1)[:num_classes].astype(b.dtype)
-    db = None if b is None else _sum_to(db, b)
-    return _sum_to(dx.astype(x.dtype), x), _sum_to(dw, w), None, db
+    start = (
+        jnp.zeros(x.shape, dtype),
+        jnp.zeros(w.shape, w.dtype),
+        None if b is None else jnp.zeros(b.shape, dtype),
+        None if scale is None else jnp.zeros(scale.shape, dtype),
+    )
+    (dx, dw, db, dscale), _ = jax.lax.scan(
+        class_step, _like(start, *inputs), jnp.arange(num_blocks)
+    )
+
+    def per_class(gradient, primal):
+        return None if primal is None else _sum_to(gradient.astype(primal.dtype), primal)
+
+    return (
+        _sum_to(dx.astype(x.dtype), x),
+        _sum_to(dw, w),
+        None,
+        per_class(db, b),
+        per_class(dscale, scale),
+    )
+
+
+def _add_block(total, block, first):
+    """``total[first : first + len(block)] += block``, in place."""
+    current = jax.lax.dynamic_slice_in_dim(total, first, block.shape[0])
+    return jax.lax.dynamic_update_slice_in_dim(total, current + block, first, axis=0)
 
 
 _chunked.defvjp(_chunked_fwd, _chunked_bwd)
