@@ -75,6 +75,12 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     return rows, local, (labels >= 0) & (labels < total)
 
 
+def _counted(valid: jax.Array, where: ArrayLike | None) -> jax.Array:
+    """The entries that count: a valid label and, if given, ``where``."""
+    mask = _checks.mask(where, valid.shape)
+    return valid if mask is None else valid & mask
+
+
 def _others(rows, w, local_labels, bias, column_scale, chunk_size, class_axis_name):
     """log Σ over every non-target class (all shards) of ``s_j rows · w_j + b_j``."""
     local = lse_excluding_targets(
@@ -119,8 +125,8 @@ def _margin_softmax(
         row_scale = _numerics.safe_norm(x)
     else:
         row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
-    rows = unit_x if normalize_embeddings or scale is not None else x
-    rows = rows * (row_scale[:, None] if normalize_embeddings or scale is not None else 1)
+    # Non-target logits row_scale · cos θ_j: from s·x̂, or from x itself when the scale is ‖x‖.
+    rows = unit_x * row_scale[:, None] if normalize_embeddings or scale is not None else x
     target_rows, local_labels, valid = _label_rows(w, labels, class_axis_name)
     cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
     target = target_logit(jnp.clip(cos_target, -1.0, 1.0), row_scale)
@@ -128,9 +134,7 @@ def _margin_softmax(
         rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
     )
     loss = jnp.logaddexp(others, target) - target
-    mask = _checks.mask(where, loss.shape)
-    mask = valid if mask is None else valid & mask
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
 
 
 def _angle(cos_theta: jax.Array) -> jax.Array:
@@ -550,9 +554,7 @@ def linear_cross_entropy(
         loss = (1 - eps) * loss + eps * smooth
     if ignore_index is not None:
         valid = valid & (labels != ignore_index)
-    mask = _checks.mask(where, loss.shape)
-    mask = valid if mask is None else valid & mask
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
 
 
 def center_loss(
@@ -598,9 +600,7 @@ def center_loss(
     x, c, labels = _check(features, centers, labels, "features", "centers")
     target, _, valid = _label_rows(c, labels, None)
     loss = 0.5 * jnp.sum(jnp.square(x - target), axis=1)
-    mask = _checks.mask(where, loss.shape)
-    mask = valid if mask is None else valid & mask
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
 
 
 def center_update(
@@ -639,8 +639,7 @@ def center_update(
     x, c, labels = _check(features, centers, labels, "features", "centers")
     x = jax.lax.stop_gradient(x)
     valid = (labels >= 0) & (labels < c.shape[0])
-    mask = _checks.mask(where, labels.shape)
-    weight = (valid if mask is None else valid & mask).astype(c.dtype)
+    weight = _counted(valid, where).astype(c.dtype)
     safe = jnp.where(valid, labels, 0)
     counts = jax.ops.segment_sum(weight, safe, num_segments=c.shape[0])
     feature_sums = jax.ops.segment_sum(x * weight[:, None], safe, num_segments=c.shape[0])
