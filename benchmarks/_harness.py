@@ -10,6 +10,7 @@ analysis (``temp_size_in_bytes``), which is exact, not sampled.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -95,3 +96,33 @@ def describe_environment() -> str:
         f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device(s)), "
         f"cpu_count {os.cpu_count()}"
     )
+
+
+def parse_args(description: str, repeats: int, quick_repeats: int, extra=None):
+    """The options every benchmark takes: ``--quick``, ``--repeats``, ``--seed``.
+
+    Args:
+      description: the script's one-line description.
+      repeats: the default number of round-robin rounds.
+      quick_repeats: the default with ``--quick``.
+      extra: optional ``parser -> None`` adding the script's own options.
+
+    Returns:
+      The parsed arguments, ``repeats`` resolved to its default and checked.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help=f"round-robin rounds (default {repeats}; quick: {quick_repeats})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    if args.repeats is None:
+        args.repeats = quick_repeats if args.quick else repeats
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args

@@ -24,7 +24,6 @@ Run it from the repository root::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 import _harness
@@ -95,19 +94,17 @@ def make_torch_step(
 
 def main() -> None:
     """Parses the arguments, runs the benchmark and prints the results."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small shape (256, 1000), few repeats")
-    parser.add_argument(
-        "--shape", nargs=2, type=int, metavar=("N", "V"), help="logits shape (default 4096 32000)"
-    )
-    parser.add_argument("--repeats", type=int, help="round-robin rounds (default 15; quick: 5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
-    args = parser.parse_args()
 
+    def shape_option(parser):
+        parser.add_argument(
+            "--shape", nargs=2, type=int, metavar=("N", "V"), help="logits (default 4096 32000)"
+        )
+
+    args = _harness.parse_args(
+        __doc__.splitlines()[0], repeats=15, quick_repeats=5, extra=shape_option
+    )
     n, v = args.shape if args.shape else ((256, 1000) if args.quick else (4096, 32000))
-    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
-    if repeats < 1:
-        parser.error("--repeats must be at least 1")
+    repeats = args.repeats
 
     rng = np.random.default_rng(args.seed)
     logits_np = rng.standard_normal((n, v), dtype=np.float32) * 3.0

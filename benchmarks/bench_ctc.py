@@ -23,7 +23,6 @@ Run it from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import _harness
@@ -112,14 +111,8 @@ def torch_contender(torch, inputs: dict[str, np.ndarray]) -> tuple:
 
 def main() -> None:
     """Parses the arguments, runs every shape and prints the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one small shape, few repeats")
-    parser.add_argument("--repeats", type=int, help="round-robin rounds (default 21; quick: 5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
-    args = parser.parse_args()
-    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 21)
-    if repeats < 1:
-        parser.error("--repeats must be at least 1")
+    args = _harness.parse_args(__doc__.splitlines()[0], repeats=21, quick_repeats=5)
+    repeats = args.repeats
 
     torch = _harness.import_torch()
     print(f"CTC value_and_grad, sum reduction, {repeats} round-robin rounds")

@@ -21,8 +21,6 @@ Run it from the repository root::
 
 from __future__ import annotations
 
-import argparse
-
 import _harness
 import jax
 import jax.numpy as jnp
@@ -128,12 +126,8 @@ def time_table(n: int, d: int, v: int, chunk_sizes: list[int], repeats: int, see
 
 def main() -> None:
     """Parses the arguments and prints the memory and time tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
-    parser.add_argument("--repeats", type=int, help="round-robin rounds (default 11; quick: 3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
-    args = parser.parse_args()
-    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 11)
+    args = _harness.parse_args(__doc__.splitlines()[0], repeats=11, quick_repeats=3)
+    repeats = args.repeats
     print(_harness.describe_environment(), f"optax {optax.__version__}")
     print()
     if args.quick:

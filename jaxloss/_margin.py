@@ -162,7 +162,7 @@ _COMMON_ARGS = """
 
 def _document(extra: str):
     def decorate(fn):
-        fn.__doc__ = fn.__doc__.replace("{args}", _COMMON_ARGS.format(extra=extra).strip("\n"))
+        fn.__doc__ = fn.__doc__.replace("    {args}", _COMMON_ARGS.format(extra=extra).strip("\n"))
         return fn
 
     return decorate
@@ -183,23 +183,23 @@ def norm_softmax(
 ) -> jax.Array:
     r"""NormFace: softmax cross-entropy on scaled cosines (the "hypersphere" softmax).
 
-        .. math::
-          \ell_i = -\log \frac{e^{s \cos\theta_{y_i}}}{\sum_j e^{s \cos\theta_j}}
+    .. math::
+      \ell_i = -\log \frac{e^{s \cos\theta_{y_i}}}{\sum_j e^{s \cos\theta_j}}
 
-        where :math:`\theta_j` is the angle between embedding :math:`i` and center :math:`j`.
-        Without a margin; the base that CosFace and ArcFace add their margins to.
+    where :math:`\theta_j` is the angle between embedding :math:`i` and center :math:`j`.
+    Without a margin; the base that CosFace and ArcFace add their margins to.
 
     {args}
 
-        Example:
-          >>> import jax.numpy as jnp, jaxloss
-          >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
-          >>> round(float(jaxloss.norm_softmax(x, w, jnp.array([0]), scale=1.0)), 4)
-          0.3133
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.norm_softmax(x, w, jnp.array([0]), scale=1.0)), 4)
+      0.3133
 
-        References:
-          Wang, Xiang, Cheng and Yuille, "NormFace: L2 Hypersphere Embedding for Face
-          Verification", 2017. https://arxiv.org/abs/1704.06369
+    References:
+      Wang, Xiang, Cheng and Yuille, "NormFace: L2 Hypersphere Embedding for Face
+      Verification", 2017. https://arxiv.org/abs/1704.06369
     """
     scale = jnp.asarray(scale)
     return _margin_softmax(
@@ -236,25 +236,25 @@ def cosface(
 ) -> jax.Array:
     r"""CosFace / AM-Softmax (alias :func:`am_softmax`): an additive margin on the cosine.
 
-        .. math::
-          t_i = s(\cos\theta_{y_i} - m), \qquad \text{other logits } s\cos\theta_j
+    .. math::
+      t_i = s(\cos\theta_{y_i} - m), \qquad \text{other logits } s\cos\theta_j
 
-        The target must beat every other class by ``m`` in cosine, which pulls each identity's
-        embeddings together and pushes identities apart: face unlock compares a new face to an
-        enrolled one by cosine, for people never seen in training.
+    The target must beat every other class by ``m`` in cosine, which pulls each identity's
+    embeddings together and pushes identities apart: face unlock compares a new face to an
+    enrolled one by cosine, for people never seen in training.
 
     {args}
 
-        Example:
-          >>> import jax.numpy as jnp, jaxloss
-          >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
-          >>> round(float(jaxloss.cosface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
-          0.4741
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.cosface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
+      0.4741
 
-        References:
-          Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", 2018.
-          https://arxiv.org/abs/1801.09414 ; Wang, Cheng, Liu and Liu, "Additive Margin Softmax
-          for Face Verification", 2018. https://arxiv.org/abs/1801.05599
+    References:
+      Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", 2018.
+      https://arxiv.org/abs/1801.09414 ; Wang, Cheng, Liu and Liu, "Additive Margin Softmax
+      for Face Verification", 2018. https://arxiv.org/abs/1801.05599
     """
     margin = jnp.asarray(margin)
     return _margin_softmax(
@@ -298,15 +298,15 @@ def arcface(
 
     .. math::
       t_i = \begin{cases} s\cos(\theta_{y_i} + m) & \theta_{y_i} + m \le \pi \\
-            s(\cos\theta_{y_i} - m \sin m) & \text{otherwise (InsightFace's fallback)}
-            \end{cases}
+        s(\cos\theta_{y_i} - m \sin m) & \text{otherwise (InsightFace's fallback)}
+        \end{cases}
 
     Past :math:`\theta + m = \pi`, :math:`\cos(\theta + m)` would *rise* again as the
     target gets worse; the fallback keeps the target logit decreasing. With
     ``easy_margin``, the margin applies only where :math:`\cos\theta_y > 0`. The angle comes
     from a clipped ``arccos``, so gradients stay finite at θ = 0 and θ = π.
 
-{args}
+    {args}
 
     Example:
       >>> import jax.numpy as jnp, jaxloss
@@ -365,24 +365,24 @@ def combined_margin(
 ) -> jax.Array:
     r"""The combined margin of InsightFace: SphereFace, ArcFace and CosFace in one.
 
-        .. math::
-          t_i = s\left(\cos(m_1 \theta_{y_i} + m_2) - m_3\right)
+    .. math::
+      t_i = s\left(\cos(m_1 \theta_{y_i} + m_2) - m_3\right)
 
-        ``(1, 0, 0)`` is NormFace, ``(1, m, 0)`` ArcFace without its fallback, ``(1, 0, m)``
-        CosFace.
+    ``(1, 0, 0)`` is NormFace, ``(1, m, 0)`` ArcFace without its fallback, ``(1, 0, m)``
+    CosFace.
 
     {args}
 
-        Example:
-          >>> import jax.numpy as jnp, jaxloss
-          >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
-          >>> loss = jaxloss.combined_margin(x, w, jnp.array([0]), scale=1.0, m2=0.0, m3=0.5)
-          >>> round(float(loss), 4)
-          0.4741
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> loss = jaxloss.combined_margin(x, w, jnp.array([0]), scale=1.0, m2=0.0, m3=0.5)
+      >>> round(float(loss), 4)
+      0.4741
 
-        References:
-          Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
-          Recognition", 2019, section 3.3. https://arxiv.org/abs/1801.07698
+    References:
+      Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
+      Recognition", 2019, section 3.3. https://arxiv.org/abs/1801.07698
     """
     m1, m2, m3 = jnp.asarray(m1), jnp.asarray(m2), jnp.asarray(m3)
     return _margin_softmax(
@@ -432,28 +432,28 @@ def sphereface(
 ) -> jax.Array:
     r"""SphereFace (A-Softmax): a multiplicative angular margin.
 
-        .. math::
-          t_i = \|x_i\| \frac{\lambda\cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},
-          \qquad \psi(\theta) = (-1)^k \cos(m\theta) - 2k,\ \theta \in
-          \left[\tfrac{k\pi}{m}, \tfrac{(k+1)\pi}{m}\right]
+    .. math::
+      t_i = \|x_i\| \frac{\lambda\cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},
+      \qquad \psi(\theta) = (-1)^k \cos(m\theta) - 2k,\ \theta \in
+      \left[\tfrac{k\pi}{m}, \tfrac{(k+1)\pi}{m}\right]
 
-        and the other logits :math:`\|x_i\| \cos\theta_j` (centers normalized, embeddings not).
-        ψ is the monotonic extension of :math:`\cos(m\theta)` to :math:`[0, \pi]`;
-        :math:`\cos(m\theta)` is computed as a Chebyshev polynomial of :math:`\cos\theta`, so its
-        gradient is finite everywhere. The original trains with λ annealed from large to small.
-        With ``scale`` set, embeddings are normalized and ``scale`` replaces :math:`\|x\|`.
+    and the other logits :math:`\|x_i\| \cos\theta_j` (centers normalized, embeddings not).
+    ψ is the monotonic extension of :math:`\cos(m\theta)` to :math:`[0, \pi]`;
+    :math:`\cos(m\theta)` is computed as a Chebyshev polynomial of :math:`\cos\theta`, so its
+    gradient is finite everywhere. The original trains with λ annealed from large to small.
+    With ``scale`` set, embeddings are normalized and ``scale`` replaces :math:`\|x\|`.
 
     {args}
 
-        Example:
-          >>> import jax.numpy as jnp, jaxloss
-          >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
-          >>> round(float(jaxloss.sphereface(x, w, jnp.array([0]))), 4)
-          0.3133
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.sphereface(x, w, jnp.array([0]))), 4)
+      0.3133
 
-        References:
-          Liu, Wen, Yu, Li, Raj and Song, "SphereFace: Deep Hypersphere Embedding for Face
-          Recognition", 2017. https://arxiv.org/abs/1704.08063
+    References:
+      Liu, Wen, Yu, Li, Raj and Song, "SphereFace: Deep Hypersphere Embedding for Face
+      Recognition", 2017. https://arxiv.org/abs/1704.08063
     """
     if not isinstance(margin, int) or margin < 1:
         raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
