@@ -115,3 +115,49 @@ def reduction(value: str, allowed: Sequence[str] = REDUCTIONS) -> str:
     if value not in allowed:
         raise ValueError(f"`reduction` must be one of {tuple(allowed)}, got {value!r}.")
     return value
+
+
+def is_static_zero(value: ArrayLike) -> bool:
+    """Whether a hyperparameter is a concrete 0, so its work can be skipped.
+
+    A traced value always takes the general path (it may be nonzero at run time).
+    """
+    return isinstance(value, (int, float)) and value == 0
+
+
+def rows_and_classes(
+    x: ArrayLike, w: ArrayLike, labels: ArrayLike, x_name: str, w_name: str
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """Float ``x`` ``[batch, dim]``, float ``w`` ``[num_classes, dim]``, int ``labels``
+    ``[batch]``: the inputs of a softmax head over class rows."""
+    x = float_array(x, x_name)
+    w = float_array(w, w_name)
+    labels = integer_array(labels, "labels")
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"`{x_name}` must be [batch, dim] and `{w_name}` [num_classes, dim] with the same "
+            f"dim, got {x.shape} and {w.shape}."
+        )
+    if labels.shape != x.shape[:1]:
+        raise ValueError(f"`labels` must have shape ({x.shape[0]},), got {labels.shape}.")
+    return x, w, labels
+
+
+def sequence_logits(logits: ArrayLike) -> jnp.ndarray:
+    """Float ``logits`` of shape ``[batch, time, num_classes]``."""
+    logits = float_array(logits, "logits")
+    if logits.ndim != 3:
+        raise ValueError(
+            f"`logits` must have shape [batch, time, num_classes], got {logits.shape}."
+        )
+    return logits
+
+
+def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.ndarray:
+    """Per-sequence lengths ``[batch]`` as int32 clipped to ``[0, size]``; all ``size`` if None."""
+    if value is None:
+        return jnp.full((batch,), size, jnp.int32)
+    value = integer_array(value, name)
+    if value.shape != (batch,):
+        raise ValueError(f"`{name}` must have shape ({batch},), got {value.shape}.")
+    return jnp.clip(value.astype(jnp.int32), 0, size)

@@ -20,12 +20,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss
-
-
-def _is_static_zero(value: ArrayLike) -> bool:
-    # A concrete 0 lets us skip work; a traced value always takes the general path.
-    return isinstance(value, (int, float)) and value == 0
+from jaxloss._reduce import reduce_loss, valid_class_ids
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
@@ -55,7 +50,7 @@ def _integer_targets(
             f"{scores.shape[:-1]}, got {labels.shape}."
         )
     num_classes = scores.shape[-1]
-    valid = (labels >= 0) & (labels < num_classes)
+    valid = valid_class_ids(labels, num_classes)
     if ignore_index is not None:
         valid = valid & (labels != ignore_index)
     mask = _checks.mask(where, labels.shape)
@@ -155,7 +150,7 @@ def cross_entropy(
             )
         targets = _classes_last(labels, axis, "labels")
         _checks.equal_shapes(logits=logits, labels=targets)
-        if not _is_static_zero(label_smoothing):
+        if not _checks.is_static_zero(label_smoothing):
             eps = jnp.asarray(label_smoothing, targets.dtype)
             targets = (1 - eps) * targets + eps / num_classes
         if weights is not None:
@@ -169,7 +164,7 @@ def cross_entropy(
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
         loss = label_weights * loss
-    if not _is_static_zero(label_smoothing):
+    if not _checks.is_static_zero(label_smoothing):
         eps = jnp.asarray(label_smoothing, loss.dtype)
         neg_log_probs = log_normalizer[..., None] - logits
         if weights is not None:

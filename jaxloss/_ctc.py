@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
-from jaxloss._reduce import reduce_loss
+from jaxloss._reduce import reduce_loss, valid_class_ids
 
 _NEG_INF = -jnp.inf
 
@@ -250,7 +250,7 @@ def _emissions(logits, labels, blank):
         emit_label = jnp.transpose(emit_label, (1, 0, 2))
         emit_blank = jnp.transpose(logits[..., blank] - log_normalizer)
     emit_label = emit_label - jnp.transpose(log_normalizer)[..., None]
-    valid = (labels >= 0) & (labels < num_classes)
+    valid = valid_class_ids(labels, num_classes)
     emit_label = jnp.where(valid[None], emit_label, _NEG_INF)
     return (emit_blank, emit_label), log_normalizer
 
@@ -328,24 +328,6 @@ def _ctc_kernel_bwd(blank, saved: _Residuals, cotangent):
 _ctc_kernel.defvjp(_ctc_kernel_fwd, _ctc_kernel_bwd)
 
 
-def _lengths(lengths: ArrayLike | None, size: int, batch: int, name: str) -> jax.Array:
-    if lengths is None:
-        return jnp.full((batch,), size, jnp.int32)
-    lengths = _checks.integer_array(lengths, name)
-    if lengths.shape != (batch,):
-        raise ValueError(f"`{name}` must have shape ({batch},), got {lengths.shape}.")
-    return jnp.clip(lengths.astype(jnp.int32), 0, size)
-
-
-def _check_logits(logits: ArrayLike) -> jax.Array:
-    logits = _checks.float_array(logits, "logits")
-    if logits.ndim != 3:
-        raise ValueError(
-            f"`logits` must have shape [batch, time, num_classes], got {logits.shape}."
-        )
-    return logits
-
-
 def ctc(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -404,7 +386,7 @@ def ctc(
       Labelling Unsegmented Sequence Data with Recurrent Neural Networks", ICML 2006.
       https://www.cs.toronto.edu/~graves/icml_2006.pdf
     """
-    logits = _check_logits(logits)
+    logits = _checks.sequence_logits(logits)
     batch, num_frames, num_classes = logits.shape
     labels = _checks.integer_array(labels, "labels")
     if labels.ndim != 2 or labels.shape[0] != batch:
@@ -414,8 +396,8 @@ def ctc(
     if not 0 <= blank < num_classes:
         raise ValueError(f"`blank`={blank} must be a class index in [0, {num_classes}).")
     max_labels = labels.shape[1]
-    logit_lengths = _lengths(logit_lengths, num_frames, batch, "logit_lengths")
-    label_lengths = _lengths(label_lengths, max_labels, batch, "label_lengths")
+    logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
+    label_lengths = _checks.lengths(label_lengths, max_labels, batch, "label_lengths")
     mask = _checks.mask(where, (batch,))
 
     # Padding becomes blank: it is never reached, and gathers safely.
@@ -457,9 +439,9 @@ def ctc_greedy_decode(
       >>> tokens[0, : int(lengths[0])].tolist()
       [1, 1, 2]
     """
-    logits = _check_logits(logits)
+    logits = _checks.sequence_logits(logits)
     batch, num_frames, _ = logits.shape
-    logit_lengths = _lengths(logit_lengths, num_frames, batch, "logit_lengths")
+    logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
     best = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     previous = jnp.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
     keep = (best != blank) & (best != previous)

@@ -29,27 +29,13 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
 from jaxloss._kernels.chunked_logsumexp import accumulation_dtype, lse_excluding_targets
-from jaxloss._reduce import reduce_loss
+from jaxloss._reduce import reduce_loss, valid_class_ids
 
 AxisName = str | Sequence[str] | None
 
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
 # -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
 _COS_LIMIT = 1.0 - 1e-6
-
-
-def _check(x: ArrayLike, w: ArrayLike, labels: ArrayLike, x_name: str, w_name: str):
-    x = _checks.float_array(x, x_name)
-    w = _checks.float_array(w, w_name)
-    labels = _checks.integer_array(labels, "labels")
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"`{x_name}` must be [batch, dim] and `{w_name}` [num_classes, dim] with the same "
-            f"dim, got {x.shape} and {w.shape}."
-        )
-    if labels.shape != x.shape[:1]:
-        raise ValueError(f"`labels` must have shape ({x.shape[0]},), got {labels.shape}.")
-    return x, w, labels
 
 
 def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
@@ -72,7 +58,7 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     rows = jnp.where(here.reshape(here.shape + (1,) * (rows.ndim - 1)), rows, 0)
     if class_axis_name is not None:
         rows = jax.lax.psum(rows, class_axis_name)
-    return rows, local, (labels >= 0) & (labels < total)
+    return rows, local, valid_class_ids(labels, total)
 
 
 def _counted(valid: jax.Array, where: ArrayLike | None) -> jax.Array:
@@ -112,7 +98,7 @@ def _margin_softmax(
     Non-target logits are ``row_scale · cos θ_j``; ``row_scale`` is ``scale``, or ‖x‖ when
     ``scale`` is None (SphereFace's original form, with unnormalized embeddings).
     """
-    x, w, labels = _check(embeddings, centers, labels, "embeddings", "centers")
+    x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     unit_x = _numerics.l2_normalize(x)
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
@@ -526,7 +512,7 @@ def linear_cross_entropy(
       >>> round(float(jaxloss.linear_cross_entropy(h, w, jnp.array([1, 4]), chunk_size=2)), 4)
       1.6094
     """
-    h, w, labels = _check(hidden, weight, labels, "hidden", "weight")
+    h, w, labels = _checks.rows_and_classes(hidden, weight, labels, "hidden", "weight")
     b = None
     if bias is not None:
         b = _checks.vector_of_length(bias, w.shape[0], "bias", "one per vocabulary entry")
@@ -538,7 +524,7 @@ def linear_cross_entropy(
     others = _others(h, w, local_labels, b, None, chunk_size, class_axis_name)
     log_normalizer = jnp.logaddexp(others, target)
     loss = log_normalizer - target
-    if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
+    if not _checks.is_static_zero(label_smoothing):
         eps = jnp.asarray(label_smoothing, loss.dtype)
         weight_sum, bias_sum, vocab = (
             jnp.sum(w, axis=0),
@@ -597,7 +583,7 @@ def center_loss(
       Wen, Zhang, Li and Qiao, "A Discriminative Feature Learning Approach for Deep Face
       Recognition", ECCV 2016. https://doi.org/10.1007/978-3-319-46478-7_31
     """
-    x, c, labels = _check(features, centers, labels, "features", "centers")
+    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
     target, _, valid = _label_rows(c, labels, None)
     loss = 0.5 * jnp.sum(jnp.square(x - target), axis=1)
     return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
@@ -636,9 +622,9 @@ def center_update(
       [[0.0, 0.0], [1.0, 1.0]]
     """
     centers_in = jnp.asarray(centers)
-    x, c, labels = _check(features, centers, labels, "features", "centers")
+    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
     x = jax.lax.stop_gradient(x)
-    valid = (labels >= 0) & (labels < c.shape[0])
+    valid = valid_class_ids(labels, c.shape[0])
     weight = _counted(valid, where).astype(c.dtype)
     safe = jnp.where(valid, labels, 0)
     counts = jax.ops.segment_sum(weight, safe, num_segments=c.shape[0])

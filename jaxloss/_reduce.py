@@ -29,6 +29,15 @@ def _global_sum(x: jax.Array, axis_name: str | Sequence[str] | None) -> jax.Arra
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
+def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
+    """Where integer labels are class ids in ``[0, num_classes)``.
+
+    Every loss excludes the others (loss 0, not counted, zero gradient) instead of letting
+    a gather wrap or clamp them silently.
+    """
+    return (labels >= 0) & (labels < num_classes)
+
+
 def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
     """``numerator / denominator``, and 0 (with zero gradients) where the denominator is 0."""
     nonzero = denominator != 0

@@ -40,7 +40,7 @@ def _with_differentiable(case, args, diff_values):
     return full
 
 
-def case_index(name: str, position: int) -> int:
+def _differentiable_index(name: str, position: int) -> int:
     """Index among the differentiable inputs of the input at ``position``."""
     return REGISTRY[name].differentiable.index(position)
 
@@ -163,7 +163,7 @@ def test_where_zeroes_masked_entries_and_their_gradients(name):
         else:  # e.g. class centers: the masked entries must not reach them
             _, unmasked = _grads(name, _drop(name, args, keep))
             np.testing.assert_allclose(
-                g, unmasked[case_index(name, position)], rtol=1e-5, atol=1e-7
+                g, unmasked[_differentiable_index(name, position)], rtol=1e-5, atol=1e-7
             )
 
 
