@@ -9,9 +9,11 @@ weights (``jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))``):
   N=8192, D=1024, V=131072 (the acceptance of issue 4: at least 64x smaller), and
   ``jaxloss.arcface`` chunked against unchunked for a face-recognition head (512 x 512
   embeddings, 100,000 identities);
-* time at N=2048, D=512, V=32768: jaxloss chunked (1024 and 4096) against the naive
-  version and torch's ``F.linear_cross_entropy`` (CPU, float32, forward + backward), all
-  in one process (``_harness.py``: round-robin, rotating start, medians).
+* time and memory at N=2048, D=512, V=32768: jaxloss with chunk_size=1024 (the row-blocked
+  kernel, 512 rows at a time, three matmuls) and 512 (the class-blocked kernel, four
+  matmuls) against the naive version and torch's ``F.linear_cross_entropy`` (CPU,
+  float32, forward + backward), all in one process (``_harness.py``: round-robin,
+  rotating start, medians).
 
 Run it from the repository root::
 
@@ -28,6 +30,7 @@ import numpy as np
 import optax
 
 import jaxloss
+from jaxloss._margin import _rows_per_block
 
 
 def naive(hidden: jax.Array, weight: jax.Array, labels: jax.Array) -> jax.Array:
@@ -85,16 +88,25 @@ def arcface_memory(batch: int, dim: int, classes: int, chunk_size: int) -> None:
     print()
 
 
+def _path(name: str, n: int, v: int) -> str:
+    """Which jaxloss kernel a contender runs (``_rows_per_block``), for the table."""
+    if not name.startswith("jaxloss"):
+        return "-"
+    rows = _rows_per_block(n, v, int(name.split()[-1]), "mean")
+    return "class blocks" if rows is None else f"{rows}-row blocks"
+
+
 def time_table(n: int, d: int, v: int, chunk_sizes: list[int], repeats: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     hidden_np = (rng.standard_normal((n, d), dtype=np.float32) / 8).astype(np.float32)
     weight_np = (rng.standard_normal((v, d), dtype=np.float32) / 8).astype(np.float32)
     labels_np = rng.integers(0, v, size=n).astype(np.int32)
     args = (jnp.asarray(hidden_np), jnp.asarray(weight_np), jnp.asarray(labels_np))
-    contenders, values = {}, {}
+    contenders, values, memory = {}, {}, {}
     losses = {"naive": naive} | {f"jaxloss chunk {c}": chunked(c) for c in chunk_sizes}
     for name, loss in losses.items():
-        run, (value, _), _ = _harness.compile_jax(jax.value_and_grad(loss, argnums=(0, 1)), *args)
+        step = jax.value_and_grad(loss, argnums=(0, 1))
+        run, (value, _), memory[name] = _harness.compile_jax(step, *args)
         contenders[name], values[name] = run, float(value)
     for name, value in values.items():
         np.testing.assert_allclose(value, values["naive"], rtol=1e-5, err_msg=name)
@@ -117,10 +129,12 @@ def time_table(n: int, d: int, v: int, chunk_sizes: list[int], repeats: int, see
     times = _harness.round_robin(contenders, repeats)
     medians = _harness.medians(times)
     print(f"linear cross-entropy, N={n}, D={d}, V={v}, value_and_grad, {repeats} rounds:")
-    print("| version | median ms | / naive (paired) |")
-    print("|---|---:|---:|")
+    print("| version | kernel | temp MiB | median ms | / naive (paired) |")
+    print("|---|---|---:|---:|---:|")
     for name, median in medians.items():
-        print(f"| {name} | {median:.1f} | {_harness.paired_ratio(times, name, 'naive'):.3f} |")
+        ratio = _harness.paired_ratio(times, name, "naive")
+        print(f"| {name} | {_path(name, n, v)} | {memory.get(name, float('nan')):.1f} ", end="")
+        print(f"| {median:.1f} | {ratio:.3f} |")
     print("(acceptance at 2048/512/32768: jaxloss <= 1.15x naive)")
 
 
@@ -133,11 +147,11 @@ def main() -> None:
     if args.quick:
         memory_table(512, 64, 8192, 256)
         arcface_memory(64, 32, 10000, 1024)
-        time_table(256, 64, 4096, [512], repeats, args.seed)
+        time_table(256, 64, 4096, [512, 128], repeats, args.seed)
     else:
         memory_table(8192, 1024, 131072, 1024)
         arcface_memory(512, 512, 100_000, 4096)
-        time_table(2048, 512, 32768, [1024, 4096], repeats, args.seed)
+        time_table(2048, 512, 32768, [1024, 512], repeats, args.seed)
 
 
 if __name__ == "__main__":

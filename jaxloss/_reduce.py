@@ -44,6 +44,28 @@ def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
     return jnp.where(nonzero, numerator / jnp.where(nonzero, denominator, 1), 0)
 
 
+def linear_weights(
+    where: jax.Array | None,
+    shape: tuple[int, ...],
+    reduction: str,
+    *,
+    axis_name: str | Sequence[str] | None = None,
+) -> jax.Array:
+    """The coefficients ``a`` of a ``"mean"`` or ``"sum"`` as a weighted sum, ``[shape]``.
+
+    ``reduce_loss(loss, reduction, where=where, axis_name=axis_name)`` equals
+    ``Σ_i a_i loss_i`` summed over the devices of ``axis_name``: for a kernel that needs
+    each entry's weight in the loss before the loss exists (``weighted_lse_sum``).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"linear_weights is for 'mean' and 'sum', not {reduction!r}.")
+    counted = jnp.ones(shape, bool) if where is None else where
+    weights = counted.astype(jnp.float32)
+    if reduction == "sum":
+        return weights
+    return safe_divide(weights, _global_sum(jnp.sum(weights), axis_name))
+
+
 def reduce_loss(
     loss: jax.Array,
     reduction: str = "mean",

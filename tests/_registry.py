@@ -121,6 +121,20 @@ def _margin_case(fn, reference, **kwargs) -> Case:
     )
 
 
+def _chunked(fn, reference, chunk_size, **kwargs) -> Case:
+    """A chunked variant: ``chunk_size`` goes to ``fn`` only, and autodiff is reverse only."""
+
+    def chunked_fn(*args, **options):
+        return fn(*args, chunk_size=chunk_size, **options)
+
+    return dataclasses.replace(_margin_case(chunked_fn, reference, **kwargs), grad_modes=("rev",))
+
+
+def public_name(name: str) -> str:
+    """The exported function a registry entry tests: ``"arcface[classes]"`` -> ``"arcface"``."""
+    return name.split("[")[0]
+
+
 REGISTRY: dict[str, Case] = {
     "mse": Case(jaxloss.mse, _pair, ref.mse, differentiable=(0, 1)),
     "mae": Case(jaxloss.mae, _pair, ref.mae, differentiable=(0, 1)),
@@ -188,6 +202,16 @@ REGISTRY: dict[str, Case] = {
         differentiable=(0, 1),
         batched=(0, 2),
     ),
+    # The chunked kernels, under the name of the loss and the path: with 6 rows and 7
+    # classes, chunk_size=3 takes the row-blocked kernel (gradients in the forward pass),
+    # chunk_size=1 the class-blocked one (see jaxloss._margin._rows_per_block).
+    "linear_cross_entropy[rows]": _chunked(
+        jaxloss.linear_cross_entropy, ref.linear_cross_entropy, chunk_size=3
+    ),
+    "linear_cross_entropy[classes]": _chunked(
+        jaxloss.linear_cross_entropy, ref.linear_cross_entropy, chunk_size=1
+    ),
+    "arcface[classes]": _chunked(jaxloss.arcface, ref.arcface, chunk_size=3, scale=5.0, margin=1.2),
     "center_loss": Case(
         jaxloss.center_loss,
         _features_labels_centers,

@@ -189,3 +189,37 @@ def test_class_sharded_linear_cross_entropy_equals_one_device(chunk_size):
     expected = jax.grad(whole, argnums=(0, 1, 2))(hidden, weight, bias)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_data_parallel_linear_cross_entropy_equals_one_device(chunk_size, reduction):
+    # 8 rows and 7 classes per device: chunk_size=3 takes the row-blocked kernel, 1 the
+    # class-blocked one. Devices hold 0-7 ignored rows; the weights are replicated.
+    logits, labels, _ = _batch(2)
+    hidden = logits[:, :5]
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(NUM_CLASSES, 5)).astype(np.float32)
+    options = {"ignore_index": IGNORE, "label_smoothing": 0.1, "chunk_size": chunk_size}
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def sharded(h, w):
+        return jax.jit(
+            jax.shard_map(
+                lambda h, w, y: jaxloss.linear_cross_entropy(
+                    h, w, y, axis_name="batch", reduction=reduction, **options
+                ),
+                mesh=mesh,
+                in_specs=(P("batch"), P(), P("batch")),
+                out_specs=P(),
+            )
+        )(h, w, labels)
+
+    def whole(h, w):
+        return jaxloss.linear_cross_entropy(h, w, labels, reduction=reduction, **options)
+
+    np.testing.assert_allclose(sharded(hidden, weight), whole(hidden, weight), rtol=1e-5)
+    grads = jax.grad(sharded, argnums=(0, 1))(hidden, weight)
+    expected = jax.grad(whole, argnums=(0, 1))(hidden, weight)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())

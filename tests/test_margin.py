@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 
 import jaxloss
+from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
+from jaxloss._margin import _rows_per_block
+from jaxloss._reduce import linear_weights, reduce_loss
 from tests import _reference as ref
 
 MARGIN_LOSSES = {
@@ -244,6 +247,95 @@ def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
         np.asarray(hidden, np.float64), np.asarray(weight, np.float64), labels
     ).mean()
     np.testing.assert_allclose(value, exact, rtol=1e-5)
+
+
+def _weighted_lse_reference(x, w, b, a):
+    """float64: Σ_i a_i logsumexp_j(x_i · w_j + b_j) and its gradients (softmax rows)."""
+    z = x @ w.T + b
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    p = np.exp(z - lse[:, None]) * a[:, None]
+    return (a * lse).sum(), p @ w, p.T @ x, p.sum(0), lse
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 10, 64])
+def test_weighted_lse_sum_matches_the_formula(rows_per_block):
+    # 10 rows in blocks of 3: the last block is padded; rows with a zero coefficient (one of
+    # them NaN) stay out of the value and every gradient.
+    rng = np.random.default_rng(5)
+    x, w, b = rng.normal(size=(10, 4)), rng.normal(size=(13, 4)), rng.normal(size=13)
+    a = rng.uniform(0.1, 2.0, size=10)
+    a[[2, 7]] = 0.0
+    value, dx, dw, db, lse = _weighted_lse_reference(x, w, b, a)
+    x_nan = x.copy()
+    x_nan[7] = np.nan
+    args = [np.asarray(v, np.float32) for v in (x_nan, w, b, a)]
+    got, grads = jax.value_and_grad(
+        lambda *v: weighted_lse_sum(*v, rows_per_block), argnums=(0, 1, 2, 3)
+    )(*args)
+    np.testing.assert_allclose(got, value, rtol=1e-5)
+    dx[[2, 7]] = 0.0
+    for g, e in zip(grads, (dx, dw, db, np.where(a != 0, lse, 0)), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+    # Without differentiation the value comes from the forward-only scan.
+    np.testing.assert_allclose(weighted_lse_sum(*args, rows_per_block), value, rtol=1e-5)
+
+
+def test_linear_weights_reproduce_reduce_loss():
+    rng = np.random.default_rng(6)
+    loss = jnp.asarray(rng.normal(size=12), jnp.float32)
+    for where in (None, rng.uniform(size=12) < 0.6, np.zeros(12, bool)):
+        for reduction in ("mean", "sum"):
+            weights = linear_weights(where, (12,), reduction)
+            np.testing.assert_allclose(
+                jnp.sum(weights * loss),
+                reduce_loss(loss, reduction, where=where),
+                rtol=1e-6,
+                atol=1e-7,
+            )
+
+
+def test_linear_cross_entropy_path_selection():
+    # The configurations of benchmarks/bench_linear_cross_entropy.py: the row-blocked kernel
+    # (three matmuls, 512 rows x 32768 logits) where it is faster, the class-blocked one
+    # where holding enough rows would cost too much memory.
+    assert _rows_per_block(2048, 32768, 1024, "mean") == 512
+    assert _rows_per_block(2048, 32768, 1024, "sum") == 512
+    assert _rows_per_block(8192, 131072, 1024, "mean") is None
+    assert _rows_per_block(2048, 32768, 1024, "none") is None
+    assert _rows_per_block(2048, 32768, None, "mean") is None
+    assert _rows_per_block(6, 7, 3, "mean") == 6  # the whole batch at once
+    assert _rows_per_block(6, 7, 1, "mean") is None
+
+
+def test_linear_cross_entropy_row_blocks_equal_unchunked():
+    # 600 rows in blocks of 256 (the last one padded), both reductions, a mask, smoothing.
+    rng = np.random.default_rng(7)
+    hidden = rng.normal(size=(600, 8)).astype(np.float32)
+    weight = rng.normal(size=(256, 8)).astype(np.float32)
+    bias = rng.normal(size=256).astype(np.float32)
+    labels = rng.integers(0, 256, size=600)
+    where = rng.uniform(size=600) < 0.8
+    assert _rows_per_block(600, 256, 64, "mean") == 256
+    for reduction in ("mean", "sum"):
+
+        def loss(h, w, b, chunk, reduction=reduction):
+            return jaxloss.linear_cross_entropy(
+                h,
+                w,
+                labels,
+                bias=b,
+                where=where,
+                label_smoothing=0.1,
+                reduction=reduction,
+                chunk_size=chunk,
+            )
+
+        step = jax.value_and_grad(loss, argnums=(0, 1, 2))
+        value, grads = step(hidden, weight, bias, None)
+        chunked, chunked_grads = step(hidden, weight, bias, 64)
+        np.testing.assert_allclose(chunked, value, rtol=1e-5)
+        for g, cg in zip(grads, chunked_grads, strict=True):
+            np.testing.assert_allclose(cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
 
 
 # --- center loss and its update -------------------------------------------------------------
