@@ -26,6 +26,13 @@ from jaxloss._margin import cosface as cosface
 from jaxloss._margin import linear_cross_entropy as linear_cross_entropy
 from jaxloss._margin import norm_softmax as norm_softmax
 from jaxloss._margin import sphereface as sphereface
+from jaxloss._pairwise import batch_triplet as batch_triplet
+from jaxloss._pairwise import contrastive as contrastive
+from jaxloss._pairwise import cosine_embedding as cosine_embedding
+from jaxloss._pairwise import margin_ranking as margin_ranking
+from jaxloss._pairwise import nt_xent as nt_xent
+from jaxloss._pairwise import ratio_loss as ratio_loss
+from jaxloss._pairwise import triplet_margin as triplet_margin
 from jaxloss._regression import huber as huber
 from jaxloss._regression import l1 as l1
 from jaxloss._regression import log_cosh as log_cosh
@@ -38,12 +45,15 @@ __version__ = "0.1.0"
 __all__ = [
     "am_softmax",
     "arcface",
+    "batch_triplet",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "center_loss",
     "center_update",
     "combined_margin",
+    "contrastive",
     "cosface",
+    "cosine_embedding",
     "cross_entropy",
     "ctc",
     "ctc_greedy_decode",
@@ -54,11 +64,15 @@ __all__ = [
     "linear_cross_entropy",
     "log_cosh",
     "mae",
+    "margin_ranking",
     "mse",
     "nll",
     "norm_softmax",
+    "nt_xent",
+    "ratio_loss",
     "sigmoid_focal",
     "smooth_l1",
     "softmax_focal",
     "sphereface",
+    "triplet_margin",
 ]

@@ -48,6 +48,11 @@ def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
     return jnp.where(positive, jnp.power(jnp.where(positive, base, 1), exponent), at_zero)
 
 
+def abs_zero_subgradient(x: jax.Array) -> jax.Array:
+    """``|x|`` with torch's subgradient 0 at ``x = 0`` (``jnp.abs`` differentiates to 1 there)."""
+    return x * jnp.sign(x)
+
+
 def safe_norm(x: jax.Array) -> jax.Array:
     """The L2 norm over the last axis, with a zero (not NaN) gradient at ``x = 0``."""
     squared = jnp.sum(jnp.square(x), axis=-1)

@@ -10,13 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._reduce import reduce_loss
-
-
-def _abs(diff: jax.Array) -> jax.Array:
-    """``|d|`` with torch's subgradient 0 at ``d = 0`` (``jnp.abs`` differentiates to 1 there)."""
-    return diff * jnp.sign(diff)
 
 
 def _difference(
@@ -94,7 +89,7 @@ def mae(
       2.0
     """
     diff, mask = _difference(predictions, targets, where)
-    return reduce_loss(_abs(diff), reduction, where=mask)
+    return reduce_loss(_numerics.abs_zero_subgradient(diff), reduction, where=mask)
 
 
 l1 = mae
@@ -188,7 +183,9 @@ def smooth_l1(
     positive = beta > 0
     safe_beta = jnp.where(positive, beta, 1)
     loss = jnp.where(
-        positive, _quadratic_then_linear(jnp.abs(diff), safe_beta) / safe_beta, _abs(diff)
+        positive,
+        _quadratic_then_linear(jnp.abs(diff), safe_beta) / safe_beta,
+        _numerics.abs_zero_subgradient(diff),
     )
     return reduce_loss(loss, reduction, where=mask)
 

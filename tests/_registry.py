@@ -35,6 +35,8 @@ class Case:
         ``custom_vjp`` kernel supports reverse mode only.
       batched: positions of the inputs whose leading axis is the batch (split when entries
         are dropped); None: all of them. Class centers, for one, are not.
+      scalar: ``fn`` returns a scalar and takes no ``reduction`` (``reference`` returns
+        that scalar, ``where`` is ``[batch]``); the suite's "mean" is its value.
     """
 
     fn: Callable[..., Any]
@@ -46,6 +48,12 @@ class Case:
     reference_mean: Callable[..., float] = lambda none, *inputs: none.mean()
     grad_modes: tuple[str, ...] = ("fwd", "rev")
     batched: tuple[int, ...] | None = None
+    scalar: bool = False
+
+    @property
+    def reductions(self) -> tuple[str, ...]:
+        """The reductions ``fn`` accepts; a scalar loss (``batch_triplet``) has none."""
+        return ("mean",) if self.scalar else ("mean", "sum", "none")
 
 
 FEATURES = 3
@@ -107,6 +115,61 @@ def _embeddings_centers_labels(rng: np.random.Generator, batch: int) -> tuple:
 def _features_labels_centers(rng: np.random.Generator, batch: int) -> tuple:
     features, centers, labels = _embeddings_centers_labels(rng, batch)
     return features, labels, centers
+
+
+def _pairs(rng: np.random.Generator, batch: int) -> tuple:
+    x1, x2 = (rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32) for _ in range(2))
+    return x1, x2, (rng.uniform(size=batch) < 0.5).astype(np.float32)
+
+
+def _signed_pairs(rng: np.random.Generator, batch: int) -> tuple:
+    x1, x2, similar = _pairs(rng, batch)
+    return x1, x2, (2 * similar - 1).astype(np.int32)
+
+
+def _scores(rng: np.random.Generator, batch: int) -> tuple:
+    x1, x2 = rng.normal(size=batch).astype(np.float32), rng.normal(size=batch).astype(np.float32)
+    return x1, x2, np.where(rng.uniform(size=batch) < 0.5, 1.0, -1.0).astype(np.float32)
+
+
+def _triplets(rng: np.random.Generator, batch: int) -> tuple:
+    return tuple(rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32) for _ in range(3))
+
+
+def _views(rng: np.random.Generator, batch: int) -> tuple:
+    return _triplets(rng, batch)[:2]
+
+
+def _labelled_batch(rng: np.random.Generator, batch: int) -> tuple:
+    # Three identities, each twice in a batch of 6: every anchor has positives and negatives.
+    labels = rng.permutation(np.arange(batch) % 3).astype(np.int32)
+    return rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32), labels
+
+
+def _pair_case(fn, reference, make_inputs, differentiable, **kwargs) -> Case:
+    hyperparameters = {"margin": kwargs["margin"] + 2.0} if "margin" in kwargs else {}
+    if "temperature" in kwargs:
+        hyperparameters = {"temperature": 0.5}
+    return Case(
+        fn,
+        make_inputs,
+        reference,
+        kwargs=kwargs,
+        differentiable=differentiable,
+        hyperparameters=hyperparameters,
+    )
+
+
+def _batch_triplet_case(**kwargs) -> Case:
+    return Case(
+        jaxloss.batch_triplet,
+        _labelled_batch,
+        ref.batch_triplet,
+        kwargs={"margin": 4.0 if kwargs.get("squared") else 1.5, **kwargs},
+        hyperparameters={"margin": 0.5},
+        reference_mean=lambda value, *inputs: value,
+        scalar=True,
+    )
 
 
 def _margin_case(fn, reference, **kwargs) -> Case:
@@ -212,6 +275,42 @@ REGISTRY: dict[str, Case] = {
         jaxloss.linear_cross_entropy, ref.linear_cross_entropy, chunk_size=1
     ),
     "arcface[classes]": _chunked(jaxloss.arcface, ref.arcface, chunk_size=3, scale=5.0, margin=1.2),
+    "contrastive": _pair_case(jaxloss.contrastive, ref.contrastive, _pairs, (0, 1), margin=2.0),
+    "triplet_margin": _pair_case(
+        jaxloss.triplet_margin, ref.triplet_margin, _triplets, (0, 1, 2), margin=1.0
+    ),
+    "triplet_margin[p=1,swap]": _pair_case(
+        jaxloss.triplet_margin,
+        ref.triplet_margin,
+        _triplets,
+        (0, 1, 2),
+        margin=1.0,
+        p=1.0,
+        swap=True,
+    ),
+    "triplet_margin[p=3]": _pair_case(
+        jaxloss.triplet_margin, ref.triplet_margin, _triplets, (0, 1, 2), margin=1.0, p=3.0
+    ),
+    "triplet_margin[squared]": _pair_case(
+        jaxloss.triplet_margin,
+        ref.triplet_margin,
+        _triplets,
+        (0, 1, 2),
+        margin=2.0,
+        squared=True,
+        swap=True,
+    ),
+    "ratio_loss": _pair_case(jaxloss.ratio_loss, ref.ratio_loss, _triplets, (0, 1, 2)),
+    "margin_ranking": _pair_case(
+        jaxloss.margin_ranking, ref.margin_ranking, _scores, (0, 1), margin=0.3
+    ),
+    "cosine_embedding": _pair_case(
+        jaxloss.cosine_embedding, ref.cosine_embedding, _signed_pairs, (0, 1), margin=-0.2
+    ),
+    "nt_xent": _pair_case(jaxloss.nt_xent, ref.nt_xent, _views, (0, 1), temperature=0.2),
+    "batch_triplet[all]": _batch_triplet_case(mining="all"),
+    "batch_triplet[hard]": _batch_triplet_case(mining="hard"),
+    "batch_triplet[semihard,squared]": _batch_triplet_case(mining="semihard", squared=True),
     "center_loss": Case(
         jaxloss.center_loss,
         _features_labels_centers,

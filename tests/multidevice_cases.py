@@ -223,3 +223,84 @@ def test_data_parallel_linear_cross_entropy_equals_one_device(chunk_size, reduct
     expected = jax.grad(whole, argnums=(0, 1))(hidden, weight)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+
+
+# --- pairs and triplets: mining and negatives over the global batch --------------------------
+
+
+def _identity_batch(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, size=DEVICES * ROWS_PER_DEVICE).astype(np.int32)
+    embeddings = rng.normal(size=(DEVICES * ROWS_PER_DEVICE, 4)).astype(np.float32)
+    embeddings += rng.normal(size=(5, 4)).astype(np.float32)[labels]
+    where = rng.uniform(size=DEVICES * ROWS_PER_DEVICE) < 0.8
+    where[:ROWS_PER_DEVICE] = False  # one device holds no example at all
+    return embeddings, labels, where
+
+
+def _sharded_three(fn):
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("batch"),) * 3, out_specs=P()))
+
+
+@pytest.mark.parametrize("mining", ["all", "hard", "semihard"])
+@pytest.mark.parametrize("squared", [False, True])
+def test_batch_triplet_mines_the_global_batch(mining, squared):
+    embeddings, labels, where = _identity_batch(3)
+    options = {"mining": mining, "squared": squared, "margin": 2.0}
+
+    def sharded(x):
+        return _sharded_three(
+            lambda x, y, w: jaxloss.batch_triplet(x, y, where=w, axis_name="batch", **options)
+        )(x, labels, where)
+
+    def whole(x):
+        return jaxloss.batch_triplet(x, labels, where=where, **options)
+
+    np.testing.assert_allclose(sharded(embeddings), whole(embeddings), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(sharded)(embeddings), jax.grad(whole)(embeddings), rtol=1e-4, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_nt_xent_negatives_from_every_device(reduction):
+    rng = np.random.default_rng(4)
+    z1, z2 = (rng.normal(size=(DEVICES * ROWS_PER_DEVICE, 6)).astype(np.float32) for _ in "12")
+    where = rng.uniform(size=DEVICES * ROWS_PER_DEVICE) < 0.8
+    options = {"temperature": 0.3, "reduction": reduction}
+
+    def sharded(a, b):
+        return _sharded_three(
+            lambda a, b, w: jaxloss.nt_xent(a, b, where=w, axis_name="batch", **options)
+        )(a, b, where)
+
+    def whole(a, b):
+        return jaxloss.nt_xent(a, b, where=where, **options)
+
+    np.testing.assert_allclose(sharded(z1, z2), whole(z1, z2), rtol=1e-5)
+    grads = jax.grad(sharded, argnums=(0, 1))(z1, z2)
+    expected = jax.grad(whole, argnums=(0, 1))(z1, z2)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_triplet_and_nt_xent_under_pmap():
+    embeddings, labels, where = _identity_batch(5)
+
+    def split(a):
+        return a.reshape(DEVICES, ROWS_PER_DEVICE, *a.shape[1:])
+
+    triplet = jax.pmap(
+        lambda x, y, w: jaxloss.batch_triplet(x, y, where=w, mining="hard", axis_name="b"),
+        axis_name="b",
+    )(split(embeddings), split(labels), split(where))
+    np.testing.assert_allclose(
+        triplet, jaxloss.batch_triplet(embeddings, labels, where=where, mining="hard"), rtol=1e-5
+    )
+    contrastive = jax.pmap(
+        lambda a, b, w: jaxloss.nt_xent(a, b, where=w, axis_name="b"), axis_name="b"
+    )(split(embeddings), split(embeddings[::-1]), split(where))
+    np.testing.assert_allclose(
+        contrastive, jaxloss.nt_xent(embeddings, embeddings[::-1], where=where), rtol=1e-5
+    )
