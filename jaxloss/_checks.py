@@ -110,11 +110,31 @@ def mask(where: ArrayLike | None, shape: Sequence[int]) -> jnp.ndarray | None:
     return broadcast_to(where, shape, "where", "the per-example loss (reduction='none')")
 
 
+def choice(value: str, allowed: Sequence[str], name: str) -> str:
+    """Raises ValueError unless the static option ``name`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got {value!r}.")
+    return value
+
+
 def reduction(value: str, allowed: Sequence[str] = REDUCTIONS) -> str:
     """Raises ValueError unless ``value`` is one of the ``allowed`` reductions."""
-    if value not in allowed:
-        raise ValueError(f"`reduction` must be one of {tuple(allowed)}, got {value!r}.")
+    return choice(value, allowed, "reduction")
+
+
+def per_row(value: jnp.ndarray, batch: int, name: str) -> jnp.ndarray:
+    """Raises ValueError unless ``value`` has shape ``[batch]`` (one entry per row)."""
+    if value.shape != (batch,):
+        raise ValueError(f"`{name}` must have shape ({batch},), got {value.shape}.")
     return value
+
+
+def rows(x: ArrayLike, name: str) -> jnp.ndarray:
+    """A float ``[batch, dim]`` array (one vector per row), or ValueError naming ``name``."""
+    x = float_array(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"`{name}` must be [batch, dim], got shape {x.shape}.")
+    return x
 
 
 def is_static_zero(value: ArrayLike) -> bool:
@@ -138,9 +158,7 @@ def rows_and_classes(
             f"`{x_name}` must be [batch, dim] and `{w_name}` [num_classes, dim] with the same "
             f"dim, got {x.shape} and {w.shape}."
         )
-    if labels.shape != x.shape[:1]:
-        raise ValueError(f"`labels` must have shape ({x.shape[0]},), got {labels.shape}.")
-    return x, w, labels
+    return x, w, per_row(labels, x.shape[0], "labels")
 
 
 def sequence_logits(logits: ArrayLike) -> jnp.ndarray:
@@ -157,7 +175,5 @@ def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.nd
     """Per-sequence lengths ``[batch]`` as int32 clipped to ``[0, size]``; all ``size`` if None."""
     if value is None:
         return jnp.full((batch,), size, jnp.int32)
-    value = integer_array(value, name)
-    if value.shape != (batch,):
-        raise ValueError(f"`{name}` must have shape ({batch},), got {value.shape}.")
+    value = per_row(integer_array(value, name), batch, name)
     return jnp.clip(value.astype(jnp.int32), 0, size)

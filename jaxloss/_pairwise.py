@@ -351,6 +351,16 @@ def _gathered(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
     return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
 
 
+def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
+    """The ``[batch]`` kept mask (all True without ``where``), and ``arrays`` with their
+    masked rows zeroed: a NaN there must not reach the other rows through the
+    similarities or distances."""
+    kept = _checks.mask(where, arrays[0].shape[:1])
+    if kept is None:
+        return jnp.ones(arrays[0].shape[:1], bool), arrays
+    return kept, tuple(jnp.where(kept[:, None], a, 0) for a in arrays)
+
+
 def _batch(embeddings, labels, where, axis_name):
     """Checks a ``[batch, dim]`` batch; returns local and global views and this device's rows.
 
@@ -359,17 +369,9 @@ def _batch(embeddings, labels, where, axis_name):
       labels and kept mask, the same over the global batch, and the local rows' global
       indices ``[batch]``.
     """
-    x = _checks.float_array(embeddings, "embeddings")
-    labels = _checks.integer_array(labels, "labels")
-    if x.ndim != 2:
-        raise ValueError(f"`embeddings` must be [batch, dim], got shape {x.shape}.")
-    if labels.shape != x.shape[:1]:
-        raise ValueError(f"`labels` must have shape ({x.shape[0]},), got {labels.shape}.")
-    kept = _checks.mask(where, x.shape[:1])
-    if kept is None:
-        kept = jnp.ones(x.shape[:1], bool)
-    else:
-        x = jnp.where(kept[:, None], x, 0)  # a NaN in a masked row must not reach the others
+    x = _checks.rows(embeddings, "embeddings")
+    labels = _checks.per_row(_checks.integer_array(labels, "labels"), x.shape[0], "labels")
+    kept, (x,) = _kept_rows(where, x)
     all_x, offset = _gathered(x, axis_name)
     all_labels, _ = _gathered(labels, axis_name)
     all_kept, _ = _gathered(kept, axis_name)
@@ -458,8 +460,7 @@ def batch_triplet(
       Recognition and Clustering", CVPR 2015. Hermans, Beyer and Leibe, "In Defense of the
       Triplet Loss for Person Re-Identification", arXiv:1703.07737, 2017.
     """
-    if mining not in MINING:
-        raise ValueError(f"`mining` must be one of {MINING}, got {mining!r}.")
+    _checks.choice(mining, MINING, "mining")
     x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
         embeddings, labels, where, axis_name
     )
@@ -551,18 +552,10 @@ def nt_xent(
       Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive Learning of
       Visual Representations", ICML 2020.
     """
-    z1 = _checks.float_array(z1, "z1")
-    z2 = _checks.float_array(z2, "z2")
+    z1, z2 = _checks.rows(z1, "z1"), _checks.rows(z2, "z2")
     _checks.equal_shapes(z1=z1, z2=z2)
-    if z1.ndim != 2:
-        raise ValueError(f"`z1` and `z2` must be [batch, dim], got shape {z1.shape}.")
     batch = z1.shape[0]
-    kept = _checks.mask(where, (batch,))
-    if kept is None:
-        kept = jnp.ones((batch,), bool)
-    else:
-        # A NaN in a masked pair must not reach the others through the similarities.
-        z1, z2 = jnp.where(kept[:, None], z1, 0), jnp.where(kept[:, None], z2, 0)
+    kept, (z1, z2) = _kept_rows(where, z1, z2)
     u1, u2 = _numerics.l2_normalize(z1), _numerics.l2_normalize(z2)
     all_u1, offset = _gathered(u1, axis_name)
     all_u2, _ = _gathered(u2, axis_name)

@@ -230,6 +230,16 @@ def linear_cross_entropy(hidden, weight, labels, bias=None):
     return cross_entropy(logits, labels)
 
 
+def weighted_lse_sum(x, w, b, a):
+    """Σ_i a_i logsumexp_j(x_i · w_j + b_j) and its gradients in x, w, b (softmax rows) and a."""
+    x, w, b, a = _f64(x, w, b, a)
+    z = x @ w.T + b
+    log_p = log_softmax(z)
+    lse = z[:, 0] - log_p[:, 0]
+    p = np.exp(log_p) * a[:, None]
+    return (a * lse).sum(), p @ w, p.T @ x, p.sum(0), lse
+
+
 def center_loss(features, labels, centers):
     diff = np.asarray(features, np.float64) - np.asarray(centers, np.float64)[labels]
     return 0.5 * np.sum(diff**2, axis=-1)

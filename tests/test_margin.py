@@ -249,14 +249,6 @@ def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
     np.testing.assert_allclose(value, exact, rtol=1e-5)
 
 
-def _weighted_lse_reference(x, w, b, a):
-    """float64: Σ_i a_i logsumexp_j(x_i · w_j + b_j) and its gradients (softmax rows)."""
-    z = x @ w.T + b
-    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
-    p = np.exp(z - lse[:, None]) * a[:, None]
-    return (a * lse).sum(), p @ w, p.T @ x, p.sum(0), lse
-
-
 @pytest.mark.parametrize("rows_per_block", [1, 3, 10, 64])
 def test_weighted_lse_sum_matches_the_formula(rows_per_block):
     # 10 rows in blocks of 3: the last block is padded; rows with a zero coefficient (one of
@@ -265,7 +257,7 @@ def test_weighted_lse_sum_matches_the_formula(rows_per_block):
     x, w, b = rng.normal(size=(10, 4)), rng.normal(size=(13, 4)), rng.normal(size=13)
     a = rng.uniform(0.1, 2.0, size=10)
     a[[2, 7]] = 0.0
-    value, dx, dw, db, lse = _weighted_lse_reference(x, w, b, a)
+    value, dx, dw, db, lse = ref.weighted_lse_sum(x, w, b, a)
     x_nan = x.copy()
     x_nan[7] = np.nan
     args = [np.asarray(v, np.float32) for v in (x_nan, w, b, a)]

@@ -279,7 +279,7 @@ def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True)
         lse = top + jnp.log(total)
         value = jnp.sum(jnp.where(active_block, weight_block * lse, 0))
         if not gradients:
-            return carry, (value, lse)
+            return carry, (value,)
         dw, db = carry
         # d(a_i lse_i) / dz_ij = a_i softmax_ij, only in the active rows.
         p = jnp.where(active_block[:, None], e * (weight_block / total)[:, None], 0)
