@@ -15,6 +15,12 @@ from jaxloss._classification import sigmoid_focal as sigmoid_focal
 from jaxloss._classification import softmax_focal as softmax_focal
 from jaxloss._ctc import ctc as ctc
 from jaxloss._ctc import ctc_greedy_decode as ctc_greedy_decode
+from jaxloss._dense import chamfer as chamfer
+from jaxloss._dense import dice as dice
+from jaxloss._dense import gram_matrix as gram_matrix
+from jaxloss._dense import perceptual_loss as perceptual_loss
+from jaxloss._dense import style_loss as style_loss
+from jaxloss._dense import tversky as tversky
 from jaxloss._divergence import gaussian_kl as gaussian_kl
 from jaxloss._divergence import kl_div as kl_div
 from jaxloss._margin import am_softmax as am_softmax
@@ -50,6 +56,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "center_loss",
     "center_update",
+    "chamfer",
     "combined_margin",
     "contrastive",
     "cosface",
@@ -57,7 +64,9 @@ __all__ = [
     "cross_entropy",
     "ctc",
     "ctc_greedy_decode",
+    "dice",
     "gaussian_kl",
+    "gram_matrix",
     "huber",
     "kl_div",
     "l1",
@@ -69,10 +78,13 @@ __all__ = [
     "nll",
     "norm_softmax",
     "nt_xent",
+    "perceptual_loss",
     "ratio_loss",
     "sigmoid_focal",
     "smooth_l1",
     "softmax_focal",
     "sphereface",
+    "style_loss",
     "triplet_margin",
+    "tversky",
 ]

@@ -193,6 +193,90 @@ def _chunked(fn, reference, chunk_size, **kwargs) -> Case:
     return dataclasses.replace(_margin_case(chunked_fn, reference, **kwargs), grad_modes=("rev",))
 
 
+PIXELS = 6
+
+
+def _probs_labels(rng: np.random.Generator, batch: int) -> tuple:
+    probs = np.exp(ref.log_softmax(2 * rng.normal(size=(batch, PIXELS, NUM_CLASSES))))
+    return probs.astype(np.float32), rng.integers(0, NUM_CLASSES, size=(batch, PIXELS)).astype(
+        np.int32
+    )
+
+
+def _probs_soft_targets(rng: np.random.Generator, batch: int) -> tuple:
+    probs, _ = _probs_labels(rng, batch)
+    return probs, rng.uniform(size=probs.shape).astype(np.float32)
+
+
+def _overlap_case(fn, reference, make_inputs, hyperparameters=None, **kwargs) -> Case:
+    return Case(fn, make_inputs, reference, kwargs=kwargs, hyperparameters=hyperparameters or {})
+
+
+POINTS_X, POINTS_Y, POINT_DIM = 7, 5, 3
+
+
+def _clouds(rng: np.random.Generator, batch: int) -> tuple:
+    x = rng.normal(size=(batch, POINTS_X, POINT_DIM)).astype(np.float32)
+    return x, rng.normal(size=(batch, POINTS_Y, POINT_DIM)).astype(np.float32)
+
+
+def _padded_clouds(rng: np.random.Generator, batch: int) -> tuple:
+    x, y = _clouds(rng, batch)
+    x_lengths = rng.integers(1, POINTS_X + 1, size=batch).astype(np.int32)
+    return x, y, x_lengths, rng.integers(1, POINTS_Y + 1, size=batch).astype(np.int32)
+
+
+def _with_lengths(fn):
+    """``fn`` with the clouds' lengths as positional inputs, so the suite can drop rows."""
+
+    def with_lengths(x, y, x_lengths, y_lengths, **options):
+        return fn(x, y, x_lengths=x_lengths, y_lengths=y_lengths, **options)
+
+    return with_lengths
+
+
+def _chamfer_case(make_inputs, chunk_size=None, **kwargs) -> Case:
+    fn, reference = jaxloss.chamfer, ref.chamfer
+    if make_inputs is _padded_clouds:
+        fn, reference = _with_lengths(fn), _with_lengths(reference)
+
+    def chamfer(*args, **options):
+        return fn(*args, chunk_size=chunk_size, **options)
+
+    # custom_vjp: reverse mode only.
+    return Case(
+        chamfer, make_inputs, reference, kwargs=kwargs, differentiable=(0, 1), grad_modes=("rev",)
+    )
+
+
+LAYER_SHAPES = ((4, 3, 2), (2, 2, 3))
+
+
+def _feature_maps(rng: np.random.Generator, batch: int) -> tuple:
+    """Two layers of features, then two of targets: ``(f1, f2, t1, t2)``."""
+    maps = [rng.normal(size=(batch, *shape)) for shape in LAYER_SHAPES * 2]
+    return tuple(m.astype(np.float32) for m in maps)
+
+
+def _layer_lists(fn):
+    """``fn`` over two layers passed as four positional arrays."""
+
+    def on_layers(f1, f2, t1, t2, **options):
+        return fn([f1, f2], [t1, t2], **options)
+
+    return on_layers
+
+
+def _layers_case(fn, reference, **kwargs) -> Case:
+    return Case(
+        _layer_lists(fn),
+        _feature_maps,
+        _layer_lists(reference),
+        kwargs=kwargs,
+        differentiable=(0, 1, 2, 3),
+    )
+
+
 def public_name(name: str) -> str:
     """The exported function a registry entry tests: ``"arcface[classes]"`` -> ``"arcface"``."""
     return name.split("[")[0]
@@ -318,6 +402,28 @@ REGISTRY: dict[str, Case] = {
         differentiable=(0, 2),
         batched=(0, 1),
     ),
+    "dice": _overlap_case(
+        jaxloss.dice, ref.dice, _probs_labels, {"smooth_nr": 0.5}, smooth_nr=1e-3, smooth_dr=1e-2
+    ),
+    "dice[squared,soft,no_background]": _overlap_case(
+        jaxloss.dice, ref.dice, _probs_soft_targets, squared=True, include_background=False
+    ),
+    "tversky": _overlap_case(
+        jaxloss.tversky, ref.tversky, _probs_labels, {"beta": 0.4}, alpha=0.3, beta=0.7
+    ),
+    "tversky[focal,soft]": _overlap_case(
+        jaxloss.tversky, ref.tversky, _probs_soft_targets, {"gamma": 2.0}, gamma=0.75
+    ),
+    "chamfer": _chamfer_case(_clouds),
+    "chamfer[plain,sum,chunked]": _chamfer_case(
+        _clouds, chunk_size=3, squared=False, point_reduction="sum"
+    ),
+    "chamfer[lengths,single,chunked]": _chamfer_case(
+        _padded_clouds, chunk_size=2, single_directional=True
+    ),
+    "chamfer[lengths]": _chamfer_case(_padded_clouds, squared=False),
+    "style_loss": _layers_case(jaxloss.style_loss, ref.style_loss, weights=[1.0, 0.5]),
+    "perceptual_loss": _layers_case(jaxloss.perceptual_loss, ref.perceptual_loss),
     "ctc": Case(
         jaxloss.ctc,
         _ctc_inputs,
@@ -335,4 +441,5 @@ ALIASES: dict[str, str] = {"l1": "mae", "am_softmax": "cosface"}
 NOT_LOSSES: dict[str, str] = {
     "ctc_greedy_decode": "tests/test_ctc.py",
     "center_update": "tests/test_margin.py",
+    "gram_matrix": "tests/test_dense.py",
 }
