@@ -23,6 +23,14 @@ from jaxloss._dense import style_loss as style_loss
 from jaxloss._dense import tversky as tversky
 from jaxloss._divergence import gaussian_kl as gaussian_kl
 from jaxloss._divergence import kl_div as kl_div
+from jaxloss._generative import elbo_loss as elbo_loss
+from jaxloss._generative import gan_discriminator as gan_discriminator
+from jaxloss._generative import gan_generator as gan_generator
+from jaxloss._generative import gradient_penalty as gradient_penalty
+from jaxloss._generative import hinge_discriminator as hinge_discriminator
+from jaxloss._generative import hinge_generator as hinge_generator
+from jaxloss._generative import wasserstein_critic as wasserstein_critic
+from jaxloss._generative import wasserstein_generator as wasserstein_generator
 from jaxloss._margin import am_softmax as am_softmax
 from jaxloss._margin import arcface as arcface
 from jaxloss._margin import center_loss as center_loss
@@ -39,6 +47,16 @@ from jaxloss._pairwise import margin_ranking as margin_ranking
 from jaxloss._pairwise import nt_xent as nt_xent
 from jaxloss._pairwise import ratio_loss as ratio_loss
 from jaxloss._pairwise import triplet_margin as triplet_margin
+from jaxloss._preference import bradley_terry as bradley_terry
+from jaxloss._preference import dpo as dpo
+from jaxloss._preference import grpo_advantages as grpo_advantages
+from jaxloss._preference import kl_penalty as kl_penalty
+from jaxloss._preference import kto as kto
+from jaxloss._preference import orpo as orpo
+from jaxloss._preference import ppo_clip as ppo_clip
+from jaxloss._preference import sequence_logprobs as sequence_logprobs
+from jaxloss._preference import simpo as simpo
+from jaxloss._preference import token_logprobs as token_logprobs
 from jaxloss._regression import huber as huber
 from jaxloss._regression import l1 as l1
 from jaxloss._regression import log_cosh as log_cosh
@@ -54,6 +72,7 @@ __all__ = [
     "batch_triplet",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "bradley_terry",
     "center_loss",
     "center_update",
     "chamfer",
@@ -65,10 +84,20 @@ __all__ = [
     "ctc",
     "ctc_greedy_decode",
     "dice",
+    "dpo",
+    "elbo_loss",
+    "gan_discriminator",
+    "gan_generator",
     "gaussian_kl",
+    "gradient_penalty",
     "gram_matrix",
+    "grpo_advantages",
+    "hinge_discriminator",
+    "hinge_generator",
     "huber",
     "kl_div",
+    "kl_penalty",
+    "kto",
     "l1",
     "linear_cross_entropy",
     "log_cosh",
@@ -78,13 +107,20 @@ __all__ = [
     "nll",
     "norm_softmax",
     "nt_xent",
+    "orpo",
     "perceptual_loss",
+    "ppo_clip",
     "ratio_loss",
+    "sequence_logprobs",
     "sigmoid_focal",
+    "simpo",
     "smooth_l1",
     "softmax_focal",
     "sphereface",
     "style_loss",
+    "token_logprobs",
     "triplet_margin",
     "tversky",
+    "wasserstein_critic",
+    "wasserstein_generator",
 ]

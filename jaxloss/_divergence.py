@@ -71,6 +71,16 @@ def kl_div(
     )
 
 
+def gaussian_kl_terms(mean: ArrayLike, log_var: ArrayLike) -> jax.Array:
+    """KL(N(μ, σ²) ‖ N(0, 1)) of each latent dimension: the inputs' broadcast shape."""
+    shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
+    mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)
+    log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
+    if not shape:
+        raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
+    return -0.5 * (1 + log_var - jnp.square(mean) - jnp.exp(log_var))
+
+
 def gaussian_kl(
     mean: ArrayLike,
     log_var: ArrayLike,
@@ -107,11 +117,6 @@ def gaussian_kl(
       Kingma and Welling, "Auto-Encoding Variational Bayes", 2013.
       https://arxiv.org/abs/1312.6114
     """
-    shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
-    mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)
-    log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
-    if not shape:
-        raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
-    axis = _checks.class_axis(axis, len(shape), "mean")
-    loss = -0.5 * jnp.sum(1 + log_var - jnp.square(mean) - jnp.exp(log_var), axis=axis)
+    terms = gaussian_kl_terms(mean, log_var)
+    loss = jnp.sum(terms, axis=_checks.class_axis(axis, terms.ndim, "mean"))
     return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))

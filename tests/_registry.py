@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
@@ -37,6 +39,9 @@ class Case:
         are dropped); None: all of them. Class centers, for one, are not.
       scalar: ``fn`` returns a scalar and takes no ``reduction`` (``reference`` returns
         that scalar, ``where`` is ``[batch]``); the suite's "mean" is its value.
+      rows_independent: each row's value depends on that row's inputs alone. False for
+        ``gradient_penalty``, which draws its interpolation coefficients per batch
+        position, so dropping rows redraws them (its masking is tested in its own module).
     """
 
     fn: Callable[..., Any]
@@ -49,6 +54,7 @@ class Case:
     grad_modes: tuple[str, ...] = ("fwd", "rev")
     batched: tuple[int, ...] | None = None
     scalar: bool = False
+    rows_independent: bool = True
 
     @property
     def reductions(self) -> tuple[str, ...]:
@@ -277,6 +283,72 @@ def _layers_case(fn, reference, **kwargs) -> Case:
     )
 
 
+def _scores_pair(rng: np.random.Generator, batch: int) -> tuple:
+    return tuple((2 * rng.normal(size=batch)).astype(np.float32) for _ in range(2))
+
+
+def _scores_one(rng: np.random.Generator, batch: int) -> tuple:
+    return _scores_pair(rng, batch)[:1]
+
+
+def _score_case(fn, reference, make_inputs, **kwargs) -> Case:
+    differentiable = tuple(range(len(make_inputs(np.random.default_rng(0), 1))))
+    return Case(fn, make_inputs, reference, kwargs=kwargs, differentiable=differentiable)
+
+
+# A fixed nonlinear critic for gradient_penalty: D(x) = Σ_k v_k tanh((x W)_k).
+_CRITIC_W = np.random.default_rng(123).normal(size=(FEATURES, 4)).astype(np.float32)
+_CRITIC_V = np.random.default_rng(321).normal(size=4).astype(np.float32)
+PENALTY_KEY = 7
+
+
+def _critic(x):
+    return jnp.tanh(x @ _CRITIC_W.astype(x.dtype)) @ _CRITIC_V.astype(x.dtype)
+
+
+def _gradient_penalty(real, fake, **options):
+    return jaxloss.gradient_penalty(_critic, real, fake, jax.random.key(PENALTY_KEY), **options)
+
+
+def _gradient_penalty_reference(real, fake, target=1.0):
+    epsilon = np.asarray(jax.random.uniform(jax.random.key(PENALTY_KEY), (len(real), 1)))
+    return ref.gradient_penalty(_CRITIC_W, _CRITIC_V, real, fake, epsilon, target)
+
+
+def _vae_outputs(rng: np.random.Generator, batch: int) -> tuple:
+    reconstruction = rng.uniform(1, 3, size=batch).astype(np.float32)
+    mean = rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32)
+    return reconstruction, mean, (0.5 * rng.normal(size=(batch, EMBEDDING_DIM))).astype(np.float32)
+
+
+def _sequence_logps(rng: np.random.Generator, batch: int, count: int) -> tuple:
+    return tuple((-20 + 5 * rng.normal(size=batch)).astype(np.float32) for _ in range(count))
+
+
+def _average_logps(rng: np.random.Generator, batch: int) -> tuple:
+    return tuple(rng.uniform(-3, -0.05, size=batch).astype(np.float32) for _ in range(2))
+
+
+def _kto_inputs(rng: np.random.Generator, batch: int) -> tuple:
+    policy, ref_logps = _sequence_logps(rng, batch, 2)
+    return policy, ref_logps, np.arange(batch) % 2 == 0
+
+
+TOKENS = 5
+
+
+def _token_logps(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, TOKENS)
+    logprobs = rng.uniform(-4, -0.1, size=shape)
+    old = logprobs + 0.3 * rng.normal(size=shape)
+    advantages = rng.normal(size=shape)
+    return logprobs.astype(np.float32), old.astype(np.float32), advantages.astype(np.float32)
+
+
+def _token_logp_pairs(rng: np.random.Generator, batch: int) -> tuple:
+    return _token_logps(rng, batch)[:2]
+
+
 def public_name(name: str) -> str:
     """The exported function a registry entry tests: ``"arcface[classes]"`` -> ``"arcface"``."""
     return name.split("[")[0]
@@ -424,6 +496,137 @@ REGISTRY: dict[str, Case] = {
     "chamfer[lengths]": _chamfer_case(_padded_clouds, squared=False),
     "style_loss": _layers_case(jaxloss.style_loss, ref.style_loss, weights=[1.0, 0.5]),
     "perceptual_loss": _layers_case(jaxloss.perceptual_loss, ref.perceptual_loss),
+    "gan_discriminator": _score_case(
+        jaxloss.gan_discriminator, ref.gan_discriminator, _scores_pair
+    ),
+    "gan_generator": _score_case(jaxloss.gan_generator, ref.gan_generator, _scores_one),
+    "gan_generator[saturating]": _score_case(
+        jaxloss.gan_generator, ref.gan_generator, _scores_one, saturating=True
+    ),
+    "wasserstein_critic": _score_case(
+        jaxloss.wasserstein_critic, ref.wasserstein_critic, _scores_pair
+    ),
+    "wasserstein_generator": _score_case(
+        jaxloss.wasserstein_generator, ref.wasserstein_generator, _scores_one
+    ),
+    "hinge_discriminator": _score_case(
+        jaxloss.hinge_discriminator, ref.hinge_discriminator, _scores_pair
+    ),
+    "hinge_generator": _score_case(jaxloss.hinge_generator, ref.wasserstein_generator, _scores_one),
+    "gradient_penalty": Case(
+        _gradient_penalty,
+        _pair,
+        _gradient_penalty_reference,
+        kwargs={"target": 1.0},
+        differentiable=(0, 1),
+        hyperparameters={"target": 0.5},
+        rows_independent=False,
+    ),
+    "elbo_loss": Case(
+        jaxloss.elbo_loss,
+        _vae_outputs,
+        ref.elbo_loss,
+        kwargs={"beta": 2.0},
+        differentiable=(0, 1, 2),
+        hyperparameters={"beta": 0.5},
+    ),
+    "elbo_loss[free_bits]": Case(
+        jaxloss.elbo_loss,
+        _vae_outputs,
+        ref.elbo_loss,
+        kwargs={"free_bits": 0.45},
+        differentiable=(0, 1, 2),
+        hyperparameters={"free_bits": 0.2},
+    ),
+    "bradley_terry": Case(
+        jaxloss.bradley_terry,
+        _scores_pair,
+        ref.bradley_terry,
+        kwargs={"margin": 0.5},
+        differentiable=(0, 1),
+        hyperparameters={"margin": 1.5},
+    ),
+    "dpo": Case(
+        jaxloss.dpo,
+        lambda rng, batch: _sequence_logps(rng, batch, 4),
+        ref.dpo,
+        kwargs={"beta": 0.3, "label_smoothing": 0.1},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.05},
+    ),
+    "dpo[hinge]": Case(
+        jaxloss.dpo,
+        lambda rng, batch: _sequence_logps(rng, batch, 4),
+        ref.dpo,
+        kwargs={"beta": 0.1, "loss_type": "hinge"},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.3},
+    ),
+    "dpo[ipo]": Case(
+        jaxloss.dpo,
+        lambda rng, batch: _sequence_logps(rng, batch, 4),
+        ref.dpo,
+        kwargs={"beta": 0.1, "loss_type": "ipo"},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.3},
+    ),
+    "simpo": Case(
+        jaxloss.simpo,
+        _average_logps,
+        ref.simpo,
+        kwargs={"label_smoothing": 0.05},
+        differentiable=(0, 1),
+        hyperparameters={"gamma": 1.0},
+    ),
+    "orpo": Case(
+        jaxloss.orpo,
+        _average_logps,
+        ref.orpo,
+        kwargs={"beta": 0.5},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.1},
+    ),
+    "kto": Case(
+        jaxloss.kto,
+        _kto_inputs,
+        ref.kto,
+        kwargs={"beta": 0.2, "reference_point": 0.3, "undesirable_weight": 1.3},
+        differentiable=(0, 1),
+        hyperparameters={"beta": 0.05},
+    ),
+    "ppo_clip": Case(
+        jaxloss.ppo_clip,
+        _token_logps,
+        ref.ppo_clip,
+        kwargs={"epsilon": 0.2},
+        differentiable=(0,),
+        hyperparameters={"epsilon": 0.1},
+    ),
+    "ppo_clip[dual_clip]": Case(
+        jaxloss.ppo_clip,
+        _token_logps,
+        ref.ppo_clip,
+        kwargs={"epsilon": 0.1, "dual_clip": 1.2},
+        differentiable=(0,),
+        hyperparameters={"dual_clip": 1.05},
+    ),
+    "kl_penalty[k1]": Case(
+        jaxloss.kl_penalty, _token_logp_pairs, ref.kl_penalty, differentiable=(0, 1)
+    ),
+    "kl_penalty[k2]": Case(
+        jaxloss.kl_penalty,
+        _token_logp_pairs,
+        ref.kl_penalty,
+        kwargs={"estimator": "k2"},
+        differentiable=(0, 1),
+    ),
+    "kl_penalty[k3]": Case(
+        jaxloss.kl_penalty,
+        _token_logp_pairs,
+        ref.kl_penalty,
+        kwargs={"estimator": "k3"},
+        differentiable=(0, 1),
+    ),
     "ctc": Case(
         jaxloss.ctc,
         _ctc_inputs,
@@ -442,4 +645,7 @@ NOT_LOSSES: dict[str, str] = {
     "ctc_greedy_decode": "tests/test_ctc.py",
     "center_update": "tests/test_margin.py",
     "gram_matrix": "tests/test_dense.py",
+    "grpo_advantages": "tests/test_preference.py",
+    "token_logprobs": "tests/test_preference.py",
+    "sequence_logprobs": "tests/test_preference.py",
 }

@@ -304,3 +304,70 @@ def test_batch_triplet_and_nt_xent_under_pmap():
     np.testing.assert_allclose(
         contrastive, jaxloss.nt_xent(embeddings, embeddings[::-1], where=where), rtol=1e-5
     )
+
+
+def _token_batch(seed=0):
+    """Per-token log-probabilities with padding: device d holds d fully padded sequences."""
+    rng = np.random.default_rng(seed)
+    shape = (DEVICES * ROWS_PER_DEVICE, 6)
+    logprobs = rng.uniform(-4, -0.1, size=shape).astype(np.float32)
+    old = (logprobs + 0.3 * rng.normal(size=shape)).astype(np.float32)
+    advantages = rng.normal(size=(shape[0], 1)).astype(np.float32)
+    lengths = rng.integers(1, 7, size=(DEVICES, ROWS_PER_DEVICE))
+    for device in range(DEVICES):
+        lengths[device, :device] = 0
+    valid = np.arange(6) < lengths.reshape(-1, 1)
+    return logprobs, old, advantages, valid
+
+
+TOKEN_LOSSES = {
+    "ppo_clip": lambda lp, old, adv, valid, **o: jaxloss.ppo_clip(lp, old, adv, where=valid, **o),
+    "ppo_clip[dual_clip]": lambda lp, old, adv, valid, **o: jaxloss.ppo_clip(
+        lp, old, adv, dual_clip=1.1, epsilon=0.1, where=valid, **o
+    ),
+    "kl_penalty[k3]": lambda lp, old, adv, valid, **o: jaxloss.kl_penalty(
+        lp, old, estimator="k3", where=valid, **o
+    ),
+    "elbo_loss[free_bits]": lambda lp, old, adv, valid, **o: jaxloss.elbo_loss(
+        adv[:, 0], lp, old, free_bits=0.8, where=valid[:, 0], **o
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOKEN_LOSSES))
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_token_means_are_global(name, reduction):
+    # The mean is over the valid tokens (rows for the ELBO) of every device, though devices
+    # hold different numbers of them; free bits average the KL over the global batch.
+    logprobs, old, advantages, valid = _token_batch()
+    loss = TOKEN_LOSSES[name]
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharded = jax.jit(
+        jax.shard_map(
+            lambda lp, o, a, v: loss(lp, o, a, v, axis_name="batch", reduction=reduction),
+            mesh=mesh,
+            in_specs=(P("batch"),) * 4,
+            out_specs=P(),
+        )
+    )
+    whole = loss(logprobs, old, advantages, valid, reduction=reduction)
+    np.testing.assert_allclose(sharded(logprobs, old, advantages, valid), whole, rtol=1e-5)
+    grad_sharded = jax.grad(lambda lp: sharded(lp, old, advantages, valid))(logprobs)
+    grad_whole = jax.grad(lambda lp: loss(lp, old, advantages, valid, reduction=reduction))(
+        logprobs
+    )
+    np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
+
+
+def test_ppo_clip_under_pmap():
+    logprobs, old, advantages, valid = _token_batch(1)
+    split = [
+        a.reshape(DEVICES, ROWS_PER_DEVICE, *a.shape[1:])
+        for a in (logprobs, old, advantages, valid)
+    ]
+    mapped = jax.pmap(
+        lambda lp, o, a, v: jaxloss.ppo_clip(lp, o, a, where=v, axis_name="batch"),
+        axis_name="batch",
+    )(*split)
+    whole = jaxloss.ppo_clip(logprobs, old, advantages, where=valid)
+    np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5)

@@ -1,0 +1,395 @@
+"""Generative models: GAN objectives for both players, WGAN-GP's penalty, and the VAE's ELBO.
+
+Shapes: every GAN loss takes the discriminator's (critic's) outputs, one score per example
+``[batch]`` or any shape, and returns per-example values of the broadcast shape for
+``reduction="none"``. Logits are unbounded real numbers (no sigmoid applied); all the
+logistic losses go through ``softplus``/``log_sigmoid``, so they are exact for any logit.
+``gradient_penalty`` takes the critic itself and two batches ``[batch, ...]``.
+``elbo_loss`` takes a per-example reconstruction loss ``[batch]`` and the encoder's
+``mean`` and ``log_var`` ``[batch, latent_dim]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _numerics
+from jaxloss._divergence import gaussian_kl_terms
+from jaxloss._reduce import _global_sum, reduce_loss, safe_divide
+
+AxisName = str | Sequence[str] | None
+
+
+def _scores(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
+    """Float score arrays broadcast together, and their (per-example) shape."""
+    shape = _checks.broadcast_shapes(**arrays)
+    out = tuple(jnp.broadcast_to(_checks.float_array(a, n), shape) for n, a in arrays.items())
+    return out, shape
+
+
+def gan_discriminator(
+    real_logits: ArrayLike,
+    fake_logits: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The discriminator's loss of the original GAN (Goodfellow et al. 2014).
+
+    .. math::
+      \ell = -\log \sigma(D_{real}) - \log(1 - \sigma(D_{fake}))
+           = \operatorname{softplus}(-D_{real}) + \operatorname{softplus}(D_{fake})
+
+    binary cross-entropy with logits, real examples labelled 1 and generated ones 0.
+
+    Args:
+      real_logits: discriminator logits on real data, any shape (``[batch]``).
+      fake_logits: logits on generated data, broadcastable with ``real_logits``.
+      where: optional boolean mask of the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the broadcast shape).
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> round(float(jaxloss.gan_discriminator(jnp.array([0.0]), jnp.array([0.0]))), 4)
+      1.3863
+
+    References:
+      Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
+    """
+    (real, fake), shape = _scores(real_logits=real_logits, fake_logits=fake_logits)
+    loss = jax.nn.softplus(-real) + jax.nn.softplus(fake)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+
+
+def gan_generator(
+    fake_logits: ArrayLike,
+    *,
+    saturating: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The generator's loss of the original GAN: non-saturating, or the minimax one.
+
+    .. math::
+      \ell = -\log \sigma(D_{fake}) \quad\text{(default)}, \qquad
+      \ell = \log(1 - \sigma(D_{fake})) = -\operatorname{softplus}(D_{fake})
+      \quad\text{(``saturating=True``)}
+
+    The minimax form is the game's value as written; its gradient vanishes exactly when the
+    discriminator confidently rejects the generated samples (early in training), which is
+    why Goodfellow et al. recommend the non-saturating form.
+
+    Args:
+      fake_logits: discriminator logits on generated data, any shape.
+      saturating: use the minimax loss ``log(1 − σ(D))`` (negative, unbounded below).
+      where: optional boolean mask of the logits' shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> round(float(jaxloss.gan_generator(jnp.array([0.0]))), 4)  # log 2
+      0.6931
+      >>> round(float(jaxloss.gan_generator(jnp.array([0.0]), saturating=True)), 4)
+      -0.6931
+
+    References:
+      Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
+    """
+    (fake,), shape = _scores(fake_logits=fake_logits)
+    loss = -jax.nn.softplus(fake) if saturating else jax.nn.softplus(-fake)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+
+
+def wasserstein_critic(
+    real_scores: ArrayLike,
+    fake_scores: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The WGAN critic's loss (Arjovsky et al. 2017): ``D(fake) − D(real)``.
+
+    Minimizing it maximizes the critic's estimate of the Wasserstein-1 distance, which is
+    only meaningful for a 1-Lipschitz critic: add ``gradient_penalty`` (WGAN-GP) or clip
+    the weights.
+
+    Args:
+      real_scores: critic scores on real data, any shape.
+      fake_scores: scores on generated data, broadcastable with ``real_scores``.
+      where: optional boolean mask of the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.wasserstein_critic(jnp.array([2.0, 1.0]), jnp.array([0.5, 0.5])))
+      -1.0
+
+    References:
+      Arjovsky, Chintala and Bottou, "Wasserstein Generative Adversarial Networks",
+      ICML 2017.
+    """
+    (real, fake), shape = _scores(real_scores=real_scores, fake_scores=fake_scores)
+    return reduce_loss(fake - real, reduction, where=_checks.mask(where, shape))
+
+
+def wasserstein_generator(
+    fake_scores: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The WGAN generator's loss: ``−D(fake)`` (also the hinge GAN's generator loss).
+
+    Args:
+      fake_scores: critic scores on generated data, any shape.
+      where: optional boolean mask of the scores' shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.wasserstein_generator(jnp.array([1.0, 3.0])))
+      -2.0
+
+    References:
+      Arjovsky, Chintala and Bottou, "Wasserstein Generative Adversarial Networks",
+      ICML 2017.
+    """
+    (fake,), shape = _scores(fake_scores=fake_scores)
+    return reduce_loss(-fake, reduction, where=_checks.mask(where, shape))
+
+
+def hinge_discriminator(
+    real_scores: ArrayLike,
+    fake_scores: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The hinge GAN's discriminator loss (Lim and Ye 2017; SAGAN, BigGAN).
+
+    .. math::
+      \ell = \max(0, 1 - D_{real}) + \max(0, 1 + D_{fake})
+
+    Scores already beyond the margin (real above 1, fake below −1) cost nothing.
+
+    Args:
+      real_scores: discriminator scores on real data, any shape.
+      fake_scores: scores on generated data, broadcastable with ``real_scores``.
+      where: optional boolean mask of the broadcast shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.hinge_discriminator(jnp.array([0.5, 2.0]), jnp.array([-2.0, 0.0])))
+      0.75
+
+    References:
+      Lim and Ye, "Geometric GAN", arXiv:1705.02894, 2017. Miyato et al., "Spectral
+      Normalization for Generative Adversarial Networks", ICLR 2018.
+    """
+    (real, fake), shape = _scores(real_scores=real_scores, fake_scores=fake_scores)
+    loss = jax.nn.relu(1 - real) + jax.nn.relu(1 + fake)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+
+
+def hinge_generator(
+    fake_scores: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""The hinge GAN's generator loss: ``−D(fake)``, as ``wasserstein_generator``.
+
+    Args:
+      fake_scores: discriminator scores on generated data, any shape.
+      where: optional boolean mask of the scores' shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.hinge_generator(jnp.array([1.0, 3.0])))
+      -2.0
+
+    References:
+      Lim and Ye, "Geometric GAN", arXiv:1705.02894, 2017.
+    """
+    return wasserstein_generator(fake_scores, where=where, reduction=reduction)
+
+
+def gradient_penalty(
+    critic: Callable[[jax.Array], jax.Array],
+    real: ArrayLike,
+    fake: ArrayLike,
+    key: jax.Array,
+    *,
+    target: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""WGAN-GP's gradient penalty (Gulrajani et al. 2017).
+
+    .. math::
+      \ell_b = \big(\|\nabla_{\hat x} D(\hat x_b)\|_2 - k\big)^2, \qquad
+      \hat x_b = \epsilon_b x_b + (1 - \epsilon_b) \tilde x_b, \quad \epsilon_b \sim U[0, 1]
+
+    at points drawn uniformly on the segments between real samples ``x`` and generated
+    samples ``x̃``, one ``ε`` per example drawn from ``key``. The paper adds it to the
+    critic's loss with weight λ = 10 (the caller's choice, see the example):
+    ``wasserstein_critic(D(x), D(x̃)) + 10 * gradient_penalty(D, x, x̃, key)``.
+
+    The gradient of each example's score with respect to its own input comes from one
+    ``jax.grad`` of the summed scores, which assumes the critic treats examples
+    independently (no batch normalization; the paper recommends layer norm). The norm has a
+    finite gradient at 0, so the second-order gradient (the critic's update) is finite.
+
+    Args:
+      critic: ``x [batch, ...] -> scores [batch]`` (or ``[batch, 1]``), differentiable.
+      real: ``[batch, ...]`` real samples.
+      fake: generated samples of the same shape (pass them through ``stop_gradient`` if the
+        generator should not be updated by this term).
+      key: a ``jax.random`` key for the interpolation coefficients.
+      target: k, the gradient norm aimed at (1: 1-Lipschitz).
+      where: optional boolean mask ``[batch]``.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+
+    Returns:
+      A float32 scalar, or the per-example penalties for ``reduction="none"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxloss
+      >>> critic = lambda x: 3.0 * x.sum(axis=-1)  # gradient norm 3·sqrt(2) everywhere
+      >>> real, fake = jnp.ones((4, 2)), jnp.zeros((4, 2))
+      >>> penalty = jaxloss.gradient_penalty(critic, real, fake, jax.random.key(0))
+      >>> round(float(penalty), 4)  # (3·sqrt(2) − 1)²
+      10.5147
+
+    References:
+      Gulrajani, Ahmed, Arjovsky, Dumoulin and Courville, "Improved Training of Wasserstein
+      GANs", NeurIPS 2017.
+    """
+    real = _checks.float_array(real, "real")
+    fake = _checks.float_array(fake, "fake")
+    _checks.equal_shapes(real=real, fake=fake)
+    if real.ndim < 1:
+        raise ValueError(f"`real` and `fake` need a batch axis, got shape {real.shape}.")
+    batch = real.shape[0]
+    epsilon = jax.random.uniform(key, (batch,) + (1,) * (real.ndim - 1), real.dtype)
+    interpolates = epsilon * real + (1 - epsilon) * fake
+
+    def total_score(x):
+        scores = jnp.asarray(critic(x))
+        if scores.shape not in ((batch,), (batch, 1)):
+            raise ValueError(
+                f"`critic` must map [batch, ...] to scores [batch] or [batch, 1], got shape "
+                f"{scores.shape} for a batch of {batch}."
+            )
+        return jnp.sum(scores)
+
+    gradients = jax.grad(total_score)(interpolates)
+    norms = _numerics.safe_norm(gradients.reshape(batch, -1))
+    loss = jnp.square(norms - jnp.asarray(target, norms.dtype))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
+
+
+def elbo_loss(
+    reconstruction: ArrayLike,
+    mean: ArrayLike,
+    log_var: ArrayLike,
+    *,
+    beta: ArrayLike = 1.0,
+    free_bits: ArrayLike = 0.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""The negative ELBO of a Gaussian VAE, with a β weight and optional free bits.
+
+    .. math::
+      \ell_b = r_b + \beta \sum_j \mathrm{KL}_{b,j}, \qquad
+      \mathrm{KL}_{b,j} = -\tfrac12 (1 + \log\sigma^2_{b,j} - \mu^2_{b,j} - \sigma^2_{b,j})
+
+    ``r`` is the reconstruction term of the caller's choice, one value per example (the
+    negative log-likelihood of the decoder: a summed ``binary_cross_entropy`` for binary
+    pixels, a summed ``mse`` for a fixed-variance Gaussian, ...); the KL term is
+    ``gaussian_kl``'s, per latent dimension. ``beta > 1`` is the β-VAE (Higgins et al.).
+
+    Free bits (Kingma et al. 2016) keep the encoder from collapsing latent dimensions to
+    the prior: each dimension ``j`` is charged ``max(λ, mean_b KL_{b,j})``, its KL averaged
+    over the (unmasked, and with ``axis_name`` global) batch, so a dimension below λ nats
+    gets no gradient toward the prior. Per example this is written as ``KL_{b,j}`` for the
+    dimensions above λ and ``λ`` for the others, so ``"mean"`` is exactly their objective.
+
+    Args:
+      reconstruction: ``[batch]`` per-example reconstruction loss (negative
+        log-likelihood).
+      mean: ``[batch, latent_dim]`` encoder means μ.
+      log_var: ``[batch, latent_dim]`` encoder log-variances log σ².
+      beta: β, the weight of the KL term.
+      free_bits: λ in nats per latent dimension (0: none).
+      where: optional boolean mask ``[batch]``.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis over which the batch is split; the free-bits batch average and
+        the reduction are then global.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> mean, log_var = jnp.array([[1.0, 0.0]]), jnp.zeros((1, 2))  # KL = 0.5 + 0
+      >>> float(jaxloss.elbo_loss(jnp.array([2.0]), mean, log_var, beta=2.0))
+      3.0
+      >>> float(jaxloss.elbo_loss(jnp.array([2.0]), mean, log_var, free_bits=0.25))
+      2.75
+
+    References:
+      Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014. Higgins et al.,
+      "β-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework",
+      ICLR 2017. Kingma et al., "Improved Variational Inference with Inverse
+      Autoregressive Flow", NeurIPS 2016 (free bits).
+    """
+    kl = gaussian_kl_terms(mean, log_var)
+    if kl.ndim < 2:
+        raise ValueError(
+            f"`mean` and `log_var` must be [batch, latent_dim], got broadcast shape {kl.shape}."
+        )
+    reconstruction = _checks.float_array(reconstruction, "reconstruction")
+    if reconstruction.shape != kl.shape[:-1]:
+        raise ValueError(
+            f"`reconstruction` must have one value per example, shape {kl.shape[:-1]}, got "
+            f"{reconstruction.shape}."
+        )
+    where = _checks.mask(where, kl.shape[:-1])
+    if not _checks.is_static_zero(free_bits):
+        counted = jnp.ones(kl.shape[:-1], kl.dtype) if where is None else where.astype(kl.dtype)
+        summed = jnp.sum(jnp.where(counted[..., None] > 0, kl, 0), axis=tuple(range(kl.ndim - 1)))
+        batch_mean = safe_divide(
+            _global_sum(summed, axis_name), _global_sum(jnp.sum(counted), axis_name)
+        )
+        floor = jnp.asarray(free_bits, kl.dtype)
+        above = (batch_mean >= floor).reshape((1,) * (kl.ndim - 1) + (-1,))
+        kl = jnp.where(above, kl, floor)
+    loss = reconstruction + jnp.asarray(beta, kl.dtype) * jnp.sum(kl, axis=-1)
+    return reduce_loss(loss, reduction, where=where, axis_name=axis_name)
