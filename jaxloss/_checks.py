@@ -62,6 +62,13 @@ def broadcast_shapes(**arrays: ArrayLike) -> tuple[int, ...]:
         raise ValueError(f"Shapes do not broadcast together: {described}.") from None
 
 
+def broadcast_floats(**arrays: ArrayLike) -> tuple[tuple[jnp.ndarray, ...], tuple[int, ...]]:
+    """Named arrays as floats (see ``float_array``) broadcast together, and that shape."""
+    shape = broadcast_shapes(**arrays)
+    floats = tuple(jnp.broadcast_to(float_array(a, n), shape) for n, a in arrays.items())
+    return floats, shape
+
+
 def broadcast_to(x: jnp.ndarray, shape: Sequence[int], name: str, target: str) -> jnp.ndarray:
     """Broadcasts ``x`` to ``shape`` (the shape of ``target``), naming both on failure."""
     shape = tuple(shape)

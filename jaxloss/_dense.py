@@ -484,25 +484,26 @@ def _layer_weights(weights, num_layers: int) -> list:
     return list(weights)
 
 
-def _pairs_of_layers(features, targets, weights):
+def _weighted_layer_sum(features, targets, weights, layer_loss) -> jax.Array:
+    """``Σ_l w_l layer_loss(l, features[l], targets[l], batch)``, one value per sample."""
     features, targets = _layers(features, "features"), _layers(targets, "targets")
     if len(features) != len(targets):
         raise ValueError(
             f"`features` and `targets` need the same number of layers, got {len(features)} "
             f"and {len(targets)}."
         )
-    return list(zip(features, targets, _layer_weights(weights, len(features)), strict=True))
-
-
-def _batch_size(layer_pairs) -> int:
-    batch = layer_pairs[0][0].shape[0]
-    for index, (feature, _, _) in enumerate(layer_pairs):
+    batch = features[0].shape[0]
+    terms = []
+    layers = zip(features, targets, _layer_weights(weights, len(features)), strict=True)
+    for index, (feature, target, weight) in enumerate(layers):
         if feature.shape[0] != batch:
             raise ValueError(
                 f"Every layer of `features` needs the batch size {batch}; `features[{index}]` "
                 f"has shape {feature.shape}."
             )
-    return batch
+        value = layer_loss(index, feature, target, batch)
+        terms.append(jnp.asarray(weight, value.dtype) * value)
+    return sum(terms[1:], terms[0])
 
 
 def gram_matrix(features: ArrayLike) -> jax.Array:
@@ -583,20 +584,18 @@ def style_loss(
       Gatys, Ecker and Bethge, "Image Style Transfer Using Convolutional Neural
       Networks", CVPR 2016.
     """
-    layer_pairs = _pairs_of_layers(features, targets, weights)
-    batch = _batch_size(layer_pairs)
-    terms = []
-    for index, (feature, target, weight) in enumerate(layer_pairs):
+
+    def layer_loss(index, feature, target, batch):
         if target.shape[-1] != feature.shape[-1] or target.shape[0] not in (1, batch):
             raise ValueError(
                 f"`targets[{index}]` {target.shape} needs the channels of `features[{index}]` "
                 f"{feature.shape} and its batch size (or 1)."
             )
         difference = gram_matrix(feature) - gram_matrix(target)
-        layer_loss = jnp.mean(jnp.square(difference), axis=(1, 2)) / 4
-        terms.append(jnp.asarray(weight, layer_loss.dtype) * layer_loss)
-    loss = sum(terms[1:], terms[0])
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
+        return jnp.mean(jnp.square(difference), axis=(1, 2)) / 4
+
+    loss = _weighted_layer_sum(features, targets, weights, layer_loss)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
 
 
 def perceptual_loss(
@@ -638,15 +637,13 @@ def perceptual_loss(
       Johnson, Alahi and Fei-Fei, "Perceptual Losses for Real-Time Style Transfer and
       Super-Resolution", ECCV 2016.
     """
-    layer_pairs = _pairs_of_layers(features, targets, weights)
-    batch = _batch_size(layer_pairs)
-    terms = []
-    for index, (feature, target, weight) in enumerate(layer_pairs):
+
+    def layer_loss(index, feature, target, batch):
         target = _checks.broadcast_to(
             target, feature.shape, f"targets[{index}]", f"features[{index}]"
         )
         squared = jnp.square(feature - target.astype(feature.dtype))
-        layer_loss = jnp.mean(squared.reshape(batch, -1), axis=1)
-        terms.append(jnp.asarray(weight, layer_loss.dtype) * layer_loss)
-    loss = sum(terms[1:], terms[0])
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
+        return jnp.mean(squared.reshape(batch, -1), axis=1)
+
+    loss = _weighted_layer_sum(features, targets, weights, layer_loss)
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))

@@ -24,13 +24,6 @@ from jaxloss._reduce import _global_sum, reduce_loss, safe_divide
 AxisName = str | Sequence[str] | None
 
 
-def _scores(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
-    """Float score arrays broadcast together, and their (per-example) shape."""
-    shape = _checks.broadcast_shapes(**arrays)
-    out = tuple(jnp.broadcast_to(_checks.float_array(a, n), shape) for n, a in arrays.items())
-    return out, shape
-
-
 def gan_discriminator(
     real_logits: ArrayLike,
     fake_logits: ArrayLike,
@@ -63,7 +56,7 @@ def gan_discriminator(
     References:
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     """
-    (real, fake), shape = _scores(real_logits=real_logits, fake_logits=fake_logits)
+    (real, fake), shape = _checks.broadcast_floats(real_logits=real_logits, fake_logits=fake_logits)
     loss = jax.nn.softplus(-real) + jax.nn.softplus(fake)
     return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
 
@@ -105,7 +98,7 @@ def gan_generator(
     References:
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     """
-    (fake,), shape = _scores(fake_logits=fake_logits)
+    (fake,), shape = _checks.broadcast_floats(fake_logits=fake_logits)
     loss = -jax.nn.softplus(fake) if saturating else jax.nn.softplus(-fake)
     return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
 
@@ -141,7 +134,7 @@ def wasserstein_critic(
       Arjovsky, Chintala and Bottou, "Wasserstein Generative Adversarial Networks",
       ICML 2017.
     """
-    (real, fake), shape = _scores(real_scores=real_scores, fake_scores=fake_scores)
+    (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
     return reduce_loss(fake - real, reduction, where=_checks.mask(where, shape))
 
 
@@ -170,7 +163,7 @@ def wasserstein_generator(
       Arjovsky, Chintala and Bottou, "Wasserstein Generative Adversarial Networks",
       ICML 2017.
     """
-    (fake,), shape = _scores(fake_scores=fake_scores)
+    (fake,), shape = _checks.broadcast_floats(fake_scores=fake_scores)
     return reduce_loss(-fake, reduction, where=_checks.mask(where, shape))
 
 
@@ -206,7 +199,7 @@ def hinge_discriminator(
       Lim and Ye, "Geometric GAN", arXiv:1705.02894, 2017. Miyato et al., "Spectral
       Normalization for Generative Adversarial Networks", ICLR 2018.
     """
-    (real, fake), shape = _scores(real_scores=real_scores, fake_scores=fake_scores)
+    (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
     loss = jax.nn.relu(1 - real) + jax.nn.relu(1 + fake)
     return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
 

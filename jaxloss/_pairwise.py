@@ -41,11 +41,10 @@ def _hinge(x: jax.Array) -> jax.Array:
 
 def _embeddings(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
     """Float ``[..., dim]`` arrays broadcast together, and the per-example (leading) shape."""
-    shape = _checks.broadcast_shapes(**arrays)
+    out, shape = _checks.broadcast_floats(**arrays)
     if len(shape) < 1:
         names = ", ".join(f"`{name}`" for name in arrays)
         raise ValueError(f"{names} need a feature axis [..., dim], got scalars.")
-    out = tuple(jnp.broadcast_to(_checks.float_array(a, name), shape) for name, a in arrays.items())
     return out, shape[:-1]
 
 

@@ -34,13 +34,6 @@ KL_ESTIMATORS = ("k1", "k2", "k3")
 ADVANTAGE_SCALES = ("group", "batch", "none")
 
 
-def _values(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
-    """Float arrays broadcast together, and their (per-example) shape."""
-    shape = _checks.broadcast_shapes(**arrays)
-    out = tuple(jnp.broadcast_to(_checks.float_array(a, n), shape) for n, a in arrays.items())
-    return out, shape
-
-
 def _masked(where: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
     """``arrays`` with masked entries set to 0 before any exponential sees them."""
     if where is None:
@@ -93,7 +86,7 @@ def bradley_terry(
       Ouyang et al., "Training language models to follow instructions with human
       feedback", NeurIPS 2022. Touvron et al., "Llama 2", arXiv:2307.09288, 2023.
     """
-    (chosen, rejected, margin), shape = _values(
+    (chosen, rejected, margin), shape = _checks.broadcast_floats(
         chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin
     )
     loss = jax.nn.softplus(-(chosen - rejected - margin))
@@ -163,7 +156,7 @@ def dpo(
             f"`label_smoothing` applies to loss_type='sigmoid' only, got {label_smoothing} "
             f"with loss_type={loss_type!r}."
         )
-    (pc, pr, rc, rr), shape = _values(
+    (pc, pr, rc, rr), shape = _checks.broadcast_floats(
         policy_chosen_logps=policy_chosen_logps,
         policy_rejected_logps=policy_rejected_logps,
         ref_chosen_logps=ref_chosen_logps,
@@ -223,7 +216,9 @@ def simpo(
       Meng, Xia and Chen, "SimPO: Simple Preference Optimization with a Reference-Free
       Reward", NeurIPS 2024.
     """
-    (chosen, rejected), shape = _values(chosen_logps=chosen_logps, rejected_logps=rejected_logps)
+    (chosen, rejected), shape = _checks.broadcast_floats(
+        chosen_logps=chosen_logps, rejected_logps=rejected_logps
+    )
     z = jnp.asarray(beta, chosen.dtype) * (chosen - rejected) - jnp.asarray(gamma, chosen.dtype)
     loss = _smoothed_logistic(z, label_smoothing)
     return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
@@ -291,7 +286,9 @@ def orpo(
       Hong, Lee and Thorne, "ORPO: Monolithic Preference Optimization without Reference
       Model", EMNLP 2024.
     """
-    (chosen, rejected), shape = _values(chosen_logps=chosen_logps, rejected_logps=rejected_logps)
+    (chosen, rejected), shape = _checks.broadcast_floats(
+        chosen_logps=chosen_logps, rejected_logps=rejected_logps
+    )
     ratio = _log_odds(chosen) - _log_odds(rejected)
     loss = -chosen + jnp.asarray(beta, chosen.dtype) * jax.nn.softplus(-ratio)
     return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
@@ -347,7 +344,7 @@ def kto(
       Ethayarajh, Xu, Muennighoff, Jurafsky and Kiela, "KTO: Model Alignment as Prospect
       Theoretic Optimization", ICML 2024.
     """
-    (policy, ref, point), shape = _values(
+    (policy, ref, point), shape = _checks.broadcast_floats(
         policy_logps=policy_logps, ref_logps=ref_logps, reference_point=reference_point
     )
     desirable = _checks.broadcast_to(jnp.asarray(desirable), shape, "desirable", "policy_logps")
@@ -417,7 +414,7 @@ def ppo_clip(
       Algorithms", arXiv:1707.06347, 2017. Ye et al., "Mastering Complex Control in MOBA
       Games with Deep Reinforcement Learning", AAAI 2020 (dual clip).
     """
-    (logprobs, old_logprobs, advantages), shape = _values(
+    (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
         logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages
     )
     where = _checks.mask(where, shape)
@@ -481,7 +478,9 @@ def kl_penalty(
       2024.
     """
     _checks.choice(estimator, KL_ESTIMATORS, "estimator")
-    (logprobs, ref_logprobs), shape = _values(logprobs=logprobs, ref_logprobs=ref_logprobs)
+    (logprobs, ref_logprobs), shape = _checks.broadcast_floats(
+        logprobs=logprobs, ref_logprobs=ref_logprobs
+    )
     where = _checks.mask(where, shape)
     (d,) = _masked(where, logprobs - ref_logprobs)
     if estimator == "k1":
