@@ -129,6 +129,13 @@ def reduction(value: str, allowed: Sequence[str] = REDUCTIONS) -> str:
     return choice(value, allowed, "reduction")
 
 
+def chunk_size(value: int | None) -> int | None:
+    """Raises ValueError unless the static ``chunk_size`` is None or a positive int."""
+    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+        raise ValueError(f"`chunk_size` must be a positive int or None, got {value!r}.")
+    return value
+
+
 def per_row(value: jnp.ndarray, batch: int, name: str) -> jnp.ndarray:
     """Raises ValueError unless ``value`` has shape ``[batch]`` (one entry per row)."""
     if value.shape != (batch,):

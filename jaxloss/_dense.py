@@ -434,8 +434,7 @@ def chamfer(
             "`x` [batch, num_x, dim] and `y` [batch, num_y, dim] need the same batch and "
             f"dim, got {x.shape} and {y.shape}."
         )
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
+    _checks.chunk_size(chunk_size)
     dtype = jnp.promote_types(x.dtype, y.dtype)
     x, y = x.astype(dtype), y.astype(dtype)
     batch, num_x, _ = x.shape
@@ -445,16 +444,12 @@ def chamfer(
     block = num_x if chunk_size is None else min(chunk_size, num_x)
     x_distances, y_distances = _nearest_squared_distances(x, y, x_counted, y_counted, block)
     if not squared:
-        x_distances, y_distances = _safe_sqrt(x_distances), _safe_sqrt(y_distances)
+        x_distances = _numerics.safe_sqrt(x_distances)
+        y_distances = _numerics.safe_sqrt(y_distances)
     loss = _reduce_points(x_distances, x_counted, point_reduction)
     if not single_directional:
         loss = loss + _reduce_points(y_distances, y_counted, point_reduction)
     return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
-
-
-def _safe_sqrt(x: jax.Array) -> jax.Array:
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
 
 
 def _layers(features, name: str) -> list[jax.Array]:

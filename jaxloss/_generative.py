@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
 from jaxloss._divergence import gaussian_kl_terms
-from jaxloss._reduce import _global_sum, reduce_loss, safe_divide
+from jaxloss._reduce import _global_sum, linear_weights, reduce_loss
 
 AxisName = str | Sequence[str] | None
 
@@ -376,11 +376,11 @@ def elbo_loss(
         )
     where = _checks.mask(where, kl.shape[:-1])
     if not _checks.is_static_zero(free_bits):
-        counted = jnp.ones(kl.shape[:-1], kl.dtype) if where is None else where.astype(kl.dtype)
-        summed = jnp.sum(jnp.where(counted[..., None] > 0, kl, 0), axis=tuple(range(kl.ndim - 1)))
-        batch_mean = safe_divide(
-            _global_sum(summed, axis_name), _global_sum(jnp.sum(counted), axis_name)
-        )
+        # The batch mean of each dimension's KL, by the rule of every "mean" (masked rows
+        # left out, global under axis_name); masked rows are zeroed, not just weighted 0.
+        coefficients = linear_weights(where, kl.shape[:-1], "mean", axis_name=axis_name)
+        kept = kl if where is None else jnp.where(where[..., None], kl, 0)
+        batch_mean = _global_sum(jnp.tensordot(coefficients, kept, axes=kl.ndim - 1), axis_name)
         floor = jnp.asarray(free_bits, kl.dtype)
         above = (batch_mean >= floor).reshape((1,) * (kl.ndim - 1) + (-1,))
         kl = jnp.where(above, kl, floor)

@@ -103,6 +103,7 @@ def _margin_softmax(
     ``scale`` is None (SphereFace's original form, with unnormalized embeddings).
     """
     x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
+    _checks.chunk_size(chunk_size)
     unit_x = _numerics.l2_normalize(x)
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
@@ -524,6 +525,7 @@ def linear_cross_entropy(
       1.6094
     """
     h, w, labels = _checks.rows_and_classes(hidden, weight, labels, "hidden", "weight")
+    _checks.chunk_size(chunk_size)
     b = None
     if bias is not None:
         b = _checks.vector_of_length(bias, w.shape[0], "bias", "one per vocabulary entry")

@@ -53,11 +53,15 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
     return x * jnp.sign(x)
 
 
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    """``sqrt(x)`` for ``x >= 0`` with a zero (not inf or NaN) gradient at ``x = 0``."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
 def safe_norm(x: jax.Array) -> jax.Array:
     """The L2 norm over the last axis, with a zero (not NaN) gradient at ``x = 0``."""
-    squared = jnp.sum(jnp.square(x), axis=-1)
-    positive = squared > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0)
+    return safe_sqrt(jnp.sum(jnp.square(x), axis=-1))
 
 
 NORM_EPS = 1e-12

@@ -393,8 +393,7 @@ def _pairwise_distances(x: jax.Array, y: jax.Array, squared: bool) -> jax.Array:
     squared_distances = jnp.maximum(squared_distances, 0)
     if squared:
         return squared_distances
-    positive = squared_distances > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared_distances, 1)), 0)
+    return _numerics.safe_sqrt(squared_distances)
 
 
 def _search_rows(sorted_rows: jax.Array, values: jax.Array, side: str) -> jax.Array:

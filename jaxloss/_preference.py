@@ -587,10 +587,14 @@ def token_logprobs(
       >>> jnp.exp(jaxloss.token_logprobs(logits, jnp.array([[0, 2]])))
       Array([[0.5, 0.8]], dtype=float32)
     """
-    logits, tokens, where = _logits_and_tokens(logits, tokens, where)
-    chosen = jnp.take_along_axis(logits, jnp.where(where, tokens, 0)[..., None], axis=-1)[..., 0]
+    return _token_logprobs(*_logits_and_tokens(logits, tokens, where))
+
+
+def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> jax.Array:
+    """``token_logprobs`` of checked inputs; ``valid`` marks the tokens kept."""
+    chosen = jnp.take_along_axis(logits, jnp.where(valid, tokens, 0)[..., None], axis=-1)[..., 0]
     values = chosen.astype(jnp.float32) - jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1)
-    return jnp.where(where, values, 0)
+    return jnp.where(valid, values, 0)
 
 
 def _logits_and_tokens(logits, tokens, where):
@@ -637,7 +641,7 @@ def sequence_logprobs(
       0.125
     """
     logits, tokens, valid = _logits_and_tokens(logits, tokens, where)
-    total = jnp.sum(token_logprobs(logits, tokens, where=valid), axis=-1)
+    total = jnp.sum(_token_logprobs(logits, tokens, valid), axis=-1)
     if not average:
         return total
     return safe_divide(total, jnp.sum(valid, axis=-1).astype(total.dtype))

@@ -325,6 +325,17 @@ def _sequence_logps(rng: np.random.Generator, batch: int, count: int) -> tuple:
     return tuple((-20 + 5 * rng.normal(size=batch)).astype(np.float32) for _ in range(count))
 
 
+def _dpo_case(beta, other_beta=0.3, **kwargs) -> Case:
+    return Case(
+        jaxloss.dpo,
+        lambda rng, batch: _sequence_logps(rng, batch, 4),
+        ref.dpo,
+        kwargs={"beta": beta, **kwargs},
+        differentiable=(0, 1),
+        hyperparameters={"beta": other_beta},
+    )
+
+
 def _average_logps(rng: np.random.Generator, batch: int) -> tuple:
     return tuple(rng.uniform(-3, -0.05, size=batch).astype(np.float32) for _ in range(2))
 
@@ -546,30 +557,9 @@ REGISTRY: dict[str, Case] = {
         differentiable=(0, 1),
         hyperparameters={"margin": 1.5},
     ),
-    "dpo": Case(
-        jaxloss.dpo,
-        lambda rng, batch: _sequence_logps(rng, batch, 4),
-        ref.dpo,
-        kwargs={"beta": 0.3, "label_smoothing": 0.1},
-        differentiable=(0, 1),
-        hyperparameters={"beta": 0.05},
-    ),
-    "dpo[hinge]": Case(
-        jaxloss.dpo,
-        lambda rng, batch: _sequence_logps(rng, batch, 4),
-        ref.dpo,
-        kwargs={"beta": 0.1, "loss_type": "hinge"},
-        differentiable=(0, 1),
-        hyperparameters={"beta": 0.3},
-    ),
-    "dpo[ipo]": Case(
-        jaxloss.dpo,
-        lambda rng, batch: _sequence_logps(rng, batch, 4),
-        ref.dpo,
-        kwargs={"beta": 0.1, "loss_type": "ipo"},
-        differentiable=(0, 1),
-        hyperparameters={"beta": 0.3},
-    ),
+    "dpo": _dpo_case(beta=0.3, label_smoothing=0.1, other_beta=0.05),
+    "dpo[hinge]": _dpo_case(beta=0.1, loss_type="hinge"),
+    "dpo[ipo]": _dpo_case(beta=0.1, loss_type="ipo"),
     "simpo": Case(
         jaxloss.simpo,
         _average_logps,

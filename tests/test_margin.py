@@ -376,3 +376,13 @@ def test_shape_errors_name_the_argument():
         jaxloss.linear_cross_entropy(embeddings, centers, labels, bias=np.zeros(3))
     with pytest.raises(ValueError, match="`margin`"):
         jaxloss.sphereface(embeddings, centers, labels, margin=2.5)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -3, 2.5])
+def test_invalid_chunk_size_is_a_value_error(chunk_size):
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    labels = np.array([0, 1], np.int32)
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxloss.arcface(x, w, labels, chunk_size=chunk_size)
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxloss.linear_cross_entropy(x, w, labels, chunk_size=chunk_size)
