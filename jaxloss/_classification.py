@@ -13,14 +13,12 @@ counted in the mean, zero gradient. PyTorch raises an error for them instead; to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss, valid_class_ids
+from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
@@ -82,7 +80,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: ArrayLike = 0.0,
     axis: int = -1,
-    axis_name: str | Sequence[str] | None = None,
+    axis_name: AxisName = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -180,7 +178,7 @@ def nll(
     class_weights: ArrayLike | None = None,
     ignore_index: int | None = None,
     axis: int = -1,
-    axis_name: str | Sequence[str] | None = None,
+    axis_name: AxisName = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -247,6 +245,7 @@ def binary_cross_entropy(
     weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
@@ -264,6 +263,8 @@ def binary_cross_entropy(
         mean still divides by the number of elements, as torch).
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -277,7 +278,7 @@ def binary_cross_entropy(
     loss = -(
         targets * _numerics.clamped_log(probs) + (1 - targets) * _numerics.clamped_log1m(probs)
     )
-    return reduce_loss(_weighted(loss, weights), reduction, where=mask)
+    return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
 
 
 def _binary_logit_loss(
@@ -298,6 +299,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -317,6 +319,8 @@ def binary_cross_entropy_with_logits(
         (typically ``[num_classes]``); may be traced.
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -329,7 +333,7 @@ def binary_cross_entropy_with_logits(
     """
     logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
     loss = _binary_logit_loss(logits, targets, pos_weight)
-    return reduce_loss(_weighted(loss, weights), reduction, where=mask)
+    return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
 
 
 def sigmoid_focal(
@@ -340,6 +344,7 @@ def sigmoid_focal(
     gamma: ArrayLike = 2.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Sigmoid focal loss, as torchvision's ``sigmoid_focal_loss``; per element.
 
@@ -358,6 +363,8 @@ def sigmoid_focal(
       gamma: focusing parameter ``>= 0``; may be traced.
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -380,7 +387,7 @@ def sigmoid_focal(
     loss = _binary_logit_loss(logits, targets, None) * _numerics.safe_pow(one_minus_pt, gamma)
     alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
     loss = jnp.where(alpha >= 0, alpha_t * loss, loss)
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def softmax_focal(
@@ -392,6 +399,7 @@ def softmax_focal(
     axis: int = -1,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Multi-class (softmax) focal loss.
 
@@ -410,6 +418,8 @@ def softmax_focal(
       axis: the class axis of ``logits``.
       where: optional boolean mask broadcastable to the per-example shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -432,4 +442,4 @@ def softmax_focal(
     if alpha is not None:
         alpha = _checks.vector_of_length(alpha, logits.shape[-1], "alpha", "one per class")
         loss = alpha[safe_labels] * loss
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
-from jaxloss._reduce import reduce_loss, valid_class_ids
+from jaxloss import _checks, _numerics
+from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids
 
 _NEG_INF = -jnp.inf
 
@@ -103,7 +103,7 @@ def _forward(emit, skip, logit_lengths, *, keep_alphas):
         emit_t, t = inputs
         return _alpha_step(alpha, emit_t, t, skip, logit_lengths), alpha if keep_alphas else None
 
-    start = _start(batch, num_labels, emit[1].dtype)
+    start = _numerics.vary_like(_start(batch, num_labels, emit[1].dtype), *emit, logit_lengths)
     return jax.lax.scan(step, start, (emit, jnp.arange(num_frames)))
 
 
@@ -338,6 +338,7 @@ def ctc(
     zero_infinity: bool = False,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""CTC loss, as ``torch.nn.functional.ctc_loss`` of ``log_softmax(logits)``.
 
@@ -371,6 +372,8 @@ def ctc(
       where: optional ``[batch]`` boolean mask of the sequences that count.
       reduction: ``"mean"`` (torch's length-normalized mean), ``"sum"`` or ``"none"``
         (``[batch]``, not length-normalized).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the ``[batch]`` losses for ``reduction="none"``.
@@ -412,7 +415,7 @@ def ctc(
         loss = jnp.where(jnp.isinf(loss), 0, loss)
     if reduction == "mean":
         loss = loss / jnp.maximum(label_lengths, 1).astype(loss.dtype)
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def ctc_greedy_decode(

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss, safe_divide, valid_class_ids
+from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids
 
 POINT_REDUCTIONS = ("mean", "sum")
 
@@ -93,6 +93,7 @@ def dice(
     include_background: bool = True,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Soft Dice loss per (sample, class), as MONAI's ``DiceLoss``.
 
@@ -123,6 +124,8 @@ def dice(
         ``num_classes - 1`` columns (MONAI's option).
       where: optional boolean mask broadcastable to ``[batch, num_classes]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.
@@ -152,7 +155,7 @@ def dice(
         denominator + jnp.asarray(smooth_dr, p.dtype),
     )
     loss = 1 - score
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
 
 
 def tversky(
@@ -167,6 +170,7 @@ def tversky(
     include_background: bool = True,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Tversky loss per (sample, class), and the focal Tversky loss for ``gamma != 1``.
 
@@ -196,6 +200,8 @@ def tversky(
       include_background: if False, class 0 is dropped from the output.
       where: optional boolean mask broadcastable to ``[batch, num_classes]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.
@@ -230,7 +236,7 @@ def tversky(
     loss = jnp.maximum(1 - index, 0)
     if not (isinstance(gamma, (int, float)) and gamma == 1):
         loss = _numerics.safe_pow(loss, jnp.asarray(gamma, dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
 
 
 # Up to this many coordinates the search computes Σ_k (x_k − y_k)² directly, which is exact
@@ -279,6 +285,7 @@ def _nearest_neighbours(
         return carry, jnp.argmin(distances, axis=2).astype(jnp.int32)
 
     start = (jnp.full(y.shape[:2], jnp.inf, x.dtype), jnp.zeros(y.shape[:2], jnp.int32))
+    start = _numerics.vary_like(start, x, y, x_valid, y_valid)
     firsts = jnp.arange(num_blocks, dtype=jnp.int32) * block
     (_, y_to_x), x_to_y = jax.lax.scan(
         step, start, (jnp.moveaxis(x_blocks, 1, 0), jnp.moveaxis(valid_blocks, 1, 0), firsts)
@@ -370,6 +377,7 @@ def chamfer(
     chunk_size: int | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Chamfer distance between batches of point clouds, as PyTorch3D's ``chamfer_distance``.
 
@@ -408,6 +416,8 @@ def chamfer(
         num_y]`` matrix in the forward pass).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per cloud pair, ``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair distances for ``reduction="none"``.
@@ -449,7 +459,7 @@ def chamfer(
     loss = _reduce_points(x_distances, x_counted, point_reduction)
     if not single_directional:
         loss = loss + _reduce_points(y_distances, y_counted, point_reduction)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)), axis_name=axis_name)
 
 
 def _layers(features, name: str) -> list[jax.Array]:
@@ -541,6 +551,7 @@ def style_loss(
     weights: Sequence[ArrayLike] | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The style loss of Gatys et al. (2016) over a list of layers.
 
@@ -563,6 +574,8 @@ def style_loss(
       weights: one weight per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.
@@ -590,7 +603,7 @@ def style_loss(
         return jnp.mean(jnp.square(difference), axis=(1, 2)) / 4
 
     loss = _weighted_layer_sum(features, targets, weights, layer_loss)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
 
 
 def perceptual_loss(
@@ -600,6 +613,7 @@ def perceptual_loss(
     weights: Sequence[ArrayLike] | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Perceptual (feature reconstruction) loss of Johnson et al. (2016) over a list of layers.
 
@@ -617,6 +631,8 @@ def perceptual_loss(
       weights: one weight per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.
@@ -641,4 +657,4 @@ def perceptual_loss(
         return jnp.mean(squared.reshape(batch, -1), axis=1)
 
     loss = _weighted_layer_sum(features, targets, weights, layer_loss)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss
+from jaxloss._reduce import AxisName, reduce_loss
 
 
 def kl_div(
@@ -21,6 +21,7 @@ def kl_div(
     log_target: bool = False,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Pointwise Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
 
@@ -42,6 +43,8 @@ def kl_div(
       where: optional boolean mask broadcastable to the broadcast shape. For
         ``"batchmean"`` the denominator counts the batch rows with an unmasked element.
       reduction: ``"mean"``, ``"batchmean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element terms for ``reduction="none"``.
@@ -68,6 +71,7 @@ def kl_div(
         reduction,
         where=_checks.mask(where, shape),
         allowed=(*_checks.REDUCTIONS, "batchmean"),
+        axis_name=axis_name,
     )
 
 
@@ -88,6 +92,7 @@ def gaussian_kl(
     axis: int = -1,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""KL divergence of a diagonal Gaussian from the standard normal: the VAE prior term.
 
@@ -104,6 +109,8 @@ def gaussian_kl(
       axis: the latent axis summed over.
       where: optional boolean mask broadcastable to the per-example shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the inputs' shape without ``axis``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example divergences for ``reduction="none"``.
@@ -119,4 +126,4 @@ def gaussian_kl(
     """
     terms = gaussian_kl_terms(mean, log_var)
     loss = jnp.sum(terms, axis=_checks.class_axis(axis, terms.ndim, "mean"))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)

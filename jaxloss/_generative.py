@@ -11,7 +11,7 @@ logistic losses go through ``softplus``/``log_sigmoid``, so they are exact for a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +19,7 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
 from jaxloss._divergence import gaussian_kl_terms
-from jaxloss._reduce import _global_sum, linear_weights, reduce_loss
-
-AxisName = str | Sequence[str] | None
+from jaxloss._reduce import AxisName, _global_sum, linear_weights, reduce_loss, shard_offset
 
 
 def gan_discriminator(
@@ -30,6 +28,7 @@ def gan_discriminator(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The discriminator's loss of the original GAN (Goodfellow et al. 2014).
 
@@ -44,6 +43,8 @@ def gan_discriminator(
       fake_logits: logits on generated data, broadcastable with ``real_logits``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -58,7 +59,7 @@ def gan_discriminator(
     """
     (real, fake), shape = _checks.broadcast_floats(real_logits=real_logits, fake_logits=fake_logits)
     loss = jax.nn.softplus(-real) + jax.nn.softplus(fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def gan_generator(
@@ -67,6 +68,7 @@ def gan_generator(
     saturating: bool = False,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The generator's loss of the original GAN: non-saturating, or the minimax one.
 
@@ -84,6 +86,8 @@ def gan_generator(
       saturating: use the minimax loss ``log(1 − σ(D))`` (negative, unbounded below).
       where: optional boolean mask of the logits' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -100,7 +104,7 @@ def gan_generator(
     """
     (fake,), shape = _checks.broadcast_floats(fake_logits=fake_logits)
     loss = -jax.nn.softplus(fake) if saturating else jax.nn.softplus(-fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def wasserstein_critic(
@@ -109,6 +113,7 @@ def wasserstein_critic(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The WGAN critic's loss (Arjovsky et al. 2017): ``D(fake) − D(real)``.
 
@@ -121,6 +126,8 @@ def wasserstein_critic(
       fake_scores: scores on generated data, broadcastable with ``real_scores``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -135,7 +142,9 @@ def wasserstein_critic(
       ICML 2017.
     """
     (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
-    return reduce_loss(fake - real, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(
+        fake - real, reduction, where=_checks.mask(where, shape), axis_name=axis_name
+    )
 
 
 def wasserstein_generator(
@@ -143,6 +152,7 @@ def wasserstein_generator(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The WGAN generator's loss: ``−D(fake)`` (also the hinge GAN's generator loss).
 
@@ -150,6 +160,8 @@ def wasserstein_generator(
       fake_scores: critic scores on generated data, any shape.
       where: optional boolean mask of the scores' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -164,7 +176,7 @@ def wasserstein_generator(
       ICML 2017.
     """
     (fake,), shape = _checks.broadcast_floats(fake_scores=fake_scores)
-    return reduce_loss(-fake, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(-fake, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def hinge_discriminator(
@@ -173,6 +185,7 @@ def hinge_discriminator(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The hinge GAN's discriminator loss (Lim and Ye 2017; SAGAN, BigGAN).
 
@@ -186,6 +199,8 @@ def hinge_discriminator(
       fake_scores: scores on generated data, broadcastable with ``real_scores``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -201,7 +216,7 @@ def hinge_discriminator(
     """
     (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
     loss = jax.nn.relu(1 - real) + jax.nn.relu(1 + fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def hinge_generator(
@@ -209,6 +224,7 @@ def hinge_generator(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The hinge GAN's generator loss: ``−D(fake)``, as ``wasserstein_generator``.
 
@@ -216,6 +232,8 @@ def hinge_generator(
       fake_scores: discriminator scores on generated data, any shape.
       where: optional boolean mask of the scores' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -228,7 +246,7 @@ def hinge_generator(
     References:
       Lim and Ye, "Geometric GAN", arXiv:1705.02894, 2017.
     """
-    return wasserstein_generator(fake_scores, where=where, reduction=reduction)
+    return wasserstein_generator(fake_scores, where=where, reduction=reduction, axis_name=axis_name)
 
 
 def gradient_penalty(
@@ -240,6 +258,7 @@ def gradient_penalty(
     target: ArrayLike = 1.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""WGAN-GP's gradient penalty (Gulrajani et al. 2017).
 
@@ -262,10 +281,14 @@ def gradient_penalty(
       real: ``[batch, ...]`` real samples.
       fake: generated samples of the same shape (pass them through ``stop_gradient`` if the
         generator should not be updated by this term).
-      key: a ``jax.random`` key for the interpolation coefficients.
+      key: a ``jax.random`` key for the interpolation coefficients; with ``axis_name``,
+        the same key on every device (the coefficients of the global batch are drawn and
+        each device takes its rows, so the result equals the one-device one).
       target: k, the gradient norm aimed at (1: 1-Lipschitz).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example penalties for ``reduction="none"``.
@@ -288,7 +311,10 @@ def gradient_penalty(
     if real.ndim < 1:
         raise ValueError(f"`real` and `fake` need a batch axis, got shape {real.shape}.")
     batch = real.shape[0]
-    epsilon = jax.random.uniform(key, (batch,) + (1,) * (real.ndim - 1), real.dtype)
+    # The ε of the global batch, this device's block: sharded equals one device.
+    offset, global_batch = shard_offset(batch, axis_name)
+    epsilon = jax.random.uniform(key, (global_batch,) + (1,) * (real.ndim - 1), real.dtype)
+    epsilon = jax.lax.dynamic_slice_in_dim(epsilon, offset, batch)
     interpolates = epsilon * real + (1 - epsilon) * fake
 
     def total_score(x):
@@ -303,7 +329,7 @@ def gradient_penalty(
     gradients = jax.grad(total_score)(interpolates)
     norms = _numerics.safe_norm(gradients.reshape(batch, -1))
     loss = jnp.square(norms - jnp.asarray(target, norms.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)), axis_name=axis_name)
 
 
 def elbo_loss(

@@ -21,7 +21,7 @@ its own classes; the shards combine with a ``pmax`` of the (stop-gradient) maxim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,9 +33,14 @@ from jaxloss._kernels.chunked_logsumexp import (
     lse_excluding_targets,
     weighted_lse_sum,
 )
-from jaxloss._reduce import linear_weights, reduce_loss, valid_class_ids
-
-AxisName = str | Sequence[str] | None
+from jaxloss._reduce import (
+    AxisName,
+    _global_sum,
+    linear_weights,
+    reduce_loss,
+    shard_offset,
+    valid_class_ids,
+)
 
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
 # -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
@@ -51,11 +56,7 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
       ``[0, num_classes)``.
     """
     local_count = w.shape[0]
-    if class_axis_name is None:
-        offset, total = 0, local_count
-    else:
-        offset = jax.lax.axis_index(class_axis_name) * local_count
-        total = jax.lax.psum(local_count, class_axis_name)
+    offset, total = shard_offset(local_count, class_axis_name)
     local = labels - offset
     here = (local >= 0) & (local < local_count)
     rows = jnp.take(w, jnp.where(here, local, 0), axis=0)
@@ -638,6 +639,7 @@ def center_update(
     *,
     alpha: ArrayLike = 0.5,
     where: ArrayLike | None = None,
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The center update rule of Wen et al. (2016).
 
@@ -653,6 +655,9 @@ def center_update(
       labels: ``[batch]`` integer class ids; others are ignored.
       alpha: the center learning rate; may be traced.
       where: optional ``[batch]`` boolean mask of the examples that count.
+      axis_name: mapped axis (or axes) over which the batch is split (the centers are
+        replicated): the counts and sums are those of the global batch, so every device
+        computes the same new centers.
 
     Returns:
       The new centers, ``[num_classes, dim]``, in the dtype of ``centers``.
@@ -670,6 +675,9 @@ def center_update(
     weight = _counted(valid, where).astype(c.dtype)
     safe = jnp.where(valid, labels, 0)
     counts = jax.ops.segment_sum(weight, safe, num_segments=c.shape[0])
-    feature_sums = jax.ops.segment_sum(x * weight[:, None], safe, num_segments=c.shape[0])
+    # jnp.where, not a product: a NaN in a masked row must not reach the sums.
+    counted_x = jnp.where(weight[:, None] > 0, x, 0) * weight[:, None]
+    feature_sums = jax.ops.segment_sum(counted_x, safe, num_segments=c.shape[0])
+    counts, feature_sums = _global_sum((counts, feature_sums), axis_name)
     delta = (counts[:, None] * c - feature_sums) / (1 + counts[:, None])
     return (c - jnp.asarray(alpha, c.dtype) * delta).astype(centers_in.dtype)

@@ -19,17 +19,13 @@ batch: every device's anchors see every device's embeddings (``all_gather``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss
-
-AxisName = str | Sequence[str] | None
+from jaxloss._reduce import AxisName, reduce_loss, shard_offset
 
 MINING = ("all", "hard", "semihard")
 
@@ -80,6 +76,7 @@ def contrastive(
     margin: ArrayLike = 1.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Contrastive loss of Hadsell, Chopra and LeCun (2006) for pairs.
 
@@ -99,6 +96,8 @@ def contrastive(
       margin: m, the distance beyond which dissimilar pairs cost nothing.
       where: optional boolean mask of the per-pair shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[...]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -122,7 +121,7 @@ def contrastive(
     pull = 0.5 * jnp.sum(jnp.square(diff), axis=-1)
     push = 0.5 * jnp.square(jnp.maximum(jnp.asarray(margin, distance.dtype) - distance, 0))
     loss = similar * pull + (1 - similar) * push
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def triplet_margin(
@@ -137,6 +136,7 @@ def triplet_margin(
     squared: bool = False,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
 
@@ -163,6 +163,8 @@ def triplet_margin(
       squared: FaceNet's squared Euclidean distances instead.
       where: optional boolean mask of the per-triplet shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet, ``[...]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
@@ -201,7 +203,7 @@ def triplet_margin(
     if swap:
         d_neg = jnp.minimum(d_neg, distance(pos, neg))
     loss = _hinge(distance(a, pos) - d_neg + jnp.asarray(margin, a.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def ratio_loss(
@@ -211,6 +213,7 @@ def ratio_loss(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The ratio loss of Balntas et al. (2016) for triplets.
 
@@ -228,6 +231,8 @@ def ratio_loss(
       negative: ``[..., dim]`` embeddings of another class.
       where: optional boolean mask of the per-triplet shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet, ``[...]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
@@ -247,7 +252,7 @@ def ratio_loss(
     positive_share = jax.nn.sigmoid(d_pos - d_neg)  # e+ / (e+ + e-)
     negative_share = jax.nn.sigmoid(d_neg - d_pos)  # e- / (e+ + e-)
     loss = jnp.square(positive_share) + jnp.square(1 - negative_share)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def margin_ranking(
@@ -258,6 +263,7 @@ def margin_ranking(
     margin: ArrayLike = 0.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
@@ -274,6 +280,8 @@ def margin_ranking(
       margin: m.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -289,7 +297,7 @@ def margin_ranking(
     x2 = jnp.broadcast_to(_checks.float_array(x2, "x2"), shape)
     y = jnp.broadcast_to(_checks.float_array(y, "y", allow_int=True), shape)
     loss = _hinge(-y * (x1 - x2) + jnp.asarray(margin, x1.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 # torch's cosine_embedding_loss adds this to each squared norm, so zero vectors give cos = 0.
@@ -304,6 +312,7 @@ def cosine_embedding(
     margin: ArrayLike = 0.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
 
@@ -321,6 +330,8 @@ def cosine_embedding(
       margin: m, the cosine below which dissimilar pairs cost nothing.
       where: optional boolean mask of the per-pair shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[...]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -339,14 +350,19 @@ def cosine_embedding(
     cos = jnp.sum(x1 * x2, axis=-1) / jnp.sqrt(squared_norms)
     similar_loss = jnp.where(y == 1, 1 - cos, 0)
     dissimilar_loss = jnp.where(y == -1, _hinge(cos - jnp.asarray(margin, cos.dtype)), 0)
-    return reduce_loss(similar_loss + dissimilar_loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(
+        similar_loss + dissimilar_loss,
+        reduction,
+        where=_checks.mask(where, shape),
+        axis_name=axis_name,
+    )
 
 
 def _gathered(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
     """The global batch (``x`` of every device, in device order) and this device's offset."""
+    offset, _ = shard_offset(x.shape[0], axis_name)
     if axis_name is None:
-        return x, jnp.asarray(0, jnp.int32)
-    offset = jax.lax.axis_index(axis_name) * x.shape[0]
+        return x, offset
     return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
 
 

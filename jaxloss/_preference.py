@@ -18,16 +18,12 @@ gradients.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
-from jaxloss._reduce import reduce_loss, safe_divide, valid_class_ids
-
-AxisName = str | Sequence[str] | None
+from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 KL_ESTIMATORS = ("k1", "k2", "k3")
@@ -56,6 +52,7 @@ def bradley_terry(
     margin: ArrayLike = 0.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The Bradley–Terry loss of a reward model on preference pairs.
 
@@ -72,6 +69,8 @@ def bradley_terry(
       margin: m, a number or per-pair array.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -90,7 +89,7 @@ def bradley_terry(
         chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin
     )
     loss = jax.nn.softplus(-(chosen - rejected - margin))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def dpo(
@@ -104,6 +103,7 @@ def dpo(
     loss_type: str = "sigmoid",
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Direct preference optimization (Rafailov et al. 2023) and its IPO and hinge variants.
 
@@ -131,6 +131,8 @@ def dpo(
       loss_type: ``"sigmoid"``, ``"hinge"`` or ``"ipo"``.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -170,7 +172,7 @@ def dpo(
         loss = jax.nn.relu(1 - beta * margin)
     else:
         loss = jnp.square(margin - 1 / (2 * beta))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def simpo(
@@ -182,6 +184,7 @@ def simpo(
     label_smoothing: ArrayLike = 0.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""SimPO (Meng et al. 2024): reference-free preference optimization.
 
@@ -202,6 +205,8 @@ def simpo(
       label_smoothing: ε.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -221,7 +226,7 @@ def simpo(
     )
     z = jnp.asarray(beta, chosen.dtype) * (chosen - rejected) - jnp.asarray(gamma, chosen.dtype)
     loss = _smoothed_logistic(z, label_smoothing)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 # ORPO's odds p / (1 − p) need p < 1: average log-probabilities are capped just below 0.
@@ -248,6 +253,7 @@ def orpo(
     beta: ArrayLike = 0.1,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""ORPO (Hong et al. 2024): supervised fine-tuning plus an odds-ratio preference term.
 
@@ -271,6 +277,8 @@ def orpo(
       beta: λ, the weight of the odds-ratio term.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -291,7 +299,7 @@ def orpo(
     )
     ratio = _log_odds(chosen) - _log_odds(rejected)
     loss = -chosen + jnp.asarray(beta, chosen.dtype) * jax.nn.softplus(-ratio)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def kto(
@@ -305,6 +313,7 @@ def kto(
     undesirable_weight: ArrayLike = 1.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""KTO (Ethayarajh et al. 2024): preference optimization from unpaired good/bad labels.
 
@@ -330,6 +339,8 @@ def kto(
       undesirable_weight: λ_U (the paper balances λ_D n_D / (λ_U n_U) in [1, 4/3]).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -361,7 +372,7 @@ def kto(
         jnp.asarray(desirable_weight, policy.dtype) * jax.nn.sigmoid(-beta * (reward - point)),
         jnp.asarray(undesirable_weight, policy.dtype) * jax.nn.sigmoid(-beta * (point - reward)),
     )
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape))
+    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
 
 
 def ppo_clip(

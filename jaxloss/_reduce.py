@@ -24,9 +24,23 @@ import jax.numpy as jnp
 
 from jaxloss import _checks
 
+AxisName = str | Sequence[str] | None
+"""A mapped axis of ``pmap``/``shard_map`` (or several), or None on one device."""
 
-def _global_sum(x: jax.Array, axis_name: str | Sequence[str] | None) -> jax.Array:
+
+def _global_sum(x: jax.Array, axis_name: AxisName) -> jax.Array:
     return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def shard_offset(local_size: int, axis_name: AxisName) -> tuple[jax.Array, int]:
+    """This device's first row in the global batch, and the global batch size.
+
+    Devices hold equal blocks of ``local_size`` rows in the order of ``axis_index``, as
+    ``pmap`` and ``shard_map`` split an array.
+    """
+    if axis_name is None:
+        return jnp.asarray(0, jnp.int32), local_size
+    return jax.lax.axis_index(axis_name) * local_size, local_size * jax.lax.axis_size(axis_name)
 
 
 def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
@@ -49,7 +63,7 @@ def linear_weights(
     shape: tuple[int, ...],
     reduction: str,
     *,
-    axis_name: str | Sequence[str] | None = None,
+    axis_name: AxisName = None,
 ) -> jax.Array:
     """The coefficients ``a`` of a ``"mean"`` or ``"sum"`` as a weighted sum, ``[shape]``.
 
@@ -72,7 +86,7 @@ def reduce_loss(
     *,
     where: jax.Array | None = None,
     mean_weights: jax.Array | None = None,
-    axis_name: str | Sequence[str] | None = None,
+    axis_name: AxisName = None,
     allowed: Sequence[str] = _checks.REDUCTIONS,
 ) -> jax.Array:
     """Reduces per-example loss values as every jaxloss function does.

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss
+from jaxloss._reduce import AxisName, reduce_loss
 
 
 def _difference(
@@ -31,6 +31,7 @@ def mse(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Mean squared error, as ``torch.nn.functional.mse_loss``.
 
@@ -46,6 +47,8 @@ def mse(
       where: optional boolean mask broadcastable to the broadcast shape; masked elements
         add 0 and do not count in the mean.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -56,7 +59,7 @@ def mse(
       2.5
     """
     diff, mask = _difference(predictions, targets, where)
-    return reduce_loss(jnp.square(diff), reduction, where=mask)
+    return reduce_loss(jnp.square(diff), reduction, where=mask, axis_name=axis_name)
 
 
 def mae(
@@ -65,6 +68,7 @@ def mae(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Mean absolute error (L1), as ``torch.nn.functional.l1_loss``; alias :func:`l1`.
 
@@ -79,6 +83,8 @@ def mae(
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -89,7 +95,9 @@ def mae(
       2.0
     """
     diff, mask = _difference(predictions, targets, where)
-    return reduce_loss(_numerics.abs_zero_subgradient(diff), reduction, where=mask)
+    return reduce_loss(
+        _numerics.abs_zero_subgradient(diff), reduction, where=mask, axis_name=axis_name
+    )
 
 
 l1 = mae
@@ -107,6 +115,7 @@ def huber(
     delta: ArrayLike = 1.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Huber loss, as ``torch.nn.functional.huber_loss``.
 
@@ -124,6 +133,8 @@ def huber(
       delta: positive threshold between the quadratic and the linear part; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -139,7 +150,7 @@ def huber(
     """
     diff, mask = _difference(predictions, targets, where)
     loss = _quadratic_then_linear(jnp.abs(diff), jnp.asarray(delta, diff.dtype))
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def smooth_l1(
@@ -149,6 +160,7 @@ def smooth_l1(
     beta: ArrayLike = 1.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
@@ -165,6 +177,8 @@ def smooth_l1(
       beta: non-negative width of the quadratic zone; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -187,7 +201,7 @@ def smooth_l1(
         _quadratic_then_linear(jnp.abs(diff), safe_beta) / safe_beta,
         _numerics.abs_zero_subgradient(diff),
     )
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def log_cosh(
@@ -196,6 +210,7 @@ def log_cosh(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Log-cosh loss, stable for large errors.
 
@@ -211,6 +226,8 @@ def log_cosh(
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
+        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -232,4 +249,4 @@ def log_cosh(
         jnp.log1p(2 * jnp.square(jnp.sinh(near / 2))),
         far + jax.nn.softplus(-2 * far) - jnp.log(2.0).astype(diff.dtype),
     )
-    return reduce_loss(loss, reduction, where=mask)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

@@ -165,10 +165,12 @@ class CenterLossState(NamedTuple):
 def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     """Center loss (Wen et al. 2016) whose centers follow their own update rule.
 
-    ``apply(state, features, labels, where=None, reduction="mean")`` returns
-    ``center_loss(features, labels, state.centers)`` and the centers moved by
-    ``center_update`` with rate ``alpha``. The centers are state, not parameters: no
-    optimizer touches them, and the loss's gradient reaches only the features.
+    ``apply(state, features, labels, where=None, reduction="mean", axis_name=None)``
+    returns ``center_loss(features, labels, state.centers)`` and the centers moved by
+    ``center_update`` with rate ``alpha``; with ``axis_name`` both are those of the global
+    batch, so the replicated centers stay equal on every device. The centers are state,
+    not parameters: no optimizer touches them, and the loss's gradient reaches only the
+    features.
 
     Args:
       alpha: the centers' learning rate (number or traced).
@@ -189,10 +191,16 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     def init(centers: ArrayLike) -> CenterLossState:
         return CenterLossState(jnp.asarray(centers))
 
-    def apply(state: CenterLossState, features, labels, *, where=None, reduction="mean"):
+    def apply(
+        state: CenterLossState, features, labels, *, where=None, reduction="mean", axis_name=None
+    ):
         centers = jax.lax.stop_gradient(state.centers)
-        loss = center_loss(features, labels, centers, where=where, reduction=reduction)
-        new_centers = center_update(centers, features, labels, alpha=alpha, where=where)
+        loss = center_loss(
+            features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+        )
+        new_centers = center_update(
+            centers, features, labels, alpha=alpha, where=where, axis_name=axis_name
+        )
         return loss, CenterLossState(new_centers)
 
     return StatefulLoss(init, apply)

@@ -639,3 +639,25 @@ NOT_LOSSES: dict[str, str] = {
     "token_logprobs": "tests/test_preference.py",
     "sequence_logprobs": "tests/test_preference.py",
 }
+
+
+def call(name: str, *args, **options):
+    """Calls the entry's function with its kwargs; a scalar loss takes no ``reduction``."""
+    case = REGISTRY[name]
+    if case.scalar:  # no reduction argument: its value is the suite's "mean"
+        assert options.pop("reduction", "mean") == "mean"
+    return case.fn(*args, **{**case.kwargs, **options})
+
+
+def batched_positions(name: str, args: tuple) -> tuple[int, ...]:
+    """The positions of the inputs whose leading axis is the batch."""
+    batched = REGISTRY[name].batched
+    return tuple(range(len(args))) if batched is None else batched
+
+
+def row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
+    """``keep [batch]`` broadcast to the entry's ``"none"`` shape: a ``where`` of whole rows."""
+    if REGISTRY[name].scalar:
+        return keep
+    shape = np.shape(call(name, *args, reduction="none"))
+    return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)

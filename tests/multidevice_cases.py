@@ -6,6 +6,8 @@ Not collected on its own (the name does not start with ``test_``): these need
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
+from tests._registry import REGISTRY, batched_positions, call, public_name, row_mask
 
 DEVICES = 8
 ROWS_PER_DEVICE = 8
@@ -371,3 +374,121 @@ def test_ppo_clip_under_pmap():
     )(*split)
     whole = jaxloss.ppo_clip(logprobs, old, advantages, where=valid)
     np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# Every batch-reducing loss of the registry: global "mean"/"sum" under shard_map and pmap.
+
+REGISTRY_ROWS = 3  # per device
+# Rows kept per device: 3, 2, 0 (a device with nothing valid), 1, 3, 2, 3, 1.
+REGISTRY_KEEP = np.array(
+    [
+        [1, 1, 1],
+        [1, 0, 1],
+        [0, 0, 0],
+        [0, 1, 0],
+        [1, 1, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+        [1, 0, 0],
+    ],
+    bool,
+).reshape(-1)
+WITH_AXIS_NAME = sorted(
+    name
+    for name in REGISTRY
+    if "axis_name" in inspect.signature(getattr(jaxloss, public_name(name))).parameters
+)
+
+
+def test_every_batch_reducing_loss_takes_axis_name():
+    # Every public loss that reduces over a batch (all of them but the non-losses) is here.
+    reducing = {public_name(name) for name in REGISTRY}
+    assert reducing == {public_name(name) for name in WITH_AXIS_NAME}
+    assert "axis_name" in inspect.signature(jaxloss.center_update).parameters
+
+
+def _registry_batch(name, seed=0):
+    args = REGISTRY[name].make_inputs(np.random.default_rng(seed), DEVICES * REGISTRY_ROWS)
+    return args, row_mask(name, args, REGISTRY_KEEP)
+
+
+@pytest.mark.parametrize(
+    ("name", "reduction"),
+    [(n, r) for n in WITH_AXIS_NAME for r in ("mean", "sum") if r in REGISTRY[n].reductions],
+)
+def test_registry_loss_with_axis_name_equals_one_device(name, reduction):
+    case = REGISTRY[name]
+    args, where = _registry_batch(name)
+    batched = batched_positions(name, args)
+    specs = tuple(P("batch") if i in batched else P() for i in range(len(args)))
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def sharded(*a):
+        def local(w, *local_args):
+            return call(name, *local_args, where=w, reduction=reduction, axis_name="batch")
+
+        return jax.shard_map(local, mesh=mesh, in_specs=(P("batch"), *specs), out_specs=P())(
+            where, *a
+        )
+
+    def whole(*a):
+        return call(name, *a, where=where, reduction=reduction)
+
+    np.testing.assert_allclose(jax.jit(sharded)(*args), whole(*args), rtol=1e-5, atol=1e-6)
+    positions = case.differentiable
+    grad_sharded = jax.jit(jax.grad(sharded, argnums=positions))(*args)
+    grad_whole = jax.grad(whole, argnums=positions)(*args)
+    for position, gs, gw in zip(positions, grad_sharded, grad_whole, strict=True):
+        np.testing.assert_allclose(gs, gw, rtol=1e-4, atol=1e-6, err_msg=f"input {position}")
+
+
+@pytest.mark.parametrize("name", WITH_AXIS_NAME)
+def test_registry_loss_with_axis_name_under_pmap(name):
+    args, where = _registry_batch(name, seed=1)
+    batched = batched_positions(name, args)
+
+    def split(a):
+        return np.asarray(a).reshape(DEVICES, REGISTRY_ROWS, *np.shape(a)[1:])
+
+    mapped = jax.pmap(
+        lambda w, *a: call(name, *a, where=w, axis_name="batch"),
+        axis_name="batch",
+        in_axes=(0, *(0 if i in batched else None for i in range(len(args)))),
+    )(split(where), *(split(a) if i in batched else a for i, a in enumerate(args)))
+    whole = call(name, *args, where=where)
+    np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5, atol=1e-6)
+
+
+def test_registry_mask_makes_per_device_means_differ():
+    # Guards the two tests above: a mean of per-device means is not the global mean here.
+    args, where = _registry_batch("mse")
+    per_device = [
+        jaxloss.mse(
+            *(a[d * REGISTRY_ROWS : (d + 1) * REGISTRY_ROWS] for a in args[:2]),
+            where=where[d * REGISTRY_ROWS : (d + 1) * REGISTRY_ROWS],
+        )
+        for d in range(DEVICES)
+    ]
+    assert abs(np.mean(per_device) - float(jaxloss.mse(*args, where=where))) > 1e-2
+
+
+def test_center_update_with_axis_name_equals_one_device():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(DEVICES * REGISTRY_ROWS, 4)).astype(np.float32)
+    labels = rng.integers(0, 5, size=DEVICES * REGISTRY_ROWS).astype(np.int32)
+    centers = rng.normal(size=(5, 4)).astype(np.float32)
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharded = jax.shard_map(
+        lambda c, x, y, w: jaxloss.center_update(c, x, y, alpha=0.7, where=w, axis_name="batch"),
+        mesh=mesh,
+        in_specs=(P(), P("batch"), P("batch"), P("batch")),
+        out_specs=P(),
+    )
+    whole = jaxloss.center_update(centers, features, labels, alpha=0.7, where=REGISTRY_KEEP)
+    np.testing.assert_allclose(
+        sharded(centers, features, labels, REGISTRY_KEEP), whole, rtol=1e-6, atol=1e-7
+    )
+    # and it is not the update of one device's rows alone
+    first = jaxloss.center_update(centers, features[:3], labels[:3], alpha=0.7)
+    assert not np.allclose(first, whole)

@@ -14,7 +14,15 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxloss
-from tests._registry import ALIASES, NOT_LOSSES, REGISTRY, public_name
+from tests._registry import (
+    ALIASES,
+    NOT_LOSSES,
+    REGISTRY,
+    batched_positions,
+    call,
+    public_name,
+    row_mask,
+)
 
 BATCH = 6
 NAMES = sorted(REGISTRY)
@@ -32,13 +40,6 @@ def _with_reductions(*reductions: str, names=NAMES) -> list:
         for r in reductions
         if r in REGISTRY[name].reductions
     ]
-
-
-def _call(name: str, *args, **options):
-    case = REGISTRY[name]
-    if case.scalar:  # no reduction argument: its value is the suite's "mean"
-        assert options.pop("reduction", "mean") == "mean"
-    return case.fn(*args, **{**case.kwargs, **options})
 
 
 def _is_float(x) -> bool:
@@ -62,7 +63,7 @@ def _grads(name: str, args: tuple, **options) -> tuple:
     case = REGISTRY[name]
 
     def loss(*diff):
-        return _call(name, *_with_differentiable(case, args, diff), **options)
+        return call(name, *_with_differentiable(case, args, diff), **options)
 
     diff = [args[i] for i in case.differentiable]
     return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*diff)
@@ -88,23 +89,23 @@ def test_reference_value(name):
     args = _inputs(name)
     expected = case.reference(*args, **case.kwargs)
     if case.scalar:
-        value = _call(name, *args)
+        value = call(name, *args)
         assert value.dtype == jnp.float32 and value.shape == ()
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
         return
-    none = _call(name, *args, reduction="none")
+    none = call(name, *args, reduction="none")
     assert none.dtype == jnp.float32
     assert none.shape == expected.shape
     np.testing.assert_allclose(none, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_call(name, *args, reduction="sum"), expected.sum(), rtol=1e-5)
-    np.testing.assert_allclose(_call(name, *args), case.reference_mean(expected, *args), rtol=1e-5)
+    np.testing.assert_allclose(call(name, *args, reduction="sum"), expected.sum(), rtol=1e-5)
+    np.testing.assert_allclose(call(name, *args), case.reference_mean(expected, *args), rtol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "reduction"), _with_reductions("mean", "none"))
 def test_jit_equals_eager(name, reduction):
     args = _inputs(name)
-    eager = _call(name, *args, reduction=reduction)
-    jitted = jax.jit(lambda *a: _call(name, *a, reduction=reduction))(*args)
+    eager = call(name, *args, reduction=reduction)
+    jitted = jax.jit(lambda *a: call(name, *a, reduction=reduction))(*args)
     np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-7)
 
 
@@ -112,8 +113,8 @@ def test_jit_equals_eager(name, reduction):
 def test_vmap_equals_loop(name):
     sets = [_inputs(name, seed) for seed in range(3)]
     stacked = [np.stack(parts) for parts in zip(*sets, strict=True)]
-    mapped = jax.vmap(lambda *a: _call(name, *a))(*stacked)
-    looped = [_call(name, *args) for args in sets]
+    mapped = jax.vmap(lambda *a: call(name, *a))(*stacked)
+    looped = [call(name, *args) for args in sets]
     np.testing.assert_allclose(mapped, np.stack(looped), rtol=1e-6, atol=1e-7)
 
 
@@ -133,27 +134,15 @@ def test_check_grads(name):
         args = [np.asarray(a, np.float64) if _is_float(a) else a for a in _inputs(name)]
 
         def loss(*diff):
-            return _call(name, *_with_differentiable(case, args, diff))
+            return call(name, *_with_differentiable(case, args, diff))
 
         check_grads(loss, [args[i] for i in case.differentiable], order=1, modes=case.grad_modes)
 
 
-def _batched(name: str, args: tuple) -> tuple[int, ...]:
-    batched = REGISTRY[name].batched
-    return tuple(range(len(args))) if batched is None else batched
-
-
 def _drop(name: str, args: tuple, keep: np.ndarray) -> list:
     """The inputs without the masked batch entries (inputs without a batch axis whole)."""
-    batched = _batched(name, args)
+    batched = batched_positions(name, args)
     return [np.asarray(a)[keep] if i in batched else a for i, a in enumerate(args)]
-
-
-def _row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
-    if REGISTRY[name].scalar:
-        return keep
-    shape = np.shape(_call(name, *args, reduction="none"))
-    return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 
 ROWS_INDEPENDENT = [name for name in NAMES if REGISTRY[name].rows_independent]
@@ -165,8 +154,8 @@ ROWS_INDEPENDENT = [name for name in NAMES if REGISTRY[name].rows_independent]
 def test_where_equals_dropping(name, reduction):
     args = _inputs(name)
     keep = np.array([True, False, True, True, False, True])
-    masked = _call(name, *args, where=_row_mask(name, args, keep), reduction=reduction)
-    dropped = _call(name, *_drop(name, args, keep), reduction=reduction)
+    masked = call(name, *args, where=row_mask(name, args, keep), reduction=reduction)
+    dropped = call(name, *_drop(name, args, keep), reduction=reduction)
     np.testing.assert_allclose(masked, dropped, rtol=1e-6, atol=1e-7)
 
 
@@ -174,12 +163,12 @@ def test_where_equals_dropping(name, reduction):
 def test_where_zeroes_masked_entries_and_their_gradients(name):
     args = _inputs(name)
     keep = np.array([True, False, True, True, False, True])
-    where = _row_mask(name, args, keep)
+    where = row_mask(name, args, keep)
     if "none" in REGISTRY[name].reductions:
-        none = _call(name, *args, where=where, reduction="none")
+        none = call(name, *args, where=where, reduction="none")
         assert np.all(np.asarray(none)[~where] == 0)
     _, grads = _grads(name, args, where=where)
-    batched = _batched(name, args)
+    batched = batched_positions(name, args)
     for position, g in zip(REGISTRY[name].differentiable, grads, strict=True):
         if position in batched:
             assert np.all(np.asarray(g)[~keep] == 0)
@@ -194,7 +183,7 @@ def test_where_zeroes_masked_entries_and_their_gradients(name):
 @pytest.mark.parametrize(("name", "reduction"), _with_reductions("mean", "sum"))
 def test_all_masked_is_zero_with_zero_gradients(name, reduction):
     args = _inputs(name)
-    where = _row_mask(name, args, np.zeros(BATCH, bool))
+    where = row_mask(name, args, np.zeros(BATCH, bool))
     value, grads = _grads(name, args, where=where, reduction=reduction)
     assert float(value) == 0.0
     for g in grads:
@@ -208,10 +197,10 @@ def test_half_precision_computes_in_float32(name, dtype):
     half = [jnp.asarray(a, dtype) if _is_float(a) else a for a in args]
     upcast = [jnp.asarray(a, jnp.float32) if _is_float(a) else a for a in half]
     for reduction in [r for r in ("mean", "none") if r in REGISTRY[name].reductions]:
-        out = _call(name, *half, reduction=reduction)
+        out = call(name, *half, reduction=reduction)
         assert out.dtype == jnp.float32
         np.testing.assert_allclose(
-            out, _call(name, *upcast, reduction=reduction), rtol=1e-6, atol=1e-7
+            out, call(name, *upcast, reduction=reduction), rtol=1e-6, atol=1e-7
         )
 
 
@@ -239,11 +228,11 @@ def test_no_retrace_when_a_hyperparameter_changes(name):
 @pytest.mark.parametrize("name", [n for n in NAMES if not REGISTRY[n].scalar])
 def test_unknown_reduction_is_a_value_error(name):
     with pytest.raises(ValueError, match="reduction"):
-        _call(name, *_inputs(name), reduction="average")
+        call(name, *_inputs(name), reduction="average")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_where_of_wrong_shape_is_a_value_error(name):
     args = _inputs(name)
     with pytest.raises(ValueError, match="where"):
-        _call(name, *args, where=np.ones((BATCH + 1, 7), bool))
+        call(name, *args, where=np.ones((BATCH + 1, 7), bool))

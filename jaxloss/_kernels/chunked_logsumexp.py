@@ -35,29 +35,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxloss._numerics import _varying_axes, vary_like
+
 
 def accumulation_dtype(*arrays):
     """float32 for half-precision (and float32) inputs, float64 for float64 ones."""
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
-
-
-def _varying_axes(aval) -> set:
-    """The mapped axes an abstract value varies over (JAX >= 0.10 and the older ``vma``)."""
-    manual = getattr(aval, "manual_axis_type", None)
-    return set(manual.varying) if manual is not None else set(getattr(aval, "vma", ()))
-
-
-def _like(init, *inputs):
-    """``init`` (a fresh scan carry) made to vary over the mapped axes the inputs vary over.
-
-    Inside ``shard_map`` a carry must keep one type through the scan; one computed from
-    class-sharded weights varies over their axis, so its start must too.
-    """
-    axes = set()
-    for array in inputs:
-        if array is not None:
-            axes |= _varying_axes(jax.typeof(array))
-    return jax.lax.pcast(init, tuple(sorted(axes)), to="varying") if axes else init
 
 
 def _sum_to(cotangent, primal):
@@ -146,7 +129,7 @@ def _chunked_fwd(x, w, labels, b, scale, chunk_size):
         return (new_max, running_sum), None
 
     start = (jnp.full(x.shape[:1], floor, dtype), jnp.zeros(x.shape[:1], dtype))
-    start = _like(start, x, w, labels, b, scale)
+    start = vary_like(start, x, w, labels, b, scale)
     (running_max, running_sum), _ = jax.lax.scan(step, start, jnp.arange(num_blocks))
     result = running_max + jnp.log(running_sum)  # -inf when no other class exists
     return result, (x, w, labels, b, scale, result)
@@ -194,7 +177,7 @@ def _chunked_bwd(chunk_size, saved, cotangent):
 
         dw_block, (dx_rows, db_parts, dscale_parts) = jax.lax.scan(
             row_step,
-            _like(jnp.zeros(w_block.shape, dtype), *inputs),
+            vary_like(jnp.zeros(w_block.shape, dtype), *inputs),
             (x_rows, label_rows, result_rows, scale_rows),
         )
         dx = dx + dx_rows.reshape(-1, x.shape[1])[:num_rows]
@@ -212,7 +195,7 @@ def _chunked_bwd(chunk_size, saved, cotangent):
         None if scale is None else jnp.zeros(scale.shape, dtype),
     )
     (dx, dw, db, dscale), _ = jax.lax.scan(
-        class_step, _like(start, *inputs), jnp.arange(num_blocks)
+        class_step, vary_like(start, *inputs), jnp.arange(num_blocks)
     )
 
     def per_class(gradient, primal):
@@ -292,7 +275,7 @@ def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True)
     start = (None, None)
     if gradients:
         start = (jnp.zeros(w.shape, dtype), None if b is None else jnp.zeros(b.shape, dtype))
-        start = _like(start, *inputs)
+        start = vary_like(start, *inputs)
     (dw, db), outputs = jax.lax.scan(step, start, (blocks(x), blocks(weights), blocks(active)))
     value = jnp.sum(outputs[0])
     if not gradients:
