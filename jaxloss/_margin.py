@@ -36,6 +36,7 @@ from jaxloss._kernels.chunked_logsumexp import (
 from jaxloss._reduce import (
     AxisName,
     _global_sum,
+    gather_batch,
     linear_weights,
     reduce_loss,
     shard_offset,
@@ -64,6 +65,44 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     if class_axis_name is not None:
         rows = jax.lax.psum(rows, class_axis_name)
     return rows, local, valid_class_ids(labels, total)
+
+
+def _same_devices(axis_name: AxisName, class_axis_name: AxisName) -> bool:
+    """Whether the batch and the classes are split over the same mapped axes."""
+    if axis_name is None or class_axis_name is None:
+        return False
+    batch_axes, class_axes = (
+        frozenset([a] if isinstance(a, str) else a) for a in (axis_name, class_axis_name)
+    )
+    if batch_axes != class_axes and batch_axes & class_axes:
+        raise ValueError(
+            f"`axis_name` {axis_name!r} and `class_axis_name` {class_axis_name!r} share some "
+            "axes but not all: split the batch and the classes over the same axes (Partial "
+            "FC) or over disjoint ones."
+        )
+    return batch_axes == class_axes
+
+
+def _partial_fc(x, labels, where, axis_name, class_axis_name):
+    """The global batch when the batch and the classes are split over the same devices.
+
+    As in Partial FC (An et al. 2021), every device then scores the embeddings of all
+    devices against its own classes; the normalizers are summed over the class shards, and
+    each device keeps its own rows' losses, reduced over ``axis_name`` as usual.
+
+    Returns:
+      ``(x, labels, where, local)``: the rows to score (all devices' or this one's) and
+      ``local``, which takes this device's rows of a ``[rows]`` array.
+    """
+    if not _same_devices(axis_name, class_axis_name):
+        return x, labels, where, lambda v: v
+    rows = x.shape[0]
+    where = _checks.mask(where, labels.shape)
+    x, offset = gather_batch(x, axis_name)
+    labels, _ = gather_batch(labels, axis_name)
+    if where is not None:
+        where, _ = gather_batch(where, axis_name)
+    return x, labels, where, lambda v: jax.lax.dynamic_slice_in_dim(v, offset, rows)
 
 
 def _counted(valid: jax.Array, where: ArrayLike | None) -> jax.Array:
@@ -105,6 +144,7 @@ def _margin_softmax(
     """
     x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     _checks.chunk_size(chunk_size)
+    x, labels, where, local = _partial_fc(x, labels, where, axis_name, class_axis_name)
     unit_x = _numerics.l2_normalize(x)
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
@@ -126,7 +166,8 @@ def _margin_softmax(
         rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
     )
     loss = jnp.logaddexp(others, target) - target
-    return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
+    counted = _counted(valid, where)
+    return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)
 
 
 def _angle(cos_theta: jax.Array) -> jax.Array:
@@ -145,7 +186,9 @@ _COMMON_ARGS = """
       chunk_size: classes per block (static); the batch × classes logits are then never
         materialized, in the forward or the backward pass.
       axis_name: mapped axis over which the batch is split (global mean and sum).
-      class_axis_name: mapped axis over which ``centers`` are split by class.
+      class_axis_name: mapped axis over which ``centers`` are split by class. The same
+        axis as ``axis_name`` is Partial FC: each device scores every device's embeddings
+        against its classes (an ``all_gather`` of ``[batch, dim]``, never of the centers).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -512,7 +555,8 @@ def linear_cross_entropy(
         of ``chunk_size`` entries and the backward pass recomputes each block's logits
         (four matmuls).
       axis_name: mapped axis over which the rows are split (global mean and sum).
-      class_axis_name: mapped axis over which ``weight`` is split by vocabulary.
+      class_axis_name: mapped axis over which ``weight`` is split by vocabulary; the same
+        axis as ``axis_name`` gathers every device's rows (as the margin heads do).
       where: optional ``[N]`` boolean mask.
       reduction: ``"mean"`` (over counted rows), ``"sum"`` or ``"none"`` (``[N]``).
 
@@ -527,6 +571,7 @@ def linear_cross_entropy(
     """
     h, w, labels = _checks.rows_and_classes(hidden, weight, labels, "hidden", "weight")
     _checks.chunk_size(chunk_size)
+    h, labels, where, local = _partial_fc(h, labels, where, axis_name, class_axis_name)
     b = None
     if bias is not None:
         b = _checks.vector_of_length(bias, w.shape[0], "bias", "one per vocabulary entry")
@@ -567,7 +612,7 @@ def linear_cross_entropy(
     loss = log_normalizer - target
     if smoothing:
         loss = (1 - eps) * loss + eps * (log_normalizer - mean_logit)
-    return reduce_loss(loss, reduction, where=counted, axis_name=axis_name)
+    return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)
 
 
 # The row-blocked path holds up to this many logits per chunk_size², as [rows, vocab], and is

@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, shard_offset
+from jaxloss._reduce import AxisName, gather_batch, reduce_loss
 
 MINING = ("all", "hard", "semihard")
 
@@ -358,14 +358,6 @@ def cosine_embedding(
     )
 
 
-def _gathered(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
-    """The global batch (``x`` of every device, in device order) and this device's offset."""
-    offset, _ = shard_offset(x.shape[0], axis_name)
-    if axis_name is None:
-        return x, offset
-    return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
-
-
 def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
     """The ``[batch]`` kept mask (all True without ``where``), and ``arrays`` with their
     masked rows zeroed: a NaN there must not reach the other rows through the
@@ -387,9 +379,9 @@ def _batch(embeddings, labels, where, axis_name):
     x = _checks.rows(embeddings, "embeddings")
     labels = _checks.per_row(_checks.integer_array(labels, "labels"), x.shape[0], "labels")
     kept, (x,) = _kept_rows(where, x)
-    all_x, offset = _gathered(x, axis_name)
-    all_labels, _ = _gathered(labels, axis_name)
-    all_kept, _ = _gathered(kept, axis_name)
+    all_x, offset = gather_batch(x, axis_name)
+    all_labels, _ = gather_batch(labels, axis_name)
+    all_kept, _ = gather_batch(kept, axis_name)
     rows = offset + jnp.arange(x.shape[0])
     return x, labels, kept, all_x, all_labels, all_kept, rows
 
@@ -571,9 +563,9 @@ def nt_xent(
     batch = z1.shape[0]
     kept, (z1, z2) = _kept_rows(where, z1, z2)
     u1, u2 = _numerics.l2_normalize(z1), _numerics.l2_normalize(z2)
-    all_u1, offset = _gathered(u1, axis_name)
-    all_u2, _ = _gathered(u2, axis_name)
-    all_kept, _ = _gathered(kept, axis_name)
+    all_u1, offset = gather_batch(u1, axis_name)
+    all_u2, _ = gather_batch(u2, axis_name)
+    all_kept, _ = gather_batch(kept, axis_name)
     inverse_temperature = 1 / jnp.asarray(temperature, u1.dtype)
     anchors = jnp.concatenate([u1, u2])  # [2 batch, dim]
     candidates = jnp.concatenate([all_u1, all_u2])  # [2 global batch, dim]

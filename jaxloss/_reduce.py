@@ -43,6 +43,14 @@ def shard_offset(local_size: int, axis_name: AxisName) -> tuple[jax.Array, int]:
     return jax.lax.axis_index(axis_name) * local_size, local_size * jax.lax.axis_size(axis_name)
 
 
+def gather_batch(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
+    """The global batch (``x`` of every device, in device order) and this device's offset."""
+    offset, _ = shard_offset(x.shape[0], axis_name)
+    if axis_name is None:
+        return x, offset
+    return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
+
+
 def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
     """Where integer labels are class ids in ``[0, num_classes)``.
 

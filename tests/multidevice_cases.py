@@ -492,3 +492,98 @@ def test_center_update_with_axis_name_equals_one_device():
     # and it is not the update of one device's rows alone
     first = jaxloss.center_update(centers, features[:3], labels[:3], alpha=0.7)
     assert not np.allclose(first, whole)
+
+
+PARTIAL_FC_HEADS = {
+    **{name: dict(options) for name, options in HEAD_OPTIONS.items()},
+    "linear_cross_entropy": {"label_smoothing": 0.1},
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+@pytest.mark.parametrize("name", sorted(PARTIAL_FC_HEADS))
+def test_partial_fc_batch_and_classes_on_the_same_devices(name, chunk_size, reduction):
+    # Each device holds 2 rows of the batch and 1/8 of the classes (Partial FC).
+    embeddings, centers, labels = _head_inputs(seed=4)
+    where = np.ones(16, bool)
+    where[[1, 2, 3, 9]] = False  # the second device keeps nothing
+    fn = getattr(jaxloss, name)
+    options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size, reduction=reduction)
+    mesh = jax.make_mesh((DEVICES,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def sharded(x, w):
+        local = jax.shard_map(
+            lambda x, w, y, m: fn(x, w, y, where=m, axis_name="d", class_axis_name="d", **options),
+            mesh=mesh,
+            in_specs=(P("d"), P("d"), P("d"), P("d")),
+            out_specs=P("d") if reduction == "none" else P(),
+        )
+        return local(x, w, labels, where)
+
+    def whole(x, w):
+        return fn(x, w, labels, where=where, **options)
+
+    np.testing.assert_allclose(
+        jax.jit(sharded)(embeddings, centers), whole(embeddings, centers), rtol=1e-5, atol=1e-6
+    )
+    if reduction == "none":
+        return
+    grads = jax.jit(jax.grad(sharded, argnums=(0, 1)))(embeddings, centers)
+    expected = jax.grad(whole, argnums=(0, 1))(embeddings, centers)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+
+
+def test_batch_and_class_axes_that_partly_overlap_are_an_error():
+    mesh = jax.make_mesh((2, 4), ("a", "b"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+    embeddings, centers, labels = _head_inputs()
+    local = jax.shard_map(
+        lambda x, w, y: jaxloss.arcface(x, w, y, axis_name=("a", "b"), class_axis_name="b"),
+        mesh=mesh,
+        in_specs=(P(("a", "b")), P("b"), P(("a", "b"))),
+        out_specs=P(),
+    )
+    with pytest.raises(ValueError, match="share some axes"):
+        local(embeddings, centers, labels)
+
+
+def test_class_sharded_nnx_head_equals_one_device():
+    from flax import nnx
+
+    from jaxloss.nn import MarginSoftmaxHead
+
+    embeddings, _, labels = _head_inputs(seed=5)
+    head = MarginSoftmaxHead(
+        5, NUM_HEAD_CLASSES, loss="arcface", scale=16.0, class_axis_name="d", rngs=nnx.Rngs(0)
+    )
+    one_device = MarginSoftmaxHead(
+        5, NUM_HEAD_CLASSES, loss="arcface", scale=16.0, rngs=nnx.Rngs(0)
+    )
+    graphdef, state = nnx.split(head)
+    mesh = jax.make_mesh((DEVICES,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def loss(state, x, y):
+        return nnx.merge(graphdef, state)(x, y, axis_name="d")
+
+    sharded = jax.jit(
+        jax.shard_map(
+            jax.value_and_grad(loss),
+            mesh=mesh,
+            in_specs=(nnx.get_partition_spec(state), P("d"), P("d")),
+            out_specs=(P(), nnx.get_partition_spec(state)),
+        )
+    )
+    value, grads = sharded(state, embeddings, labels)
+    expected_value, expected_grads = nnx.value_and_grad(lambda h: h(embeddings, labels))(one_device)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    np.testing.assert_allclose(
+        grads["centers"][...], expected_grads["centers"][...], rtol=1e-4, atol=1e-7
+    )
+
+
+def test_readme_snippets_run_on_8_devices():
+    # The README's shard_map snippet splits its batch over every device there is: here 8.
+    from tests.test_readme import test_readme_snippets_run as run_snippets
+
+    run_snippets()

@@ -1,0 +1,256 @@
+"""Flax (``nnx``) modules for the losses that own parameters.
+
+A margin-softmax head is a classifier whose class weights *are* the class centers, and a
+center loss keeps one center per class; these modules own those arrays so that a model and
+its loss are saved, sharded and optimized together. They call the functional losses of
+:mod:`jaxloss`, so they give exactly the same numbers.
+
+Needs ``flax`` (``pip install "jaxloss[flax]"``); ``import jaxloss`` itself does not.
+
+- :class:`MarginSoftmaxHead`: any of ``norm_softmax``, ``cosface``, ``arcface``,
+  ``sphereface`` and ``combined_margin``, owning its ``[num_classes, features]`` centers,
+  optionally sharded by class over a mapped axis (model parallel, as in Partial FC).
+- :class:`CenterLoss`: Wen et al.'s center loss, its centers either moved by their own
+  update rule (a non-trainable variable) or learned by the optimizer (a parameter).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+try:
+    from flax import nnx
+except ImportError as error:  # pragma: no cover - exercised only without flax
+    raise ImportError(
+        'jaxloss.nn needs flax: pip install "jaxloss[flax]" (or pip install flax).'
+    ) from error
+
+from jaxloss import _checks, _margin, _numerics
+from jaxloss._reduce import AxisName
+
+MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {
+    "norm_softmax": _margin.norm_softmax,
+    "cosface": _margin.cosface,
+    "arcface": _margin.arcface,
+    "sphereface": _margin.sphereface,
+    "combined_margin": _margin.combined_margin,
+}
+
+
+def _centers_init(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
+    """Unit-variance normal rows: their direction is uniform on the sphere."""
+    return jax.random.normal(key, shape, dtype)
+
+
+class MarginSoftmaxHead(nnx.Module):
+    """A margin-softmax loss that owns its class centers.
+
+    ``head(embeddings, labels)`` is ``jaxloss.<loss>(embeddings, head.centers, labels,
+    **hyperparameters)``. Hyperparameters given to the constructor are the defaults; the
+    same names given to the call override them, and may be traced arrays (a margin
+    warm-up from an optax schedule does not recompile).
+
+    Class sharding: with ``class_axis_name``, the centers carry the partition spec
+    ``P(class_axis_name, None)`` (``nnx.get_partition_spec`` reads it), so a
+    ``shard_map`` over that axis hands each device its slice of the classes; the call then
+    passes ``class_axis_name`` to the loss. If the batch is split over the same axis
+    (``axis_name=class_axis_name`` in the call), each device scores every device's
+    embeddings against its own classes (Partial FC).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxloss.nn import MarginSoftmaxHead
+      >>> head = MarginSoftmaxHead(4, 10, loss="arcface", scale=16.0, rngs=nnx.Rngs(0))
+      >>> head.centers.shape
+      (10, 4)
+      >>> x, y = jnp.ones((3, 4)), jnp.array([0, 5, 9])
+      >>> bool(head(x, y) > head(x, y, margin=0.0))  # the margin makes the loss larger
+      True
+
+    Args:
+      features: embedding size ``D``.
+      num_classes: the number of classes ``C`` (the global count when class-sharded).
+      loss: the margin loss, a name of :data:`MARGIN_LOSSES`.
+      rngs: ``nnx.Rngs`` for the initial centers.
+      chunk_size: classes per block (see the losses); None materializes the logits.
+      class_axis_name: mapped axis over which the centers are split by class, or None.
+      param_dtype: dtype of the centers.
+      centers_init: ``(key, shape, dtype) -> array``; default unit normal rows.
+      **hyperparameters: the loss's options (``scale``, ``margin``, ``m1``, ...).
+    """
+
+    def __init__(
+        self,
+        features: int,
+        num_classes: int,
+        *,
+        loss: str = "arcface",
+        rngs: nnx.Rngs,
+        chunk_size: int | None = None,
+        class_axis_name: AxisName = None,
+        param_dtype: Any = jnp.float32,
+        centers_init: Callable[..., jax.Array] = _centers_init,
+        **hyperparameters: Any,
+    ):
+        _checks.choice(loss, tuple(MARGIN_LOSSES), "loss")
+        _checks.chunk_size(chunk_size)
+        self.loss = loss
+        self.chunk_size = chunk_size
+        self.class_axis_name = class_axis_name
+        self.hyperparameters = _known_options(loss, hyperparameters)
+        shape = (num_classes, features)
+        metadata = {}
+        if class_axis_name is not None:
+            metadata = {"out_sharding": (class_axis_name, None), "eager_sharding": False}
+        self.centers = nnx.Param(centers_init(rngs.params(), shape, param_dtype), **metadata)
+
+    def __call__(
+        self,
+        embeddings: ArrayLike,
+        labels: ArrayLike,
+        *,
+        where: ArrayLike | None = None,
+        reduction: str = "mean",
+        axis_name: AxisName = None,
+        **hyperparameters: Any,
+    ) -> jax.Array:
+        """The loss of ``embeddings [batch, features]`` with ``labels [batch]``.
+
+        Args:
+          embeddings: ``[batch, features]``.
+          labels: ``[batch]`` global class ids.
+          where: optional ``[batch]`` mask.
+          reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+          axis_name: mapped axis over which the batch is split (global mean).
+          **hyperparameters: overrides of the constructor's options; may be traced.
+        """
+        options = {**self.hyperparameters, **_known_options(self.loss, hyperparameters)}
+        return MARGIN_LOSSES[self.loss](
+            embeddings,
+            self.centers[...],
+            labels,
+            where=where,
+            reduction=reduction,
+            chunk_size=self.chunk_size,
+            axis_name=axis_name,
+            class_axis_name=self.class_axis_name,
+            **options,
+        )
+
+    def cosines(self, embeddings: ArrayLike) -> jax.Array:
+        """``cos θ`` between each embedding and each (local) center, ``[batch, classes]``.
+
+        The scores for inference: the predicted class is the argmax (over every shard's
+        classes when class-sharded), and verification compares embeddings directly.
+        """
+        x = _checks.rows(embeddings, "embeddings")
+        w = self.centers[...]
+        return _numerics.l2_normalize(x) @ _numerics.l2_normalize(w.astype(x.dtype)).T
+
+
+# Keyword options of every margin loss that the head sets itself.
+_HEAD_OPTIONS = ("where", "reduction", "chunk_size", "axis_name", "class_axis_name")
+
+
+def _known_options(loss: str, options: dict) -> dict:
+    """``options``, checked to be hyperparameters of ``loss`` (a typo is an error)."""
+    parameters = inspect.signature(MARGIN_LOSSES[loss]).parameters.values()
+    allowed = [
+        p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _HEAD_OPTIONS
+    ]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"{loss} has no option {unknown}; its options are {allowed}.")
+    return dict(options)
+
+
+class CenterBuffer(nnx.Variable):
+    """Centers moved by their own update rule: state, not a parameter.
+
+    ``nnx.Optimizer(model, tx, wrt=nnx.Param)`` leaves them alone, and ``nnx.grad``
+    (which differentiates ``nnx.Param`` by default) does not differentiate them.
+    """
+
+
+class CenterLoss(nnx.Module):
+    """Center loss (Wen et al. 2016) owning its class centers.
+
+    ``module(features, labels)`` returns ``jaxloss.center_loss(features, labels,
+    centers)``. With ``alpha`` (the paper's method) the centers are a :class:`CenterBuffer`
+    moved by ``jaxloss.center_update`` on every call with ``update=True``, and the loss's
+    gradient reaches only the features. With ``alpha=None`` the centers are an
+    ``nnx.Param`` learned by the optimizer like any weight.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.nn import CenterLoss
+      >>> center = CenterLoss(2, 3, alpha=1.0)
+      >>> float(center(jnp.array([[2.0, 0.0]]), jnp.array([1])))  # ½‖x − 0‖²
+      2.0
+      >>> center.centers[...].tolist()  # class 1 moved halfway to its feature
+      [[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]
+
+    Args:
+      features: feature size ``D``.
+      num_classes: the number of classes.
+      alpha: the centers' rate in Wen et al.'s update, or None to learn them by gradient.
+      rngs: ``nnx.Rngs`` for random initial centers; None starts them at 0 (the paper).
+      param_dtype: dtype of the centers.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        num_classes: int,
+        *,
+        alpha: ArrayLike | None = 0.5,
+        rngs: nnx.Rngs | None = None,
+        param_dtype: Any = jnp.float32,
+    ):
+        shape = (num_classes, features)
+        if rngs is None:
+            value = jnp.zeros(shape, param_dtype)
+        else:
+            value = _centers_init(rngs.params(), shape, param_dtype)
+        self.alpha = alpha
+        self.centers = CenterBuffer(value) if alpha is not None else nnx.Param(value)
+
+    def __call__(
+        self,
+        features: ArrayLike,
+        labels: ArrayLike,
+        *,
+        where: ArrayLike | None = None,
+        reduction: str = "mean",
+        axis_name: AxisName = None,
+        update: bool = True,
+    ) -> jax.Array:
+        """The center loss; with ``alpha`` and ``update``, the centers then move.
+
+        Args:
+          features: ``[batch, features]``.
+          labels: ``[batch]`` class ids (others are left out).
+          where: optional ``[batch]`` mask (masked rows neither count nor move a center).
+          reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+          axis_name: mapped axis over which the batch is split: a global mean, and the
+            same center update on every device.
+          update: apply Wen et al.'s update (False for evaluation).
+        """
+        centers = self.centers[...]
+        if self.alpha is not None:
+            centers = jax.lax.stop_gradient(centers)
+        loss = _margin.center_loss(
+            features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+        )
+        if self.alpha is not None and update:
+            self.centers[...] = _margin.center_update(
+                centers, features, labels, alpha=self.alpha, where=where, axis_name=axis_name
+            )
+        return loss
