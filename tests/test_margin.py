@@ -357,6 +357,21 @@ def test_center_update_where_and_out_of_range_labels():
     )
 
 
+def test_center_update_masked_or_invalid_rows_with_nan_move_no_center():
+    rng = np.random.default_rng(7)
+    centers = rng.normal(size=(4, 2)).astype(np.float32)
+    features = rng.normal(size=(6, 2)).astype(np.float32)
+    labels = np.array([0, 1, 9, 2, 3, 1])
+    keep = np.array([True, False, True, True, True, True])
+    features[1] = np.nan  # masked
+    features[2] = np.inf  # label 9 is no class
+    new = jaxloss.center_update(centers, features, labels, where=keep)
+    counted = keep & (labels < 4)
+    np.testing.assert_allclose(
+        new, ref.center_update(centers, features[counted], labels[counted]), rtol=1e-5
+    )
+
+
 def test_center_update_under_jit_with_a_traced_alpha():
     centers, features = jnp.zeros((2, 2)), jnp.ones((3, 2))
     update = jax.jit(

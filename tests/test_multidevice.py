@@ -11,10 +11,22 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_multidevice_cases_on_8_cpu_devices():
+# Three children, so that pytest-xdist runs them on different workers; together they
+# select every case of the module exactly once.
+GROUPS = {
+    "registry-shard_map": "registry_loss_with_axis_name_equals_one_device",
+    "partial_fc": "partial_fc",
+    "rest": "not registry_loss_with_axis_name_equals_one_device and not partial_fc",
+}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_multidevice_cases_on_8_cpu_devices(group):
     env = dict(
         os.environ,
         XLA_FLAGS="--xla_force_host_platform_device_count=8",
@@ -28,6 +40,10 @@ def test_multidevice_cases_on_8_cpu_devices():
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",
+            "-k",
+            GROUPS[group],
             "tests/multidevice_cases.py",
         ],
         cwd=ROOT,
