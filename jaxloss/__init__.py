@@ -5,6 +5,7 @@ that works under ``jit``, ``vmap``, ``grad``, ``pmap`` and ``shard_map``. See th
 each function's docstring for the conventions.
 """
 
+from jaxloss._checked import checked as checked
 from jaxloss._classification import binary_cross_entropy as binary_cross_entropy
 from jaxloss._classification import (
     binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
@@ -76,6 +77,7 @@ __all__ = [
     "center_loss",
     "center_update",
     "chamfer",
+    "checked",
     "combined_margin",
     "contrastive",
     "cosface",

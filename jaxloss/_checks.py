@@ -9,25 +9,92 @@ a loss still accepts the extra leading axes that ``vmap`` strips and users add.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 
 import chex
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from jax.typing import ArrayLike
 
 REDUCTIONS = ("mean", "sum", "none")
+
+# Value checks (NaN, labels out of range, ...) cost a reduction per input and need
+# checkify, so they are traced only inside ``jaxloss.checked`` (see ``checking``).
+_CHECKING = contextvars.ContextVar("jaxloss_checking", default=False)
+
+
+@contextlib.contextmanager
+def checking() -> Iterator[None]:
+    """Within this context, losses trace their value checks (``checkify.check``)."""
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def value_check(ok: ArrayLike, message: str) -> None:
+    """``checkify.check(all(ok), message)`` inside ``jaxloss.checked``; nothing otherwise.
+
+    The message names the argument; braces are escaped (checkify formats messages).
+    """
+    if _CHECKING.get():
+        checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
+
+
+def finite(x: jnp.ndarray, name: str, *, allow_inf: bool = False) -> None:
+    """Value check: no NaN in ``x`` (nor ±inf unless ``allow_inf``)."""
+    if allow_inf:
+        value_check(~jnp.isnan(x), f"`{name}` holds NaN.")
+    else:
+        value_check(jnp.isfinite(x), f"`{name}` holds NaN or inf.")
+
+
+def probabilities(x: jnp.ndarray, name: str) -> None:
+    """Value check: every entry of ``x`` lies in [0, 1]."""
+    value_check((x >= 0) & (x <= 1), f"`{name}` must hold probabilities in [0, 1].")
+
+
+def class_ids(
+    labels: jnp.ndarray,
+    num_classes,
+    name: str = "labels",
+    *,
+    ignore_index: int | None = None,
+    where: jnp.ndarray | None = None,
+) -> None:
+    """Value check: labels are class ids in ``[0, num_classes)``, ``ignore_index``, or masked.
+
+    Unchecked, such labels are left out of the loss (never wrapped); checked, they are an
+    error, since a label out of range is more often a bug than a choice.
+    """
+    ok = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        ok = ok | (labels == ignore_index)
+    if where is not None:
+        ok = ok | ~jnp.broadcast_to(where, labels.shape)
+    message = f"`{name}` must be class ids in [0, num_classes)"
+    if ignore_index is not None:
+        message += f" or ignore_index {ignore_index}"
+    value_check(ok, message + " (masked entries excepted).")
 
 
 def _shape_of(x: ArrayLike) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
-def float_array(x: ArrayLike, name: str, *, allow_int: bool = False) -> jnp.ndarray:
+def float_array(
+    x: ArrayLike, name: str, *, allow_int: bool = False, allow_inf: bool = False
+) -> jnp.ndarray:
     """Returns ``x`` as a floating array of at least float32 precision.
 
     Half-precision inputs (float16, bfloat16) are upcast to float32 so every loss computes
-    and returns float32; float64 stays float64 when x64 is enabled.
+    and returns float32; float64 stays float64 when x64 is enabled. In checked mode, NaN
+    (and ±inf, unless ``allow_inf``: logits and log-probabilities may hold −inf) is an
+    error naming ``name``.
 
     Raises:
       TypeError: if ``x`` is not floating point (integers and booleans are accepted and cast
@@ -39,7 +106,9 @@ def float_array(x: ArrayLike, name: str, *, allow_int: bool = False) -> jnp.ndar
             jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.bool_)
         ):
             raise TypeError(f"`{name}` must be a floating-point array, got dtype {x.dtype}.")
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    finite(x, name, allow_inf=allow_inf)
+    return x
 
 
 def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
@@ -177,7 +246,7 @@ def rows_and_classes(
 
 def sequence_logits(logits: ArrayLike) -> jnp.ndarray:
     """Float ``logits`` of shape ``[batch, time, num_classes]``."""
-    logits = float_array(logits, "logits")
+    logits = float_array(logits, "logits", allow_inf=True)
     if logits.ndim != 3:
         raise ValueError(
             f"`logits` must have shape [batch, time, num_classes], got {logits.shape}."
@@ -190,4 +259,5 @@ def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.nd
     if value is None:
         return jnp.full((batch,), size, jnp.int32)
     value = per_row(integer_array(value, name), batch, name)
+    value_check((value >= 0) & (value <= size), f"`{name}` must lie in [0, {size}].")
     return jnp.clip(value.astype(jnp.int32), 0, size)

@@ -18,12 +18,12 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids
+from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids, zero_masked
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
     """``x`` as float with its class ``axis`` moved last."""
-    x = _checks.float_array(x, name)
+    x = _checks.float_array(x, name, allow_inf=True)
     if x.ndim == 0:
         raise ValueError(f"`{name}` must have a class axis, got a scalar.")
     return jnp.moveaxis(x, _checks.class_axis(axis, x.ndim, name), -1)
@@ -52,6 +52,7 @@ def _integer_targets(
     if ignore_index is not None:
         valid = valid & (labels != ignore_index)
     mask = _checks.mask(where, labels.shape)
+    _checks.class_ids(labels, num_classes, ignore_index=ignore_index, where=mask)
     if mask is not None:
         valid = valid & mask
     return jnp.where(valid, labels, 0), valid
@@ -148,6 +149,7 @@ def cross_entropy(
             )
         targets = _classes_last(labels, axis, "labels")
         _checks.equal_shapes(logits=logits, labels=targets)
+        _checks.probabilities(targets, "labels")
         if not _checks.is_static_zero(label_smoothing):
             eps = jnp.asarray(label_smoothing, targets.dtype)
             targets = (1 - eps) * targets + eps / num_classes
@@ -191,6 +193,12 @@ def nll(
     over the entries that count. Use it on log-probabilities you already have (a
     ``log_softmax`` output, a mixture's log-density); on logits use :func:`cross_entropy`.
 
+    Numerics: nothing is clamped (unlike :func:`binary_cross_entropy`): finite inputs give
+    finite values, and a log-probability of −inf at the label gives +inf (NaN with a class
+    weight of 0, as in torch). Entries that do not count (ignored, out of range, masked) never
+    reach the value or the gradient, and a mean with nothing counted (or a total weight of 0)
+    is 0.
+
     Args:
       log_probs: log-probabilities ``[..., num_classes]`` (class axis at ``axis``).
       labels: integer class ids of the shape of ``log_probs`` without the class axis.
@@ -228,6 +236,9 @@ def _elementwise_targets(
     scores = _checks.float_array(scores, scores_name)
     targets = _checks.float_array(targets, "targets", allow_int=True)
     _checks.equal_shapes(**{scores_name: scores, "targets": targets})
+    _checks.probabilities(targets, "targets")
+    if scores_name == "probs":
+        _checks.probabilities(scores, "probs")
     return scores, targets, _checks.mask(where, scores.shape)
 
 
@@ -310,6 +321,10 @@ def binary_cross_entropy_with_logits(
     recall for precision per class in multi-label problems (a spam filter that must not miss
     spam: ``pos_weight > 1``).
 
+    Numerics: finite for all finite logits with nothing clamped (unlike
+    :func:`binary_cross_entropy`): ``log_sigmoid`` never overflows, and a term grows linearly,
+    about ``|x|`` times its weights for a confidently wrong logit.
+
     Args:
       logits: floating array, any shape (multi-label: ``[..., num_classes]``).
       targets: targets in ``[0, 1]`` of the same shape.
@@ -355,6 +370,11 @@ def sigmoid_focal(
     The modulating factor :math:`(1 - p_t)^\gamma` silences the many easy examples (the
     background of a dense detector, the healthy pixels around a 0.1% tumor) so the rare hard
     ones drive the gradient. ``alpha < 0`` turns the α-weighting off.
+
+    Numerics: finite for all finite logits: the cross-entropy factor uses ``log_sigmoid``, and
+    ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``. As in
+    torchvision, ``1 − p`` is formed from ``p = σ(x)``, so for a target of 1 and ``x`` above
+    about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0.
 
     Args:
       logits: floating array, any shape.
@@ -410,6 +430,11 @@ def softmax_focal(
     of counted entries (α is a weighting, not a weighted mean). Labels outside
     ``[0, num_classes)`` are excluded, as in :func:`cross_entropy`.
 
+    Numerics: finite for all finite logits: ``log p`` is the label's logit minus a
+    log-sum-exp, ``1 − p = −expm1(log p)`` keeps its precision as ``p → 1``, and the power has a
+    finite gradient at ``1 − p = 0`` even for ``γ < 1``. A logit of −inf at the label gives
+    +inf, as in :func:`cross_entropy`.
+
     Args:
       logits: unnormalized scores ``[..., num_classes]`` (class axis at ``axis``).
       labels: integer class ids of the logits' shape without the class axis.
@@ -436,6 +461,8 @@ def softmax_focal(
     """
     logits = _classes_last(logits, axis, "logits")
     safe_labels, mask = _integer_targets(labels, logits, "logits", None, where)
+    # Rows that do not count may hold -inf (padding): zeroed, no NaN reaches the gradient.
+    (logits,) = zero_masked(mask, logits)
     log_p = _take_class(logits, safe_labels) - jax.nn.logsumexp(logits, axis=-1)
     # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
     loss = -_numerics.safe_pow(-jnp.expm1(log_p), jnp.asarray(gamma, log_p.dtype)) * log_p

@@ -405,6 +405,12 @@ def ctc(
 
     # Padding becomes blank: it is never reached, and gathers safely.
     in_sequence = jnp.arange(max_labels)[None, :] < label_lengths[:, None]
+    checked_rows = in_sequence if mask is None else in_sequence & mask[:, None]
+    _checks.value_check(
+        ~checked_rows | ((labels >= 0) & (labels < num_classes) & (labels != blank)),
+        f"`labels` must be class ids in [0, {num_classes}) other than blank={blank} "
+        "within `label_lengths` (masked sequences excepted).",
+    )
     labels = jnp.where(in_sequence, labels, blank).astype(jnp.int32)
     # A label may be reached straight from the previous label when the two differ.
     previous = jnp.pad(labels[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
@@ -425,6 +431,10 @@ def ctc_greedy_decode(
     blank: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Best-path CTC decoding: the most likely class per frame, repeats merged, blanks removed.
+
+    Numerics: only comparisons (``argmax``), so any scores, ±inf included, decode without
+    arithmetic that could overflow; ties go to the lowest class id. ``logit_lengths`` are
+    clipped to ``[0, time]`` (an error inside ``jaxloss.checked``).
 
     Args:
       logits: ``[batch, time, num_classes]`` scores (logits or log-probabilities).

@@ -45,6 +45,7 @@ def _probs_and_targets(
     ``[0, num_classes)`` (a "void" 255, say) is left out of every sum, its probabilities too.
     """
     probs = _checks.float_array(probs, "probs")
+    _checks.probabilities(probs, "probs")
     if probs.ndim < 2:
         raise ValueError(
             f"`probs` must be [batch, ..., num_classes] (channel last), got shape {probs.shape}."
@@ -58,6 +59,7 @@ def _probs_and_targets(
         targets = jax.nn.one_hot(labels, num_classes, dtype=probs.dtype)
     elif targets.shape == probs.shape:
         targets = _checks.float_array(targets, "targets", allow_int=True).astype(probs.dtype)
+        _checks.probabilities(targets, "targets")
     else:
         raise ValueError(
             f"`targets` must have the shape of `probs` {probs.shape} (per-class targets) or "
@@ -521,6 +523,10 @@ def gram_matrix(features: ArrayLike) -> jax.Array:
     which describe texture and style but not where things are (Gatys et al.). Dividing by
     ``P`` makes Gram matrices of images of different sizes comparable.
 
+    Numerics: computed at full float32 matmul precision (``Precision.HIGHEST``) on every
+    backend, and finite for finite features unless the sum of ``F_c F_c'`` over the ``P``
+    positions passes the float32 maximum: the division by ``P`` comes after the sum.
+
     Args:
       features: ``[batch, ..., channels]`` feature maps (any number of spatial axes).
 
@@ -567,6 +573,10 @@ def style_loss(
     ``l``-th layer on the generated images and ``targets[l]`` on the style images. Targets
     may have another spatial size (Gram matrices do not depend on it) and a batch of 1 (one
     style image for every sample).
+
+    Numerics: the loss grows as the fourth power of the features and nothing is clamped: it is
+    +inf once ``(G − A)²`` passes the float32 maximum, i.e. for Gram entries differing by
+    ~1.8e19 (features of magnitude ~4e9). Gram matrices use full float32 matmul precision.
 
     Args:
       features: a list of ``[batch, ..., channels_l]`` feature maps (or one array).
@@ -624,6 +634,9 @@ def perceptual_loss(
     images that a network "sees" alike are close even when their pixels are not (a shifted
     or re-textured image). The caller's network gives ``features[l] = φ_l(ŷ)`` and
     ``targets[l] = φ_l(y)``.
+
+    Numerics: finite for finite inputs, with nothing clamped, until a layer's sum of squared
+    differences passes the float32 maximum (any difference beyond ~1.8e19 does).
 
     Args:
       features: a list of ``[batch, ..., channels_l]`` feature maps (or one array).

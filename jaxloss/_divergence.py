@@ -6,12 +6,14 @@ over the latent ``axis`` and its per-example shape is the inputs' shape without 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss
+from jaxloss._reduce import AxisName, reduce_loss, zero_masked
 
 
 def kl_div(
@@ -34,6 +36,11 @@ def kl_div(
     :math:`\mathrm{KL}(t \,\|\, \exp x)`: the distillation loss of a student ``x`` against a
     teacher ``t``. As in torch, ``"mean"`` averages over *all elements*;
     ``"batchmean"`` (sum divided by the batch size) is the true mean KL per example.
+
+    Numerics: finite for finite ``log_input`` and probability targets (log-probabilities with
+    ``log_target``); a target of 0 contributes 0 (``0 log 0 = 0`` via ``xlogx``, with a finite
+    gradient), and a −inf ``log_input`` where ``t > 0`` gives +inf. A −inf ``log_input`` with
+    ``t = 0``, or a log-target of −inf, gives NaN (``0 · inf``), as in torch.
 
     Args:
       log_input: log-probabilities, any shape (batch first for ``"batchmean"``).
@@ -60,8 +67,13 @@ def kl_div(
       https://doi.org/10.1214/aoms/1177729694
     """
     shape = _checks.broadcast_shapes(log_input=log_input, target=target)
-    log_input = jnp.broadcast_to(_checks.float_array(log_input, "log_input"), shape)
-    target = jnp.broadcast_to(_checks.float_array(target, "target"), shape)
+    log_input = _checks.float_array(log_input, "log_input", allow_inf=True)
+    target = _checks.float_array(target, "target", allow_inf=log_target)
+    if not log_target:
+        _checks.probabilities(target, "target")
+    log_input, target = jnp.broadcast_to(log_input, shape), jnp.broadcast_to(target, shape)
+    mask = _checks.mask(where, shape)
+    log_input, target = zero_masked(mask, log_input, target)
     if log_target:
         loss = jnp.exp(target) * (target - log_input)
     else:
@@ -69,19 +81,29 @@ def kl_div(
     return reduce_loss(
         loss,
         reduction,
-        where=_checks.mask(where, shape),
+        where=mask,
         allowed=(*_checks.REDUCTIONS, "batchmean"),
         axis_name=axis_name,
     )
 
 
-def gaussian_kl_terms(mean: ArrayLike, log_var: ArrayLike) -> jax.Array:
-    """KL(N(μ, σ²) ‖ N(0, 1)) of each latent dimension: the inputs' broadcast shape."""
+def gaussian_kl_terms(
+    mean: ArrayLike, log_var: ArrayLike, keep: Callable[[tuple], jax.Array | None] | None = None
+) -> jax.Array:
+    """KL(N(μ, σ²) ‖ N(0, 1)) of each latent dimension: the inputs' broadcast shape.
+
+    ``keep(shape)`` gives a mask broadcastable to that shape (or None): masked entries are
+    zeroed first, so a huge masked log-variance sends no NaN into the gradient.
+    """
     shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
     mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)
     log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
     if not shape:
         raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
+    mask = None if keep is None else keep(shape)
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, shape)
+        mean, log_var = zero_masked(mask, mean, log_var)
     return -0.5 * (1 + log_var - jnp.square(mean) - jnp.exp(log_var))
 
 
@@ -102,6 +124,10 @@ def gaussian_kl(
 
     Added to a reconstruction loss it gives the negative ELBO of a variational autoencoder;
     parametrizing by ``log_var`` keeps :math:`\sigma^2 > 0` without constraints.
+
+    Numerics: nothing is clamped: ``σ² = exp(log_var)`` overflows float32 past
+    ``log_var ≈ 88.7`` and ``μ²`` past ``|μ| ≈ 1.8e19``, and the divergence is then +inf. A very
+    negative ``log_var`` costs about ``−log_var / 2``, linear, so it stays finite.
 
     Args:
       mean: :math:`\mu`, e.g. ``[batch, latent_dim]``.
@@ -124,6 +150,12 @@ def gaussian_kl(
       Kingma and Welling, "Auto-Encoding Variational Bayes", 2013.
       https://arxiv.org/abs/1312.6114
     """
-    terms = gaussian_kl_terms(mean, log_var)
+
+    def keep(shape):
+        latent = _checks.class_axis(axis, len(shape), "mean")
+        mask = _checks.mask(where, shape[:latent] + shape[latent + 1 :])
+        return None if mask is None else jnp.expand_dims(mask, latent)
+
+    terms = gaussian_kl_terms(mean, log_var, keep)
     loss = jnp.sum(terms, axis=_checks.class_axis(axis, terms.ndim, "mean"))
     return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)

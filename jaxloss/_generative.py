@@ -38,6 +38,10 @@ def gan_discriminator(
 
     binary cross-entropy with logits, real examples labelled 1 and generated ones 0.
 
+    Numerics: written with ``softplus``, so it is exact and finite for all finite logits (never
+    the log of a saturated sigmoid); it grows linearly, about ``|D|`` for a confidently wrong
+    logit. Nothing is clamped.
+
     Args:
       real_logits: discriminator logits on real data, any shape (``[batch]``).
       fake_logits: logits on generated data, broadcastable with ``real_logits``.
@@ -80,6 +84,10 @@ def gan_generator(
     The minimax form is the game's value as written; its gradient vanishes exactly when the
     discriminator confidently rejects the generated samples (early in training), which is
     why Goodfellow et al. recommend the non-saturating form.
+
+    Numerics: written with ``softplus``, so both forms are exact and finite for all finite
+    logits and grow at most linearly in ``|D|`` (the minimax one without bound below); nothing
+    is clamped.
 
     Args:
       fake_logits: discriminator logits on generated data, any shape.
@@ -156,6 +164,9 @@ def wasserstein_generator(
 ) -> jax.Array:
     r"""The WGAN generator's loss: ``−D(fake)`` (also the hinge GAN's generator loss).
 
+    Numerics: ``−D`` is finite for every finite score; nothing is clamped, so the loss is
+    unbounded below.
+
     Args:
       fake_scores: critic scores on generated data, any shape.
       where: optional boolean mask of the scores' shape.
@@ -194,6 +205,9 @@ def hinge_discriminator(
 
     Scores already beyond the margin (real above 1, fake below −1) cost nothing.
 
+    Numerics: finite for all finite scores (``relu`` of ``1 − D_real`` and ``1 + D_fake``);
+    scores beyond the margin give exactly 0 with a zero gradient, and nothing else is clamped.
+
     Args:
       real_scores: discriminator scores on real data, any shape.
       fake_scores: scores on generated data, broadcastable with ``real_scores``.
@@ -227,6 +241,9 @@ def hinge_generator(
     axis_name: AxisName = None,
 ) -> jax.Array:
     r"""The hinge GAN's generator loss: ``−D(fake)``, as ``wasserstein_generator``.
+
+    Numerics: as for ``wasserstein_generator``, ``−D`` is finite for every finite score;
+    nothing is clamped, so the loss is unbounded below.
 
     Args:
       fake_scores: discriminator scores on generated data, any shape.
@@ -360,6 +377,11 @@ def elbo_loss(
     gets no gradient toward the prior. Per example this is written as ``KL_{b,j}`` for the
     dimensions above λ and ``λ`` for the others, so ``"mean"`` is exactly their objective.
 
+    Numerics: the KL term is ``gaussian_kl``'s and nothing is clamped: it is +inf past
+    ``log_var ≈ 88.7`` (where ``exp`` overflows float32) or ``|μ| ≈ 1.8e19``, and the loss is
+    then NaN if ``beta = 0`` (``0 · inf``). Masked rows are zeroed before the free-bits batch
+    mean, so their values do not reach it.
+
     Args:
       reconstruction: ``[batch]`` per-example reconstruction loss (negative
         log-likelihood).
@@ -389,7 +411,11 @@ def elbo_loss(
       ICLR 2017. Kingma et al., "Improved Variational Inference with Inverse
       Autoregressive Flow", NeurIPS 2016 (free bits).
     """
-    kl = gaussian_kl_terms(mean, log_var)
+
+    def keep(shape):
+        return None if len(shape) < 2 else _checks.mask(where, shape[:-1])[..., None]
+
+    kl = gaussian_kl_terms(mean, log_var, keep if where is not None else None)
     if kl.ndim < 2:
         raise ValueError(
             f"`mean` and `log_var` must be [batch, latent_dim], got broadcast shape {kl.shape}."

@@ -105,6 +105,13 @@ def _partial_fc(x, labels, where, axis_name, class_axis_name):
     return x, labels, where, lambda v: jax.lax.dynamic_slice_in_dim(v, offset, rows)
 
 
+def _check_labels(labels, w, class_axis_name, where, ignore_index=None) -> None:
+    """Checked mode: every unmasked label is a (global) class id or ``ignore_index``."""
+    num_classes = shard_offset(w.shape[0], class_axis_name)[1]
+    mask = _checks.mask(where, labels.shape)
+    _checks.class_ids(labels, num_classes, ignore_index=ignore_index, where=mask)
+
+
 def _counted(valid: jax.Array, where: ArrayLike | None) -> jax.Array:
     """The entries that count: a valid label and, if given, ``where``."""
     mask = _checks.mask(where, valid.shape)
@@ -145,6 +152,7 @@ def _margin_softmax(
     x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     _checks.chunk_size(chunk_size)
     x, labels, where, local = _partial_fc(x, labels, where, axis_name, class_axis_name)
+    _check_labels(labels, w, class_axis_name, where)
     unit_x = _numerics.l2_normalize(x)
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
@@ -175,6 +183,13 @@ def _angle(cos_theta: jax.Array) -> jax.Array:
 
 
 _COMMON_ARGS = """
+    Numerics: embeddings and centers are normalized by their norms floored at 1e-12, so a zero
+    vector gives cosines of 0 rather than NaN, and ``cos θ_y`` is clipped to [−1, 1] (to
+    ±(1 − 1e-6) before any ``arccos``, whose derivative is then at most about 700). The logits
+    are the scale (``‖x‖`` for SphereFace without one) times bounded functions of the
+    cosines and the normalizer is a log-sum-exp, so the loss is finite for finite inputs and
+    scales well inside the float32 range.
+
     Args:
       embeddings: ``[batch, dim]`` features (any float dtype; L2-normalized inside).
       centers: ``[num_classes, dim]`` class weight rows (L2-normalized inside); with
@@ -537,6 +552,11 @@ def linear_cross_entropy(
     N = 8192, V = 131072 in float32). Label smoothing needs no extra pass:
     :math:`\sum_j z_{ij} = h_i \cdot \sum_j w_j + \sum_j b_j`.
 
+    Numerics: finite whenever the logits ``h·w_j + b_j`` are (and, with label smoothing, their
+    sum over the vocabulary): the normalizer is a max-shifted log-sum-exp (block by block with
+    ``chunk_size``), accumulated in float32 (float64 for float64 inputs), so no exponential
+    overflows. A mean with no counted rows is 0.
+
     Args:
       hidden: ``[N, dim]`` hidden states (any float dtype; matmuls accumulate in float32).
       weight: ``[vocab, dim]`` output projection; with ``class_axis_name`` this device's
@@ -572,6 +592,7 @@ def linear_cross_entropy(
     h, w, labels = _checks.rows_and_classes(hidden, weight, labels, "hidden", "weight")
     _checks.chunk_size(chunk_size)
     h, labels, where, local = _partial_fc(h, labels, where, axis_name, class_axis_name)
+    _check_labels(labels, w, class_axis_name, where, ignore_index)
     b = None
     if bias is not None:
         b = _checks.vector_of_length(bias, w.shape[0], "bias", "one per vocabulary entry")
@@ -649,6 +670,10 @@ def center_loss(
     gradient descent in the paper but moved by :func:`center_update`; pass them through
     ``jax.lax.stop_gradient`` (or exclude them from the optimizer) to follow it.
 
+    Numerics: nothing is clamped; a term is +inf only where ``‖x − c‖²`` passes the float32
+    maximum (distances beyond ~1.8e19). Labels outside ``[0, num_classes)`` read a zero row and
+    are masked out of the value and the gradient.
+
     Args:
       features: ``[batch, dim]``.
       labels: ``[batch]`` integer class ids; labels outside ``[0, num_classes)`` are
@@ -672,6 +697,7 @@ def center_loss(
       Recognition", ECCV 2016. https://doi.org/10.1007/978-3-319-46478-7_31
     """
     x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    _check_labels(labels, c, None, where)
     target, _, valid = _label_rows(c, labels, None)
     loss = 0.5 * jnp.sum(jnp.square(x - target), axis=1)
     return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
@@ -694,6 +720,11 @@ def center_update(
     with :math:`n_j` the number of (unmasked) examples of class :math:`j` in the batch;
     classes absent from the batch do not move.
 
+    Numerics: the step divides by ``1 + n_j ≥ 1``, so it is finite for finite inputs (unless
+    the per-class sums overflow float32), and classes absent from the batch get a step of
+    exactly 0. Masked rows and labels outside ``[0, num_classes)`` are replaced by 0 before the
+    sums, so a NaN or inf in them changes nothing.
+
     Args:
       centers: ``[num_classes, dim]`` current centers.
       features: ``[batch, dim]`` features (treated as constants).
@@ -715,6 +746,7 @@ def center_update(
     """
     centers_in = jnp.asarray(centers)
     x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    _check_labels(labels, c, None, where)
     x = jax.lax.stop_gradient(x)
     valid = valid_class_ids(labels, c.shape[0])
     weight = _counted(valid, where).astype(c.dtype)

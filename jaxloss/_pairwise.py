@@ -88,6 +88,11 @@ def contrastive(
     they are ``margin`` away, and then left alone. The siamese loss of signature and face
     verification: one embedding per photo, a threshold on the distance decides "same".
 
+    Numerics: the distance has a zero (not NaN) gradient at ``x1 = x2``, and the pull term is
+    formed from the squared differences directly. Nothing is clamped beyond the hinge: past
+    distances of ~1.8e19 the squared distance overflows float32, and a similar pair's loss is
+    +inf, a dissimilar pair's NaN (``0 · inf``).
+
     Args:
       x1: ``[..., dim]`` first embeddings.
       x2: ``[..., dim]`` second embeddings (broadcast with ``x1``).
@@ -273,6 +278,9 @@ def margin_ranking(
     ``y = 1`` asks for ``x1`` to rank above ``x2`` by at least ``margin``, ``y = -1`` the
     reverse: scores of a ranker or a reward model compared pairwise.
 
+    Numerics: a hinge of a difference, finite for all finite inputs unless ``x1 − x2`` itself
+    overflows float32; nothing is clamped beyond the ``max(0, ·)``.
+
     Args:
       x1: scores of any shape.
       x2: scores broadcastable with ``x1``.
@@ -322,6 +330,10 @@ def cosine_embedding(
 
     and 0 for any other ``y``, as torch. The cosine is
     ``x1·x2 / sqrt((‖x1‖² + 1e-12)(‖x2‖² + 1e-12))``, so a zero vector gives cos = 0.
+
+    Numerics: finite while the product ``‖x1‖²·‖x2‖²`` fits float32, i.e. for
+    ``‖x1‖·‖x2‖ ≲ 1.8e19``. Beyond, that product overflows to +inf (as in torch): the cosine
+    reads 0, or NaN once ``x1·x2`` overflows too.
 
     Args:
       x1: ``[..., dim]`` first embeddings.
@@ -441,6 +453,12 @@ def batch_triplet(
     matrix (sorted negatives and binary searches, O(batch²) memory), so it runs under
     ``jit`` and ``vmap``.
 
+    Numerics: distances come from the Gram form ``‖x‖² + ‖y‖² − 2 x·y``, clamped at 0 against
+    rounding, with a square root whose gradient is 0 at 0; this needs squared norms within
+    float32 (``‖x‖ ≲ 1.8e19``) and loses absolute precision for nearby points far from the
+    origin (the rounding error grows with ``‖x‖²``). The ±inf that pad missing positives and
+    negatives never reach the loss, and a batch with no triplet gives 0.
+
     Args:
       embeddings: ``[batch, dim]``.
       labels: ``[batch]`` integer identity of each embedding.
@@ -534,6 +552,12 @@ def nt_xent(
 
     The per-pair value is the mean of its two views' losses, so the ``"mean"`` is SimCLR's
     mean over all ``2N`` embeddings.
+
+    Numerics: embeddings are normalized by their norms floored at 1e-12 (a zero embedding has
+    cosine 0 with every other), so the logits are cosines divided by τ and the normalizer is a
+    log-sum-exp: finite for finite inputs and any ``τ > 0`` whose ``1/τ`` is finite. Masked
+    pairs are zeroed before any similarity, and an anchor left without candidates gets a finite
+    (unused) value.
 
     Args:
       z1: ``[batch, dim]`` embeddings of the first views.

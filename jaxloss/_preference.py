@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
-from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids
+from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids, zero_masked
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 KL_ESTIMATORS = ("k1", "k2", "k3")
@@ -62,6 +62,10 @@ def bradley_terry(
     the negative log-likelihood that the chosen answer wins under the Bradley–Terry model
     (Ouyang et al. 2022's reward model; ``margin`` as Llama 2's, a per-pair number for how
     strongly the annotators preferred it), as TRL's ``RewardTrainer``.
+
+    Numerics: computed as ``softplus(−(r_c − r_r − m))``, exact and finite for all finite
+    rewards (never the log of a saturated sigmoid); it grows linearly in the gap of a wrongly
+    ordered pair. Nothing is clamped.
 
     Args:
       chosen_rewards: ``[batch]`` rewards of the preferred answers.
@@ -119,6 +123,10 @@ def dpo(
 
     The policy's implicit reward of an answer is ``β (log π − log π_ref)``; DPO fits the
     Bradley–Terry model on those rewards without a separate reward model.
+
+    Numerics: ``"sigmoid"`` is written with ``softplus`` and ``"hinge"`` with ``relu``, so both
+    are finite for all finite inputs and grow at most linearly in ``β h``. ``"ipo"`` is a
+    square: +inf once ``|h − 1/(2β)|`` passes ~1.8e19, and for ``β = 0`` (``1/(2β)`` is inf).
 
     Args:
       policy_chosen_logps: ``[batch]`` summed token log-probabilities of the chosen answers
@@ -196,6 +204,9 @@ def simpo(
     the implicit reward, and γ a target reward margin. ``label_smoothing`` smooths as in
     ``dpo``. The defaults are the paper's typical β = 2 and TRL's γ = 0.5 (TRL's
     ``simpo_gamma``; its ``gamma_beta_ratio`` form is γ/β).
+
+    Numerics: written with ``softplus``, so it is exact and finite for all finite inputs and
+    grows at most linearly in ``β (ℓ_c − ℓ_r) − γ``; nothing is clamped.
 
     Args:
       chosen_logps: ``[batch]`` average token log-probabilities of the chosen answers.
@@ -583,6 +594,10 @@ def token_logprobs(
     (the arithmetic is float32). The logits at position ``t`` must score token ``t``: for a
     causal language model pass ``logits[:, :-1]`` and ``tokens[:, 1:]``.
 
+    Numerics: the token's logit minus a float32 log-sum-exp, so finite for all finite logits
+    (no exponential overflows); a −inf logit at the token gives −inf. Masked tokens and ids
+    outside ``[0, vocab)`` read 0.
+
     Args:
       logits: ``[..., time, vocab]`` float.
       tokens: ``[..., time]`` int token ids. Ids outside ``[0, vocab)`` (padding such as
@@ -603,6 +618,8 @@ def token_logprobs(
 
 def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> jax.Array:
     """``token_logprobs`` of checked inputs; ``valid`` marks the tokens kept."""
+    # Padding rows may be all -inf: zeroed first, so no NaN reaches their gradient.
+    (logits,) = zero_masked(valid, logits)
     chosen = jnp.take_along_axis(logits, jnp.where(valid, tokens, 0)[..., None], axis=-1)[..., 0]
     values = chosen.astype(jnp.float32) - jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1)
     return jnp.where(valid, values, 0)
@@ -620,6 +637,8 @@ def _logits_and_tokens(logits, tokens, where):
         )
     valid = valid_class_ids(tokens, logits.shape[-1])
     mask = _checks.mask(where, tokens.shape)
+    _checks.finite(logits, "logits", allow_inf=True)
+    _checks.class_ids(tokens, logits.shape[-1], "tokens", where=mask)
     return logits, tokens, valid if mask is None else valid & mask
 
 
@@ -634,6 +653,10 @@ def sequence_logprobs(
 
     The input of ``dpo`` and ``kto`` (summed) and of ``simpo``, ``orpo`` and TRL's IPO
     (``average=True``: divided by the number of valid tokens; 0 for a sequence without any).
+
+    Numerics: a sum of ``token_logprobs``, so finite for finite logits and −inf if a kept
+    token's logit is −inf; with ``average=True`` a sequence without valid tokens gives 0, not
+    NaN.
 
     Args:
       logits: ``[..., time, vocab]`` float (see ``token_logprobs`` for the alignment).

@@ -51,6 +51,22 @@ def gather_batch(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Arra
     return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
 
 
+def zero_masked(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """``arrays`` with their masked entries replaced by 0, *before* any computation.
+
+    ``reduce_loss`` keeps masked entries out of the value; their gradient is 0 only if
+    every operation on them has a finite derivative there (``0 · inf`` is NaN). A loss
+    whose operations can be infinite at legitimate padding values (``-inf`` logits,
+    a huge log-variance) zeroes its masked inputs first. ``mask`` broadcasts against the
+    leading axes of each array.
+    """
+    if mask is None:
+        return arrays
+    return tuple(
+        jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, 0) for a in arrays
+    )
+
+
 def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
     """Where integer labels are class ids in ``[0, num_classes)``.
 

@@ -41,6 +41,10 @@ def mse(
     The loss of regression and of denoising: its minimizer is the conditional mean, and it
     punishes large errors quadratically, so outliers dominate it (see :func:`huber`).
 
+    Numerics: nothing is clamped; with ``d = predictions - targets``, a term is finite unless
+    ``d²`` overflows float32, which it does past ``|d| ≈ 1.8e19`` (+inf there). Half-precision
+    inputs are computed in float32.
+
     Args:
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
@@ -77,6 +81,9 @@ def mae(
 
     Its minimizer is the conditional median, so it is robust to outliers; the gradient has
     constant magnitude (and is 0 at an exact match, as in torch).
+
+    Numerics: finite for all finite inputs (nothing is squared or clamped), as long as
+    ``predictions - targets`` itself does not overflow float32.
 
     Args:
       predictions: floating array of any shape.
@@ -127,6 +134,10 @@ def huber(
     Quadratic near the target and linear in the tails: MSE's smooth optimum with MAE's
     robustness to outliers.
 
+    Numerics: finite for finite inputs, with nothing clamped: a term is +inf only where ``d²``
+    (in the quadratic zone, so only for ``delta`` above ~1.8e19) or ``delta·|d|`` (in the linear
+    zone) passes the float32 maximum, ~3.4e38.
+
     Args:
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
@@ -170,6 +181,12 @@ def smooth_l1(
 
     Huber divided by ``beta``: the linear part has slope 1 whatever ``beta`` is. The box
     regression loss of Fast R-CNN. ``beta = 0`` is exactly the L1 loss.
+
+    Numerics: ``beta = 0`` is computed as L1 itself, and the division uses a safe ``beta``, so
+    neither branch nor its gradient is NaN. For ``beta > 0`` the linear part is formed as
+    ``beta·(|d| − beta/2) / beta``: +inf once ``beta·|d|`` passes the float32 maximum (~3.4e38,
+    e.g. ``|d| > 3.4e37`` for ``beta = 10``); the quadratic part overflows only past
+    ``|d| ≈ 1.8e19``.
 
     Args:
       predictions: floating array of any shape.

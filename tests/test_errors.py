@@ -1,0 +1,75 @@
+"""Trace-time shape and dtype errors, for every public loss: raised, and naming the input.
+
+Driven by ``tests/_registry.py``. Each loss gets two bad calls built from its own valid
+inputs: a batched input one row short (a ``ValueError``), and its first differentiable
+input as integers (a ``TypeError``). The message must name an argument in backticks and,
+for shapes, print the shapes involved.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import jax
+import numpy as np
+import pytest
+
+import jaxloss
+from tests._registry import REGISTRY, batched_positions, call, public_name
+
+NAMES = sorted(REGISTRY)
+BATCH = 4
+NAMED = re.compile(r"`\w+(\[\d+\])?`")  # `labels`, or `features[1]` of a list
+
+
+def _parameter_names(name: str) -> list[str]:
+    return list(inspect.signature(getattr(jaxloss, public_name(name))).parameters)
+
+
+def _inputs(name):
+    return REGISTRY[name].make_inputs(np.random.default_rng(0), BATCH)
+
+
+def _one_row_short(name):
+    """The inputs with the last batched input (if there are two) one row short, or None."""
+    args = _inputs(name)
+    batched = [i for i in batched_positions(name, args) if np.ndim(args[i]) >= 1]
+    if len(batched) < 2:
+        return None
+    args = list(args)
+    args[batched[-1]] = np.asarray(args[batched[-1]])[:-1]
+    return args
+
+
+SHORT = [name for name in NAMES if _one_row_short(name) is not None]
+
+
+def test_most_losses_have_two_batched_inputs_to_disagree():
+    single = sorted({public_name(n) for n in set(NAMES) - set(SHORT)})
+    # Losses of one batched input: their batch cannot disagree with itself.
+    assert single == ["gan_generator", "hinge_generator", "wasserstein_generator"], single
+
+
+@pytest.mark.parametrize("name", SHORT)
+def test_a_batch_one_row_short_is_a_value_error_naming_the_input(name):
+    with pytest.raises(ValueError) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *_one_row_short(name))
+    message = str(error.value)
+    assert NAMED.search(message), message
+    assert re.search(r"\(\d+,|\[\d+", message) or "batch" in message, message
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_integer_input_where_floats_belong_is_a_type_error_naming_it(name):
+    case = REGISTRY[name]
+    args = list(_inputs(name))
+    position = case.differentiable[0]
+    args[position] = np.ones(np.shape(args[position]), np.int32)
+    with pytest.raises(TypeError) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *args)
+    message = str(error.value)
+    assert NAMED.search(message), message
+    names = _parameter_names(name)
+    if case.fn is getattr(jaxloss, public_name(name)):  # no wrapper: positions are names
+        assert f"`{names[position]}`" in message, message
