@@ -632,6 +632,7 @@ ALIASES: dict[str, str] = {"l1": "mae", "am_softmax": "cosface"}
 # Public names that are not losses (decoders, update rules, helpers), each with the test
 # module that covers it.
 NOT_LOSSES: dict[str, str] = {
+    "checked": "tests/test_checked.py",
     "ctc_greedy_decode": "tests/test_ctc.py",
     "center_update": "tests/test_margin.py",
     "gram_matrix": "tests/test_dense.py",

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 import jaxloss
 from tests._registry import REGISTRY, Case, batched_positions, call, public_name, row_mask
 
-EXAMPLES = 10
+EXAMPLES = 5
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
