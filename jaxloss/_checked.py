@@ -56,20 +56,19 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         with _checks.checking():
             return fn(*args, **kwargs)
 
+    checkified = checkify.checkify(with_checks, errors=checkify.user_checks)
+
     # Keyword options (reductions, modes) are static, as in the losses themselves.
     @functools.partial(jax.jit, static_argnames=("static_kwargs",))
     def compiled(args, static_kwargs, traced_kwargs):
-        return checkify.checkify(with_checks, errors=checkify.user_checks)(
-            *args, **dict(static_kwargs), **traced_kwargs
-        )
+        return checkified(*args, **dict(static_kwargs), **traced_kwargs)
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         static = {k: v for k, v in kwargs.items() if _is_static(v)}
         traced = {k: v for k, v in kwargs.items() if k not in static}
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, traced))):
-            with _checks.checking():
-                error, out = checkify.checkify(fn, errors=checkify.user_checks)(*args, **kwargs)
+            error, out = checkified(*args, **kwargs)
             checkify.check_error(error)
             return out
         error, out = compiled(args, tuple(sorted(static.items())), traced)

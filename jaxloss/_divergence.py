@@ -6,8 +6,6 @@ over the latent ``axis`` and its per-example shape is the inputs' shape without 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -88,11 +86,11 @@ def kl_div(
 
 
 def gaussian_kl_terms(
-    mean: ArrayLike, log_var: ArrayLike, keep: Callable[[tuple], jax.Array | None] | None = None
+    mean: ArrayLike, log_var: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
 ) -> jax.Array:
     """KL(N(μ, σ²) ‖ N(0, 1)) of each latent dimension: the inputs' broadcast shape.
 
-    ``keep(shape)`` gives a mask broadcastable to that shape (or None): masked entries are
+    ``where`` masks the per-example shape (without the latent ``axis``): masked entries are
     zeroed first, so a huge masked log-variance sends no NaN into the gradient.
     """
     shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
@@ -100,10 +98,10 @@ def gaussian_kl_terms(
     log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
     if not shape:
         raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
-    mask = None if keep is None else keep(shape)
-    if mask is not None:
-        mask = jnp.broadcast_to(mask, shape)
-        mean, log_var = zero_masked(mask, mean, log_var)
+    if where is not None:
+        latent = _checks.class_axis(axis, len(shape), "mean")
+        mask = _checks.mask(where, shape[:latent] + shape[latent + 1 :])
+        mean, log_var = zero_masked(jnp.expand_dims(mask, latent), mean, log_var)
     return -0.5 * (1 + log_var - jnp.square(mean) - jnp.exp(log_var))
 
 
@@ -151,11 +149,6 @@ def gaussian_kl(
       https://arxiv.org/abs/1312.6114
     """
 
-    def keep(shape):
-        latent = _checks.class_axis(axis, len(shape), "mean")
-        mask = _checks.mask(where, shape[:latent] + shape[latent + 1 :])
-        return None if mask is None else jnp.expand_dims(mask, latent)
-
-    terms = gaussian_kl_terms(mean, log_var, keep)
+    terms = gaussian_kl_terms(mean, log_var, axis=axis, where=where)
     loss = jnp.sum(terms, axis=_checks.class_axis(axis, terms.ndim, "mean"))
     return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)

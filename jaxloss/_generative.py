@@ -412,14 +412,12 @@ def elbo_loss(
       Autoregressive Flow", NeurIPS 2016 (free bits).
     """
 
-    def keep(shape):
-        return None if len(shape) < 2 else _checks.mask(where, shape[:-1])[..., None]
-
-    kl = gaussian_kl_terms(mean, log_var, keep if where is not None else None)
-    if kl.ndim < 2:
+    shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
+    if len(shape) < 2:
         raise ValueError(
-            f"`mean` and `log_var` must be [batch, latent_dim], got broadcast shape {kl.shape}."
+            f"`mean` and `log_var` must be [batch, latent_dim], got broadcast shape {shape}."
         )
+    kl = gaussian_kl_terms(mean, log_var, where=where)
     reconstruction = _checks.float_array(reconstruction, "reconstruction")
     if reconstruction.shape != kl.shape[:-1]:
         raise ValueError(
@@ -429,10 +427,9 @@ def elbo_loss(
     where = _checks.mask(where, kl.shape[:-1])
     if not _checks.is_static_zero(free_bits):
         # The batch mean of each dimension's KL, by the rule of every "mean" (masked rows
-        # left out, global under axis_name); masked rows are zeroed, not just weighted 0.
+        # left out, global under axis_name); masked rows' KL is 0 already (zeroed inputs).
         coefficients = linear_weights(where, kl.shape[:-1], "mean", axis_name=axis_name)
-        kept = kl if where is None else jnp.where(where[..., None], kl, 0)
-        batch_mean = _global_sum(jnp.tensordot(coefficients, kept, axes=kl.ndim - 1), axis_name)
+        batch_mean = _global_sum(jnp.tensordot(coefficients, kl, axes=kl.ndim - 1), axis_name)
         floor = jnp.asarray(free_bits, kl.dtype)
         above = (batch_mean >= floor).reshape((1,) * (kl.ndim - 1) + (-1,))
         kl = jnp.where(above, kl, floor)

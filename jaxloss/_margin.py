@@ -41,6 +41,7 @@ from jaxloss._reduce import (
     reduce_loss,
     shard_offset,
     valid_class_ids,
+    zero_masked,
 )
 
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
@@ -749,12 +750,12 @@ def center_update(
     _check_labels(labels, c, None, where)
     x = jax.lax.stop_gradient(x)
     valid = valid_class_ids(labels, c.shape[0])
-    weight = _counted(valid, where).astype(c.dtype)
+    counted = _counted(valid, where)
     safe = jnp.where(valid, labels, 0)
-    counts = jax.ops.segment_sum(weight, safe, num_segments=c.shape[0])
-    # jnp.where, not a product: a NaN in a masked row must not reach the sums.
-    counted_x = jnp.where(weight[:, None] > 0, x, 0) * weight[:, None]
-    feature_sums = jax.ops.segment_sum(counted_x, safe, num_segments=c.shape[0])
+    counts = jax.ops.segment_sum(counted.astype(c.dtype), safe, num_segments=c.shape[0])
+    # Zeroed, not multiplied by 0: a NaN in a masked row must not reach the sums.
+    (x,) = zero_masked(counted, x)
+    feature_sums = jax.ops.segment_sum(x, safe, num_segments=c.shape[0])
     counts, feature_sums = _global_sum((counts, feature_sums), axis_name)
     delta = (counts[:, None] * c - feature_sums) / (1 + counts[:, None])
     return (c - jnp.asarray(alpha, c.dtype) * delta).astype(centers_in.dtype)

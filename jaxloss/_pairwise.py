@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, gather_batch, reduce_loss
+from jaxloss._reduce import AxisName, gather_batch, reduce_loss, zero_masked
 
 MINING = ("all", "hard", "semihard")
 
@@ -377,7 +377,7 @@ def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
     kept = _checks.mask(where, arrays[0].shape[:1])
     if kept is None:
         return jnp.ones(arrays[0].shape[:1], bool), arrays
-    return kept, tuple(jnp.where(kept[:, None], a, 0) for a in arrays)
+    return kept, zero_masked(kept, *arrays)
 
 
 def _batch(embeddings, labels, where, axis_name):

@@ -30,13 +30,6 @@ KL_ESTIMATORS = ("k1", "k2", "k3")
 ADVANTAGE_SCALES = ("group", "batch", "none")
 
 
-def _masked(where: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
-    """``arrays`` with masked entries set to 0 before any exponential sees them."""
-    if where is None:
-        return arrays
-    return tuple(jnp.where(where, a, 0) for a in arrays)
-
-
 def _smoothed_logistic(z: jax.Array, label_smoothing: ArrayLike) -> jax.Array:
     """``−(1 − ε) log σ(z) − ε log σ(−z)``: logistic loss with the label 1 smoothed to 1 − ε."""
     if _checks.is_static_zero(label_smoothing):
@@ -440,7 +433,7 @@ def ppo_clip(
         logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages
     )
     where = _checks.mask(where, shape)
-    log_ratio, advantages = _masked(where, logprobs - old_logprobs, advantages)
+    log_ratio, advantages = zero_masked(where, logprobs - old_logprobs, advantages)
     epsilon = jnp.asarray(epsilon, log_ratio.dtype)
     low, high = jnp.log1p(-epsilon), jnp.log1p(epsilon)
     # min(ρA, clip(ρ)A) takes ρA when A > 0 and ρ ≤ 1 + ε, or A < 0 and ρ ≥ 1 − ε; for
@@ -504,7 +497,7 @@ def kl_penalty(
         logprobs=logprobs, ref_logprobs=ref_logprobs
     )
     where = _checks.mask(where, shape)
-    (d,) = _masked(where, logprobs - ref_logprobs)
+    (d,) = zero_masked(where, logprobs - ref_logprobs)
     if estimator == "k1":
         loss = d
     elif estimator == "k2":
@@ -562,7 +555,7 @@ def grpo_advantages(
     counted = (
         jnp.ones(rewards.shape, rewards.dtype) if where is None else where.astype(rewards.dtype)
     )
-    (rewards,) = _masked(where, rewards)
+    (rewards,) = zero_masked(where, rewards)
 
     def centred_and_std(axis):
         count = jnp.sum(counted, axis=axis, keepdims=True)
