@@ -25,55 +25,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _common import Params, mlp_apply, mlp_init
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import jaxloss
 
-Params = dict[str, dict[str, jax.Array]]
-
 HIDDEN = 128
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
 LABEL_SMOOTHING = 0.1
-
-
-def init_params(key: jax.Array, sizes: list[int]) -> Params:
-    """Initializes the MLP's layers with He-normal weights and zero biases.
-
-    Args:
-      key: a JAX PRNG key.
-      sizes: layer widths, input first, number of classes last.
-
-    Returns:
-      A dict ``{"layer0": {"w": ..., "b": ...}, ...}``.
-    """
-    params = {}
-    keys = jax.random.split(key, len(sizes) - 1)
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
-        w = jax.random.normal(k, (n_in, n_out)) * jnp.sqrt(2.0 / n_in)
-        params[f"layer{i}"] = {"w": w, "b": jnp.zeros((n_out,))}
-    return params
-
-
-def forward(params: Params, x: jax.Array) -> jax.Array:
-    """Runs the MLP.
-
-    Args:
-      params: the parameters from :func:`init_params`.
-      x: ``[batch, features]`` inputs.
-
-    Returns:
-      ``[batch, classes]`` logits.
-    """
-    n_layers = len(params)
-    for i in range(n_layers):
-        layer = params[f"layer{i}"]
-        x = x @ layer["w"] + layer["b"]
-        if i < n_layers - 1:
-            x = jax.nn.relu(x)
-    return x
 
 
 def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -87,7 +49,7 @@ def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     Returns:
       The scalar loss.
     """
-    return jaxloss.cross_entropy(forward(params, x), y, label_smoothing=LABEL_SMOOTHING)
+    return jaxloss.cross_entropy(mlp_apply(params, x), y, label_smoothing=LABEL_SMOOTHING)
 
 
 def make_train_step(optimizer: optax.GradientTransformation):
@@ -122,7 +84,7 @@ def evaluate(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax
     Returns:
       ``(loss, accuracy)`` scalars.
     """
-    logits = forward(params, x)
+    logits = mlp_apply(params, x)
     loss = jaxloss.cross_entropy(logits, y)
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
     return loss, accuracy
@@ -152,7 +114,7 @@ def main() -> None:
     print(f"digits: {n_train} train / {x_test.shape[0]} test images, {n_features} pixels")
 
     key = jax.random.PRNGKey(args.seed)
-    params = init_params(key, [n_features, HIDDEN, 10])
+    params = mlp_init(key, [n_features, HIDDEN, 10])
     optimizer = optax.adam(LEARNING_RATE)
     opt_state = optimizer.init(params)
     train_step = make_train_step(optimizer)
