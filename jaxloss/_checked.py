@@ -35,7 +35,7 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
     (your own ``jit``-ed step), it reports through ``checkify``: wrap that step in
     ``checkify.checkify`` and call ``error.throw()`` on its result.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> ce = jaxloss.checked(jaxloss.cross_entropy)
       >>> float(ce(jnp.zeros((2, 3)), jnp.array([0, 2])))  # log 3

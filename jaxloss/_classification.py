@@ -125,7 +125,7 @@ def cross_entropy(
       A float32 scalar, or the per-example losses for ``reduction="none"``. A mean over no
       counted entries is 0 (torch gives NaN).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
       >>> round(float(jaxloss.cross_entropy(logits, jnp.array([0, -100]))), 4)
@@ -145,7 +145,7 @@ def cross_entropy(
         if ignore_index is not None:
             raise ValueError(
                 "`ignore_index` applies to integer labels only; with probability targets mask "
-                "entries with `where` (torch silently ignores it here)."
+                "entries with `where` (torch raises for it too)."
             )
         targets = _classes_last(labels, axis, "labels")
         _checks.equal_shapes(logits=logits, labels=targets)
@@ -213,7 +213,7 @@ def nll(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.25, 0.75]]))
       >>> round(float(jaxloss.nll(log_probs, jnp.array([0, 1]))), 4)
@@ -280,7 +280,7 @@ def binary_cross_entropy(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> round(float(jaxloss.binary_cross_entropy(jnp.array([0.9]), jnp.array([1.0]))), 4)
       0.1054
@@ -340,7 +340,7 @@ def binary_cross_entropy_with_logits(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> loss = jaxloss.binary_cross_entropy_with_logits(jnp.array([0.0]), jnp.array([1.0]))
       >>> round(float(loss), 4)
@@ -389,7 +389,7 @@ def sigmoid_focal(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.sigmoid_focal(jnp.array([0.0]), jnp.array([1.0]), gamma=0.0, alpha=-1.0))
       0.6931471824645996
@@ -449,7 +449,7 @@ def softmax_focal(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logits = jnp.log(jnp.array([[0.5, 0.5]]))
       >>> round(float(jaxloss.softmax_focal(logits, jnp.array([0]), gamma=2.0)), 4)

@@ -378,7 +378,7 @@ def ctc(
     Returns:
       A float32 scalar, or the ``[batch]`` losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logits = jnp.zeros((1, 2, 2))  # two frames, uniform over {blank, "a"}
       >>> round(float(jaxloss.ctc(logits, jnp.array([[1]]), reduction="sum")), 4)
@@ -445,7 +445,7 @@ def ctc_greedy_decode(
       ``(tokens, lengths)``: ``tokens`` ``[batch, time]`` int32, the decoded labels packed to
       the left and padded with -1; ``lengths`` ``[batch]`` int32, how many are valid.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxloss
       >>> frames = jnp.array([[1, 1, 0, 1, 2, 2, 0]])  # "a a _ a b b _"
       >>> tokens, lengths = jaxloss.ctc_greedy_decode(jax.nn.one_hot(frames, 3))

@@ -132,7 +132,7 @@ def dice(
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> probs = jnp.array([[[0.75, 0.25], [0.25, 0.75]]])  # one sample, two pixels
       >>> labels = jnp.array([[0, 1]])
@@ -208,7 +208,7 @@ def tversky(
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> probs = jnp.array([[[0.5], [0.5], [0.0]]])  # three pixels, one class
       >>> targets = jnp.array([[[1.0], [0.0], [1.0]]])
@@ -424,7 +424,7 @@ def chamfer(
     Returns:
       A float32 scalar, or the per-pair distances for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x = jnp.array([[[0.0, 0.0], [1.0, 0.0]]])
       >>> y = jnp.array([[[0.0, 1.0]]])
@@ -533,7 +533,7 @@ def gram_matrix(features: ArrayLike) -> jax.Array:
     Returns:
       ``[batch, channels, channels]`` float32 (float64 for float64 input).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> features = jnp.array([[[1.0, 2.0], [3.0, 0.0]]])  # one sample, 2 positions
       >>> jaxloss.gram_matrix(features)
@@ -590,7 +590,7 @@ def style_loss(
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> f = jnp.ones((2, 4, 4, 3))
       >>> float(jaxloss.style_loss([f], [f]))
@@ -650,7 +650,7 @@ def perceptual_loss(
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> f = jnp.zeros((1, 2, 2, 3))
       >>> layers, targets = [f, f[:, :1]], [f + 1, f[:, :1] + 2]  # differences 1 and 2

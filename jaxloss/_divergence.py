@@ -54,7 +54,7 @@ def kl_div(
     Returns:
       A float32 scalar, or the per-element terms for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> q = jnp.log(jnp.array([[0.5, 0.5]]))
       >>> round(float(jaxloss.kl_div(q, jnp.array([[0.9, 0.1]]), reduction="batchmean")), 4)
@@ -139,7 +139,7 @@ def gaussian_kl(
     Returns:
       A float32 scalar, or the per-example divergences for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.gaussian_kl(jnp.zeros((2, 3)), jnp.zeros((2, 3))))
       0.0

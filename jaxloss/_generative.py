@@ -53,7 +53,7 @@ def gan_discriminator(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> round(float(jaxloss.gan_discriminator(jnp.array([0.0]), jnp.array([0.0]))), 4)
       1.3863
@@ -79,7 +79,7 @@ def gan_generator(
     .. math::
       \ell = -\log \sigma(D_{fake}) \quad\text{(default)}, \qquad
       \ell = \log(1 - \sigma(D_{fake})) = -\operatorname{softplus}(D_{fake})
-      \quad\text{(``saturating=True``)}
+      \quad(\texttt{saturating=True})
 
     The minimax form is the game's value as written; its gradient vanishes exactly when the
     discriminator confidently rejects the generated samples (early in training), which is
@@ -100,7 +100,7 @@ def gan_generator(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> round(float(jaxloss.gan_generator(jnp.array([0.0]))), 4)  # log 2
       0.6931
@@ -140,7 +140,7 @@ def wasserstein_critic(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.wasserstein_critic(jnp.array([2.0, 1.0]), jnp.array([0.5, 0.5])))
       -1.0
@@ -177,7 +177,7 @@ def wasserstein_generator(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.wasserstein_generator(jnp.array([1.0, 3.0])))
       -2.0
@@ -219,7 +219,7 @@ def hinge_discriminator(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.hinge_discriminator(jnp.array([0.5, 2.0]), jnp.array([-2.0, 0.0])))
       0.75
@@ -255,7 +255,7 @@ def hinge_generator(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.hinge_generator(jnp.array([1.0, 3.0])))
       -2.0
@@ -310,7 +310,7 @@ def gradient_penalty(
     Returns:
       A float32 scalar, or the per-example penalties for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxloss
       >>> critic = lambda x: 3.0 * x.sum(axis=-1)  # gradient norm 3·sqrt(2) everywhere
       >>> real, fake = jnp.ones((4, 2)), jnp.zeros((4, 2))
@@ -397,7 +397,7 @@ def elbo_loss(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> mean, log_var = jnp.array([[1.0, 0.0]]), jnp.zeros((1, 2))  # KL = 0.5 + 0
       >>> float(jaxloss.elbo_loss(jnp.array([2.0]), mean, log_var, beta=2.0))

@@ -242,7 +242,7 @@ def norm_softmax(
 
     {args}
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> round(float(jaxloss.norm_softmax(x, w, jnp.array([0]), scale=1.0)), 4)
@@ -296,7 +296,7 @@ def cosface(
 
     {args}
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> round(float(jaxloss.cosface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
@@ -324,6 +324,7 @@ def cosface(
 
 
 am_softmax = cosface
+"""Alias of :func:`cosface` (AM-Softmax and CosFace are the same loss)."""
 
 
 @_document(
@@ -359,7 +360,7 @@ def arcface(
 
     {args}
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> round(float(jaxloss.arcface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
@@ -424,7 +425,7 @@ def combined_margin(
 
     {args}
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> loss = jaxloss.combined_margin(x, w, jnp.array([0]), scale=1.0, m2=0.0, m3=0.5)
@@ -496,7 +497,7 @@ def sphereface(
 
     {args}
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> round(float(jaxloss.sphereface(x, w, jnp.array([0]))), 4)
@@ -584,7 +585,7 @@ def linear_cross_entropy(
     Returns:
       A float32 scalar, or the per-row losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> h, w = jnp.ones((2, 3)), jnp.zeros((5, 3))
       >>> round(float(jaxloss.linear_cross_entropy(h, w, jnp.array([1, 4]), chunk_size=2)), 4)
@@ -687,7 +688,7 @@ def center_loss(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> c = jnp.array([[0.0, 0.0], [1.0, 1.0]])
       >>> float(jaxloss.center_loss(jnp.array([[3.0, 4.0]]), jnp.array([0]), c))
@@ -739,7 +740,7 @@ def center_update(
     Returns:
       The new centers, ``[num_classes, dim]``, in the dtype of ``centers``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> c = jnp.zeros((2, 2))
       >>> jaxloss.center_update(c, jnp.array([[2.0, 2.0]]), jnp.array([1]), alpha=1.0).tolist()

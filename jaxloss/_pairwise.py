@@ -107,7 +107,7 @@ def contrastive(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x1, x2 = jnp.array([[0.0, 0.0]]), jnp.array([[0.6, 0.8]])
       >>> float(jaxloss.contrastive(x1, x2, jnp.array([1.0])))  # d = 1
@@ -174,7 +174,7 @@ def triplet_margin(
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> a, pos, neg = jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]]), jnp.array([[3.0, 0.0]])
       >>> float(jaxloss.triplet_margin(a, pos, neg, margin=1.0, eps=0.0))
@@ -242,7 +242,7 @@ def ratio_loss(
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> a = jnp.zeros((1, 2))
       >>> float(jaxloss.ratio_loss(a, jnp.ones((1, 2)), jnp.ones((1, 2))))  # equal distances
@@ -294,7 +294,7 @@ def margin_ranking(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.margin_ranking(jnp.array([2.0]), jnp.array([1.5]), jnp.array([1.0]),
       ...                              margin=1.0))
@@ -348,7 +348,7 @@ def cosine_embedding(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x1, x2 = jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 2.0]])
       >>> float(jaxloss.cosine_embedding(x1, x2, jnp.array([1])))  # orthogonal
@@ -473,7 +473,7 @@ def batch_triplet(
     Returns:
       A float32 scalar; 0 when the batch holds no triplet.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> x = jnp.array([[0.0], [1.0], [3.0], [7.0]])
       >>> float(jaxloss.batch_triplet(x, jnp.array([0, 0, 1, 1]), mining="hard"))
@@ -572,7 +572,7 @@ def nt_xent(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> z = jnp.eye(2)
       >>> round(float(jaxloss.nt_xent(z, z, temperature=1.0)), 4)

@@ -72,7 +72,7 @@ def bradley_terry(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> round(float(jaxloss.bradley_terry(jnp.array([1.0]), jnp.array([1.0]))), 4)  # log 2
       0.6931
@@ -138,7 +138,7 @@ def dpo(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> pc, pr, rc, rr = (jnp.array([v]) for v in (-10.0, -12.0, -11.0, -11.0))
       >>> round(float(jaxloss.dpo(pc, pr, rc, rr, beta=0.5)), 4)  # h = 2: −log σ(1)
@@ -215,7 +215,7 @@ def simpo(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> loss = jaxloss.simpo(jnp.array([-1.0]), jnp.array([-1.25]), beta=2.0, gamma=0.5)
       >>> round(float(loss), 4)  # −log σ(2·0.25 − 0.5) = log 2
@@ -287,7 +287,7 @@ def orpo(
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> import math
       >>> logp = jnp.array([math.log(0.5)])  # odds 1 for both: −log σ(0) = log 2
@@ -349,7 +349,7 @@ def kto(
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logp, ref = jnp.array([-5.0, -5.0]), jnp.array([-5.0, -5.0])
       >>> float(jaxloss.kto(logp, ref, jnp.array([True, False])))  # r = z0: 1 − σ(0)
@@ -418,7 +418,7 @@ def ppo_clip(
     Returns:
       A float32 scalar, or the per-token losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss, math
       >>> logp, old = jnp.array([[math.log(1.5), 0.0]]), jnp.zeros((1, 2))
       >>> jaxloss.ppo_clip(logp, old, jnp.array([[1.0]]), reduction="none")  # ρ = 1.5, 1
@@ -481,7 +481,7 @@ def kl_penalty(
     Returns:
       A float32 scalar, or the per-token values for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logp, ref = jnp.array([0.0]), jnp.array([-1.0])
       >>> [round(float(jaxloss.kl_penalty(logp, ref, estimator=k)), 4) for k in ("k1", "k2", "k3")]
@@ -537,7 +537,7 @@ def grpo_advantages(
       Advantages of the rewards' shape, float32. Constants for the policy loss: no gradient
       flows into the rewards.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> jaxloss.grpo_advantages(jnp.array([[1.0, 0.0, 0.0, 1.0]]), eps=0.0).round(4)
       Array([[ 0.866, -0.866, -0.866,  0.866]], dtype=float32)
@@ -600,7 +600,7 @@ def token_logprobs(
     Returns:
       ``[..., time]`` float32 log-probabilities, 0 at masked tokens.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logits = jnp.log(jnp.array([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]]))
       >>> jnp.exp(jaxloss.token_logprobs(logits, jnp.array([[0, 2]])))
@@ -661,7 +661,7 @@ def sequence_logprobs(
     Returns:
       ``[...]`` float32, one value per sequence.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> logits = jnp.log(jnp.array([[[0.5, 0.5], [0.25, 0.75]]]))
       >>> float(jnp.exp(jaxloss.sequence_logprobs(logits, jnp.array([[1, 0]]))[0]))  # 0.5·0.25

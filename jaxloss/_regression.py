@@ -57,7 +57,7 @@ def mse(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])))
       2.5
@@ -96,7 +96,7 @@ def mae(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
       2.0
@@ -108,6 +108,7 @@ def mae(
 
 
 l1 = mae
+"""Alias of :func:`mae`."""
 
 
 def _quadratic_then_linear(abs_diff: jax.Array, width: jax.Array) -> jax.Array:
@@ -150,7 +151,7 @@ def huber(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> jaxloss.huber(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none").tolist()
       [0.125, 2.5]
@@ -200,7 +201,7 @@ def smooth_l1(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> jaxloss.smooth_l1(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none").tolist()
       [0.125, 2.5]
@@ -249,7 +250,7 @@ def log_cosh(
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> round(float(jaxloss.log_cosh(jnp.array([1000.0]), jnp.zeros(1))), 3)
       999.307

@@ -54,7 +54,7 @@ def weighted_terms(
       of each term's unweighted value (for logging; the weights are known). ``step`` may be
       traced: a schedule changes the weights inside ``jit`` without recompiling.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss, optax
       >>> from jaxloss import compose
       >>> objective = compose.weighted_terms(
@@ -127,7 +127,7 @@ def inject_hyperparams(
       A ``StatefulLoss``: ``init() -> InjectHyperparamsState`` and
       ``apply(state, *inputs, **options) -> (loss, new_state)``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxloss, optax
       >>> from jaxloss import compose
       >>> huber = compose.inject_hyperparams(
@@ -178,7 +178,7 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     Returns:
       A ``StatefulLoss``: ``init(centers) -> CenterLossState``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxloss import compose
       >>> center = compose.center_loss_with_update(alpha=1.0)

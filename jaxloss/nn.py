@@ -41,6 +41,7 @@ MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {
     "sphereface": _margin.sphereface,
     "combined_margin": _margin.combined_margin,
 }
+"""The margin losses a :class:`MarginSoftmaxHead` can use, by the name its ``loss`` takes."""
 
 
 def _centers_init(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
@@ -63,7 +64,7 @@ class MarginSoftmaxHead(nnx.Module):
     (``axis_name=class_axis_name`` in the call), each device scores every device's
     embeddings against its own classes (Partial FC).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> from jaxloss.nn import MarginSoftmaxHead
@@ -188,7 +189,7 @@ class CenterLoss(nnx.Module):
     gradient reaches only the features. With ``alpha=None`` the centers are an
     ``nnx.Param`` learned by the optimizer like any weight.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxloss.nn import CenterLoss
       >>> center = CenterLoss(2, 3, alpha=1.0)

@@ -81,7 +81,7 @@ def test_cross_entropy_matches_torch(params):
     options = {"label_smoothing": smoothing, "reduction": reduction}
     ours = dict(options, class_weights=weights if weighted else None, ignore_index=ignore_index)
     if probability_targets and ignore_index is not None:
-        # torch silently ignores ignore_index with probability targets; we refuse it.
+        # torch raises for ignore_index with probability targets, and so do we.
         with pytest.raises(ValueError, match="ignore_index"):
             jaxloss.cross_entropy(logits, labels, **ours)
         return

@@ -9,11 +9,16 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Use with optax and flax"
 
 
+def python_blocks(markdown: str) -> list[str]:
+    """The code of every ```python fenced block of a Markdown text, in order."""
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
 def _snippets() -> list[str]:
     text = README.read_text()
     start = text.index(SECTION)
     end = text.index("\n## ", start + len(SECTION))
-    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
+    return python_blocks(text[start:end])
 
 
 def test_the_section_has_snippets():
