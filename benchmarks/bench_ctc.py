@@ -61,14 +61,23 @@ def make_inputs(shape: tuple[int, int, int, int], seed: int) -> dict[str, np.nda
     }
 
 
+def paddings(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """optax's layout of the lengths: float32 ``(logit_paddings [B, T], label_paddings [B, S])``.
+
+    1 marks a padded frame or label position.
+    """
+    frames, max_labels = inputs["logits"].shape[1], inputs["labels"].shape[1]
+    logit = np.arange(frames)[None, :] >= inputs["logit_lengths"][:, None]
+    label = np.arange(max_labels)[None, :] >= inputs["label_lengths"][:, None]
+    return logit.astype(np.float32), label.astype(np.float32)
+
+
 def jax_contenders(inputs: dict[str, np.ndarray]) -> dict[str, tuple]:
     """Compiled value-and-gradient calls of jaxloss and optax: name -> (run, value, temp MiB)."""
     labels = jnp.asarray(inputs["labels"])
     logit_lengths = jnp.asarray(inputs["logit_lengths"])
     label_lengths = jnp.asarray(inputs["label_lengths"])
-    frames, max_labels = inputs["logits"].shape[1], labels.shape[1]
-    logit_paddings = (jnp.arange(frames)[None, :] >= logit_lengths[:, None]).astype(jnp.float32)
-    label_paddings = (jnp.arange(max_labels)[None, :] >= label_lengths[:, None]).astype(jnp.float32)
+    logit_paddings, label_paddings = (jnp.asarray(p) for p in paddings(inputs))
 
     def ours(logits: jax.Array) -> jax.Array:
         return jaxloss.ctc(

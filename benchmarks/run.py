@@ -310,13 +310,7 @@ def ctc(quick: bool, rng) -> list[Case]:
 
 def _ctc_case(shape, seed: int) -> Case:
     inputs = bench_ctc.make_inputs(shape, seed)
-    frames, max_labels = shape[1], shape[3]
-    logit_paddings = (np.arange(frames)[None] >= inputs["logit_lengths"][:, None]).astype(
-        np.float32
-    )
-    label_paddings = (np.arange(max_labels)[None] >= inputs["label_lengths"][:, None]).astype(
-        np.float32
-    )
+    logit_paddings, label_paddings = bench_ctc.paddings(inputs)
 
     def ours(logits, labels, logit_lengths, label_lengths, *_):
         return jaxloss.ctc(
