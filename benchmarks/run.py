@@ -375,8 +375,6 @@ def margin(quick: bool, rng) -> list[Case]:
             (0, 1),
             {"jaxloss": jaxloss.arcface},
             {f"{PML} ArcFaceLoss": pml_head("ArcFaceLoss", margin=np.degrees(0.5), scale=64)},
-            rtol=None,
-            note=f"{PML} keeps cos(θ + m) past θ + m > π (no InsightFace fallback)",
         ),
         Case(
             "margin",
