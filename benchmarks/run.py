@@ -31,7 +31,6 @@ import dataclasses
 import datetime
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 
@@ -88,6 +87,11 @@ class Result:
     value: dict[str, float]
 
 
+def _torch_device(torch) -> str:
+    """Where the torch contenders run: CUDA when torch has it, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Torch:
     """torch (and its device) when installed; contenders needing it are skipped otherwise."""
 
@@ -97,7 +101,7 @@ class Torch:
         if self.module is None:
             self.device = None
             return
-        self.device = "cuda" if self.module.cuda.is_available() else "cpu"
+        self.device = _torch_device(self.module)
         try:
             import pytorch_metric_learning
 
@@ -354,14 +358,11 @@ def margin(quick: bool, rng) -> list[Case]:
             from pytorch_metric_learning import losses
 
             head = getattr(losses, loss_name)(num_classes=c, embedding_size=d, **options)
-            head.W.data = torch.tensor(centers.T.copy(), device=embeddings_device(torch))
-            head.to(embeddings_device(torch))
+            head.W.data = torch.tensor(centers.T.copy())  # the same centers as jaxloss's
+            head.to(_torch_device(torch))
             return lambda x, w, y: head(x, y)
 
         return make
-
-    def embeddings_device(torch):
-        return "cuda" if torch.cuda.is_available() else "cpu"
 
     n, h, v = (256, 64, 4096) if quick else (2048, 512, 32768)
     hidden, weight = _normal(rng, n, h, scale=0.125), _normal(rng, v, h, scale=0.125)
@@ -1002,4 +1003,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
