@@ -46,9 +46,13 @@ def value_check(ok: ArrayLike, message: str) -> None:
 
 
 def finite(x: jnp.ndarray, name: str, *, allow_inf: bool = False) -> None:
-    """Value check: no NaN in ``x`` (nor ±inf unless ``allow_inf``)."""
+    """Value check: no NaN nor +inf in ``x``, nor −inf unless ``allow_inf``.
+
+    ``allow_inf`` is for logits and log-probabilities, where −inf is a legitimate
+    "impossible"; +inf is never one.
+    """
     if allow_inf:
-        value_check(~jnp.isnan(x), f"`{name}` holds NaN.")
+        value_check(~jnp.isnan(x) & (x != jnp.inf), f"`{name}` holds NaN or +inf.")
     else:
         value_check(jnp.isfinite(x), f"`{name}` holds NaN or inf.")
 
@@ -71,6 +75,7 @@ def class_ids(
     Unchecked, such labels are left out of the loss (never wrapped); checked, they are an
     error, since a label out of range is more often a bug than a choice.
     """
+    labels = widened(labels)
     ok = (labels >= 0) & (labels < num_classes)
     if ignore_index is not None:
         ok = ok | (labels == ignore_index)
@@ -111,14 +116,27 @@ def float_array(
     return x
 
 
+def widened(x: jnp.ndarray) -> jnp.ndarray:
+    """Integers as a signed type of at least 32 bits: the one rule before any comparison.
+
+    Compared in their own dtype, Python ints wrap: for uint8 labels ``num_classes = 256``
+    becomes 0 and ``ignore_index = -100`` becomes 156. int32 (int64 with x64) holds every
+    narrower integer exactly; a uint32 label past 2^31 becomes negative, out of range either
+    way.
+    """
+    if jnp.issubdtype(x.dtype, jnp.signedinteger) and x.dtype.itemsize >= 4:
+        return x
+    return x.astype(jnp.int64 if x.dtype.itemsize == 8 else jnp.int32)
+
+
 def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
-    """Returns ``x`` as an integer array, or raises ``TypeError`` naming ``name``."""
+    """``x`` as a widened integer array (see ``widened``), or ``TypeError`` naming ``name``."""
     x = jnp.asarray(x)
     try:
         chex.assert_type(x, int)
     except AssertionError:
         raise TypeError(f"`{name}` must hold integer class ids, got dtype {x.dtype}.") from None
-    return x
+    return widened(x)
 
 
 def broadcast_shapes(**arrays: ArrayLike) -> tuple[int, ...]:

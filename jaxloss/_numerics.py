@@ -3,6 +3,10 @@
 Each uses the double-``where`` pattern where a branch would be undefined: the unsafe input
 is replaced *before* the undefined operation, so neither the value nor the gradient of the
 discarded branch can be NaN or inf (``jnp.where`` alone passes ``0 * inf = NaN`` back).
+
+The special branch is always selected by a comparison that is False for NaN (``x <= 0``,
+``x == 0``), never by its negation (``x > 0``): a NaN input then takes the ordinary branch
+and stays NaN, instead of being laundered into the special value (0, 1 or the floor).
 """
 
 from __future__ import annotations
@@ -17,23 +21,23 @@ def clamped_log(x: jax.Array, floor: float = -100.0) -> jax.Array:
     The floor is torch's for ``binary_cross_entropy``: a probability of exactly 0 or 1
     gives a large finite loss instead of inf.
     """
-    positive = x > 0
-    log_x = jnp.log(jnp.where(positive, x, 1))
-    return jnp.where(positive & (log_x > floor), log_x, floor)
+    special = x <= 0
+    log_x = jnp.log(jnp.where(special, 1, x))
+    return jnp.where(special | (log_x < floor), floor, log_x)
 
 
 def clamped_log1m(x: jax.Array, floor: float = -100.0) -> jax.Array:
     """``max(log(1 - x), floor)``, accurate for small ``x`` and with finite gradients."""
-    below_one = x < 1
-    log_1m = jnp.log1p(-jnp.where(below_one, x, 0))
-    return jnp.where(below_one & (log_1m > floor), log_1m, floor)
+    special = x >= 1
+    log_1m = jnp.log1p(-jnp.where(special, 0, x))
+    return jnp.where(special | (log_1m < floor), floor, log_1m)
 
 
 def xlogx(x: jax.Array) -> jax.Array:
     """``x * log(x)`` with the limit 0 at ``x = 0`` and a finite gradient there."""
-    positive = x > 0
-    safe = jnp.where(positive, x, 1)
-    return jnp.where(positive, safe * jnp.log(safe), 0)
+    zero = x == 0
+    safe = jnp.where(zero, 1, x)
+    return jnp.where(zero, 0, safe * jnp.log(safe))
 
 
 def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
@@ -43,9 +47,9 @@ def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
     ``jnp.power`` differentiates to ``gamma * 0 ** (gamma - 1)``, which is inf or NaN at
     ``p = 1`` for ``gamma < 1``, and its gradient in ``gamma`` holds ``log 0``.
     """
-    positive = base > 0
+    special = base <= 0
     at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
-    return jnp.where(positive, jnp.power(jnp.where(positive, base, 1), exponent), at_zero)
+    return jnp.where(special, at_zero, jnp.power(jnp.where(special, 1, base), exponent))
 
 
 def abs_zero_subgradient(x: jax.Array) -> jax.Array:
@@ -55,8 +59,8 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
 
 def safe_sqrt(x: jax.Array) -> jax.Array:
     """``sqrt(x)`` for ``x >= 0`` with a zero (not inf or NaN) gradient at ``x = 0``."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+    special = x <= 0
+    return jnp.where(special, 0, jnp.sqrt(jnp.where(special, 1, x)))
 
 
 def safe_norm(x: jax.Array) -> jax.Array:

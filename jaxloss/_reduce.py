@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss import _checks
 
@@ -67,12 +68,45 @@ def zero_masked(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, 
     )
 
 
+def masked_inputs(
+    where: ArrayLike | None,
+    shape: Sequence[int],
+    *arrays: jax.Array,
+    counted: jax.Array | None = None,
+) -> tuple[jax.Array | None, tuple[jax.Array, ...]]:
+    """The masking door: the mask a loss reduces with, and its inputs made safe to compute on.
+
+    Every loss reaches ``where`` (and the entries it leaves out by its own rules: ignored or
+    out-of-range labels, entries past a length, given as ``counted``) through here, *before*
+    any arithmetic on its inputs. The entries that do not count are replaced by 0 in each
+    of ``arrays``, so NaN, ±inf or 1e30 padding there never reaches the value, nor any
+    gradient (through ``0 · inf`` or a matmul into shared parameters): their gradient is
+    exactly 0.
+
+    Args:
+      where: the user's mask (validated and broadcast to ``shape``) or None.
+      shape: the per-example loss shape (``reduction="none"``).
+      *arrays: the inputs to zero; the mask broadcasts against their leading axes.
+      counted: optional boolean array of ``shape``: the entries the loss itself counts.
+
+    Returns:
+      ``(mask, arrays)``: the mask to pass to ``reduce_loss`` (None if everything counts),
+      and the arrays with the entries that do not count zeroed.
+    """
+    mask = _checks.mask(where, shape)
+    if counted is not None:
+        mask = counted if mask is None else mask & counted
+    return mask, zero_masked(mask, *arrays)
+
+
 def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
     """Where integer labels are class ids in ``[0, num_classes)``.
 
     Every loss excludes the others (loss 0, not counted, zero gradient) instead of letting
-    a gather wrap or clamp them silently.
+    a gather wrap or clamp them silently. The labels are widened first (``_checks.widened``):
+    compared in their own dtype, ``num_classes = 256`` would wrap to 0 for uint8 labels.
     """
+    labels = _checks.widened(labels)
     return (labels >= 0) & (labels < num_classes)
 
 

@@ -42,6 +42,9 @@ class Case:
       rows_independent: each row's value depends on that row's inputs alone. False for
         ``gradient_penalty``, which draws its interpolation coefficients per batch
         position, so dropping rows redraws them (its masking is tested in its own module).
+      padding: ``(*inputs) -> {position: mask}``, the entries of those inputs that the
+        loss must not read besides rows masked by ``where`` (ignored labels, entries past a
+        length): the hostile-padding property fills them with NaN, ±inf and 1e30.
     """
 
     fn: Callable[..., Any]
@@ -55,6 +58,7 @@ class Case:
     batched: tuple[int, ...] | None = None
     scalar: bool = False
     rows_independent: bool = True
+    padding: Callable[..., dict[int, np.ndarray]] | None = None
 
     @property
     def reductions(self) -> tuple[str, ...]:
@@ -199,6 +203,69 @@ def _chunked(fn, reference, chunk_size, **kwargs) -> Case:
     return dataclasses.replace(_margin_case(chunked_fn, reference, **kwargs), grad_modes=("rev",))
 
 
+IGNORE_INDEX = -100
+
+
+def _with_ignored(make_inputs):
+    """Inputs whose labels (last) are ``IGNORE_INDEX`` at rows 2, 8, ...: rows that count
+    in the suites' masks, so ignoring and masking are each seen on their own."""
+
+    def with_ignored(rng: np.random.Generator, batch: int) -> tuple:
+        *scores, labels = make_inputs(rng, batch)
+        labels = labels.copy()
+        labels[2::6] = IGNORE_INDEX
+        return (*scores, labels)
+
+    return with_ignored
+
+
+def _ignoring(reference):
+    """The per-example reference with ignored labels giving 0."""
+
+    def ignoring(scores, labels, ignore_index):
+        ignored = np.asarray(labels) == ignore_index
+        return np.where(ignored, 0.0, reference(scores, np.where(ignored, 0, labels)))
+
+    return ignoring
+
+
+def _ignored_rows(scores, labels) -> dict[int, np.ndarray]:
+    ignored = np.asarray(labels) == IGNORE_INDEX
+    return {0: np.broadcast_to(ignored[..., None], np.shape(scores))}
+
+
+def _ignore_case(fn, make_inputs, reference) -> Case:
+    return Case(
+        fn,
+        _with_ignored(make_inputs),
+        _ignoring(reference),
+        kwargs={"ignore_index": IGNORE_INDEX},
+        reference_mean=lambda none, scores, labels: none.sum()
+        / max(1, np.sum(labels != IGNORE_INDEX)),
+        padding=_ignored_rows,
+    )
+
+
+def _ctc_padded_inputs(rng: np.random.Generator, batch: int) -> tuple:
+    logits, labels = _ctc_inputs(rng, batch)
+    # At least 8 of the 12 frames: enough for 4 labels even with repeats.
+    logit_lengths = rng.integers(8, CTC_FRAMES + 1, size=batch).astype(np.int32)
+    return logits, labels, logit_lengths, rng.integers(1, CTC_LABELS + 1, size=batch).astype(
+        np.int32
+    )
+
+
+def _ctc_with_lengths(logits, labels, logit_lengths, label_lengths, **options):
+    return jaxloss.ctc(
+        logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
+    )
+
+
+def _ctc_padding(logits, labels, logit_lengths, label_lengths) -> dict[int, np.ndarray]:
+    past = np.arange(np.shape(logits)[1])[None, :] >= np.asarray(logit_lengths)[:, None]
+    return {0: np.broadcast_to(past[..., None], np.shape(logits))}
+
+
 PIXELS = 6
 
 
@@ -241,17 +308,32 @@ def _with_lengths(fn):
     return with_lengths
 
 
+def _points_past_lengths(x, y, x_lengths, y_lengths) -> dict[int, np.ndarray]:
+    def past(points, lengths):
+        beyond = np.arange(np.shape(points)[1])[None, :] >= np.asarray(lengths)[:, None]
+        return np.broadcast_to(beyond[..., None], np.shape(points))
+
+    return {0: past(x, x_lengths), 1: past(y, y_lengths)}
+
+
 def _chamfer_case(make_inputs, chunk_size=None, **kwargs) -> Case:
-    fn, reference = jaxloss.chamfer, ref.chamfer
+    fn, reference, padding = jaxloss.chamfer, ref.chamfer, None
     if make_inputs is _padded_clouds:
         fn, reference = _with_lengths(fn), _with_lengths(reference)
+        padding = _points_past_lengths
 
     def chamfer(*args, **options):
         return fn(*args, chunk_size=chunk_size, **options)
 
     # custom_vjp: reverse mode only.
     return Case(
-        chamfer, make_inputs, reference, kwargs=kwargs, differentiable=(0, 1), grad_modes=("rev",)
+        chamfer,
+        make_inputs,
+        reference,
+        kwargs=kwargs,
+        differentiable=(0, 1),
+        grad_modes=("rev",),
+        padding=padding,
     )
 
 
@@ -386,7 +468,11 @@ REGISTRY: dict[str, Case] = {
     ),
     "log_cosh": Case(jaxloss.log_cosh, _pair, ref.log_cosh, differentiable=(0, 1)),
     "cross_entropy": Case(jaxloss.cross_entropy, _logits_labels, ref.cross_entropy),
+    "cross_entropy[ignore_index]": _ignore_case(
+        jaxloss.cross_entropy, _logits_labels, ref.cross_entropy
+    ),
     "nll": Case(jaxloss.nll, _log_probs_labels, ref.nll),
+    "nll[ignore_index]": _ignore_case(jaxloss.nll, _log_probs_labels, ref.nll),
     "binary_cross_entropy": Case(
         jaxloss.binary_cross_entropy,
         _probs_targets,
@@ -623,6 +709,17 @@ REGISTRY: dict[str, Case] = {
         ref.ctc,
         reference_mean=lambda none, logits, labels: (none / labels.shape[1]).mean(),
         grad_modes=("rev",),
+    ),
+    "ctc[lengths]": Case(
+        _ctc_with_lengths,
+        _ctc_padded_inputs,
+        ref.ctc,
+        # torch's "mean": each loss over its label length, then the mean.
+        reference_mean=lambda none, logits, labels, logit_lengths, label_lengths: (
+            none / np.maximum(label_lengths, 1)
+        ).mean(),
+        grad_modes=("rev",),
+        padding=_ctc_padding,
     ),
 }
 
