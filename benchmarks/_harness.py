@@ -6,19 +6,26 @@ starting contender rotating every round so that none always follows the same nei
 multi-threaded torch call that frees large buffers slows whatever runs next); medians over
 the rounds; ratios between contenders in the same process. Memory is XLA's compiled memory
 analysis (``temp_size_in_bytes``), which is exact, not sampled.
+
+``Case`` and ``measure`` apply this to every contender of one benchmark case at once (the
+cases of ``run.py`` and its sweeps); the deep-dive scripts use the pieces directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 MIB = 1024 * 1024
+PML = "pytorch-metric-learning"
 
 
 def compile_jax(fn: Callable, *args) -> tuple[Callable[[], object], object, float]:
@@ -126,3 +133,122 @@ def parse_args(description: str, repeats: int, quick_repeats: int, extra=None):
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     return args
+
+
+def normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Case:
+    """One benchmark: the same inputs for every contender.
+
+    Attributes:
+      family: the loss family (a section of RESULTS.md).
+      label: what is computed, with its shapes.
+      arrays: the NumPy inputs, shared by every contender.
+      wrt: indices of the inputs the gradient is taken with respect to.
+      jax: name -> ``fn(*arrays) -> scalar``; the first one is jaxloss, the baseline.
+      torch: name -> ``make(torch) -> fn(*tensors) -> scalar tensor`` (tensors on the torch
+        device, float inputs in ``wrt`` with ``requires_grad``, integers as int64).
+      rtol: every contender's value must equal jaxloss's to this relative tolerance;
+        ``None`` where they compute different numbers (then ``note`` says why).
+      note: one line for the table.
+    """
+
+    family: str
+    label: str
+    arrays: list[np.ndarray]
+    wrt: tuple[int, ...]
+    jax: dict[str, Callable]
+    torch: dict[str, Callable] = dataclasses.field(default_factory=dict)
+    rtol: float | None = 1e-4
+    note: str = ""
+
+
+@dataclasses.dataclass
+class Result:
+    """A measured case: medians (ms), paired ratios to jaxloss, temp MiB, values."""
+
+    case: Case
+    median_ms: dict[str, float]
+    ratio: dict[str, float]
+    temp_mib: dict[str, float]
+    value: dict[str, float]
+
+
+def torch_device(torch) -> str:
+    """Where the torch contenders run: CUDA when torch has it, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Torch:
+    """torch (and its device) when installed; contenders needing it are skipped otherwise."""
+
+    def __init__(self) -> None:
+        self.module = import_torch()
+        self.pml = None
+        if self.module is None:
+            self.device = None
+            return
+        self.device = torch_device(self.module)
+        try:
+            import pytorch_metric_learning
+
+            self.pml = pytorch_metric_learning
+        except ImportError:
+            print(f"note: {PML} is not installed; skipping its rows.")
+
+    def describe(self) -> str:
+        if self.module is None:
+            return "torch not installed"
+        threads = self.module.get_num_threads()
+        pml = f", {PML} {self.pml.__version__}" if self.pml else ""
+        return f"torch {self.module.__version__} on {self.device} ({threads} threads){pml}"
+
+    def step(self, make: Callable, arrays: list[np.ndarray], wrt: tuple[int, ...]):
+        """A zero-argument forward + backward on ``arrays``, synchronized."""
+        torch = self.module
+        tensors = []
+        for i, a in enumerate(arrays):
+            if np.issubdtype(a.dtype, np.integer):
+                tensors.append(torch.tensor(a, dtype=torch.int64, device=self.device))
+            else:
+                tensors.append(torch.tensor(a, device=self.device, requires_grad=i in wrt))
+        fn = make(torch)
+
+        def run():
+            for i in wrt:
+                tensors[i].grad = None
+            loss = fn(*tensors)
+            loss.backward()
+            if self.device == "cuda":
+                torch.cuda.synchronize()
+            return loss
+
+        return run
+
+
+def measure(case: Case, tc: Torch, repeats: int) -> Result:
+    """Compiles, checks the values agree, times round-robin; see the module docstring."""
+    args = [jnp.asarray(a) for a in case.arrays]
+    runs, temp, value = {}, {}, {}
+    for name, fn in case.jax.items():
+        step = jax.value_and_grad(fn, argnums=case.wrt)
+        runs[name], (v, _), temp[name] = compile_jax(step, *args)
+        value[name] = float(v)
+    if tc.module is not None:
+        for name, make in case.torch.items():
+            if name.startswith(PML) and tc.pml is None:
+                continue
+            runs[name] = tc.step(make, case.arrays, case.wrt)
+            value[name] = float(runs[name]().detach().cpu())
+    baseline = next(iter(case.jax))
+    if case.rtol is not None:
+        for name, v in value.items():
+            np.testing.assert_allclose(
+                v, value[baseline], rtol=case.rtol, err_msg=f"{case.label}: {name}"
+            )
+    times = round_robin(runs, repeats)
+    ratio = {name: paired_ratio(times, name, baseline) for name in runs}
+    return Result(case, medians(times), ratio, temp, value)

@@ -238,6 +238,31 @@ def rows(x: ArrayLike, name: str) -> jnp.ndarray:
     return x
 
 
+def in_range(
+    value: ArrayLike,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> ArrayLike:
+    """Raises ValueError if a concrete hyperparameter lies outside its domain.
+
+    Checks Python and NumPy numbers (the values users type, where torch raises too); a
+    traced value passes unchecked, as it must for schedules inside ``jit``. ``low_open``
+    excludes ``low`` itself (``delta > 0``).
+    """
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        below = low is not None and (value <= low if low_open else value < low)
+        above = high is not None and value > high
+        if below or above or np.isnan(value):
+            bounds = (f"({low}" if low_open else f"[{low}" if low is not None else "(-inf") + (
+                f", {high}]" if high is not None else ", inf)"
+            )
+            raise ValueError(f"`{name}` must lie in {bounds}, got {value!r}.")
+    return value
+
+
 def is_static_zero(value: ArrayLike) -> bool:
     """Whether a hyperparameter is a concrete 0, so its work can be skipped.
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids, zero_masked
+from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, valid_class_ids
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
@@ -35,11 +35,12 @@ def _integer_targets(
     scores_name: str,
     ignore_index: ArrayLike | None,
     where: ArrayLike | None,
-) -> tuple[jax.Array, jax.Array]:
-    """Labels made safe to gather with, and the mask of the entries that count.
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Labels made safe to gather with, the mask of the entries that count, and ``scores``.
 
     ``scores`` has its class axis last. The mask is False for ignored labels, for labels
-    outside ``[0, num_classes)`` and where ``where`` is False.
+    outside ``[0, num_classes)`` and where ``where`` is False; those rows of ``scores`` come
+    back zeroed (the masking door), so padding there reaches no value and no gradient.
     """
     labels = _checks.integer_array(labels, "labels")
     if labels.shape != scores.shape[:-1]:
@@ -51,11 +52,11 @@ def _integer_targets(
     valid = valid_class_ids(labels, num_classes)
     if ignore_index is not None:
         valid = valid & (labels != ignore_index)
-    mask = _checks.mask(where, labels.shape)
-    _checks.class_ids(labels, num_classes, ignore_index=ignore_index, where=mask)
-    if mask is not None:
-        valid = valid & mask
-    return jnp.where(valid, labels, 0), valid
+    _checks.class_ids(
+        labels, num_classes, ignore_index=ignore_index, where=_checks.mask(where, labels.shape)
+    )
+    mask, (scores,) = masked_inputs(where, labels.shape, scores, counted=valid)
+    return jnp.where(mask, labels, 0), mask, scores
 
 
 def _take_class(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -135,10 +136,10 @@ def cross_entropy(
       Müller, Kornblith and Hinton, "When Does Label Smoothing Help?", 2019.
       https://arxiv.org/abs/1906.02629
     """
+    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     logits = _classes_last(logits, axis, "logits")
     num_classes = logits.shape[-1]
     weights = _class_weights(class_weights, num_classes)
-    log_normalizer = jax.nn.logsumexp(logits, axis=-1)
     labels = jnp.asarray(labels)
 
     if jnp.issubdtype(labels.dtype, jnp.floating):
@@ -150,16 +151,18 @@ def cross_entropy(
         targets = _classes_last(labels, axis, "labels")
         _checks.equal_shapes(logits=logits, labels=targets)
         _checks.probabilities(targets, "labels")
+        mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
+        log_normalizer = jax.nn.logsumexp(logits, axis=-1)
         if not _checks.is_static_zero(label_smoothing):
             eps = jnp.asarray(label_smoothing, targets.dtype)
             targets = (1 - eps) * targets + eps / num_classes
         if weights is not None:
             targets = targets * _as_class_vector(weights, targets.ndim)
         loss = jnp.sum(targets * (log_normalizer[..., None] - logits), axis=-1)
-        mask = _checks.mask(where, loss.shape)
         return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
-    safe_labels, mask = _integer_targets(labels, logits, "logits", ignore_index, where)
+    safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
+    log_normalizer = jax.nn.logsumexp(logits, axis=-1)
     loss = log_normalizer - _take_class(logits, safe_labels)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
@@ -221,7 +224,9 @@ def nll(
     """
     log_probs = _classes_last(log_probs, axis, "log_probs")
     weights = _class_weights(class_weights, log_probs.shape[-1])
-    safe_labels, mask = _integer_targets(labels, log_probs, "log_probs", ignore_index, where)
+    safe_labels, mask, log_probs = _integer_targets(
+        labels, log_probs, "log_probs", ignore_index, where
+    )
     loss = -_take_class(log_probs, safe_labels)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
@@ -232,14 +237,16 @@ def nll(
 def _elementwise_targets(
     scores: ArrayLike, targets: ArrayLike, scores_name: str, where: ArrayLike | None
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """Float ``scores`` and ``targets`` of one shape (as torch requires), and the mask."""
+    """Float ``scores`` and ``targets`` of one shape (as torch requires), through the
+    masking door, and the mask."""
     scores = _checks.float_array(scores, scores_name)
     targets = _checks.float_array(targets, "targets", allow_int=True)
     _checks.equal_shapes(**{scores_name: scores, "targets": targets})
     _checks.probabilities(targets, "targets")
     if scores_name == "probs":
         _checks.probabilities(scores, "probs")
-    return scores, targets, _checks.mask(where, scores.shape)
+    mask, (scores, targets) = masked_inputs(where, scores.shape, scores, targets)
+    return scores, targets, mask
 
 
 def _weighted(loss: jax.Array, weights: ArrayLike | None, name: str = "weights") -> jax.Array:
@@ -398,6 +405,8 @@ def sigmoid_focal(
       Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
       https://arxiv.org/abs/1708.02002
     """
+    _checks.in_range(alpha, "alpha", high=1)
+    _checks.in_range(gamma, "gamma", low=0)
     logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
     alpha = jnp.asarray(alpha, logits.dtype)
     gamma = jnp.asarray(gamma, logits.dtype)
@@ -459,10 +468,9 @@ def softmax_focal(
       Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
       https://arxiv.org/abs/1708.02002
     """
+    _checks.in_range(gamma, "gamma", low=0)
     logits = _classes_last(logits, axis, "logits")
-    safe_labels, mask = _integer_targets(labels, logits, "logits", None, where)
-    # Rows that do not count may hold -inf (padding): zeroed, no NaN reaches the gradient.
-    (logits,) = zero_masked(mask, logits)
+    safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
     log_p = _take_class(logits, safe_labels) - jax.nn.logsumexp(logits, axis=-1)
     # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
     loss = -_numerics.safe_pow(-jnp.expm1(log_p), jnp.asarray(gamma, log_p.dtype)) * log_p

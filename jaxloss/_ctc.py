@@ -34,9 +34,15 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, valid_class_ids
+from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, valid_class_ids
 
 _NEG_INF = -jnp.inf
+
+
+def _check_blank(blank: int, num_classes: int) -> None:
+    """``blank`` must be a class: out of range, no frame would ever be a blank."""
+    if not 0 <= blank < num_classes:
+        raise ValueError(f"`blank`={blank} must be a class index in [0, {num_classes}).")
 
 
 def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -359,6 +365,9 @@ def ctc(
     ``optax.ctc_loss`` and a third to a fifth of its temporary memory (``benchmarks/``).
     Being a ``custom_vjp``, it supports reverse-mode differentiation only (``grad``,
     ``vjp``), not ``jvp``. Classes with -inf logits (a constrained vocabulary) are fine.
+    Frames past ``logit_lengths`` and sequences masked by ``where`` are replaced by 0 before
+    the log-softmax, so NaN or inf padding there changes neither the value nor any gradient,
+    and their gradient is exactly 0.
 
     Args:
       logits: ``[batch, time, num_classes]`` unnormalized scores (the frames of a speech or
@@ -396,12 +405,19 @@ def ctc(
         raise ValueError(
             f"`labels` must have shape [batch={batch}, max_label_length], got {labels.shape}."
         )
-    if not 0 <= blank < num_classes:
-        raise ValueError(f"`blank`={blank} must be a class index in [0, {num_classes}).")
+    _check_blank(blank, num_classes)
     max_labels = labels.shape[1]
+    all_frames = logit_lengths is None
     logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
     label_lengths = _checks.lengths(label_lengths, max_labels, batch, "label_lengths")
-    mask = _checks.mask(where, (batch,))
+    mask, _ = masked_inputs(where, (batch,))
+    if mask is not None or not all_frames:
+        # Frames past a length and masked sequences are zeroed before the log-softmax: the
+        # backward pass multiplies their softmax by 0, and 0 · NaN would be NaN.
+        counted = jnp.arange(num_frames)[None, :] < logit_lengths[:, None]
+        if mask is not None:
+            counted = counted & mask[:, None]
+        _, (logits,) = masked_inputs(None, counted.shape, logits, counted=counted)
 
     # Padding becomes blank: it is never reached, and gathers safely.
     in_sequence = jnp.arange(max_labels)[None, :] < label_lengths[:, None]
@@ -411,7 +427,10 @@ def ctc(
         f"`labels` must be class ids in [0, {num_classes}) other than blank={blank} "
         "within `label_lengths` (masked sequences excepted).",
     )
-    labels = jnp.where(in_sequence, labels, blank).astype(jnp.int32)
+    # Labels out of range become -1 (never emitted either way) before the cast to int32,
+    # which would wrap an int64 label into the classes.
+    valid = valid_class_ids(labels, num_classes)
+    labels = jnp.where(in_sequence, jnp.where(valid, labels, -1), blank).astype(jnp.int32)
     # A label may be reached straight from the previous label when the two differ.
     previous = jnp.pad(labels[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
     skip = (labels != previous) & (jnp.arange(max_labels) >= 1)[None, :]
@@ -439,7 +458,7 @@ def ctc_greedy_decode(
     Args:
       logits: ``[batch, time, num_classes]`` scores (logits or log-probabilities).
       logit_lengths: ``[batch]`` number of valid frames; default all.
-      blank: the blank class id.
+      blank: the blank class id, any index in ``[0, num_classes)`` (static).
 
     Returns:
       ``(tokens, lengths)``: ``tokens`` ``[batch, time]`` int32, the decoded labels packed to
@@ -453,7 +472,8 @@ def ctc_greedy_decode(
       [1, 1, 2]
     """
     logits = _checks.sequence_logits(logits)
-    batch, num_frames, _ = logits.shape
+    batch, num_frames, num_classes = logits.shape
+    _check_blank(blank, num_classes)
     logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
     best = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     previous = jnp.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=-1)

@@ -24,6 +24,7 @@ the nearest-neighbour indices alone (a ``custom_vjp``), so the backward pass cos
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import jax
@@ -31,15 +32,23 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids
+from jaxloss._reduce import (
+    AxisName,
+    masked_inputs,
+    reduce_loss,
+    safe_divide,
+    valid_class_ids,
+    zero_masked,
+)
 
 POINT_REDUCTIONS = ("mean", "sum")
 
 
 def _probs_and_targets(
-    probs: ArrayLike, targets: ArrayLike, include_background: bool
-) -> tuple[jax.Array, jax.Array, tuple[int, ...]]:
-    """Float probabilities and targets of one shape, and the axes the overlap sums run over.
+    probs: ArrayLike, targets: ArrayLike, include_background: bool, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, tuple[int, ...], jax.Array | None]:
+    """Float probabilities and targets of one shape, the axes the overlap sums run over, and
+    the ``[batch, num_classes]`` mask to reduce with.
 
     Integer label maps become one-hot targets; a pixel whose label is not a class id in
     ``[0, num_classes)`` (a "void" 255, say) is left out of every sum, its probabilities too.
@@ -72,7 +81,13 @@ def _probs_and_targets(
                 f"{probs.shape}."
             )
         probs, targets = probs[..., 1:], targets[..., 1:]
-    return probs, targets, tuple(range(1, probs.ndim - 1))
+    axes = tuple(range(1, probs.ndim - 1))
+    mask, _ = masked_inputs(where, (probs.shape[0], probs.shape[-1]))
+    if mask is not None:
+        # A (sample, class) entry reads only its class's column of the sample's pixels:
+        # zeroing that column keeps the padding out of every sum, and no other entry sees it.
+        probs, targets = zero_masked(jnp.expand_dims(mask, axes), probs, targets)
+    return probs, targets, axes, mask
 
 
 def _overlap_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
@@ -146,7 +161,9 @@ def dice(
       overlap as a deep learning loss function for highly unbalanced segmentations",
       DLMIA 2017.
     """
-    p, t, axes = _probs_and_targets(probs, targets, include_background)
+    _checks.in_range(smooth_nr, "smooth_nr", low=0)
+    _checks.in_range(smooth_dr, "smooth_dr", low=0)
+    p, t, axes, mask = _probs_and_targets(probs, targets, include_background, where)
     intersection = jnp.sum(p * t, axis=axes)
     if squared:
         denominator = jnp.sum(jnp.square(p), axis=axes) + jnp.sum(jnp.square(t), axis=axes)
@@ -157,7 +174,7 @@ def dice(
         denominator + jnp.asarray(smooth_dr, p.dtype),
     )
     loss = 1 - score
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def tversky(
@@ -223,7 +240,10 @@ def tversky(
       Tversky loss function with improved Attention U-Net for lesion segmentation",
       ISBI 2019.
     """
-    p, t, axes = _probs_and_targets(probs, targets, include_background)
+    _checks.in_range(alpha, "alpha", low=0)
+    _checks.in_range(beta, "beta", low=0)
+    _checks.in_range(gamma, "gamma", low=0, low_open=True)
+    p, t, axes, mask = _probs_and_targets(probs, targets, include_background, where)
     true_positives = jnp.sum(p * t, axis=axes)
     false_positives = jnp.sum(p * (1 - t), axis=axes)
     false_negatives = jnp.sum((1 - p) * t, axis=axes)
@@ -238,7 +258,7 @@ def tversky(
     loss = jnp.maximum(1 - index, 0)
     if not (isinstance(gamma, (int, float)) and gamma == 1):
         loss = _numerics.safe_pow(loss, jnp.asarray(gamma, dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 # Up to this many coordinates the search computes Σ_k (x_k − y_k)² directly, which is exact
@@ -392,7 +412,8 @@ def chamfer(
     with ``squared=False``, the Euclidean distance. ``single_directional`` keeps only the
     first term (``x → y``: how far each point of ``x`` is from ``y``, as when fitting a
     partial scan into a full model). Points past a cloud's length are padding: they are
-    neither counted nor anyone's neighbour.
+    neither counted nor anyone's neighbour, and may hold anything (NaN, ±inf): they are
+    zeroed before the search, so their gradient is exactly 0.
 
     Edge cases, finite by definition: an empty cloud contributes 0 to its direction, and a
     direction whose other cloud is empty contributes 0 (no nearest neighbour exists).
@@ -451,8 +472,11 @@ def chamfer(
     x, y = x.astype(dtype), y.astype(dtype)
     batch, num_x, _ = x.shape
     num_y = y.shape[1]
+    mask, (x, y) = masked_inputs(where, (batch,), x, y)
     x_counted = _counted_points(x_lengths, num_x, batch, "x_lengths")
     y_counted = _counted_points(y_lengths, num_y, batch, "y_lengths")
+    # Points past a length are padding too: zeroed before the search computes on them.
+    (x,), (y,) = zero_masked(x_counted, x), zero_masked(y_counted, y)
     block = num_x if chunk_size is None else min(chunk_size, num_x)
     x_distances, y_distances = _nearest_squared_distances(x, y, x_counted, y_counted, block)
     if not squared:
@@ -461,7 +485,7 @@ def chamfer(
     loss = _reduce_points(x_distances, x_counted, point_reduction)
     if not single_directional:
         loss = loss + _reduce_points(y_distances, y_counted, point_reduction)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def _layers(features, name: str) -> list[jax.Array]:
@@ -491,8 +515,13 @@ def _layer_weights(weights, num_layers: int) -> list:
     return list(weights)
 
 
-def _weighted_layer_sum(features, targets, weights, layer_loss) -> jax.Array:
-    """``Σ_l w_l layer_loss(l, features[l], targets[l], batch)``, one value per sample."""
+def _weighted_layer_sum(features, targets, weights, where, layer_target, layer_loss):
+    """``Σ_l w_l layer_loss(features[l], targets[l])``, one value per sample, and the
+    ``[batch]`` mask to reduce it with.
+
+    ``layer_target(l, features[l], targets[l], batch)`` validates a target and returns it
+    with a leading axis of ``batch`` or 1 (one target for every sample).
+    """
     features, targets = _layers(features, "features"), _layers(targets, "targets")
     if len(features) != len(targets):
         raise ValueError(
@@ -500,17 +529,31 @@ def _weighted_layer_sum(features, targets, weights, layer_loss) -> jax.Array:
             f"and {len(targets)}."
         )
     batch = features[0].shape[0]
-    terms = []
-    layers = zip(features, targets, _layer_weights(weights, len(features)), strict=True)
-    for index, (feature, target, weight) in enumerate(layers):
+    weights = _layer_weights(weights, len(features))
+    for index, feature in enumerate(features):
         if feature.shape[0] != batch:
             raise ValueError(
                 f"Every layer of `features` needs the batch size {batch}; `features[{index}]` "
                 f"has shape {feature.shape}."
             )
-        value = layer_loss(index, feature, target, batch)
+    targets = [
+        layer_target(index, feature, target, batch)
+        for index, (feature, target) in enumerate(zip(features, targets, strict=True))
+    ]
+    # A target of batch 1 serving several samples (one style image) cannot be zeroed for
+    # some of them; a NaN there poisons every sample alike.
+    per_sample = [index for index, target in enumerate(targets) if target.shape[0] == batch]
+    mask, zeroed = masked_inputs(
+        where, (batch,), *features, *(targets[index] for index in per_sample)
+    )
+    features = list(zeroed[: len(features)])
+    for index, target in zip(per_sample, zeroed[len(features) :], strict=True):
+        targets[index] = target
+    terms = []
+    for feature, target, weight in zip(features, targets, weights, strict=True):
+        value = layer_loss(feature, target)
         terms.append(jnp.asarray(weight, value.dtype) * value)
-    return sum(terms[1:], terms[0])
+    return sum(terms[1:], terms[0]), mask
 
 
 def gram_matrix(features: ArrayLike) -> jax.Array:
@@ -545,7 +588,8 @@ def gram_matrix(features: ArrayLike) -> jax.Array:
             "`gram_matrix` takes one array [batch, ..., channels]; map it over a list of layers."
         )
     (layer,) = _layers(features, "features")
-    flat = layer.reshape(layer.shape[0], -1, layer.shape[-1])
+    # Sizes spelled out: a ``-1`` cannot be inferred for an empty batch.
+    flat = layer.reshape(layer.shape[0], math.prod(layer.shape[1:-1]), layer.shape[-1])
     gram = jnp.einsum("bpc,bpd->bcd", flat, flat, precision=jax.lax.Precision.HIGHEST)
     return gram / flat.shape[1]
 
@@ -603,17 +647,20 @@ def style_loss(
       Networks", CVPR 2016.
     """
 
-    def layer_loss(index, feature, target, batch):
+    def layer_target(index, feature, target, batch):
         if target.shape[-1] != feature.shape[-1] or target.shape[0] not in (1, batch):
             raise ValueError(
                 f"`targets[{index}]` {target.shape} needs the channels of `features[{index}]` "
                 f"{feature.shape} and its batch size (or 1)."
             )
+        return target
+
+    def layer_loss(feature, target):
         difference = gram_matrix(feature) - gram_matrix(target)
         return jnp.mean(jnp.square(difference), axis=(1, 2)) / 4
 
-    loss = _weighted_layer_sum(features, targets, weights, layer_loss)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
+    loss, mask = _weighted_layer_sum(features, targets, weights, where, layer_target, layer_loss)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def perceptual_loss(
@@ -662,12 +709,16 @@ def perceptual_loss(
       Super-Resolution", ECCV 2016.
     """
 
-    def layer_loss(index, feature, target, batch):
-        target = _checks.broadcast_to(
+    def layer_target(index, feature, target, batch):
+        # Broadcast to the features, so every target has the batch axis and the padding of
+        # masked samples can be zeroed whatever shape the caller gave.
+        return _checks.broadcast_to(
             target, feature.shape, f"targets[{index}]", f"features[{index}]"
-        )
-        squared = jnp.square(feature - target.astype(feature.dtype))
-        return jnp.mean(squared.reshape(batch, -1), axis=1)
+        ).astype(feature.dtype)
 
-    loss = _weighted_layer_sum(features, targets, weights, layer_loss)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
+    def layer_loss(feature, target):
+        squared = jnp.square(feature - target)
+        return jnp.mean(squared.reshape(len(squared), math.prod(squared.shape[1:])), axis=1)
+
+    loss, mask = _weighted_layer_sum(features, targets, weights, where, layer_target, layer_loss)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

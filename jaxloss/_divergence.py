@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss, zero_masked
+from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, zero_masked
 
 
 def kl_div(
@@ -70,8 +70,7 @@ def kl_div(
     if not log_target:
         _checks.probabilities(target, "target")
     log_input, target = jnp.broadcast_to(log_input, shape), jnp.broadcast_to(target, shape)
-    mask = _checks.mask(where, shape)
-    log_input, target = zero_masked(mask, log_input, target)
+    mask, (log_input, target) = masked_inputs(where, shape, log_input, target)
     if log_target:
         loss = jnp.exp(target) * (target - log_input)
     else:
@@ -93,16 +92,23 @@ def gaussian_kl_terms(
     ``where`` masks the per-example shape (without the latent ``axis``): masked entries are
     zeroed first, so a huge masked log-variance sends no NaN into the gradient.
     """
+    terms, _, _ = _terms_and_mask(mean, log_var, axis, where)
+    return terms
+
+
+def _terms_and_mask(mean, log_var, axis, where) -> tuple[jax.Array, jax.Array | None, int]:
+    """``gaussian_kl_terms``, the per-example mask and the latent axis."""
     shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
     mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)
     log_var = jnp.broadcast_to(_checks.float_array(log_var, "log_var"), shape)
     if not shape:
         raise ValueError("`mean` and `log_var` need a latent axis, got scalars.")
-    if where is not None:
-        latent = _checks.class_axis(axis, len(shape), "mean")
-        mask = _checks.mask(where, shape[:latent] + shape[latent + 1 :])
+    latent = _checks.class_axis(axis, len(shape), "mean")
+    mask, _ = masked_inputs(where, shape[:latent] + shape[latent + 1 :])
+    if mask is not None:
+        # The latent axis may sit anywhere: the mask gets it back to reach every dimension.
         mean, log_var = zero_masked(jnp.expand_dims(mask, latent), mean, log_var)
-    return -0.5 * (1 + log_var - jnp.square(mean) - jnp.exp(log_var))
+    return -0.5 * (1 + log_var - jnp.square(mean) - jnp.exp(log_var)), mask, latent
 
 
 def gaussian_kl(
@@ -148,7 +154,5 @@ def gaussian_kl(
       Kingma and Welling, "Auto-Encoding Variational Bayes", 2013.
       https://arxiv.org/abs/1312.6114
     """
-
-    terms = gaussian_kl_terms(mean, log_var, axis=axis, where=where)
-    loss = jnp.sum(terms, axis=_checks.class_axis(axis, terms.ndim, "mean"))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, loss.shape), axis_name=axis_name)
+    terms, mask, latent = _terms_and_mask(mean, log_var, axis, where)
+    return reduce_loss(jnp.sum(terms, axis=latent), reduction, where=mask, axis_name=axis_name)

@@ -11,6 +11,7 @@ logistic losses go through ``softplus``/``log_sigmoid``, so they are exact for a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -19,7 +20,14 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
 from jaxloss._divergence import gaussian_kl_terms
-from jaxloss._reduce import AxisName, _global_sum, linear_weights, reduce_loss, shard_offset
+from jaxloss._reduce import (
+    AxisName,
+    _global_sum,
+    linear_weights,
+    masked_inputs,
+    reduce_loss,
+    shard_offset,
+)
 
 
 def gan_discriminator(
@@ -62,8 +70,9 @@ def gan_discriminator(
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     """
     (real, fake), shape = _checks.broadcast_floats(real_logits=real_logits, fake_logits=fake_logits)
+    mask, (real, fake) = masked_inputs(where, shape, real, fake)
     loss = jax.nn.softplus(-real) + jax.nn.softplus(fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def gan_generator(
@@ -111,8 +120,9 @@ def gan_generator(
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     """
     (fake,), shape = _checks.broadcast_floats(fake_logits=fake_logits)
+    mask, (fake,) = masked_inputs(where, shape, fake)
     loss = -jax.nn.softplus(fake) if saturating else jax.nn.softplus(-fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def wasserstein_critic(
@@ -150,9 +160,8 @@ def wasserstein_critic(
       ICML 2017.
     """
     (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
-    return reduce_loss(
-        fake - real, reduction, where=_checks.mask(where, shape), axis_name=axis_name
-    )
+    mask, (real, fake) = masked_inputs(where, shape, real, fake)
+    return reduce_loss(fake - real, reduction, where=mask, axis_name=axis_name)
 
 
 def wasserstein_generator(
@@ -187,7 +196,8 @@ def wasserstein_generator(
       ICML 2017.
     """
     (fake,), shape = _checks.broadcast_floats(fake_scores=fake_scores)
-    return reduce_loss(-fake, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    mask, (fake,) = masked_inputs(where, shape, fake)
+    return reduce_loss(-fake, reduction, where=mask, axis_name=axis_name)
 
 
 def hinge_discriminator(
@@ -229,8 +239,9 @@ def hinge_discriminator(
       Normalization for Generative Adversarial Networks", ICLR 2018.
     """
     (real, fake), shape = _checks.broadcast_floats(real_scores=real_scores, fake_scores=fake_scores)
+    mask, (real, fake) = masked_inputs(where, shape, real, fake)
     loss = jax.nn.relu(1 - real) + jax.nn.relu(1 + fake)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def hinge_generator(
@@ -328,6 +339,7 @@ def gradient_penalty(
     if real.ndim < 1:
         raise ValueError(f"`real` and `fake` need a batch axis, got shape {real.shape}.")
     batch = real.shape[0]
+    mask, (real, fake) = masked_inputs(where, (batch,), real, fake)
     # The ε of the global batch, this device's block: sharded equals one device.
     offset, global_batch = shard_offset(batch, axis_name)
     epsilon = jax.random.uniform(key, (global_batch,) + (1,) * (real.ndim - 1), real.dtype)
@@ -344,9 +356,29 @@ def gradient_penalty(
         return jnp.sum(scores)
 
     gradients = jax.grad(total_score)(interpolates)
-    norms = _numerics.safe_norm(gradients.reshape(batch, -1))
+    # An explicit width: ``-1`` is ambiguous for a batch of 0 rows.
+    gradients = gradients.reshape(batch, math.prod(real.shape[1:]))
+    counted = jnp.isfinite(gradients) if mask is None else jnp.isfinite(gradients) | ~mask[:, None]
+    _checks.value_check(counted, "The gradient of `critic` at the interpolates holds NaN or inf.")
+    norms = _numerics.safe_norm(gradients)
     loss = jnp.square(norms - jnp.asarray(target, norms.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, (batch,)), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def _free_bits(
+    kl: jax.Array, free_bits: ArrayLike, mask: jax.Array | None, axis_name: AxisName
+) -> jax.Array:
+    """``kl`` with the latent dimensions whose batch mean is below ``free_bits`` floored.
+
+    The batch mean follows the rule of every "mean" (masked rows left out, global under
+    ``axis_name``); masked rows' KL is 0 already (zeroed inputs). A dimension is floored
+    where its mean is *below* the floor, False for NaN: a NaN KL is charged as it is.
+    """
+    coefficients = linear_weights(mask, kl.shape[:-1], "mean", axis_name=axis_name)
+    batch_mean = _global_sum(jnp.tensordot(coefficients, kl, axes=kl.ndim - 1), axis_name)
+    floor = jnp.asarray(free_bits, kl.dtype)
+    below = (batch_mean < floor).reshape((1,) * (kl.ndim - 1) + (-1,))
+    return jnp.where(below, floor, kl)
 
 
 def elbo_loss(
@@ -380,7 +412,8 @@ def elbo_loss(
     Numerics: the KL term is ``gaussian_kl``'s and nothing is clamped: it is +inf past
     ``log_var ≈ 88.7`` (where ``exp`` overflows float32) or ``|μ| ≈ 1.8e19``, and the loss is
     then NaN if ``beta = 0`` (``0 · inf``). Masked rows are zeroed before the free-bits batch
-    mean, so their values do not reach it.
+    mean, so their values do not reach it; NaN in an unmasked row makes its dimensions' means
+    NaN, which are then charged unfloored, so the loss is NaN.
 
     Args:
       reconstruction: ``[batch]`` per-example reconstruction loss (negative
@@ -411,27 +444,26 @@ def elbo_loss(
       ICLR 2017. Kingma et al., "Improved Variational Inference with Inverse
       Autoregressive Flow", NeurIPS 2016 (free bits).
     """
+    _checks.in_range(beta, "beta", low=0)
+    _checks.in_range(free_bits, "free_bits", low=0)
 
     shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
     if len(shape) < 2:
         raise ValueError(
             f"`mean` and `log_var` must be [batch, latent_dim], got broadcast shape {shape}."
         )
-    kl = gaussian_kl_terms(mean, log_var, where=where)
+    (mean, log_var), _ = _checks.broadcast_floats(mean=mean, log_var=log_var)
     reconstruction = _checks.float_array(reconstruction, "reconstruction")
-    if reconstruction.shape != kl.shape[:-1]:
+    if reconstruction.shape != shape[:-1]:
         raise ValueError(
-            f"`reconstruction` must have one value per example, shape {kl.shape[:-1]}, got "
+            f"`reconstruction` must have one value per example, shape {shape[:-1]}, got "
             f"{reconstruction.shape}."
         )
-    where = _checks.mask(where, kl.shape[:-1])
+    mask, (reconstruction, mean, log_var) = masked_inputs(
+        where, shape[:-1], reconstruction, mean, log_var
+    )
+    kl = gaussian_kl_terms(mean, log_var)
     if not _checks.is_static_zero(free_bits):
-        # The batch mean of each dimension's KL, by the rule of every "mean" (masked rows
-        # left out, global under axis_name); masked rows' KL is 0 already (zeroed inputs).
-        coefficients = linear_weights(where, kl.shape[:-1], "mean", axis_name=axis_name)
-        batch_mean = _global_sum(jnp.tensordot(coefficients, kl, axes=kl.ndim - 1), axis_name)
-        floor = jnp.asarray(free_bits, kl.dtype)
-        above = (batch_mean >= floor).reshape((1,) * (kl.ndim - 1) + (-1,))
-        kl = jnp.where(above, kl, floor)
+        kl = _free_bits(kl, free_bits, mask, axis_name)
     loss = reconstruction + jnp.asarray(beta, kl.dtype) * jnp.sum(kl, axis=-1)
-    return reduce_loss(loss, reduction, where=where, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

@@ -38,10 +38,10 @@ from jaxloss._reduce import (
     _global_sum,
     gather_batch,
     linear_weights,
+    masked_inputs,
     reduce_loss,
     shard_offset,
     valid_class_ids,
-    zero_masked,
 )
 
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
@@ -53,19 +53,25 @@ def _label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     """``w[labels]`` for global labels with ``w`` possibly sharded by class.
 
     Returns:
-      The rows ``[batch, ...]`` (0 for a label no shard holds), the labels local to this
-      shard (out of range where another shard holds them), and the mask of labels in
-      ``[0, num_classes)``.
+      The rows ``[batch, ...]`` (0 for a label no shard holds), and the labels local to this
+      shard (out of range where another shard holds them).
     """
     local_count = w.shape[0]
-    offset, total = shard_offset(local_count, class_axis_name)
-    local = labels - offset
+    offset, _ = shard_offset(local_count, class_axis_name)
+    # Widened (a no-op for the labels of _checks.integer_array) before the offset: uint8
+    # labels minus an int32 offset, or compared with 256 classes, would wrap.
+    local = _checks.widened(labels) - offset
     here = (local >= 0) & (local < local_count)
     rows = jnp.take(w, jnp.where(here, local, 0), axis=0)
     rows = jnp.where(here.reshape(here.shape + (1,) * (rows.ndim - 1)), rows, 0)
     if class_axis_name is not None:
         rows = jax.lax.psum(rows, class_axis_name)
-    return rows, local, valid_class_ids(labels, total)
+    return rows, local
+
+
+def _num_classes(w: jax.Array, class_axis_name: AxisName):
+    """The number of classes over every shard of ``w``."""
+    return shard_offset(w.shape[0], class_axis_name)[1]
 
 
 def _same_devices(axis_name: AxisName, class_axis_name: AxisName) -> bool:
@@ -108,15 +114,24 @@ def _partial_fc(x, labels, where, axis_name, class_axis_name):
 
 def _check_labels(labels, w, class_axis_name, where, ignore_index=None) -> None:
     """Checked mode: every unmasked label is a (global) class id or ``ignore_index``."""
-    num_classes = shard_offset(w.shape[0], class_axis_name)[1]
     mask = _checks.mask(where, labels.shape)
-    _checks.class_ids(labels, num_classes, ignore_index=ignore_index, where=mask)
+    _checks.class_ids(
+        labels, _num_classes(w, class_axis_name), ignore_index=ignore_index, where=mask
+    )
 
 
-def _counted(valid: jax.Array, where: ArrayLike | None) -> jax.Array:
-    """The entries that count: a valid label and, if given, ``where``."""
-    mask = _checks.mask(where, valid.shape)
-    return valid if mask is None else valid & mask
+def _counted_rows(x, labels, w, where, class_axis_name, ignore_index=None):
+    """The masking door of the heads: ``(mask, x)`` with the rows that do not count zeroed.
+
+    A row counts if ``where`` keeps it and its label is a class id (not ``ignore_index``).
+    The others are zeroed before any arithmetic: the class rows' gradient is a sum over
+    the batch (``p.T @ x``, ``target - x``), where ``0 · NaN`` would be NaN.
+    """
+    valid = valid_class_ids(labels, _num_classes(w, class_axis_name))
+    if ignore_index is not None:
+        valid = valid & (labels != ignore_index)
+    mask, (x,) = masked_inputs(where, labels.shape, x, counted=valid)
+    return mask, x
 
 
 def _others(rows, w, local_labels, bias, column_scale, chunk_size, class_axis_name):
@@ -154,6 +169,7 @@ def _margin_softmax(
     _checks.chunk_size(chunk_size)
     x, labels, where, local = _partial_fc(x, labels, where, axis_name, class_axis_name)
     _check_labels(labels, w, class_axis_name, where)
+    counted, x = _counted_rows(x, labels, w, where, class_axis_name)
     unit_x = _numerics.l2_normalize(x)
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
@@ -168,14 +184,13 @@ def _margin_softmax(
         row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
     # Non-target logits row_scale · cos θ_j: from s·x̂, or from x itself when the scale is ‖x‖.
     rows = unit_x * row_scale[:, None] if normalize_embeddings or scale is not None else x
-    target_rows, local_labels, valid = _label_rows(w, labels, class_axis_name)
+    target_rows, local_labels = _label_rows(w, labels, class_axis_name)
     cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
     target = target_logit(jnp.clip(cos_target, -1.0, 1.0), row_scale)
     others = _others(
         rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
     )
     loss = jnp.logaddexp(others, target) - target
-    counted = _counted(valid, where)
     return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)
 
 
@@ -189,7 +204,9 @@ _COMMON_ARGS = """
     ±(1 − 1e-6) before any ``arccos``, whose derivative is then at most about 700). The logits
     are the scale (``‖x‖`` for SphereFace without one) times bounded functions of the
     cosines and the normalizer is a log-sum-exp, so the loss is finite for finite inputs and
-    scales well inside the float32 range.
+    scales well inside the float32 range. Rows masked by ``where`` or with a label out of
+    range are replaced by 0 before any arithmetic: NaN or inf there reaches neither the value
+    nor any gradient (the centers' included), and their own gradient is exactly 0.
 
     Args:
       embeddings: ``[batch, dim]`` features (any float dtype; L2-normalized inside).
@@ -557,7 +574,10 @@ def linear_cross_entropy(
     Numerics: finite whenever the logits ``h·w_j + b_j`` are (and, with label smoothing, their
     sum over the vocabulary): the normalizer is a max-shifted log-sum-exp (block by block with
     ``chunk_size``), accumulated in float32 (float64 for float64 inputs), so no exponential
-    overflows. A mean with no counted rows is 0.
+    overflows. A mean with no counted rows is 0. Rows that do not count (masked by ``where``,
+    ignored, or with a label outside the vocabulary) are replaced by 0 before any
+    arithmetic: NaN or inf there reaches neither the value nor any gradient (``weight``'s
+    included), and their own gradient is exactly 0.
 
     Args:
       hidden: ``[N, dim]`` hidden states (any float dtype; matmuls accumulate in float32).
@@ -595,13 +615,11 @@ def linear_cross_entropy(
     _checks.chunk_size(chunk_size)
     h, labels, where, local = _partial_fc(h, labels, where, axis_name, class_axis_name)
     _check_labels(labels, w, class_axis_name, where, ignore_index)
+    counted, h = _counted_rows(h, labels, w, where, class_axis_name, ignore_index)
     b = None
     if bias is not None:
         b = _checks.vector_of_length(bias, w.shape[0], "bias", "one per vocabulary entry")
-    target_rows, local_labels, valid = _label_rows(w, labels, class_axis_name)
-    if ignore_index is not None:
-        valid = valid & (labels != ignore_index)
-    counted = _counted(valid, where)
+    target_rows, local_labels = _label_rows(w, labels, class_axis_name)
     dtype = accumulation_dtype(h, w)
     target = jnp.einsum("nd,nd->n", h, target_rows, preferred_element_type=dtype)
     if b is not None:
@@ -673,8 +691,9 @@ def center_loss(
     ``jax.lax.stop_gradient`` (or exclude them from the optimizer) to follow it.
 
     Numerics: nothing is clamped; a term is +inf only where ``‖x − c‖²`` passes the float32
-    maximum (distances beyond ~1.8e19). Labels outside ``[0, num_classes)`` read a zero row and
-    are masked out of the value and the gradient.
+    maximum (distances beyond ~1.8e19). Rows masked by ``where`` or with labels outside
+    ``[0, num_classes)`` are replaced by 0 before any arithmetic and left out of the value:
+    NaN or inf there reaches no gradient (the centers' included), and theirs is exactly 0.
 
     Args:
       features: ``[batch, dim]``.
@@ -700,9 +719,10 @@ def center_loss(
     """
     x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
     _check_labels(labels, c, None, where)
-    target, _, valid = _label_rows(c, labels, None)
+    counted, x = _counted_rows(x, labels, c, where, None)
+    target, _ = _label_rows(c, labels, None)
     loss = 0.5 * jnp.sum(jnp.square(x - target), axis=1)
-    return reduce_loss(loss, reduction, where=_counted(valid, where), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=counted, axis_name=axis_name)
 
 
 def center_update(
@@ -749,13 +769,10 @@ def center_update(
     centers_in = jnp.asarray(centers)
     x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
     _check_labels(labels, c, None, where)
-    x = jax.lax.stop_gradient(x)
-    valid = valid_class_ids(labels, c.shape[0])
-    counted = _counted(valid, where)
-    safe = jnp.where(valid, labels, 0)
-    counts = jax.ops.segment_sum(counted.astype(c.dtype), safe, num_segments=c.shape[0])
     # Zeroed, not multiplied by 0: a NaN in a masked row must not reach the sums.
-    (x,) = zero_masked(counted, x)
+    counted, x = _counted_rows(jax.lax.stop_gradient(x), labels, c, where, None)
+    safe = jnp.where(counted, labels, 0)
+    counts = jax.ops.segment_sum(counted.astype(c.dtype), safe, num_segments=c.shape[0])
     feature_sums = jax.ops.segment_sum(x, safe, num_segments=c.shape[0])
     counts, feature_sums = _global_sum((counts, feature_sums), axis_name)
     delta = (counts[:, None] * c - feature_sums) / (1 + counts[:, None])

@@ -25,14 +25,17 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, gather_batch, reduce_loss, zero_masked
+from jaxloss._reduce import AxisName, _global_sum, gather_batch, masked_inputs, reduce_loss
 
 MINING = ("all", "hard", "semihard")
 
 
 def _hinge(x: jax.Array) -> jax.Array:
-    """``max(x, 0)`` with torch's ``clamp_min`` gradient: 1 at ``x = 0`` (``relu`` gives 0)."""
-    return jnp.where(x >= 0, x, 0)
+    """``max(x, 0)`` with torch's ``clamp_min`` gradient: 1 at ``x = 0`` (``relu`` gives 0).
+
+    The 0 is selected by ``x < 0``, False for NaN, so a NaN stays NaN as in torch.
+    """
+    return jnp.where(x < 0, 0, x)
 
 
 def _embeddings(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
@@ -121,12 +124,13 @@ def contrastive(
     """
     (x1, x2), shape = _embeddings(x1=x1, x2=x2)
     similar = _per_example(similar, shape, "similar")
+    mask, (x1, x2, similar) = masked_inputs(where, shape, x1, x2, similar)
     diff = x1 - x2
     distance = _numerics.safe_norm(diff)
     pull = 0.5 * jnp.sum(jnp.square(diff), axis=-1)
     push = 0.5 * jnp.square(jnp.maximum(jnp.asarray(margin, distance.dtype) - distance, 0))
     loss = similar * pull + (1 - similar) * push
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def triplet_margin(
@@ -155,7 +159,7 @@ def triplet_margin(
 
     Every ``p > 0`` is a true norm of the absolute difference (optax's triplet loss omits
     the absolute value, so odd ``p`` give wrong distances there). Gradients are finite at
-    zero differences for any ``p``.
+    zero differences for any ``p``, and NaN in an input gives NaN (the hinge keeps it).
 
     Args:
       anchor: ``[..., dim]`` anchor embeddings.
@@ -188,11 +192,14 @@ def triplet_margin(
       "Learning local feature descriptors with triplets and shallow convolutional neural
       networks", BMVC 2016.
     """
+    _checks.in_range(p, "p", low=0, low_open=True)
+    _checks.in_range(eps, "eps", low=0)
     if isinstance(p, (int, float)) and not p > 0:
         raise ValueError(f"`p` must be > 0, got {p}.")
     if squared and not (isinstance(p, (int, float)) and p == 2):
         raise ValueError(f"`squared=True` is the squared Euclidean distance; got p={p}.")
     (a, pos, neg), shape = _embeddings(anchor=anchor, positive=positive, negative=negative)
+    mask, (a, pos, neg) = masked_inputs(where, shape, a, pos, neg)
     if squared:
 
         def distance(x, y):
@@ -208,7 +215,7 @@ def triplet_margin(
     if swap:
         d_neg = jnp.minimum(d_neg, distance(pos, neg))
     loss = _hinge(distance(a, pos) - d_neg + jnp.asarray(margin, a.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def ratio_loss(
@@ -253,11 +260,12 @@ def ratio_loss(
       Learning Local Image Descriptors", arXiv:1601.05030, 2016.
     """
     (a, pos, neg), shape = _embeddings(anchor=anchor, positive=positive, negative=negative)
+    mask, (a, pos, neg) = masked_inputs(where, shape, a, pos, neg)
     d_pos, d_neg = _numerics.safe_norm(a - pos), _numerics.safe_norm(a - neg)
     positive_share = jax.nn.sigmoid(d_pos - d_neg)  # e+ / (e+ + e-)
     negative_share = jax.nn.sigmoid(d_neg - d_pos)  # e- / (e+ + e-)
     loss = jnp.square(positive_share) + jnp.square(1 - negative_share)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def margin_ranking(
@@ -279,7 +287,8 @@ def margin_ranking(
     reverse: scores of a ranker or a reward model compared pairwise.
 
     Numerics: a hinge of a difference, finite for all finite inputs unless ``x1 − x2`` itself
-    overflows float32; nothing is clamped beyond the ``max(0, ·)``.
+    overflows float32; nothing is clamped beyond the ``max(0, ·)``, which keeps NaN: NaN in
+    an input gives NaN.
 
     Args:
       x1: scores of any shape.
@@ -304,8 +313,9 @@ def margin_ranking(
     x1 = jnp.broadcast_to(_checks.float_array(x1, "x1"), shape)
     x2 = jnp.broadcast_to(_checks.float_array(x2, "x2"), shape)
     y = jnp.broadcast_to(_checks.float_array(y, "y", allow_int=True), shape)
+    mask, (x1, x2, y) = masked_inputs(where, shape, x1, x2, y)
     loss = _hinge(-y * (x1 - x2) + jnp.asarray(margin, x1.dtype))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 # torch's cosine_embedding_loss adds this to each squared norm, so zero vectors give cos = 0.
@@ -333,7 +343,8 @@ def cosine_embedding(
 
     Numerics: finite while the product ``‖x1‖²·‖x2‖²`` fits float32, i.e. for
     ``‖x1‖·‖x2‖ ≲ 1.8e19``. Beyond, that product overflows to +inf (as in torch): the cosine
-    reads 0, or NaN once ``x1·x2`` overflows too.
+    reads 0, or NaN once ``x1·x2`` overflows too. NaN in an input (``y`` included), or a NaN
+    cosine, gives NaN whatever ``y``: a pair charged 0 still counts.
 
     Args:
       x1: ``[..., dim]`` first embeddings.
@@ -356,28 +367,24 @@ def cosine_embedding(
     """
     (x1, x2), shape = _embeddings(x1=x1, x2=x2)
     y = _per_example(y, shape, "y")
+    mask, (x1, x2, y) = masked_inputs(where, shape, x1, x2, y)
     squared_norms = (jnp.sum(jnp.square(x1), -1) + _COSINE_EPS) * (
         jnp.sum(jnp.square(x2), -1) + _COSINE_EPS
     )
     cos = jnp.sum(x1 * x2, axis=-1) / jnp.sqrt(squared_norms)
-    similar_loss = jnp.where(y == 1, 1 - cos, 0)
-    dissimilar_loss = jnp.where(y == -1, _hinge(cos - jnp.asarray(margin, cos.dtype)), 0)
-    return reduce_loss(
-        similar_loss + dissimilar_loss,
-        reduction,
-        where=_checks.mask(where, shape),
-        axis_name=axis_name,
-    )
+    dissimilar_loss = _hinge(cos - jnp.asarray(margin, cos.dtype))
+    # Any other y costs 0 as in torch, yet counts: a NaN cosine or y there must still show.
+    other_loss = 0 * (cos * y)
+    loss = jnp.where(y == 1, 1 - cos, jnp.where(y == -1, dissimilar_loss, other_loss))
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
     """The ``[batch]`` kept mask (all True without ``where``), and ``arrays`` with their
     masked rows zeroed: a NaN there must not reach the other rows through the
     similarities or distances."""
-    kept = _checks.mask(where, arrays[0].shape[:1])
-    if kept is None:
-        return jnp.ones(arrays[0].shape[:1], bool), arrays
-    return kept, zero_masked(kept, *arrays)
+    kept, arrays = masked_inputs(where, arrays[0].shape[:1], *arrays)
+    return (jnp.ones(arrays[0].shape[:1], bool) if kept is None else kept), arrays
 
 
 def _batch(embeddings, labels, where, axis_name):
@@ -398,22 +405,29 @@ def _batch(embeddings, labels, where, axis_name):
     return x, labels, kept, all_x, all_labels, all_kept, rows
 
 
-def _pairwise_distances(x: jax.Array, y: jax.Array, squared: bool) -> jax.Array:
-    """``[n, m]`` Euclidean (or squared) distances, via ``‖x‖² + ‖y‖² - 2 x·y``.
+def _pairwise_distances(x: jax.Array, y: jax.Array, squared: bool) -> tuple[jax.Array, jax.Array]:
+    """``[n, m]`` Euclidean (or squared) distances, via ``‖x‖² + ‖y‖² - 2 x·y``, and a
+    scalar that is 0, or NaN if a row of ``x`` is not finite.
 
     Squared distances are clamped at 0 (rounding can make them slightly negative); the
     square root has a zero gradient at 0, so an anchor's distance to itself and identical
     embeddings stay finite.
+
+    A NaN row reaches every gradient through the matrix (``0 · NaN`` in the backward pass of
+    entries no triplet uses), but mining may drop it from the value: the scalar, NaN exactly
+    then, lets the caller put it back, from norms computed anyway.
     """
+    x_squared_norms = jnp.sum(jnp.square(x), axis=1)
     squared_distances = (
-        jnp.sum(jnp.square(x), axis=1)[:, None]
+        x_squared_norms[:, None]
         + jnp.sum(jnp.square(y), axis=1)[None, :]
         - 2 * jnp.einsum("nd,md->nm", x, y)
     )
     squared_distances = jnp.maximum(squared_distances, 0)
+    nan_if_not_finite = 0 * jnp.sum(x_squared_norms)
     if squared:
-        return squared_distances
-    return _numerics.safe_sqrt(squared_distances)
+        return squared_distances, nan_if_not_finite
+    return _numerics.safe_sqrt(squared_distances), nan_if_not_finite
 
 
 def _search_rows(sorted_rows: jax.Array, values: jax.Array, side: str) -> jax.Array:
@@ -457,7 +471,9 @@ def batch_triplet(
     rounding, with a square root whose gradient is 0 at 0; this needs squared norms within
     float32 (``‖x‖ ≲ 1.8e19``) and loses absolute precision for nearby points far from the
     origin (the rounding error grows with ``‖x‖²``). The ±inf that pad missing positives and
-    negatives never reach the loss, and a batch with no triplet gives 0.
+    negatives never reach the loss, and a batch with no triplet gives 0. NaN or inf in an
+    unmasked embedding gives NaN, even if mining leaves it out of every triplet: it reaches
+    every gradient through the distance matrix.
 
     Args:
       embeddings: ``[batch, dim]``.
@@ -488,7 +504,9 @@ def batch_triplet(
     x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
         embeddings, labels, where, axis_name
     )
-    distances = _pairwise_distances(x, all_x, squared)
+    distances, nan_if_not_finite = _pairwise_distances(x, all_x, squared)
+    # Every device's rows reach every device's gradients, so a NaN on one must show on all.
+    nan_if_not_finite = _global_sum(nan_if_not_finite, axis_name)
     same = labels[:, None] == all_labels[None, :]
     others = kept[:, None] & all_kept[None, :]
     is_positive = others & same & (rows[:, None] != jnp.arange(all_x.shape[0])[None, :])
@@ -497,11 +515,13 @@ def batch_triplet(
     margin = jnp.asarray(margin, distances.dtype)
 
     if mining == "hard":
-        hardest_positive = jnp.max(jnp.where(is_positive, distances, -jnp.inf), axis=1)
-        hardest_negative = jnp.min(jnp.where(is_negative, distances, jnp.inf), axis=1)
+        # The initial values let a batch of 0 rows reduce over its empty axis.
+        hardest_positive = jnp.max(distances, axis=1, where=is_positive, initial=-jnp.inf)
+        hardest_negative = jnp.min(distances, axis=1, where=is_negative, initial=jnp.inf)
         counted = jnp.any(is_positive, axis=1) & has_negative
         loss = jnp.where(counted, hardest_positive - hardest_negative + margin, 0)
-        return reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
+        loss = reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
+        return loss + nan_if_not_finite
 
     # Each anchor's negative distances in ascending order, +inf past its last negative.
     sorted_negatives = jnp.sort(jnp.where(is_negative, distances, jnp.inf), axis=1)
@@ -514,7 +534,8 @@ def batch_triplet(
         index = jnp.where(farther_exists, first_farther, num_negatives[:, None] - 1)
         negative = jnp.take_along_axis(sorted_negatives, jnp.maximum(index, 0), axis=1)
         loss = jnp.where(counted, distances - jnp.where(counted, negative, 0) + margin, 0)
-        return reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
+        loss = reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
+        return loss + nan_if_not_finite
 
     # "all": for the pair (a, p), the negatives with l > 0 are the first k of the sorted
     # row, k = #{n: D_an < D_ap + m}; their losses add up to k (D_ap + m) - (prefix sum).
@@ -526,9 +547,10 @@ def batch_triplet(
         active > 0, jnp.take_along_axis(prefix, jnp.maximum(active - 1, 0), axis=1), 0
     )
     pair_total = jnp.where(counted, active * threshold - active_sum, 0)
-    return reduce_loss(
+    loss = reduce_loss(
         pair_total, where=counted, mean_weights=active.astype(pair_total.dtype), axis_name=axis_name
     )
+    return loss + nan_if_not_finite
 
 
 def nt_xent(
@@ -582,6 +604,7 @@ def nt_xent(
       Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive Learning of
       Visual Representations", ICML 2020.
     """
+    _checks.in_range(temperature, "temperature", low=0, low_open=True)
     z1, z2 = _checks.rows(z1, "z1"), _checks.rows(z2, "z2")
     _checks.equal_shapes(z1=z1, z2=z2)
     batch = z1.shape[0]

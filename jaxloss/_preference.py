@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
-from jaxloss._reduce import AxisName, reduce_loss, safe_divide, valid_class_ids, zero_masked
+from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, safe_divide, valid_class_ids
 
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 KL_ESTIMATORS = ("k1", "k2", "k3")
@@ -85,8 +85,9 @@ def bradley_terry(
     (chosen, rejected, margin), shape = _checks.broadcast_floats(
         chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin
     )
+    mask, (chosen, rejected, margin) = masked_inputs(where, shape, chosen, rejected, margin)
     loss = jax.nn.softplus(-(chosen - rejected - margin))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def dpo(
@@ -153,6 +154,8 @@ def dpo(
       "SLiC-HF: Sequence Likelihood Calibration with Human Feedback", arXiv:2305.10425,
       2023. Mitchell, "A note on DPO with noisy preferences and relationship to IPO", 2023.
     """
+    _checks.in_range(beta, "beta", low=0, low_open=True)
+    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     _checks.choice(loss_type, DPO_LOSS_TYPES, "loss_type")
     if loss_type != "sigmoid" and not _checks.is_static_zero(label_smoothing):
         raise ValueError(
@@ -165,6 +168,7 @@ def dpo(
         ref_chosen_logps=ref_chosen_logps,
         ref_rejected_logps=ref_rejected_logps,
     )
+    mask, (pc, pr, rc, rr) = masked_inputs(where, shape, pc, pr, rc, rr)
     beta = jnp.asarray(beta, pc.dtype)
     margin = (pc - pr) - (rc - rr)
     if loss_type == "sigmoid":
@@ -173,7 +177,7 @@ def dpo(
         loss = jax.nn.relu(1 - beta * margin)
     else:
         loss = jnp.square(margin - 1 / (2 * beta))
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def simpo(
@@ -228,9 +232,10 @@ def simpo(
     (chosen, rejected), shape = _checks.broadcast_floats(
         chosen_logps=chosen_logps, rejected_logps=rejected_logps
     )
+    mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     z = jnp.asarray(beta, chosen.dtype) * (chosen - rejected) - jnp.asarray(gamma, chosen.dtype)
     loss = _smoothed_logistic(z, label_smoothing)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 # ORPO's odds p / (1 − p) need p < 1: average log-probabilities are capped just below 0.
@@ -301,9 +306,10 @@ def orpo(
     (chosen, rejected), shape = _checks.broadcast_floats(
         chosen_logps=chosen_logps, rejected_logps=rejected_logps
     )
+    mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     ratio = _log_odds(chosen) - _log_odds(rejected)
     loss = -chosen + jnp.asarray(beta, chosen.dtype) * jax.nn.softplus(-ratio)
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def kto(
@@ -359,6 +365,7 @@ def kto(
       Ethayarajh, Xu, Muennighoff, Jurafsky and Kiela, "KTO: Model Alignment as Prospect
       Theoretic Optimization", ICML 2024.
     """
+    _checks.in_range(beta, "beta", low=0, low_open=True)
     (policy, ref, point), shape = _checks.broadcast_floats(
         policy_logps=policy_logps, ref_logps=ref_logps, reference_point=reference_point
     )
@@ -368,6 +375,7 @@ def kto(
     ):
         raise TypeError(f"`desirable` must be boolean (or 0/1 integers), got {desirable.dtype}.")
     desirable = desirable.astype(bool)
+    mask, (policy, ref, point) = masked_inputs(where, shape, policy, ref, point)
     beta = jnp.asarray(beta, policy.dtype)
     point = jnp.maximum(jax.lax.stop_gradient(point), 0)
     reward = policy - ref
@@ -376,7 +384,7 @@ def kto(
         jnp.asarray(desirable_weight, policy.dtype) * jax.nn.sigmoid(-beta * (reward - point)),
         jnp.asarray(undesirable_weight, policy.dtype) * jax.nn.sigmoid(-beta * (point - reward)),
     )
-    return reduce_loss(loss, reduction, where=_checks.mask(where, shape), axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def ppo_clip(
@@ -429,11 +437,14 @@ def ppo_clip(
       Algorithms", arXiv:1707.06347, 2017. Ye et al., "Mastering Complex Control in MOBA
       Games with Deep Reinforcement Learning", AAAI 2020 (dual clip).
     """
+    _checks.in_range(epsilon, "epsilon", low=0)
     (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
         logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages
     )
-    where = _checks.mask(where, shape)
-    log_ratio, advantages = zero_masked(where, logprobs - old_logprobs, advantages)
+    mask, (logprobs, old_logprobs, advantages) = masked_inputs(
+        where, shape, logprobs, old_logprobs, advantages
+    )
+    log_ratio = logprobs - old_logprobs
     epsilon = jnp.asarray(epsilon, log_ratio.dtype)
     low, high = jnp.log1p(-epsilon), jnp.log1p(epsilon)
     # min(ρA, clip(ρ)A) takes ρA when A > 0 and ρ ≤ 1 + ε, or A < 0 and ρ ≥ 1 − ε; for
@@ -447,7 +458,7 @@ def ppo_clip(
         loss_clipped = jnp.where(capped, -jnp.exp(cap) * advantages, loss_clipped)
     safe_log_ratio = jnp.where(unclipped, log_ratio, 0)
     loss = jnp.where(unclipped, -jnp.exp(safe_log_ratio) * advantages, loss_clipped)
-    return reduce_loss(loss, reduction, where=where, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def kl_penalty(
@@ -496,15 +507,15 @@ def kl_penalty(
     (logprobs, ref_logprobs), shape = _checks.broadcast_floats(
         logprobs=logprobs, ref_logprobs=ref_logprobs
     )
-    where = _checks.mask(where, shape)
-    (d,) = zero_masked(where, logprobs - ref_logprobs)
+    mask, (logprobs, ref_logprobs) = masked_inputs(where, shape, logprobs, ref_logprobs)
+    d = logprobs - ref_logprobs
     if estimator == "k1":
         loss = d
     elif estimator == "k2":
         loss = 0.5 * jnp.square(d)
     else:
         loss = jnp.expm1(-d) + d
-    return reduce_loss(loss, reduction, where=where, axis_name=axis_name)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def grpo_advantages(
@@ -551,11 +562,10 @@ def grpo_advantages(
     rewards = jax.lax.stop_gradient(_checks.float_array(rewards, "rewards", allow_int=True))
     if rewards.ndim < 1:
         raise ValueError("`rewards` needs a group axis [..., group_size], got a scalar.")
-    where = _checks.mask(where, rewards.shape)
+    where, (rewards,) = masked_inputs(where, rewards.shape, rewards)
     counted = (
         jnp.ones(rewards.shape, rewards.dtype) if where is None else where.astype(rewards.dtype)
     )
-    (rewards,) = zero_masked(where, rewards)
 
     def centred_and_std(axis):
         count = jnp.sum(counted, axis=axis, keepdims=True)
@@ -610,9 +620,7 @@ def token_logprobs(
 
 
 def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> jax.Array:
-    """``token_logprobs`` of checked inputs; ``valid`` marks the tokens kept."""
-    # Padding rows may be all -inf: zeroed first, so no NaN reaches their gradient.
-    (logits,) = zero_masked(valid, logits)
+    """``token_logprobs`` of checked inputs, the logits of tokens not ``valid`` zeroed."""
     chosen = jnp.take_along_axis(logits, jnp.where(valid, tokens, 0)[..., None], axis=-1)[..., 0]
     values = chosen.astype(jnp.float32) - jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1)
     return jnp.where(valid, values, 0)
@@ -628,11 +636,14 @@ def _logits_and_tokens(logits, tokens, where):
             f"`tokens` must have the shape of `logits` {logits.shape} without the vocabulary "
             f"axis, got {tokens.shape}."
         )
-    valid = valid_class_ids(tokens, logits.shape[-1])
-    mask = _checks.mask(where, tokens.shape)
     _checks.finite(logits, "logits", allow_inf=True)
-    _checks.class_ids(tokens, logits.shape[-1], "tokens", where=mask)
-    return logits, tokens, valid if mask is None else valid & mask
+    _checks.class_ids(tokens, logits.shape[-1], "tokens", where=_checks.mask(where, tokens.shape))
+    # Padding rows may be all -inf (or anything): zeroed first, so no NaN reaches their
+    # gradient.
+    valid, (logits,) = masked_inputs(
+        where, tokens.shape, logits, counted=valid_class_ids(tokens, logits.shape[-1])
+    )
+    return logits, tokens, valid
 
 
 def sequence_logprobs(

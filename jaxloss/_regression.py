@@ -11,18 +11,24 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, reduce_loss
+from jaxloss._reduce import AxisName, masked_inputs, reduce_loss
 
 
 def _difference(
     predictions: ArrayLike, targets: ArrayLike, where: ArrayLike | None
 ) -> tuple[jax.Array, jax.Array | None]:
-    """``predictions - targets`` in float32 (or wider) at their broadcast shape, and the mask."""
+    """``predictions - targets`` in float32 (or wider) at their broadcast shape, and the mask.
+
+    Masked entries are zeroed first (the masking door), so padding such as inf − inf never
+    reaches the value or a gradient.
+    """
     shape = _checks.broadcast_shapes(predictions=predictions, targets=targets)
     predictions = _checks.float_array(predictions, "predictions")
     targets = _checks.float_array(targets, "targets", allow_int=True)
-    diff = jnp.broadcast_to(predictions, shape) - jnp.broadcast_to(targets, shape)
-    return diff, _checks.mask(where, shape)
+    mask, (predictions, targets) = masked_inputs(
+        where, shape, jnp.broadcast_to(predictions, shape), jnp.broadcast_to(targets, shape)
+    )
+    return predictions - targets, mask
 
 
 def mse(
@@ -160,6 +166,7 @@ def huber(
       Huber, "Robust Estimation of a Location Parameter", 1964.
       https://doi.org/10.1214/aoms/1177703732
     """
+    _checks.in_range(delta, "delta", low=0, low_open=True)
     diff, mask = _difference(predictions, targets, where)
     loss = _quadratic_then_linear(jnp.abs(diff), jnp.asarray(delta, diff.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -209,6 +216,7 @@ def smooth_l1(
     References:
       Girshick, "Fast R-CNN", 2015. https://arxiv.org/abs/1504.08083
     """
+    _checks.in_range(beta, "beta", low=0)
     diff, mask = _difference(predictions, targets, where)
     beta = jnp.asarray(beta, diff.dtype)
     # beta = 0 is L1; the division by a safe beta keeps the unused branch finite.

@@ -42,6 +42,8 @@ class Case:
       rows_independent: each row's value depends on that row's inputs alone. False for
         ``gradient_penalty``, which draws its interpolation coefficients per batch
         position, so dropping rows redraws them (its masking is tested in its own module).
+      invalid: hyperparameter values outside the option's domain, each of which must raise
+        a ValueError naming the option when given as a Python number (``{"delta": 0.0}``).
       padding: ``(*inputs) -> {position: mask}``, the entries of those inputs that the
         loss must not read besides rows masked by ``where`` (ignored labels, entries past a
         length): the hostile-padding property fills them with NaN, ±inf and 1e30.
@@ -58,6 +60,7 @@ class Case:
     batched: tuple[int, ...] | None = None
     scalar: bool = False
     rows_independent: bool = True
+    invalid: dict = dataclasses.field(default_factory=dict)
     padding: Callable[..., dict[int, np.ndarray]] | None = None
 
     @property
@@ -240,8 +243,9 @@ def _ignore_case(fn, make_inputs, reference) -> Case:
         _with_ignored(make_inputs),
         _ignoring(reference),
         kwargs={"ignore_index": IGNORE_INDEX},
-        reference_mean=lambda none, scores, labels: none.sum()
-        / max(1, np.sum(labels != IGNORE_INDEX)),
+        reference_mean=lambda none, scores, labels: (
+            none.sum() / max(1, np.sum(labels != IGNORE_INDEX))
+        ),
         padding=_ignored_rows,
     )
 
@@ -250,8 +254,11 @@ def _ctc_padded_inputs(rng: np.random.Generator, batch: int) -> tuple:
     logits, labels = _ctc_inputs(rng, batch)
     # At least 8 of the 12 frames: enough for 4 labels even with repeats.
     logit_lengths = rng.integers(8, CTC_FRAMES + 1, size=batch).astype(np.int32)
-    return logits, labels, logit_lengths, rng.integers(1, CTC_LABELS + 1, size=batch).astype(
-        np.int32
+    return (
+        logits,
+        labels,
+        logit_lengths,
+        rng.integers(1, CTC_LABELS + 1, size=batch).astype(np.int32),
     )
 
 
@@ -457,6 +464,7 @@ REGISTRY: dict[str, Case] = {
         kwargs={"delta": 0.7},
         differentiable=(0, 1),
         hyperparameters={"delta": 1.3},
+        invalid={"delta": 0.0},
     ),
     "smooth_l1": Case(
         jaxloss.smooth_l1,
@@ -465,9 +473,15 @@ REGISTRY: dict[str, Case] = {
         kwargs={"beta": 0.6},
         differentiable=(0, 1),
         hyperparameters={"beta": 0.0},
+        invalid={"beta": -0.5},
     ),
     "log_cosh": Case(jaxloss.log_cosh, _pair, ref.log_cosh, differentiable=(0, 1)),
-    "cross_entropy": Case(jaxloss.cross_entropy, _logits_labels, ref.cross_entropy),
+    "cross_entropy": Case(
+        jaxloss.cross_entropy,
+        _logits_labels,
+        ref.cross_entropy,
+        invalid={"label_smoothing": 1.5},
+    ),
     "cross_entropy[ignore_index]": _ignore_case(
         jaxloss.cross_entropy, _logits_labels, ref.cross_entropy
     ),
@@ -493,6 +507,7 @@ REGISTRY: dict[str, Case] = {
         ref.sigmoid_focal,
         kwargs={"alpha": 0.3, "gamma": 1.5},
         hyperparameters={"gamma": 2.5},
+        invalid={"gamma": -1.0, "alpha": 1.5},
     ),
     "softmax_focal": Case(
         jaxloss.softmax_focal,
@@ -500,6 +515,7 @@ REGISTRY: dict[str, Case] = {
         ref.softmax_focal,
         kwargs={"gamma": 1.5},
         hyperparameters={"gamma": 0.0},
+        invalid={"gamma": -0.5},
     ),
     "kl_div": Case(jaxloss.kl_div, _log_input_target, ref.kl_div, differentiable=(0, 1)),
     "gaussian_kl": Case(jaxloss.gaussian_kl, _pair, ref.gaussian_kl, differentiable=(0, 1)),
@@ -529,8 +545,9 @@ REGISTRY: dict[str, Case] = {
     ),
     "arcface[classes]": _chunked(jaxloss.arcface, ref.arcface, chunk_size=3, scale=5.0, margin=1.2),
     "contrastive": _pair_case(jaxloss.contrastive, ref.contrastive, _pairs, (0, 1), margin=2.0),
-    "triplet_margin": _pair_case(
-        jaxloss.triplet_margin, ref.triplet_margin, _triplets, (0, 1, 2), margin=1.0
+    "triplet_margin": dataclasses.replace(
+        _pair_case(jaxloss.triplet_margin, ref.triplet_margin, _triplets, (0, 1, 2), margin=1.0),
+        invalid={"p": -1.0, "eps": -1e-3},
     ),
     "triplet_margin[p=1,swap]": _pair_case(
         jaxloss.triplet_margin,
@@ -560,7 +577,10 @@ REGISTRY: dict[str, Case] = {
     "cosine_embedding": _pair_case(
         jaxloss.cosine_embedding, ref.cosine_embedding, _signed_pairs, (0, 1), margin=-0.2
     ),
-    "nt_xent": _pair_case(jaxloss.nt_xent, ref.nt_xent, _views, (0, 1), temperature=0.2),
+    "nt_xent": dataclasses.replace(
+        _pair_case(jaxloss.nt_xent, ref.nt_xent, _views, (0, 1), temperature=0.2),
+        invalid={"temperature": 0.0},
+    ),
     "batch_triplet[all]": _batch_triplet_case(mining="all"),
     "batch_triplet[hard]": _batch_triplet_case(mining="hard"),
     "batch_triplet[semihard,squared]": _batch_triplet_case(mining="semihard", squared=True),
@@ -571,14 +591,25 @@ REGISTRY: dict[str, Case] = {
         differentiable=(0, 2),
         batched=(0, 1),
     ),
-    "dice": _overlap_case(
-        jaxloss.dice, ref.dice, _probs_labels, {"smooth_nr": 0.5}, smooth_nr=1e-3, smooth_dr=1e-2
+    "dice": dataclasses.replace(
+        _overlap_case(
+            jaxloss.dice,
+            ref.dice,
+            _probs_labels,
+            {"smooth_nr": 0.5},
+            smooth_nr=1e-3,
+            smooth_dr=1e-2,
+        ),
+        invalid={"smooth_dr": -1.0},
     ),
     "dice[squared,soft,no_background]": _overlap_case(
         jaxloss.dice, ref.dice, _probs_soft_targets, squared=True, include_background=False
     ),
-    "tversky": _overlap_case(
-        jaxloss.tversky, ref.tversky, _probs_labels, {"beta": 0.4}, alpha=0.3, beta=0.7
+    "tversky": dataclasses.replace(
+        _overlap_case(
+            jaxloss.tversky, ref.tversky, _probs_labels, {"beta": 0.4}, alpha=0.3, beta=0.7
+        ),
+        invalid={"alpha": -0.1, "gamma": 0.0},
     ),
     "tversky[focal,soft]": _overlap_case(
         jaxloss.tversky, ref.tversky, _probs_soft_targets, {"gamma": 2.0}, gamma=0.75
@@ -626,6 +657,7 @@ REGISTRY: dict[str, Case] = {
         kwargs={"beta": 2.0},
         differentiable=(0, 1, 2),
         hyperparameters={"beta": 0.5},
+        invalid={"beta": -1.0, "free_bits": -0.5},
     ),
     "elbo_loss[free_bits]": Case(
         jaxloss.elbo_loss,
@@ -643,7 +675,10 @@ REGISTRY: dict[str, Case] = {
         differentiable=(0, 1),
         hyperparameters={"margin": 1.5},
     ),
-    "dpo": _dpo_case(beta=0.3, label_smoothing=0.1, other_beta=0.05),
+    "dpo": dataclasses.replace(
+        _dpo_case(beta=0.3, label_smoothing=0.1, other_beta=0.05),
+        invalid={"beta": 0.0, "label_smoothing": -0.1},
+    ),
     "dpo[hinge]": _dpo_case(beta=0.1, loss_type="hinge"),
     "dpo[ipo]": _dpo_case(beta=0.1, loss_type="ipo"),
     "simpo": Case(
@@ -669,6 +704,7 @@ REGISTRY: dict[str, Case] = {
         kwargs={"beta": 0.2, "reference_point": 0.3, "undesirable_weight": 1.3},
         differentiable=(0, 1),
         hyperparameters={"beta": 0.05},
+        invalid={"beta": 0.0},
     ),
     "ppo_clip": Case(
         jaxloss.ppo_clip,
@@ -677,6 +713,7 @@ REGISTRY: dict[str, Case] = {
         kwargs={"epsilon": 0.2},
         differentiable=(0,),
         hyperparameters={"epsilon": 0.1},
+        invalid={"epsilon": -0.1},
     ),
     "ppo_clip[dual_clip]": Case(
         jaxloss.ppo_clip,

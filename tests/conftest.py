@@ -1,7 +1,81 @@
-"""Test configuration shared by every test module."""
+"""Test configuration shared by every test module.
+
+* Rank promotion is an error.
+* Every test parametrized by a registry entry (``name``) joins that entry's xdist group, so
+  one worker runs all the tests of a loss and compiles its functions once
+  (``tests/_compiled.py`` caches them across the shared suites; ``--dist loadgroup``).
+* At the end of a run, the time spent per test module and per loss family is printed, so
+  the suite's growth is visible.
+"""
+
+from __future__ import annotations
+
+import collections
 
 import jax
+import pytest
 
 # Accidental broadcasting between arrays of different ranks must fail loudly (as in equinox
 # and optimistix): every loss broadcasts explicitly.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def _registry_name(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    name = callspec.params.get("name")
+    from tests._registry import REGISTRY
+
+    return name if isinstance(name, str) and name in REGISTRY else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = _registry_name(item)
+        if name is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+_TIMES: dict[str, collections.Counter] = {
+    "module": collections.Counter(),
+    "family": collections.Counter(),
+}
+
+
+def _family(nodeid: str) -> str | None:
+    """The jaxloss module (family) of the registry entry a test id names, if any."""
+    from tests._registry import REGISTRY, public_name
+
+    start = nodeid.find("[")
+    if start < 0:
+        return None
+    for part in nodeid[start + 1 : -1].split("-"):
+        for candidate in (part, nodeid[start + 1 : -1]):
+            if candidate in REGISTRY:
+                import jaxloss
+
+                module = getattr(jaxloss, public_name(candidate)).__module__
+                return module.rsplit(".", 1)[-1].lstrip("_")
+    return None
+
+
+def pytest_runtest_logreport(report):
+    if report.when not in ("setup", "call", "teardown"):
+        return
+    _TIMES["module"][report.nodeid.split("::")[0]] += report.duration
+    family = _family(report.nodeid)
+    if family is not None:
+        _TIMES["family"][family] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _TIMES["module"]:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("time per test module and per loss family (worker seconds)")
+    total = sum(_TIMES["module"].values())
+    for kind in ("module", "family"):
+        for key, seconds in _TIMES[kind].most_common():
+            write(f"{kind:>7} {key:<40} {seconds:8.1f} s")
+    write(f"{'total':>7} {'(all workers)':<40} {total:8.1f} s")

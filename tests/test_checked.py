@@ -163,3 +163,23 @@ def test_under_vmap():
     batched = jax.vmap(jaxloss.checked(jaxloss.mse))
     with pytest.raises(Error, match="`predictions`"):
         batched(jnp.array([[1.0], [jnp.nan]]), jnp.zeros((2, 1)))
+
+
+def test_a_nan_critic_gradient_is_reported_by_gradient_penalty():
+    # sqrt has a NaN gradient at negative inputs: every interpolate of -1 and -1 is -1.
+    def critic(x):
+        return jnp.sum(jnp.sqrt(x), axis=-1)
+
+    key = jax.random.key(0)
+
+    def penalty(real, fake, where=None):
+        return jaxloss.gradient_penalty(critic, real, fake, key, where=where)
+
+    negative, positive = -jnp.ones((3, 2)), jnp.ones((3, 2))
+    assert np.isnan(float(penalty(negative, negative)))
+    with pytest.raises(Error, match="gradient of `critic`"):
+        jaxloss.checked(penalty)(negative, negative)
+    # A masked row is zeroed first; its critic gradient (inf at 0) is not the user's error.
+    where = jnp.array([True, True, False])
+    value = jaxloss.checked(penalty)(positive, positive.at[2].set(-1.0), where=where)
+    assert np.isfinite(float(value))

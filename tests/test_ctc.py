@@ -240,6 +240,14 @@ def test_greedy_decode_keeps_repeats_separated_by_blank():
     assert tokens[0, : int(lengths[0])].tolist() == [3, 3, 1, 2]
 
 
+@pytest.mark.parametrize("blank", [-1, 4, 10])
+def test_greedy_decode_rejects_a_blank_outside_the_classes(blank):
+    # Unchecked, such a blank matches no frame: every blank frame would decode as a token.
+    logits = jax.nn.one_hot(jnp.array([[0, 1, 0, 2]]), 4)
+    with pytest.raises(ValueError, match=rf"`blank`={blank} .*\[0, 4\)"):
+        jaxloss.ctc_greedy_decode(logits, blank=blank)
+
+
 def test_greedy_decode_under_jit_and_vmap():
     rng = np.random.default_rng(7)
     logits = rng.normal(size=(3, 2, 9, 4)).astype(np.float32)

@@ -73,3 +73,21 @@ def test_an_integer_input_where_floats_belong_is_a_type_error_naming_it(name):
     names = _parameter_names(name)
     if case.fn is getattr(jaxloss, public_name(name)):  # no wrapper: positions are names
         assert f"`{names[position]}`" in message, message
+
+
+INVALID = [(n, option) for n in NAMES for option in REGISTRY[n].invalid]
+
+
+def test_losses_with_a_bounded_hyperparameter_declare_invalid_values():
+    # Guards the table below from emptying: a loss's domain checks are tested through it.
+    assert len({public_name(n) for n, _ in INVALID}) >= 5
+
+
+@pytest.mark.parametrize(("name", "option"), INVALID, ids=[f"{n}-{o}" for n, o in INVALID])
+def test_a_concrete_hyperparameter_outside_its_domain_is_a_value_error(name, option):
+    args = _inputs(name)
+    bad = REGISTRY[name].invalid[option]
+    with pytest.raises(ValueError, match=f"`{option}`"):
+        call(name, *args, **{option: bad})
+    # Traced, the same value is not checked (a schedule inside jit may pass through it).
+    jax.jit(lambda value: call(name, *args, **{option: value}))(bad)

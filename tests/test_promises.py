@@ -11,7 +11,7 @@
 * **Checked mode** rejects +inf (and NaN) in every floating input.
 
 Each loss is compiled once per shape: the properties run on one compiled function with
-different values (the tests of one loss share an xdist group, so one worker compiles it).
+different values (``tests/_compiled.py``; the conftest puts the tests of one loss on one worker).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 from jax.experimental import checkify
 
 import jaxloss
+from tests import _compiled as compiled
 from tests._registry import REGISTRY, batched_positions, call, row_mask
 
 BATCH = 5
@@ -33,35 +34,12 @@ POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "1e30": 1e30}
 NAMES = sorted(REGISTRY)
 
 
-def _grouped(names):
-    """One xdist group per loss: its tests run on one worker, which compiles it once."""
-    return [pytest.param(n, id=n, marks=pytest.mark.xdist_group(n)) for n in names]
-
-
 def _is_float(x) -> bool:
     return np.issubdtype(np.asarray(x).dtype, np.floating)
 
 
 def _inputs(name: str, batch: int = BATCH, seed: int = 0) -> list:
     return [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(seed), batch)]
-
-
-@functools.cache
-def _value_and_grads(name: str, reduction: str = "mean"):
-    """``jit(value_and_grad)`` of one entry over its differentiable inputs; ``where`` traced."""
-    case = REGISTRY[name]
-
-    def run(args, where):
-        def loss(*diff):
-            full = list(args)
-            for position, value in zip(case.differentiable, diff, strict=True):
-                full[position] = value
-            return call(name, *full, where=where, reduction=reduction)
-
-        diff = [args[i] for i in case.differentiable]
-        return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*diff)
-
-    return jax.jit(run)
 
 
 def _padding(name: str, args: list) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
@@ -83,16 +61,18 @@ def _padding(name: str, args: list) -> tuple[np.ndarray | None, dict[int, np.nda
 
 
 @pytest.mark.parametrize("poison", sorted(POISONS))
-@pytest.mark.parametrize("name", _grouped(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_hostile_padding_gives_the_clean_value_and_zero_gradients(name, poison):
     case = REGISTRY[name]
     args = _inputs(name)
     where, padded = _padding(name, args)
-    clean_value, clean_grads = _value_and_grads(name)(args, where)
+    clean_value, clean_grads = compiled.value_and_grads(name)(args, where)
     hostile = list(args)
     for position, entries in padded.items():
-        hostile[position] = np.where(entries, np.asarray(POISONS[poison], args[position].dtype), args[position])
-    value, grads = _value_and_grads(name)(hostile, where)
+        hostile[position] = np.where(
+            entries, np.asarray(POISONS[poison], args[position].dtype), args[position]
+        )
+    value, grads = compiled.value_and_grads(name)(hostile, where)
     np.testing.assert_allclose(value, clean_value, rtol=1e-6, atol=1e-7, err_msg="value")
     for position, grad, clean in zip(case.differentiable, grads, clean_grads, strict=True):
         grad, clean = np.asarray(grad), np.asarray(clean)
@@ -102,7 +82,7 @@ def test_hostile_padding_gives_the_clean_value_and_zero_gradients(name, poison):
         np.testing.assert_allclose(grad, clean, rtol=1e-5, atol=1e-7, err_msg=f"grad {position}")
 
 
-@pytest.mark.parametrize("name", _grouped(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_nan_in_a_counted_entry_gives_nan(name):
     args = _inputs(name)
     where, _ = _padding(name, args)
@@ -114,45 +94,38 @@ def test_nan_in_a_counted_entry_gives_nan(name):
         poisoned[position] = a.copy()
         # Row 0 counts (KEEP[0]); a loss may read some entries of a row only (the label's).
         poisoned[position][0] = np.nan
-        value, grads = _value_and_grads(name)(poisoned, where)
+        value, grads = compiled.value_and_grads(name)(poisoned, where)
         reaches_gradient = any(not np.all(np.isfinite(g)) for g in grads)
         if position in batched or reaches_gradient:
-            assert np.isnan(float(value)), (
-                f"NaN in input {position} gives {float(value)}"
-                + (" while a gradient holds NaN" if reaches_gradient else "")
+            assert np.isnan(float(value)), f"NaN in input {position} gives {float(value)}" + (
+                " while a gradient holds NaN" if reaches_gradient else ""
             )
 
 
-@pytest.mark.parametrize("name", _grouped(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_empty_batch_is_zero_with_zero_gradients(name):
     case = REGISTRY[name]
     args = _inputs(name, batch=0)
     for reduction in case.reductions:
         if reduction == "none":
-            value = jax.jit(lambda a: call(name, *a, reduction="none"))(args)
+            value = compiled.value(name, "none")(args, None)
             assert np.size(value) == 0 and value.dtype == jnp.float32
             continue
-        value, grads = _value_and_grads(name, reduction)(args, None)
+        value, grads = compiled.value_and_grads(name, reduction)(args, None)
         assert value.shape == () and float(value) == 0.0, (reduction, value)
         for g in grads:
             assert np.all(np.asarray(g) == 0), reduction
 
 
 WIDTHS = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64)
-WITH_INTEGERS = [
-    n for n in NAMES if any(np.issubdtype(a.dtype, np.integer) for a in _inputs(n))
-]
+WITH_INTEGERS = [n for n in NAMES if any(np.issubdtype(a.dtype, np.integer) for a in _inputs(n))]
 
 
-@functools.cache
-def _value(name: str):
-    return jax.jit(lambda args: call(name, *args, reduction="none" if not REGISTRY[name].scalar else "mean"))
-
-
-@pytest.mark.parametrize("name", _grouped(WITH_INTEGERS))
+@pytest.mark.parametrize("name", WITH_INTEGERS)
 def test_integer_inputs_of_every_width_give_the_int32_value(name):
     args = _inputs(name)
-    expected = _value(name)([a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args])
+    value = compiled.value(name, "mean" if REGISTRY[name].scalar else "none")
+    expected = value([a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args], None)
     for width in WIDTHS:
         info = np.iinfo(width)
         narrow = list(args)
@@ -162,7 +135,7 @@ def test_integer_inputs_of_every_width_give_the_int32_value(name):
                     break
                 narrow[position] = a.astype(width)
         else:
-            np.testing.assert_array_equal(_value(name)(narrow), expected, err_msg=str(width))
+            np.testing.assert_array_equal(value(narrow, None), expected, err_msg=str(width))
 
 
 @functools.cache
@@ -170,7 +143,7 @@ def _checked(name: str):
     return jaxloss.checked(lambda *args: call(name, *args))
 
 
-@pytest.mark.parametrize("name", _grouped(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("poison", ["nan", "+inf"])
 def test_checked_mode_rejects_nan_and_plus_inf(name, poison):
     args = _inputs(name)

@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxloss
-from tests._registry import REGISTRY, Case, batched_positions, call, public_name, row_mask
+from tests import _compiled as compiled
+from tests._registry import REGISTRY, Case, batched_positions, public_name, row_mask
 
 EXAMPLES = 5
 SETTINGS = settings(
@@ -133,37 +134,12 @@ def _inputs(name: str, batch: int, seed: int, scale: float = 1.0, dtype=jnp.floa
     return args
 
 
-@functools.cache
-def _compiled(name: str, reduction: str = "mean", grad: bool = False):
-    """``call`` of one registry entry, jitted once: hypothesis then varies values, not
-    shapes, so most examples reuse one compilation."""
-    case = REGISTRY[name]
-
-    def loss(args, where):
-        return call(name, *args, where=where, reduction=reduction)
-
-    if not grad:
-        return jax.jit(loss)
-
-    def value_and_grads(args, where):
-        def of_differentiable(*diff):
-            full = list(args)
-            for position, value in zip(case.differentiable, diff, strict=True):
-                full[position] = value
-            return loss(full, where)
-
-        diff = [args[i] for i in case.differentiable]
-        return jax.value_and_grad(of_differentiable, argnums=tuple(range(len(diff))))(*diff)
-
-    return jax.jit(value_and_grads)
-
-
 def _run(name, args, where=None, reduction="mean"):
-    return _compiled(name, reduction)(list(args), where)
+    return compiled.value(name, reduction)(list(args), where)
 
 
 def _value_and_grads(name: str, args, where=None):
-    return _compiled(name, grad=True)(list(args), where)
+    return compiled.value_and_grads(name)(list(args), where)
 
 
 def _default_mean(case: Case) -> bool:

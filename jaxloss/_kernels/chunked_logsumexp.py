@@ -148,7 +148,8 @@ def _chunked_bwd(chunk_size, saved, cotangent):
     safe_result = jnp.where(reached, result, 0)
     # Rows go by blocks too, so a block's logits and softmax stay [chunk, chunk] however
     # large the batch (measured: 116 MiB instead of 132 at N=8192, D=1024, C=131072).
-    row_block = min(num_rows, chunk_size)
+    # At least 1: an empty batch is then zero blocks, not a division by zero.
+    row_block = max(1, min(num_rows, chunk_size))
     num_row_blocks = -(-num_rows // row_block)
     row_pad = num_row_blocks * row_block - num_rows
 
@@ -240,7 +241,7 @@ def weighted_lse_sum(x, w, b, coefficients, rows_per_block):
 
 def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True):
     num_rows = x.shape[0]
-    rows_per_block = min(rows_per_block, num_rows)
+    rows_per_block = max(1, min(rows_per_block, num_rows))  # an empty batch: zero blocks
     num_blocks = -(-num_rows // rows_per_block)
     pad = num_blocks * rows_per_block - num_rows
     dtype = accumulation_dtype(x, w)

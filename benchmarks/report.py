@@ -1,0 +1,156 @@
+"""The report of ``run.py``: RESULTS.md (machine, versions, the summary, a table per family,
+the sweeps), one PNG plot per sweep, and the summary table it prints.
+
+The summary table's layout is a contract: the README carries a copy of the full run's, and
+``tests/test_results.py`` checks that the two are equal and that every family has a ratio.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+import jax
+import numpy as np
+import optax
+from _harness import Result, Torch
+
+
+def plot(sweep: dict, folder: str) -> str:
+    """A log-log line plot of one sweep; returns the PNG's file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in sweep["series"].items():
+        ax.plot(sweep["xs"], ys, marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(sweep["xlabel"])
+    ax.set_ylabel(sweep["ylabel"])
+    ax.set_title(sweep["title"], fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    name = f"{sweep['name']}.png"
+    fig.savefig(os.path.join(folder, name), dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
+def versions(tc: Torch) -> str:
+    import jaxlib
+
+    return (
+        f"Python {platform.python_version()}, jax {jax.__version__} (jaxlib "
+        f"{jaxlib.__version__}), optax {optax.__version__}, numpy {np.__version__}, "
+        f"{tc.describe()}"
+    )
+
+
+def machine() -> str:
+    device = jax.devices()[0]
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores; JAX backend "
+        f"{jax.default_backend()} ({jax.device_count()} x {device.device_kind})"
+    )
+
+
+def fmt(x: float, digits: int = 2) -> str:
+    return "—" if x is None or np.isnan(x) else f"{x:.{digits}f}"
+
+
+def family_table(results: list[Result]) -> str:
+    lines = [
+        "| case | contender | median ms | contender / jaxloss (time) | temp MiB | value |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for name, ms in r.median_ms.items():
+            lines.append(
+                f"| {r.case.label} | {name} | {fmt(ms)} | {fmt(r.ratio[name])} "
+                f"| {fmt(r.temp_mib.get(name, float('nan')), 1)} | {r.value[name]:.5g} |"
+            )
+    notes = [f"- {r.case.label}: {r.case.note}" for r in results if r.case.note]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def summary_table(results: list[Result]) -> str:
+    """One row per case: each competitor's time ratio to jaxloss, and the memory ratio."""
+    lines = [
+        "| family | case | competitor / jaxloss, time (> 1: jaxloss faster) "
+        "| temp memory, JAX competitor / jaxloss |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        baseline = next(iter(r.case.jax))
+        others = [n for n in r.median_ms if n != baseline]
+        if not others:
+            continue
+        times = "; ".join(f"{n} {fmt(r.ratio[n])}" for n in others)
+        mem = "; ".join(
+            f"{n} {fmt(r.temp_mib[n] / r.temp_mib[baseline])}"
+            for n in others
+            if n in r.temp_mib and r.temp_mib[baseline] > 0
+        )
+        lines.append(f"| {r.case.family} | {r.case.label} | {times} | {mem or '—'} |")
+    return "\n".join(lines)
+
+
+def sweep_table(sweep: dict) -> str:
+    names = list(sweep["series"])
+    lines = [
+        f"| {sweep['xlabel']} | " + " | ".join(f"{n} ({sweep['ylabel']})" for n in names) + " |",
+        "|---:|" + "---:|" * len(names),
+    ]
+    for i, x in enumerate(sweep["xs"]):
+        lines.append(f"| {x} | " + " | ".join(fmt(sweep["series"][n][i]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def write_results(folder, args, tc, results, sweep_list, plots, seconds) -> str:
+    mode = "--quick (small shapes)" if args.quick else "full"
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Written by `benchmarks/run.py` ({mode}, {args.repeats} round-robin rounds, seed "
+        f"{args.seed}) on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, in "
+        f"{seconds:.0f} s.",
+        "",
+        f"- Machine: {machine()}.",
+        f"- Versions: {versions(tc)}.",
+        "- Method: every contender compiled (JAX: `jit(value_and_grad)`) or built (torch: "
+        "forward + `backward()`) and warmed up, then run round-robin with a rotating start "
+        "in one process; medians; ratios are medians of per-round ratios. Temp memory is "
+        "XLA's compiled `memory_analysis().temp_size_in_bytes` (exact; torch has none). "
+        "Values are checked equal before timing unless a note says why not. Shared machines "
+        "are noisy: read the ratios, not the absolute times.",
+        "",
+        "## Summary",
+        "",
+        summary_table(results),
+    ]
+    for family in dict.fromkeys(r.case.family for r in results):
+        parts += [
+            "",
+            f"## {family}",
+            "",
+            family_table([r for r in results if r.case.family == family]),
+        ]
+    if sweep_list:
+        parts += ["", "## Scaling sweeps"]
+    for sweep, png in zip(sweep_list, plots, strict=True):
+        parts += [
+            "",
+            f"### {sweep['title']}",
+            "",
+            f"![{sweep['name']}]({png})",
+            "",
+            sweep_table(sweep),
+        ]
+    path = os.path.join(folder, "RESULTS.md")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+    return path
