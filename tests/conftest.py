@@ -3,7 +3,7 @@
 * Rank promotion is an error.
 * Every test parametrized by a registry entry (``name``) joins that entry's xdist group, so
   one worker runs all the tests of a loss and compiles its functions once
-  (``tests/_compiled.py`` caches them across the shared suites; ``--dist loadgroup``).
+  (``tests/_suite/compiled.py`` caches them across the shared suites; ``--dist loadgroup``).
 * At the end of a run, the time spent per test module and per loss family is printed, so
   the suite's growth is visible.
 """
@@ -25,7 +25,7 @@ def _registry_name(item) -> str | None:
     if callspec is None:
         return None
     name = callspec.params.get("name")
-    from tests._registry import REGISTRY
+    from tests._suite.registry import REGISTRY
 
     return name if isinstance(name, str) and name in REGISTRY else None
 
@@ -44,19 +44,19 @@ _TIMES: dict[str, collections.Counter] = {
 
 
 def _family(nodeid: str) -> str | None:
-    """The jaxloss module (family) of the registry entry a test id names, if any."""
-    from tests._registry import REGISTRY, public_name
+    """The family (``tests/<family>``) of a test: its folder, or the case its id names."""
+    from tests._suite.registry import FAMILY
 
+    folder = nodeid.split("/")[1] if nodeid.count("/") >= 2 else ""
+    if folder and not folder.startswith("_"):
+        return folder
     start = nodeid.find("[")
     if start < 0:
         return None
-    for part in nodeid[start + 1 : -1].split("-"):
-        for candidate in (part, nodeid[start + 1 : -1]):
-            if candidate in REGISTRY:
-                import jaxloss
-
-                module = getattr(jaxloss, public_name(candidate)).__module__
-                return module.rsplit(".", 1)[-1].lstrip("_")
+    inside = nodeid[start + 1 : -1]
+    for candidate in (inside, *inside.split("-")):
+        if candidate in FAMILY:
+            return FAMILY[candidate]
     return None
 
 

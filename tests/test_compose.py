@@ -11,7 +11,9 @@ import pytest
 
 import jaxloss
 from jaxloss import compose
-from tests import _reference as ref
+from tests.margin import reference as margin_ref
+from tests.pairwise import reference as pairwise_ref
+from tests.regression import reference as regression_ref
 
 
 def _embeddings(seed=0, batch=8, dim=4, classes=5):
@@ -37,8 +39,8 @@ def test_weighted_terms_sum_with_scheduled_weights_and_report_each_term():
 
     for s in (0, 5, 10, 20):
         total, values = step(s, x)
-        arcface = ref.arcface(x, centers, labels, scale=8.0).mean()
-        center = ref.center_loss(x, labels, centers).mean()
+        arcface = margin_ref.arcface(x, centers, labels, scale=8.0).mean()
+        center = margin_ref.center_loss(x, labels, centers).mean()
         np.testing.assert_allclose(values["arcface"], arcface, rtol=1e-5)
         np.testing.assert_allclose(values["center"], center, rtol=1e-5)
         np.testing.assert_allclose(total, arcface + float(schedule(s)) * center, rtol=1e-5)
@@ -81,7 +83,9 @@ def test_inject_hyperparams_schedules_a_margin_without_retracing():
     state = head.init()
     for s in range(6):
         loss, state = step(state, x)
-        expected = ref.arcface(x, centers, labels, scale=16.0, margin=float(warmup(s))).mean()
+        expected = margin_ref.arcface(
+            x, centers, labels, scale=16.0, margin=float(warmup(s))
+        ).mean()
         np.testing.assert_allclose(loss, expected, rtol=1e-5)
     assert int(state.count) == 6
 
@@ -91,7 +95,9 @@ def test_inject_hyperparams_values_can_be_set_between_steps():
     state = head.init()
     state = state._replace(hyperparams={**state.hyperparams, "delta": jnp.float32(3.0)})
     loss, _ = jax.jit(head.apply)(state, jnp.array([2.0]), jnp.array([0.0]))
-    np.testing.assert_allclose(loss, ref.huber(np.array([2.0]), np.array([0.0]), 3.0), 1e-6)
+    np.testing.assert_allclose(
+        loss, regression_ref.huber(np.array([2.0]), np.array([0.0]), 3.0), 1e-6
+    )
     with pytest.raises(ValueError, match="at least one"):
         compose.inject_hyperparams(jaxloss.huber)
 
@@ -104,10 +110,12 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
     (loss, new_state), grads = jax.value_and_grad(
         lambda e, s: center.apply(s, e, labels, where=keep), has_aux=True
     )(x, state)
-    np.testing.assert_allclose(loss, ref.center_loss(x, labels, centers)[keep].mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        loss, margin_ref.center_loss(x, labels, centers)[keep].mean(), rtol=1e-5
+    )
     np.testing.assert_allclose(
         new_state.centers,
-        ref.center_update(centers, x[keep], labels[keep], alpha=0.3),
+        margin_ref.center_update(centers, x[keep], labels[keep], alpha=0.3),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -126,4 +134,6 @@ def test_stateful_loss_state_is_a_pytree_of_arrays_that_jit_carries():
     z1, z2 = np.random.default_rng(4).normal(size=(2, 6, 3)).astype(np.float32)
     loss, new_state = jax.jit(head.apply)(state, z1, z2)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    np.testing.assert_allclose(loss, ref.nt_xent(z1, z2, temperature=0.5).mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        loss, pairwise_ref.nt_xent(z1, z2, temperature=0.5).mean(), rtol=1e-5
+    )

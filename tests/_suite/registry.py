@@ -1,0 +1,70 @@
+"""The catalogue the shared suites iterate over: one ``Case`` per public loss (and variant).
+
+Each family declares its cases in ``tests/<family>/cases.py`` (``CASES``, and ``ALIASES``
+and ``NOT_LOSSES`` for its public names that are not separate losses); this module collects
+them into ``REGISTRY``. Every per-loss fact a shared suite needs is a field of ``Case``:
+adding a loss adds one entry in its family's ``cases.py`` and nothing here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+
+import tests
+from tests._suite.case import Case
+from tests._suite.case import public_name as public_name
+
+
+def _collect() -> tuple[dict[str, Case], dict[str, str], dict[str, str], dict[str, str]]:
+    """``CASES``, ``ALIASES`` and ``NOT_LOSSES`` of every ``tests/<family>/cases.py``."""
+    cases: dict[str, Case] = {}
+    aliases: dict[str, str] = {}
+    not_losses: dict[str, str] = {"checked": "tests/_suite/test_checked.py"}
+    families: dict[str, str] = {}
+    for package in pkgutil.iter_modules(tests.__path__):
+        if not package.ispkg or package.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"tests.{package.name}.cases")
+        except ModuleNotFoundError:
+            continue
+        for table, collected in (
+            ("CASES", cases),
+            ("ALIASES", aliases),
+            ("NOT_LOSSES", not_losses),
+        ):
+            entries = getattr(module, table, {})
+            repeated = set(entries) & set(collected)
+            assert not repeated, f"{sorted(repeated)} declared twice (tests/{package.name})"
+            collected.update(entries)
+        families.update(dict.fromkeys(getattr(module, "CASES", {}), package.name))
+    return dict(sorted(cases.items())), aliases, not_losses, families
+
+
+REGISTRY, ALIASES, NOT_LOSSES, FAMILY = _collect()
+"""Every case by name; public aliases; public names that are not losses; each case's family."""
+
+
+def call(name: str, *args, **options):
+    """Calls the entry's function with its kwargs; a scalar loss takes no ``reduction``."""
+    case = REGISTRY[name]
+    if case.scalar:  # no reduction argument: its value is the suite's "mean"
+        assert options.pop("reduction", "mean") == "mean"
+    return case.fn(*args, **{**case.kwargs, **options})
+
+
+def batched_positions(name: str, args: tuple) -> tuple[int, ...]:
+    """The positions of the inputs whose leading axis is the batch."""
+    batched = REGISTRY[name].batched
+    return tuple(range(len(args))) if batched is None else batched
+
+
+def row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
+    """``keep [batch]`` broadcast to the entry's ``"none"`` shape: a ``where`` of whole rows."""
+    if REGISTRY[name].scalar:
+        return keep
+    shape = np.shape(call(name, *args, reduction="none"))
+    return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)

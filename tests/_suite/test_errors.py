@@ -1,0 +1,87 @@
+"""Trace-time shape and dtype errors, for every public loss: raised, and naming the input.
+
+Driven by ``tests/<family>/cases.py``. Each loss gets two bad calls built from its own valid
+inputs: a batched input one row short (a ``ValueError``), and its first differentiable
+input as integers (a ``TypeError``). The message must name an argument in backticks and,
+for shapes, print the shapes involved.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import jax
+import numpy as np
+import pytest
+
+import jaxloss
+from tests._suite.registry import REGISTRY, batched_positions, call, public_name
+
+NAMES = sorted(REGISTRY)
+BATCH = 4
+NAMED = re.compile(r"`\w+(\[\d+\])?`")  # `labels`, or `features[1]` of a list
+
+
+def _parameter_names(name: str) -> list[str]:
+    return list(inspect.signature(getattr(jaxloss, public_name(name))).parameters)
+
+
+def _inputs(name):
+    return REGISTRY[name].make_inputs(np.random.default_rng(0), BATCH)
+
+
+def _one_row_short(name):
+    """The inputs with the last batched input (if there are two) one row short, or None."""
+    args = _inputs(name)
+    batched = [i for i in batched_positions(name, args) if np.ndim(args[i]) >= 1]
+    if len(batched) < 2:
+        return None
+    args = list(args)
+    args[batched[-1]] = np.asarray(args[batched[-1]])[:-1]
+    return args
+
+
+SHORT = [name for name in NAMES if _one_row_short(name) is not None]
+
+
+@pytest.mark.parametrize("name", SHORT)
+def test_a_batch_one_row_short_is_a_value_error_naming_the_input(name):
+    with pytest.raises(ValueError) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *_one_row_short(name))
+    message = str(error.value)
+    assert NAMED.search(message), message
+    assert re.search(r"\(\d+,|\[\d+", message) or "batch" in message, message
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_integer_input_where_floats_belong_is_a_type_error_naming_it(name):
+    case = REGISTRY[name]
+    args = list(_inputs(name))
+    position = case.differentiable[0]
+    args[position] = np.ones(np.shape(args[position]), np.int32)
+    with pytest.raises(TypeError) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *args)
+    message = str(error.value)
+    assert NAMED.search(message), message
+    names = _parameter_names(name)
+    if case.fn is getattr(jaxloss, public_name(name)):  # no wrapper: positions are names
+        assert f"`{names[position]}`" in message, message
+
+
+INVALID = [(n, option) for n in NAMES for option in REGISTRY[n].invalid]
+
+
+def test_losses_with_a_bounded_hyperparameter_declare_invalid_values():
+    # Guards the table below from emptying: a loss's domain checks are tested through it.
+    assert len({public_name(n) for n, _ in INVALID}) >= 5
+
+
+@pytest.mark.parametrize(("name", "option"), INVALID, ids=[f"{n}-{o}" for n, o in INVALID])
+def test_a_concrete_hyperparameter_outside_its_domain_is_a_value_error(name, option):
+    args = _inputs(name)
+    bad = REGISTRY[name].invalid[option]
+    with pytest.raises(ValueError, match=f"`{option}`"):
+        call(name, *args, **{option: bad})
+    # Traced, the same value is not checked (a schedule inside jit may pass through it).
+    jax.jit(lambda value: call(name, *args, **{option: value}))(bad)

@@ -1,0 +1,207 @@
+"""The README's promises, checked for every registered loss (``tests/<family>/cases.py``).
+
+* **Hostile padding:** NaN, ±inf or 1e30 in entries that do not count (rows masked by
+  ``where``, ignored labels, entries past a length) leave the value as it is with clean
+  padding, give exactly zero gradients there, and the other gradients unchanged.
+* **NaN propagates:** NaN in an entry that counts gives NaN in the value; and whenever a NaN
+  reaches a gradient, it reaches the value too (an ``isfinite(loss)`` guard then fires).
+* **Empty batches:** a batch of 0 rows gives 0 (an empty ``"none"``) and zero gradients.
+* **Integer inputs of every width:** uint8, int8, uint16, int16, int32 and int64 labels,
+  lengths and signs give the int32 value.
+* **Checked mode** rejects +inf (and NaN) in every floating input.
+
+Each loss is compiled once per shape: the properties run on one compiled function with
+different values (``tests/_suite/compiled.py``; the conftest keeps a loss's tests on one
+worker).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import jaxloss
+from tests._suite import compiled
+from tests._suite.registry import REGISTRY, batched_positions, call, row_mask
+
+BATCH = 5
+KEEP = np.array([True, False, True, False, True])
+POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "1e30": 1e30}
+NAMES = sorted(REGISTRY)
+
+
+def _is_float(x) -> bool:
+    return np.issubdtype(np.asarray(x).dtype, np.floating)
+
+
+def _inputs(name: str, batch: int = BATCH, seed: int = 0) -> list:
+    return [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(seed), batch)]
+
+
+def _padding(name: str, args: list) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
+    """``where`` masking rows ``~KEEP``, and the entries of each input that then do not count.
+
+    Entries the loss must not read besides masked rows (ignored labels, past a length) come
+    from the entry's ``padding``.
+    """
+    where, padded = row_mask(name, args, KEEP), {}
+    for position in batched_positions(name, args):
+        if _is_float(args[position]):
+            rows = (~KEEP).reshape((-1,) + (1,) * (args[position].ndim - 1))
+            padded[position] = np.broadcast_to(rows, args[position].shape)
+    extra = REGISTRY[name].padding
+    if extra is not None:
+        for position, entries in extra(*args).items():
+            padded[position] = padded.get(position, False) | entries
+    return where, padded
+
+
+@pytest.mark.parametrize("poison", sorted(POISONS))
+@pytest.mark.parametrize("name", NAMES)
+def test_hostile_padding_gives_the_clean_value_and_zero_gradients(name, poison):
+    case = REGISTRY[name]
+    args = _inputs(name)
+    where, padded = _padding(name, args)
+    clean_value, clean_grads = compiled.value_and_grads(name)(args, where)
+    hostile = list(args)
+    for position, entries in padded.items():
+        hostile[position] = np.where(
+            entries, np.asarray(POISONS[poison], args[position].dtype), args[position]
+        )
+    value, grads = compiled.value_and_grads(name)(hostile, where)
+    np.testing.assert_allclose(value, clean_value, rtol=1e-6, atol=1e-7, err_msg="value")
+    for position, grad, clean in zip(case.differentiable, grads, clean_grads, strict=True):
+        grad, clean = np.asarray(grad), np.asarray(clean)
+        if position in padded:
+            assert np.all(grad[padded[position]] == 0), (position, grad)
+            clean = np.where(padded[position], 0, clean)
+        np.testing.assert_allclose(grad, clean, rtol=1e-5, atol=1e-7, err_msg=f"grad {position}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_in_a_counted_entry_gives_nan(name):
+    args = _inputs(name)
+    where, _ = _padding(name, args)
+    batched = batched_positions(name, args)
+    for position, a in enumerate(args):
+        if not _is_float(a):
+            continue
+        poisoned = list(args)
+        poisoned[position] = a.copy()
+        # Row 0 counts (KEEP[0]); a loss may read some entries of a row only (the label's).
+        poisoned[position][0] = np.nan
+        value, grads = compiled.value_and_grads(name)(poisoned, where)
+        reaches_gradient = any(not np.all(np.isfinite(g)) for g in grads)
+        if position in batched or reaches_gradient:
+            assert np.isnan(float(value)), f"NaN in input {position} gives {float(value)}" + (
+                " while a gradient holds NaN" if reaches_gradient else ""
+            )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batch_is_zero_with_zero_gradients(name):
+    case = REGISTRY[name]
+    args = _inputs(name, batch=0)
+    for reduction in case.reductions:
+        if reduction == "none":
+            value = compiled.value(name, "none")(args, None)
+            assert np.size(value) == 0 and value.dtype == jnp.float32
+            continue
+        value, grads = compiled.value_and_grads(name, reduction)(args, None)
+        assert value.shape == () and float(value) == 0.0, (reduction, value)
+        for g in grads:
+            assert np.all(np.asarray(g) == 0), reduction
+
+
+WIDTHS = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64)
+WITH_INTEGERS = [n for n in NAMES if any(np.issubdtype(a.dtype, np.integer) for a in _inputs(n))]
+
+
+@pytest.mark.parametrize("name", WITH_INTEGERS)
+def test_integer_inputs_of_every_width_give_the_int32_value(name):
+    args = _inputs(name)
+    value = compiled.value(name, "mean" if REGISTRY[name].scalar else "none")
+    expected = value([a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args], None)
+    for width in WIDTHS:
+        info = np.iinfo(width)
+        narrow = list(args)
+        for position, a in enumerate(args):
+            if a.dtype.kind in "iu":
+                if a.min() < info.min or a.max() > info.max:
+                    break
+                narrow[position] = a.astype(width)
+        else:
+            np.testing.assert_array_equal(value(narrow, None), expected, err_msg=str(width))
+
+
+@functools.cache
+def _checked(name: str):
+    return jaxloss.checked(lambda *args: call(name, *args))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("poison", ["nan", "+inf"])
+def test_checked_mode_rejects_nan_and_plus_inf(name, poison):
+    args = _inputs(name)
+    for position, a in enumerate(args):
+        if not _is_float(a):
+            continue
+        poisoned = list(args)
+        poisoned[position] = a.copy()
+        poisoned[position].reshape(-1)[0] = POISONS[poison]
+        with pytest.raises(checkify.JaxRuntimeError):
+            _checked(name)(*poisoned)
+
+
+@pytest.mark.parametrize("width", WIDTHS[:4], ids=lambda w: np.dtype(w).name)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "cross_entropy",
+        "nll",
+        "softmax_focal",
+        "linear_cross_entropy",
+        "arcface",
+        "center_loss",
+        "dice",
+        "token_logprobs",
+    ],
+)
+def test_labels_reaching_the_top_of_their_dtype(loss, width):
+    # uint8 labels of a 256-class problem (byte-level LMs, uint8 masks), int8 of 128, ...:
+    # the number of classes does not fit the labels' dtype, and must not wrap.
+    num_classes = int(np.iinfo(width).max) + 1
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 10, num_classes - 1, num_classes // 2, 1, num_classes - 2])
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    w = rng.normal(size=(num_classes, 4)).astype(np.float32)
+    logits = x @ w.T
+    calls = {
+        "cross_entropy": lambda y: jaxloss.cross_entropy(logits, y, reduction="none"),
+        "nll": lambda y: jaxloss.nll(jax.nn.log_softmax(logits), y, reduction="none"),
+        "softmax_focal": lambda y: jaxloss.softmax_focal(logits, y, reduction="none"),
+        "linear_cross_entropy": lambda y: jaxloss.linear_cross_entropy(x, w, y, reduction="none"),
+        "arcface": lambda y: jaxloss.arcface(x, w, y, reduction="none", chunk_size=64),
+        "center_loss": lambda y: jaxloss.center_loss(x, y, w, reduction="none"),
+        "dice": lambda y: jaxloss.dice(jax.nn.softmax(logits)[None], y[None], reduction="none"),
+        "token_logprobs": lambda y: jaxloss.token_logprobs(logits, y),
+    }
+    expected = np.asarray(calls[loss](jnp.asarray(labels, jnp.int32)))
+    got = np.asarray(calls[loss](jnp.asarray(labels.astype(width))))
+    assert np.all(np.isfinite(expected)) and np.any(expected != 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    if loss in ("cross_entropy", "nll") and np.iinfo(width).min == 0:
+        # torch's ignore_index -100 is not a label of an unsigned dtype: nothing is ignored.
+        ignored = np.asarray(
+            calls[loss](jnp.asarray(labels.astype(width)))
+            if loss != "cross_entropy"
+            else jaxloss.cross_entropy(
+                logits, jnp.asarray(labels.astype(width)), ignore_index=-100, reduction="none"
+            )
+        )
+        np.testing.assert_allclose(ignored, expected, rtol=1e-6)

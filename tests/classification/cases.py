@@ -1,0 +1,119 @@
+"""The classification losses as the shared suites see them: one ``Case`` per loss and variant."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+import jaxloss
+from tests._suite.case import Case
+from tests._suite.inputs import FEATURES, log_probs_labels, logits_labels
+from tests.classification import reference as ref
+
+
+def _probs_targets(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    probs = rng.uniform(0.05, 0.95, size=shape)
+    return probs.astype(np.float32), rng.uniform(size=shape).astype(np.float32)
+
+
+def _logits_binary_targets(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    logits = 2 * rng.normal(size=shape)
+    return logits.astype(np.float32), (rng.uniform(size=shape) < 0.3).astype(np.float32)
+
+
+IGNORE_INDEX = -100
+
+
+def _with_ignored(make_inputs):
+    """Inputs whose labels (last) are ``IGNORE_INDEX`` at rows 2, 8, ...: rows that count
+    in the suites' masks, so ignoring and masking are each seen on their own."""
+
+    def with_ignored(rng: np.random.Generator, batch: int) -> tuple:
+        *scores, labels = make_inputs(rng, batch)
+        labels = labels.copy()
+        labels[2::6] = IGNORE_INDEX
+        return (*scores, labels)
+
+    return with_ignored
+
+
+def _ignoring(reference):
+    """The per-example reference with ignored labels giving 0."""
+
+    def ignoring(scores, labels, ignore_index):
+        ignored = np.asarray(labels) == ignore_index
+        return np.where(ignored, 0.0, reference(scores, np.where(ignored, 0, labels)))
+
+    return ignoring
+
+
+def _ignored_rows(scores, labels) -> dict[int, np.ndarray]:
+    ignored = np.asarray(labels) == IGNORE_INDEX
+    return {0: np.broadcast_to(ignored[..., None], np.shape(scores))}
+
+
+def _ignore_case(fn, make_inputs, reference) -> Case:
+    return Case(
+        fn,
+        _with_ignored(make_inputs),
+        _ignoring(reference),
+        kwargs={"ignore_index": IGNORE_INDEX},
+        reference_mean=lambda none, scores, labels: (
+            none.sum() / max(1, np.sum(labels != IGNORE_INDEX))
+        ),
+        padding=_ignored_rows,
+    )
+
+
+CASES: dict[str, Case] = {
+    "cross_entropy": Case(
+        jaxloss.cross_entropy,
+        logits_labels,
+        ref.cross_entropy,
+        invalid={"label_smoothing": 1.5},
+        free=(0,),
+    ),
+    "cross_entropy[ignore_index]": dataclasses.replace(
+        _ignore_case(jaxloss.cross_entropy, logits_labels, ref.cross_entropy), free=(0,)
+    ),
+    "nll": Case(jaxloss.nll, log_probs_labels, ref.nll, free=(0,)),
+    "nll[ignore_index]": dataclasses.replace(
+        _ignore_case(jaxloss.nll, log_probs_labels, ref.nll), free=(0,)
+    ),
+    "binary_cross_entropy": Case(
+        jaxloss.binary_cross_entropy,
+        _probs_targets,
+        ref.binary_cross_entropy,
+        differentiable=(0, 1),
+    ),
+    "binary_cross_entropy_with_logits": Case(
+        jaxloss.binary_cross_entropy_with_logits,
+        _logits_binary_targets,
+        ref.binary_cross_entropy_with_logits,
+        kwargs={"pos_weight": 2.5},
+        differentiable=(0, 1),
+        hyperparameters={"pos_weight": 0.5},
+        free=(0,),
+    ),
+    "sigmoid_focal": Case(
+        jaxloss.sigmoid_focal,
+        _logits_binary_targets,
+        ref.sigmoid_focal,
+        kwargs={"alpha": 0.3, "gamma": 1.5},
+        hyperparameters={"gamma": 2.5},
+        invalid={"gamma": -1.0, "alpha": 1.5},
+        free=(0,),
+    ),
+    "softmax_focal": Case(
+        jaxloss.softmax_focal,
+        logits_labels,
+        ref.softmax_focal,
+        kwargs={"gamma": 1.5},
+        hyperparameters={"gamma": 0.0},
+        invalid={"gamma": -0.5},
+        free=(0,),
+    ),
+}

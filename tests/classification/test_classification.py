@@ -1,0 +1,375 @@
+"""Classification losses: torch parity over every option, and the edge cases torch and optax
+get wrong or leave undefined."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxloss
+from tests._suite.numpy_reference import log_softmax
+from tests.classification import reference as ref
+
+RTOL = 2e-5  # the acceptance bound: float32 jaxloss against float64 torch
+REDUCTIONS = ["mean", "sum", "none"]
+
+# Random shapes, classes last: (batch..., num_classes).
+_shape_rng = np.random.default_rng(1234)
+SHAPES = [
+    (int(_shape_rng.integers(2, 40)), int(_shape_rng.integers(2, 12))),
+    (
+        int(_shape_rng.integers(2, 9)),
+        int(_shape_rng.integers(2, 9)),
+        int(_shape_rng.integers(3, 12)),
+    ),
+    (3, 2, 4, 7),
+]
+
+
+def _torch(x, dtype=torch.float64):
+    return torch.tensor(np.asarray(x), dtype=dtype)
+
+
+def _classes_second(x):
+    """jaxloss's classes-last layout to torch's classes-second."""
+    return torch.movedim(x, -1, 1)
+
+
+def _ce_inputs(shape, seed, ignore_index, probability_targets):
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.normal(size=shape)).astype(np.float32)
+    num_classes = shape[-1]
+    if probability_targets:
+        labels = np.exp(log_softmax(rng.normal(size=shape))).astype(np.float32)
+    else:
+        labels = rng.integers(0, num_classes, size=shape[:-1]).astype(np.int32)
+        flat = labels.reshape(-1)
+        # torch's default ignore_index (-100) is out of range, so excluded here too.
+        flat[-1] = -100 if ignore_index is None else ignore_index
+        flat[0] = ignore_index if ignore_index is not None else flat[0]
+    weights = rng.uniform(0.2, 2.0, size=num_classes).astype(np.float32)
+    return logits, labels, weights
+
+
+GRID = list(
+    itertools.product(
+        range(len(SHAPES)), [False, True], [None, 1], [0.0, 0.15], [False, True], REDUCTIONS
+    )
+)
+
+
+def _grid_id(params):
+    shape, weighted, ignore, smoothing, probs, reduction = params
+    return (
+        f"shape{shape}-{'weights' if weighted else 'noweights'}-ignore{ignore}-"
+        f"ls{smoothing}-{'probs' if probs else 'labels'}-{reduction}"
+    )
+
+
+@pytest.mark.parametrize("params", GRID, ids=[_grid_id(p) for p in GRID])
+def test_cross_entropy_matches_torch(params):
+    shape_index, weighted, ignore_index, smoothing, probability_targets, reduction = params
+    shape = SHAPES[shape_index]
+    logits, labels, weights = _ce_inputs(
+        shape, GRID.index(params), ignore_index, probability_targets
+    )
+    options = {"label_smoothing": smoothing, "reduction": reduction}
+    ours = dict(options, class_weights=weights if weighted else None, ignore_index=ignore_index)
+    if probability_targets and ignore_index is not None:
+        # torch raises for ignore_index with probability targets, and so do we.
+        with pytest.raises(ValueError, match="ignore_index"):
+            jaxloss.cross_entropy(logits, labels, **ours)
+        return
+
+    torch_logits = _torch(logits).requires_grad_(True)
+    torch_labels = _torch(labels) if probability_targets else torch.tensor(labels, dtype=torch.long)
+    theirs = dict(options, weight=_torch(weights) if weighted else None)
+    if ignore_index is not None:
+        theirs["ignore_index"] = ignore_index
+    expected = F.cross_entropy(
+        _classes_second(torch_logits),
+        _classes_second(torch_labels) if probability_targets else torch_labels,
+        **theirs,
+    )
+
+    def loss(x):
+        return jaxloss.cross_entropy(x, labels, **ours)
+
+    value = loss(logits)
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(value, expected.detach().numpy(), rtol=RTOL, atol=1e-6)
+
+    # Gradients agree too (of the sum of the per-example losses for "none").
+    expected.sum().backward()
+    grad = jax.grad(lambda x: jnp.sum(loss(x)))(logits)
+    scale = np.abs(torch_logits.grad.numpy()).max()
+    np.testing.assert_allclose(grad, torch_logits.grad.numpy(), rtol=RTOL, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_class_axis_in_torch_layout(reduction):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 6, 5)).astype(np.float32)  # (batch, classes, length)
+    labels = rng.integers(0, 6, size=(4, 5))
+    weights = rng.uniform(0.5, 2, size=6).astype(np.float32)
+    ours = jaxloss.cross_entropy(
+        logits, labels, axis=1, class_weights=weights, label_smoothing=0.1, reduction=reduction
+    )
+    theirs = F.cross_entropy(
+        _torch(logits),
+        torch.tensor(labels),
+        weight=_torch(weights),
+        label_smoothing=0.1,
+        reduction=reduction,
+    )
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "weighted, ignore_index, reduction",
+    list(itertools.product([False, True], [None, 2], REDUCTIONS)),
+)
+def test_nll_matches_torch(weighted, ignore_index, reduction):
+    rng = np.random.default_rng(7)
+    log_probs = log_softmax(rng.normal(size=(9, 4, 6))).astype(np.float32)
+    labels = rng.integers(0, 6, size=(9, 4))
+    labels[0, 0] = -100 if ignore_index is None else ignore_index
+    weights = rng.uniform(0.2, 2, size=6).astype(np.float32)
+    theirs = {"weight": _torch(weights) if weighted else None, "reduction": reduction}
+    if ignore_index is not None:
+        theirs["ignore_index"] = ignore_index
+    expected = F.nll_loss(_classes_second(_torch(log_probs)), torch.tensor(labels), **theirs)
+    ours = jaxloss.nll(
+        log_probs,
+        labels,
+        class_weights=weights if weighted else None,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_matches_torch(weighted, reduction):
+    rng = np.random.default_rng(3)
+    probs = rng.uniform(size=(8, 5)).astype(np.float32)
+    probs[0, :3] = [0.0, 1.0, 1.0]  # the clamped logs
+    targets = rng.uniform(size=(8, 5)).astype(np.float32)
+    targets[0, :3] = [1.0, 0.0, 1.0]
+    weights = rng.uniform(size=(5,)).astype(np.float32)
+    ours = jaxloss.binary_cross_entropy(
+        probs, targets, weights=weights if weighted else None, reduction=reduction
+    )
+    expected = F.binary_cross_entropy(
+        _torch(probs),
+        _torch(targets),
+        weight=_torch(weights) if weighted else None,
+        reduction=reduction,
+    )
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=RTOL, atol=1e-6)
+
+
+def test_binary_cross_entropy_gradients_are_finite_at_zero_and_one():
+    probs = jnp.array([0.0, 1.0, 0.0, 1.0])
+    targets = jnp.array([0.0, 1.0, 1.0, 0.0])
+    grad = jax.grad(jaxloss.binary_cross_entropy)(probs, targets)
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("pos_weighted", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_with_logits_matches_torch(weighted, pos_weighted, reduction):
+    rng = np.random.default_rng(4)
+    logits = (4 * rng.normal(size=(6, 3, 4))).astype(np.float32)
+    logits[0, 0, :2] = [80.0, -80.0]  # saturated sigmoids stay exact
+    targets = rng.uniform(size=(6, 3, 4)).astype(np.float32)
+    weights = rng.uniform(size=(3, 4)).astype(np.float32)
+    pos_weight = rng.uniform(0.5, 3, size=(4,)).astype(np.float32)
+    ours = jaxloss.binary_cross_entropy_with_logits(
+        logits,
+        targets,
+        weights=weights if weighted else None,
+        pos_weight=pos_weight if pos_weighted else None,
+        reduction=reduction,
+    )
+    expected = F.binary_cross_entropy_with_logits(
+        _torch(logits),
+        _torch(targets),
+        weight=_torch(weights) if weighted else None,
+        pos_weight=_torch(pos_weight) if pos_weighted else None,
+        reduction=reduction,
+    )
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=RTOL, atol=1e-6)
+
+
+# --- Labels torch would reject, and the masked mean of nothing ---------------------------
+
+
+def test_out_of_range_labels_are_excluded_not_wrapped():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = np.array([0, -1, 3, 4, 2, -100])
+    valid = (labels >= 0) & (labels < 4)
+    for fn, first in [(jaxloss.cross_entropy, logits), (jaxloss.nll, log_softmax(logits))]:
+        none = fn(first, labels, reduction="none")
+        assert np.all(np.asarray(none)[~valid] == 0)
+        np.testing.assert_allclose(fn(first, labels), fn(first[valid], labels[valid]), rtol=1e-6)
+        grad = jax.grad(lambda x, fn=fn: fn(x, labels))(jnp.asarray(first, jnp.float32))
+        assert np.all(np.asarray(grad)[~valid] == 0)
+        assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean_over_only_ignored_targets_is_zero_not_nan(weighted):
+    logits = jnp.ones((3, 4))
+    labels = jnp.array([2, 2, 2])
+    options = {"ignore_index": 2, "class_weights": jnp.ones(4) if weighted else None}
+    value, grad = jax.value_and_grad(
+        lambda x: jaxloss.cross_entropy(x, labels, label_smoothing=0.1, **options)
+    )(logits)
+    assert float(value) == 0.0
+    assert np.all(np.asarray(grad) == 0)
+
+
+def test_ignore_index_inside_the_class_range():
+    # ignore_index = 0 as a padding class: excluded, and never counted in the weighted mean.
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(5, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1])
+    weights = np.array([10.0, 1.0, 2.0], np.float32)
+    keep = labels != 0
+    value = jaxloss.cross_entropy(logits, labels, ignore_index=0, class_weights=weights)
+    nll = -log_softmax(logits)[keep, labels[keep]]
+    expected = np.sum(weights[labels[keep]] * nll) / np.sum(weights[labels[keep]])
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_where_combines_with_ignore_index_and_weights():
+    rng = np.random.default_rng(8)
+    logits = rng.normal(size=(8, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=8)
+    labels[2] = 3
+    weights = rng.uniform(0.5, 2, size=5).astype(np.float32)
+    where = np.array([True, True, False, True, False, True, True, True])
+    options = {"ignore_index": 3, "class_weights": weights, "label_smoothing": 0.2}
+    masked = jaxloss.cross_entropy(logits, labels, where=where, **options)
+    dropped = jaxloss.cross_entropy(logits[where], labels[where], **options)
+    np.testing.assert_allclose(masked, dropped, rtol=1e-6)
+
+
+def test_large_logits_are_stable():
+    logits = jnp.array([[1e4, -1e4, 0.0], [3e38, 0.0, -3e38]])
+    labels = jnp.array([1, 0])
+    value, grad = jax.value_and_grad(lambda x: jaxloss.cross_entropy(x, labels))(logits)
+    np.testing.assert_allclose(value, 1e4, rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+
+
+def test_label_smoothing_can_be_traced_without_retracing():
+    logits, labels = jnp.ones((2, 3)), jnp.array([0, 1])
+    traces = []
+
+    @jax.jit
+    def loss(smoothing):
+        traces.append(None)
+        return jaxloss.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+    loss(0.0)
+    loss(0.3)
+    assert len(traces) == 1
+
+
+# --- Focal losses: reductions to known losses, and the torchvision formula ---------------
+
+
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (-1.0, 2.0), (0.6, 0.0), (0.25, 0.5)])
+def test_sigmoid_focal_matches_torchvision_formula(alpha, gamma):
+    rng = np.random.default_rng(9)
+    logits = (3 * rng.normal(size=(7, 4))).astype(np.float32)
+    targets = (rng.uniform(size=(7, 4)) < 0.4).astype(np.float32)
+    ours = jaxloss.sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma, reduction="none")
+    np.testing.assert_allclose(
+        ours, ref.sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma), rtol=1e-5, atol=1e-7
+    )
+
+
+def test_sigmoid_focal_without_focusing_is_bce():
+    rng = np.random.default_rng(10)
+    logits = rng.normal(size=(5, 3)).astype(np.float32)
+    targets = rng.uniform(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        jaxloss.sigmoid_focal(logits, targets, alpha=-1.0, gamma=0.0),
+        F.binary_cross_entropy_with_logits(_torch(logits), _torch(targets)).numpy(),
+        rtol=RTOL,
+    )
+
+
+def test_focal_gradients_are_finite_at_certainty():
+    # (1 - p)^γ with γ < 1 has an infinite derivative at p = 1 unless guarded.
+    logits = jnp.array([[60.0, -60.0]])
+    labels = jnp.array([0])
+    for gamma in (0.0, 0.5, 2.0):
+        grads = jax.grad(lambda x, g: jaxloss.softmax_focal(x, labels, gamma=g), argnums=(0, 1))(
+            logits, gamma
+        )
+        assert all(np.all(np.isfinite(g)) for g in grads)
+        grads = jax.grad(
+            lambda x, g: jaxloss.sigmoid_focal(x, jnp.array([1.0, 0.0]), gamma=g), argnums=(0, 1)
+        )(logits[0], gamma)
+        assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_softmax_focal_without_focusing_is_cross_entropy():
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=6)
+    np.testing.assert_allclose(
+        jaxloss.softmax_focal(logits, labels, gamma=0.0),
+        F.cross_entropy(_torch(logits), torch.tensor(labels)).numpy(),
+        rtol=RTOL,
+    )
+
+
+def test_softmax_focal_alpha_per_class():
+    rng = np.random.default_rng(12)
+    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=6)
+    alpha = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    np.testing.assert_allclose(
+        jaxloss.softmax_focal(logits, labels, alpha=alpha, gamma=2.0, reduction="none"),
+        ref.softmax_focal(logits, labels, alpha=alpha, gamma=2.0),
+        rtol=1e-5,
+    )
+
+
+# --- Errors name the argument and the shapes ----------------------------------------------
+
+
+def test_shape_and_dtype_errors_name_the_argument():
+    logits = jnp.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"`labels`.*\(4,\).*\(5,\)"):
+        jaxloss.cross_entropy(logits, jnp.zeros(5, jnp.int32))
+    with pytest.raises(ValueError, match=r"`class_weights`.*\(3,\)"):
+        jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), class_weights=jnp.ones(4))
+    with pytest.raises(TypeError, match="`logits`"):
+        jaxloss.cross_entropy(jnp.zeros((4, 3), jnp.int32), jnp.zeros(4, jnp.int32))
+    with pytest.raises(ValueError, match=r"`logits`.*`labels`"):
+        jaxloss.cross_entropy(logits, jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="axis"):
+        jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), axis=2)
+    with pytest.raises(ValueError, match=r"`probs`.*`targets`"):
+        jaxloss.binary_cross_entropy(jnp.zeros((2, 3)), jnp.zeros((3, 2)))
+    with pytest.raises(ValueError, match="`pos_weight`"):
+        jaxloss.binary_cross_entropy_with_logits(
+            jnp.zeros((2, 3)), jnp.zeros((2, 3)), pos_weight=jnp.ones(4)
+        )
+    with pytest.raises(TypeError, match="`where`"):
+        jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), where=jnp.ones(4))

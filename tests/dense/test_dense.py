@@ -1,0 +1,454 @@
+"""Dense prediction and point sets: overlap losses, Chamfer distance, Gram/style/perceptual."""
+
+from __future__ import annotations
+
+import itertools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+import jaxloss
+from jaxloss import _dense
+from tests._suite.numpy_reference import log_softmax
+from tests.dense import reference as ref
+
+
+def _segmentation(seed, shape=(3, 4, 5), num_classes=4):
+    rng = np.random.default_rng(seed)
+    logits = 2 * rng.normal(size=(*shape, num_classes))
+    probs = np.exp(log_softmax(logits)).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=shape).astype(np.int32)
+    return probs, labels
+
+
+def _one_hot(labels, num_classes):
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+# ---------------------------------------------------------------------------- dice, tversky
+
+DICE_GRID = list(itertools.product([False, True], [False, True], ["labels", "one_hot", "soft"]))
+
+
+@pytest.mark.parametrize(
+    "squared, include_background, targets",
+    DICE_GRID,
+    ids=[f"squared{s}-background{b}-{t}" for s, b, t in DICE_GRID],
+)
+def test_dice_matches_the_reference(squared, include_background, targets):
+    # Two spatial axes and a third sample: the sums run over every axis between batch and class.
+    probs, labels = _segmentation(DICE_GRID.index((squared, include_background, targets)))
+    target = {
+        "labels": labels,
+        "one_hot": _one_hot(labels, 4),
+        "soft": np.random.default_rng(7).uniform(size=probs.shape).astype(np.float32),
+    }[targets]
+    options = {"squared": squared, "include_background": include_background, "smooth_nr": 0.1}
+    expected = ref.dice(probs, target, **options)
+    ours = jaxloss.dice(probs, target, reduction="none", **options)
+    assert ours.shape == (3, 4 if include_background else 3)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)])
+def test_dice_and_tversky_match_optax_where_it_runs(alpha, beta):
+    # optax's dice_loss is the Tversky index with one smoothing s in numerator and
+    # denominator; at alpha = beta = 0.5 that is Dice with 2s on both. It only runs eagerly
+    # with apply_softmax=False, so this is an eager comparison.
+    probs, labels = _segmentation(1)
+    onehot, smooth = _one_hot(labels, 4), 0.3
+    theirs = optax.losses.dice_loss(
+        probs, onehot, smooth=smooth, alpha=alpha, beta=beta, apply_softmax=False, reduction="none"
+    )
+    ours = jaxloss.tversky(
+        probs, labels, alpha=alpha, beta=beta, smooth_nr=smooth, smooth_dr=smooth, reduction="none"
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    if alpha == beta == 0.5:
+        dice = jaxloss.dice(probs, labels, smooth_nr=2 * smooth, smooth_dr=2 * smooth)
+        np.testing.assert_allclose(dice, jnp.mean(theirs), rtol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.75, 2.0])
+def test_tversky_matches_the_reference(gamma):
+    probs, labels = _segmentation(2, shape=(2, 3, 3, 2), num_classes=3)
+    options = {"alpha": 0.3, "beta": 0.7, "gamma": gamma, "include_background": False}
+    np.testing.assert_allclose(
+        jaxloss.tversky(probs, labels, reduction="none", **options),
+        ref.tversky(probs, labels, **options),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_tversky_at_one_half_is_dice_and_at_one_is_jaccard():
+    probs, labels = _segmentation(3)
+    onehot = _one_hot(labels, 4)
+    zero = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
+    np.testing.assert_allclose(
+        jaxloss.tversky(probs, labels, **zero), jaxloss.dice(probs, labels, **zero), rtol=1e-5
+    )
+    intersection = (probs * onehot).sum(axis=(1, 2))
+    union = probs.sum(axis=(1, 2)) + onehot.sum(axis=(1, 2)) - intersection
+    np.testing.assert_allclose(
+        jaxloss.tversky(probs, labels, alpha=1.0, beta=1.0, **zero),
+        1 - intersection / union,
+        rtol=1e-5,
+    )
+
+
+def test_dice_hand_computed():
+    # One sample, 4 pixels, 2 classes. Class 0: Σpt = 0.9 + 0.6 = 1.5, Σp = 2.1, Σt = 2.
+    probs = np.array([[[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.2, 0.8]]], np.float32)
+    labels = np.array([[0, 0, 1, 1]], np.int32)
+    zero = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
+    expected = [1 - 3.0 / 4.1, 1 - 2 * 1.4 / 3.9]
+    np.testing.assert_allclose(jaxloss.dice(probs, labels, **zero)[0], expected, rtol=1e-6)
+    # Squared: Σp² = 0.81 + 0.36 + 0.16 + 0.04 = 1.37 for class 0, Σt² = 2.
+    squared = jaxloss.dice(probs, labels, squared=True, **zero)[0, 0]
+    np.testing.assert_allclose(squared, 1 - 3.0 / 3.37, rtol=1e-6)
+
+
+def test_absent_classes_are_finite_and_documented():
+    # Class 2 is absent from the target and never predicted; class 1 is absent from the
+    # target but predicted.
+    probs = np.array([[[0.7, 0.3, 0.0], [1.0, 0.0, 0.0]]], np.float32)
+    labels = np.array([[0, 0]], np.int32)
+    unsmoothed = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
+
+    def loss(p, fn, **options):
+        return fn(p, labels, **options)
+
+    for fn in (jaxloss.dice, jaxloss.tversky):
+        values = loss(probs, fn, **unsmoothed)
+        # 0/0 for class 2 scores 1: no loss. Class 1: Σpt = 0, so the loss is 1.
+        np.testing.assert_allclose(values[0, 1:], [1.0, 0.0], atol=1e-7)
+        np.testing.assert_allclose(loss(probs, fn, reduction="none")[0, 1:], [1.0, 0.0], atol=1e-4)
+        grads = jax.grad(lambda p, fn=fn: jnp.sum(loss(p, fn, **unsmoothed)))(probs)
+        assert np.all(np.isfinite(grads))
+        np.testing.assert_array_equal(np.asarray(grads)[..., 2], 0.0)
+        np.testing.assert_allclose(values, ref.dice(probs, labels, smooth_nr=0, smooth_dr=0))
+
+
+def test_void_labels_leave_the_pixel_out():
+    probs, labels = _segmentation(4)
+    void = labels.copy()
+    void[:, 0, :] = 255
+    void[:, 1, 0] = -1
+    kept = (void >= 0) & (void < 4)
+    # The same sums with those pixels zeroed in both the probabilities and the targets.
+    dropped_probs = np.where(kept[..., None], probs, 0.0)
+    dropped_targets = np.where(kept[..., None], _one_hot(np.clip(void, 0, 3), 4), 0.0)
+    for fn, reference in ((jaxloss.dice, ref.dice), (jaxloss.tversky, ref.tversky)):
+        np.testing.assert_allclose(
+            fn(probs, void, reduction="none"),
+            reference(dropped_probs, dropped_targets),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        grads = jax.grad(lambda p, fn=fn: fn(p, void))(probs)
+        assert np.all(np.asarray(grads)[~kept] == 0)
+
+
+def test_focal_tversky_has_finite_gradients_at_a_perfect_prediction():
+    labels = np.array([[0, 1, 1]], np.int32)
+    perfect = _one_hot(labels, 2)
+    for gamma in (0.5, 0.75, 2.0):
+        grads = jax.grad(
+            lambda p, g=gamma: jaxloss.tversky(p, labels, gamma=g, smooth_nr=0.0, smooth_dr=0.0)
+        )(perfect)
+        assert np.all(np.isfinite(grads))
+
+
+def test_overlap_losses_run_under_jit_with_traced_hyperparameters():
+    probs, labels = _segmentation(5)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(alpha, beta, smooth):
+        return jaxloss.tversky(probs, labels, alpha=alpha, beta=beta, smooth_nr=smooth)
+
+    for alpha, beta in [(0.5, 0.5), (0.2, 0.8)]:
+        expected = ref.tversky(probs, labels, alpha=alpha, beta=beta, smooth_nr=0.01).mean()
+        np.testing.assert_allclose(loss(alpha, beta, 0.01), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [jaxloss.dice, jaxloss.tversky], ids=["dice", "tversky"])
+def test_overlap_shape_errors(fn):
+    probs, labels = _segmentation(6)
+    with pytest.raises(ValueError, match=r"`targets` must have the shape of `probs`"):
+        fn(probs, labels[:, :2])
+    with pytest.raises(TypeError, match="`targets` must hold integer"):
+        fn(probs, labels.astype(np.float32))
+    with pytest.raises(ValueError, match="`probs` must be"):
+        fn(probs[0, 0, 0], labels[0, 0, 0])
+    with pytest.raises(ValueError, match="include_background"):
+        fn(probs[..., :1], labels, include_background=False)
+    with pytest.raises(ValueError, match="where"):
+        fn(probs, labels, where=np.ones((3, 5), bool))
+
+
+# ---------------------------------------------------------------------------------- chamfer
+
+
+def _clouds(seed, batch=3, num_x=9, num_y=6, dim=3, scale=1.0):
+    rng = np.random.default_rng(seed)
+    x = scale * rng.normal(size=(batch, num_x, dim))
+    y = scale * rng.normal(size=(batch, num_y, dim))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def _torch_chamfer(x, y, x_lengths, y_lengths, squared, point_reduction, single_directional):
+    """Brute force in torch, float64: an independent value and autograd gradient."""
+    x = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+    y = torch.tensor(np.asarray(y, np.float64), requires_grad=True)
+    total = 0.0
+    for b in range(x.shape[0]):
+        xb, yb = x[b, : x_lengths[b]], y[b, : y_lengths[b]]
+        if len(xb) == 0 or len(yb) == 0:
+            continue
+        d = ((xb[:, None] - yb[None]) ** 2).sum(-1)
+        if not squared:
+            d = d.sqrt()
+        for nearest in [d.min(1).values] + ([] if single_directional else [d.min(0).values]):
+            total = total + (nearest.sum() if point_reduction == "sum" else nearest.mean())
+    total.backward()
+    return total.item(), x.grad.numpy(), y.grad.numpy()
+
+
+CHAMFER_GRID = list(
+    itertools.product([True, False], ["mean", "sum"], [False, True], [None, 1, 4, 64])
+)
+
+
+@pytest.mark.parametrize(
+    "squared, point_reduction, single_directional, chunk_size",
+    CHAMFER_GRID,
+    ids=[f"squared{s}-{r}-single{d}-chunk{c}" for s, r, d, c in CHAMFER_GRID],
+)
+def test_chamfer_matches_brute_force_values_and_gradients(
+    squared, point_reduction, single_directional, chunk_size
+):
+    x, y = _clouds(CHAMFER_GRID.index((squared, point_reduction, single_directional, chunk_size)))
+    # Padded clouds: one full, one with empty y (its x → y term has no neighbour), one short.
+    x_lengths, y_lengths = np.array([9, 5, 3], np.int32), np.array([6, 0, 2], np.int32)
+    options = {
+        "squared": squared,
+        "point_reduction": point_reduction,
+        "single_directional": single_directional,
+    }
+
+    def loss(x, y):
+        return jaxloss.chamfer(
+            x,
+            y,
+            x_lengths=x_lengths,
+            y_lengths=y_lengths,
+            chunk_size=chunk_size,
+            reduction="sum",
+            **options,
+        )
+
+    value, (dx, dy) = jax.value_and_grad(loss, argnums=(0, 1))(x, y)
+    expected, ex, ey = _torch_chamfer(x, y, x_lengths, y_lengths, **options)
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        jaxloss.chamfer(
+            x, y, x_lengths=x_lengths, y_lengths=y_lengths, reduction="none", **options
+        ),
+        ref.chamfer(x, y, x_lengths, y_lengths, **options),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(dx, ex, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dy, ey, rtol=1e-4, atol=1e-6)
+    # Padding gets no gradient.
+    assert np.all(np.asarray(dx)[1, 5:] == 0) and np.all(np.asarray(dy)[2, 2:] == 0)
+
+
+def test_chamfer_empty_clouds_are_zero():
+    x, y = _clouds(1, batch=2)
+    lengths = np.array([0, 0], np.int32)
+    assert float(jaxloss.chamfer(x, y, x_lengths=lengths)) == 0.0
+    assert float(jaxloss.chamfer(x, y, x_lengths=lengths, y_lengths=lengths)) == 0.0
+    # y empty: x → y has no neighbour (0); y → x is over no points (0).
+    assert float(jaxloss.chamfer(x, y, y_lengths=lengths)) == 0.0
+
+
+def test_chamfer_hand_computed_with_padding():
+    x = np.array([[[0.0, 0.0], [3.0, 4.0], [99.0, 99.0]]], np.float32)  # last point is padding
+    y = np.array([[[0.0, 1.0], [3.0, 3.0]]], np.float32)
+    lengths = np.array([2], np.int32)
+    # x → y squared: (1, 1), mean 1; y → x: (1, 1), mean 1.
+    assert float(jaxloss.chamfer(x, y, x_lengths=lengths)) == pytest.approx(2.0)
+    # Plain distances from (0,0): to (0,1) is 1; from (3,4): to (3,3) is 1.
+    assert float(jaxloss.chamfer(x, y, x_lengths=lengths, squared=False)) == pytest.approx(2.0)
+    # Without the lengths the padding point counts: its nearest is (3, 3), 96² + 96².
+    full = jaxloss.chamfer(x, y, single_directional=True, point_reduction="sum")
+    assert float(full) == pytest.approx(1 + 1 + 2 * 96.0**2)
+
+
+def test_chamfer_high_dimensional_points_use_the_gram_form():
+    x, y = _clouds(2, dim=_dense._DIRECT_MAX_DIM + 4)
+    lengths = np.array([9, 9, 9], np.int32), np.array([6, 6, 6], np.int32)
+    for chunk_size in (None, 4):
+        value, (dx, dy) = jax.value_and_grad(
+            lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, chunk_size=c, reduction="sum"),
+            argnums=(0, 1),
+        )(x, y)
+        expected, ex, ey = _torch_chamfer(x, y, *lengths, True, "mean", False)
+        np.testing.assert_allclose(value, expected, rtol=1e-5)
+        np.testing.assert_allclose(dx, ex, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(dy, ey, rtol=1e-4, atol=1e-6)
+
+
+def test_chamfer_is_exact_far_from_the_origin():
+    # Clouds at 1e4 with spacing 1e-2: ‖x‖² + ‖y‖² − 2x·y would lose the distances to
+    # cancellation; the direct form and the exact recomputation from indices do not.
+    # The float64 reference sees the same float32 coordinates.
+    x, y = (cloud + np.float32(1e4) for cloud in _clouds(3, scale=1e-2))
+    np.testing.assert_allclose(
+        jaxloss.chamfer(x, y, reduction="none"), ref.chamfer(x, y), rtol=1e-5
+    )
+
+
+def test_chamfer_plain_distances_have_zero_gradients_at_coincident_points():
+    x, _ = _clouds(4)
+    for chunk_size in (None, 2):
+        grads = jax.grad(
+            lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, squared=False, chunk_size=c),
+            argnums=(0, 1),
+        )(x, x)
+        for g in grads:
+            assert np.all(np.isfinite(g))
+            np.testing.assert_array_equal(g, 0.0)
+
+
+def test_chamfer_gradient_is_linear_in_the_points():
+    # The backward pass must not rebuild the distance matrix: at B=4, N=M=16384 (issue 6)
+    # the chunked value_and_grad needs at least 64 times less temporary memory than the
+    # dense one (compiled only, XLA's exact memory analysis; the dense one needs 24 GiB).
+    points = jax.ShapeDtypeStruct((4, 16384, 3), jnp.float32)
+
+    def dense(x, y):
+        d = jnp.sum(jnp.square(x[:, :, None] - y[:, None]), axis=-1)
+        return jnp.mean(jnp.mean(d.min(axis=2), axis=1) + jnp.mean(d.min(axis=1), axis=1))
+
+    def temp_mib(fn):
+        compiled = jax.jit(jax.value_and_grad(fn, argnums=(0, 1))).lower(points, points).compile()
+        return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
+    chunked = temp_mib(lambda x, y: jaxloss.chamfer(x, y, chunk_size=1024))
+    assert temp_mib(dense) >= 64 * chunked
+
+
+def test_chamfer_errors():
+    x, y = _clouds(5)
+    with pytest.raises(ValueError, match="same batch and dim"):
+        jaxloss.chamfer(x, y[:2])
+    with pytest.raises(ValueError, match="same batch and dim"):
+        jaxloss.chamfer(x, y[..., :2])
+    with pytest.raises(ValueError, match=r"`x` must be \[batch, num_points, dim\]"):
+        jaxloss.chamfer(x[0], y)
+    with pytest.raises(ValueError, match="point_reduction"):
+        jaxloss.chamfer(x, y, point_reduction="max")
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxloss.chamfer(x, y, chunk_size=0)
+    with pytest.raises(ValueError, match="x_lengths"):
+        jaxloss.chamfer(x, y, x_lengths=np.array([1, 2], np.int32))
+    with pytest.raises(TypeError, match="y_lengths"):
+        jaxloss.chamfer(x, y, y_lengths=np.array([1.0, 2.0, 3.0]))
+
+
+# ---------------------------------------------------------------- gram, style, perceptual
+
+
+def test_gram_matrix_matches_the_reference():
+    features = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)
+    gram = jaxloss.gram_matrix(features)
+    assert gram.shape == (2, 5, 5)
+    np.testing.assert_allclose(gram, ref.gram_matrix(features), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gram, np.swapaxes(gram, 1, 2))
+
+
+def test_style_loss_takes_one_style_image_of_another_size():
+    rng = np.random.default_rng(1)
+    features = [rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 4, 4, 6))]
+    style = [rng.normal(size=(1, 6, 5, 4)), rng.normal(size=(1, 3, 2, 6))]
+    weights = [0.2, 1.5]
+    ours = jaxloss.style_loss(features, style, weights=weights, reduction="none")
+    expected = ref.style_loss(features, [np.repeat(s, 3, axis=0) for s in style], weights=weights)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+def test_style_loss_is_gatys_formula():
+    # E = Σ(G − A)² / (4 C² P²) on unnormalized Gram matrices, written out for one layer.
+    rng = np.random.default_rng(2)
+    f, a = rng.normal(size=(1, 5, 3)), rng.normal(size=(1, 5, 3))
+    g_raw, a_raw = f[0].T @ f[0], a[0].T @ a[0]
+    expected = np.sum((g_raw - a_raw) ** 2) / (4 * 3**2 * 5**2)
+    np.testing.assert_allclose(jaxloss.style_loss(f, a), expected, rtol=1e-5)
+
+
+def test_perceptual_loss_broadcasts_targets_and_weights_layers():
+    rng = np.random.default_rng(3)
+    features = [rng.normal(size=(2, 4, 4, 3)), rng.normal(size=(2, 2, 2, 5))]
+    targets = [rng.normal(size=(1, 4, 4, 3)), rng.normal(size=(2, 2, 2, 5))]
+    ours = jaxloss.perceptual_loss(features, targets, weights=[1.0, 3.0], reduction="none")
+    expected = ref.perceptual_loss(features, targets, weights=[1.0, 3.0])
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fn", [jaxloss.style_loss, jaxloss.perceptual_loss], ids=["style", "perceptual"]
+)
+def test_layer_weights_are_traceable(fn):
+    rng = np.random.default_rng(4)
+    features = [rng.normal(size=(2, 3, 3, 2)).astype(np.float32) for _ in range(2)]
+    targets = [rng.normal(size=(2, 3, 3, 2)).astype(np.float32) for _ in range(2)]
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(w):
+        return fn(features, targets, weights=[w, 1.0])
+
+    reference = getattr(ref, fn.__name__)
+    for w in (0.5, 2.0):
+        np.testing.assert_allclose(
+            loss(w), reference(features, targets, weights=[w, 1.0]).mean(), rtol=1e-5
+        )
+
+
+@pytest.mark.parametrize(
+    "fn", [jaxloss.style_loss, jaxloss.perceptual_loss], ids=["style", "perceptual"]
+)
+def test_layer_errors(fn):
+    f = np.ones((2, 3, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="same number of layers"):
+        fn([f, f], [f])
+    with pytest.raises(ValueError, match="one weight per layer"):
+        fn([f], [f], weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="at least one"):
+        fn([], [])
+    with pytest.raises(ValueError, match="batch size"):
+        fn([f, f[:1]], [f, f[:1]])
+    with pytest.raises(ValueError, match=r"targets\[0\]"):
+        fn([f], [f[..., :3]])
+    with pytest.raises(ValueError, match=r"features\[0\]"):
+        fn([f[0, 0, 0]], [f[0, 0, 0]])
+
+
+def test_gram_matrix_errors():
+    with pytest.raises(TypeError, match="one array"):
+        jaxloss.gram_matrix([np.ones((1, 2, 2))])
+    with pytest.raises(ValueError, match="features"):
+        jaxloss.gram_matrix(np.ones(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        jaxloss.gram_matrix(np.ones((1, 2, 2), np.int32))

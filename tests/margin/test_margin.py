@@ -1,0 +1,403 @@
+"""Margin softmax, center loss and linear cross-entropy: the papers' formulas in their
+special regions, chunked == unchunked, torch parity for linear_cross_entropy."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxloss
+from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
+from jaxloss._margin import _rows_per_block
+from jaxloss._reduce import linear_weights, reduce_loss
+from tests._suite.registry import REGISTRY
+from tests.margin import reference as ref
+
+# The margin heads' options, from their cases (tests/margin/cases.py).
+MARGIN_LOSSES = {
+    name: case.kwargs
+    for name, case in REGISTRY.items()
+    if case.margin_head and case.fn is getattr(jaxloss, name, None)
+}
+
+
+def _head(batch=9, classes=23, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    embeddings = rng.normal(size=(batch, dim)).astype(np.float32)
+    centers = rng.normal(size=(classes, dim)).astype(np.float32)
+    labels = rng.integers(0, classes, size=batch).astype(np.int32)
+    return embeddings, centers, labels
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_LOSSES))
+@pytest.mark.parametrize("chunk_size", [5, 23, 64])
+def test_chunked_equals_unchunked(name, chunk_size):
+    # 23 classes: not a multiple of 5, one whole block, and a block larger than the classes.
+    embeddings, centers, labels = _head()
+    fn = getattr(jaxloss, name)
+    options = MARGIN_LOSSES[name]
+    where = np.arange(9) != 4
+
+    def loss(x, w, chunk):
+        return fn(x, w, labels, chunk_size=chunk, where=where, **options)
+
+    value, grads = jax.value_and_grad(loss, argnums=(0, 1))(embeddings, centers, None)
+    chunked, chunked_grads = jax.value_and_grad(loss, argnums=(0, 1))(
+        embeddings, centers, chunk_size
+    )
+    np.testing.assert_allclose(chunked, value, rtol=1e-5)
+    for g, cg in zip(grads, chunked_grads, strict=True):
+        np.testing.assert_allclose(cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_LOSSES))
+def test_chunked_matches_the_reference(name):
+    embeddings, centers, labels = _head(seed=1)
+    options = MARGIN_LOSSES[name]
+    np.testing.assert_allclose(
+        getattr(jaxloss, name)(
+            embeddings, centers, labels, chunk_size=4, reduction="none", **options
+        ),
+        getattr(ref, name)(embeddings, centers, labels, **options),
+        rtol=1e-5,
+    )
+
+
+def _aligned(cos_targets, classes=4):
+    """Embeddings whose cosine to their class center (class 0, e0) is each of
+    ``cos_targets``; they turn in the (e0, e1) plane, and the other centers (e2, e3, ...)
+    are orthogonal to it, so only the target logit changes."""
+    dim = classes + 1
+    centers = np.zeros((classes, dim), np.float32)
+    centers[0, 0] = 1.0
+    centers[np.arange(1, classes), np.arange(2, classes + 1)] = 1.0
+    angles = np.arccos(np.clip(cos_targets, -1, 1))
+    embeddings = np.zeros((len(angles), dim), np.float32)
+    embeddings[:, 0], embeddings[:, 1] = np.cos(angles), np.sin(angles)
+    return embeddings, centers, np.zeros(len(cos_targets), np.int32)
+
+
+@pytest.mark.parametrize("easy_margin", [False, True])
+def test_arcface_fallback_region(easy_margin):
+    # m = 0.5: the fallback starts at cos θ = cos(π - 0.5) ≈ -0.878; cos θ <= 0 for easy.
+    cos = np.array([0.95, 0.3, -0.2, -0.85, -0.9, -0.99, -1.0])
+    embeddings, centers, labels = _aligned(cos)
+    options = {"scale": 4.0, "margin": 0.5, "easy_margin": easy_margin}
+    ours = jaxloss.arcface(embeddings, centers, labels, reduction="none", **options)
+    expected = ref.arcface(embeddings, centers, labels, **options)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_arcface_target_logit_decreases_through_the_fallback():
+    # The point of the fallback: a worse angle never gives a larger target logit.
+    cos = np.linspace(0.999, -0.999, 41)
+    embeddings, centers, labels = _aligned(cos)
+    losses = jaxloss.arcface(embeddings, centers, labels, scale=4.0, reduction="none")
+    assert np.all(np.diff(np.asarray(losses)) > 0)
+
+
+@pytest.mark.parametrize("margin", [1, 2, 3, 4])
+@pytest.mark.parametrize("scale", [None, 5.0])
+def test_sphereface_every_piece(margin, scale):
+    # Angles across [0, π] visit every k = 0 .. m-1.
+    cos = np.cos(np.linspace(0.05, np.pi - 0.05, 17))
+    embeddings, centers, labels = _aligned(cos)
+    embeddings = embeddings * np.linspace(0.5, 3.0, 17, dtype=np.float32)[:, None]
+    options = {"margin": margin, "scale": scale, "lam": 0.7}
+    np.testing.assert_allclose(
+        jaxloss.sphereface(embeddings, centers, labels, reduction="none", **options),
+        ref.sphereface(embeddings, centers, labels, **options),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_LOSSES))
+@pytest.mark.parametrize("cos", [1.0, -1.0])
+def test_gradients_are_finite_at_zero_and_pi(name, cos):
+    embeddings, centers, labels = _aligned(np.array([cos, 0.5]))
+    grads = jax.grad(
+        lambda x, w: getattr(jaxloss, name)(x, w, labels, **MARGIN_LOSSES[name]), argnums=(0, 1)
+    )(embeddings, centers)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_zero_embedding_has_finite_gradients():
+    embeddings, centers, labels = _head(batch=3)
+    embeddings[1] = 0.0
+    for name, options in MARGIN_LOSSES.items():
+        grads = jax.grad(
+            lambda x, w, name=name, options=options: getattr(jaxloss, name)(
+                x, w, labels, **options
+            ),
+            argnums=(0, 1),
+        )(embeddings, centers)
+        assert all(np.all(np.isfinite(g)) for g in grads), name
+
+
+def test_am_softmax_is_cosface():
+    assert jaxloss.am_softmax is jaxloss.cosface
+
+
+def test_combined_margin_special_cases():
+    embeddings, centers, labels = _head(seed=2)
+    s = {"scale": 6.0}
+    np.testing.assert_allclose(
+        jaxloss.combined_margin(embeddings, centers, labels, m1=1.0, m2=0.0, m3=0.3, **s),
+        jaxloss.cosface(embeddings, centers, labels, margin=0.3, **s),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        jaxloss.combined_margin(embeddings, centers, labels, m1=1.0, m2=0.0, m3=0.0, **s),
+        jaxloss.norm_softmax(embeddings, centers, labels, **s),
+        rtol=1e-5,
+    )
+
+
+# --- linear_cross_entropy ------------------------------------------------------------------
+
+LCE_GRID = list(
+    itertools.product([False, True], [None, 3], [0.0, 0.2], ["mean", "sum", "none"], [None, 7])
+)
+
+
+@pytest.mark.parametrize(
+    "with_bias, ignore_index, label_smoothing, reduction, chunk_size",
+    LCE_GRID,
+    ids=[f"bias{b}-ignore{i}-ls{ls}-{r}-chunk{c}" for b, i, ls, r, c in LCE_GRID],
+)
+def test_linear_cross_entropy_matches_torch(
+    with_bias, ignore_index, label_smoothing, reduction, chunk_size
+):
+    rng = np.random.default_rng(
+        LCE_GRID.index((with_bias, ignore_index, label_smoothing, reduction, chunk_size))
+    )
+    hidden = rng.normal(size=(10, 8)).astype(np.float32)
+    weight = rng.normal(size=(30, 8)).astype(np.float32)
+    bias = rng.normal(size=30).astype(np.float32)
+    labels = rng.integers(0, 30, size=10)
+    labels[:2] = 3
+    h = torch.tensor(hidden, dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(weight, dtype=torch.float64, requires_grad=True)
+    expected = F.linear_cross_entropy(
+        h,
+        w,
+        torch.tensor(labels),
+        linear_bias=torch.tensor(bias, dtype=torch.float64) if with_bias else None,
+        reduction=reduction,
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=label_smoothing,
+    )
+    expected.sum().backward()
+
+    def loss(hidden, weight):
+        return jaxloss.linear_cross_entropy(
+            hidden,
+            weight,
+            labels,
+            bias=bias if with_bias else None,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            chunk_size=chunk_size,
+        )
+
+    np.testing.assert_allclose(
+        loss(hidden, weight), expected.detach().numpy(), rtol=2e-5, atol=1e-6
+    )
+    grads = jax.grad(lambda a, b: jnp.sum(loss(a, b)), argnums=(0, 1))(hidden, weight)
+    for g, expected_grad in zip(grads, (h.grad.numpy(), w.grad.numpy()), strict=True):
+        np.testing.assert_allclose(g, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_linear_cross_entropy_bias_gradient_chunked():
+    rng = np.random.default_rng(3)
+    hidden, weight = rng.normal(size=(6, 4)), rng.normal(size=(11, 4))
+    bias, labels = rng.normal(size=11), rng.integers(0, 11, size=6)
+    grads = [
+        jax.grad(
+            lambda b, chunk=chunk: jaxloss.linear_cross_entropy(
+                hidden.astype(np.float32),
+                weight.astype(np.float32),
+                labels,
+                bias=b,
+                chunk_size=chunk,
+                label_smoothing=0.1,
+            )
+        )(bias.astype(np.float32))
+        for chunk in (None, 4)
+    ]
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
+    rng = np.random.default_rng(4)
+    hidden = jnp.asarray(rng.normal(size=(16, 32)), jnp.bfloat16)
+    weight = jnp.asarray(rng.normal(size=(50, 32)) / 4, jnp.bfloat16)
+    labels = rng.integers(0, 50, size=16)
+    value = jaxloss.linear_cross_entropy(hidden, weight, labels, chunk_size=16)
+    assert value.dtype == jnp.float32
+    exact = ref.linear_cross_entropy(
+        np.asarray(hidden, np.float64), np.asarray(weight, np.float64), labels
+    ).mean()
+    np.testing.assert_allclose(value, exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 10, 64])
+def test_weighted_lse_sum_matches_the_formula(rows_per_block):
+    # 10 rows in blocks of 3: the last block is padded; rows with a zero coefficient (one of
+    # them NaN) stay out of the value and every gradient.
+    rng = np.random.default_rng(5)
+    x, w, b = rng.normal(size=(10, 4)), rng.normal(size=(13, 4)), rng.normal(size=13)
+    a = rng.uniform(0.1, 2.0, size=10)
+    a[[2, 7]] = 0.0
+    value, dx, dw, db, lse = ref.weighted_lse_sum(x, w, b, a)
+    x_nan = x.copy()
+    x_nan[7] = np.nan
+    args = [np.asarray(v, np.float32) for v in (x_nan, w, b, a)]
+    got, grads = jax.value_and_grad(
+        lambda *v: weighted_lse_sum(*v, rows_per_block), argnums=(0, 1, 2, 3)
+    )(*args)
+    np.testing.assert_allclose(got, value, rtol=1e-5)
+    dx[[2, 7]] = 0.0
+    for g, e in zip(grads, (dx, dw, db, np.where(a != 0, lse, 0)), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+    # Without differentiation the value comes from the forward-only scan.
+    np.testing.assert_allclose(weighted_lse_sum(*args, rows_per_block), value, rtol=1e-5)
+
+
+def test_linear_weights_reproduce_reduce_loss():
+    rng = np.random.default_rng(6)
+    loss = jnp.asarray(rng.normal(size=12), jnp.float32)
+    for where in (None, rng.uniform(size=12) < 0.6, np.zeros(12, bool)):
+        for reduction in ("mean", "sum"):
+            weights = linear_weights(where, (12,), reduction)
+            np.testing.assert_allclose(
+                jnp.sum(weights * loss),
+                reduce_loss(loss, reduction, where=where),
+                rtol=1e-6,
+                atol=1e-7,
+            )
+
+
+def test_linear_cross_entropy_path_selection():
+    # The configurations of benchmarks/bench_linear_cross_entropy.py: the row-blocked kernel
+    # (three matmuls, 512 rows x 32768 logits) where it is faster, the class-blocked one
+    # where holding enough rows would cost too much memory.
+    assert _rows_per_block(2048, 32768, 1024, "mean") == 512
+    assert _rows_per_block(2048, 32768, 1024, "sum") == 512
+    assert _rows_per_block(8192, 131072, 1024, "mean") is None
+    assert _rows_per_block(2048, 32768, 1024, "none") is None
+    assert _rows_per_block(2048, 32768, None, "mean") is None
+    assert _rows_per_block(6, 7, 3, "mean") == 6  # the whole batch at once
+    assert _rows_per_block(6, 7, 1, "mean") is None
+
+
+def test_linear_cross_entropy_row_blocks_equal_unchunked():
+    # 600 rows in blocks of 256 (the last one padded), both reductions, a mask, smoothing.
+    rng = np.random.default_rng(7)
+    hidden = rng.normal(size=(600, 8)).astype(np.float32)
+    weight = rng.normal(size=(256, 8)).astype(np.float32)
+    bias = rng.normal(size=256).astype(np.float32)
+    labels = rng.integers(0, 256, size=600)
+    where = rng.uniform(size=600) < 0.8
+    assert _rows_per_block(600, 256, 64, "mean") == 256
+    for reduction in ("mean", "sum"):
+
+        def loss(h, w, b, chunk, reduction=reduction):
+            return jaxloss.linear_cross_entropy(
+                h,
+                w,
+                labels,
+                bias=b,
+                where=where,
+                label_smoothing=0.1,
+                reduction=reduction,
+                chunk_size=chunk,
+            )
+
+        step = jax.value_and_grad(loss, argnums=(0, 1, 2))
+        value, grads = step(hidden, weight, bias, None)
+        chunked, chunked_grads = step(hidden, weight, bias, 64)
+        np.testing.assert_allclose(chunked, value, rtol=1e-5)
+        for g, cg in zip(grads, chunked_grads, strict=True):
+            np.testing.assert_allclose(cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
+
+
+# --- center loss and its update -------------------------------------------------------------
+
+
+def test_center_update_matches_the_paper():
+    rng = np.random.default_rng(5)
+    centers = rng.normal(size=(6, 3)).astype(np.float32)
+    features = rng.normal(size=(10, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, size=10)  # classes 4 and 5 are absent: they must not move
+    new = jaxloss.center_update(centers, features, labels, alpha=0.3)
+    np.testing.assert_allclose(new, ref.center_update(centers, features, labels, 0.3), rtol=1e-5)
+    np.testing.assert_array_equal(new[4:], centers[4:])
+
+
+def test_center_update_where_and_out_of_range_labels():
+    rng = np.random.default_rng(6)
+    centers = rng.normal(size=(4, 2)).astype(np.float32)
+    features = rng.normal(size=(6, 2)).astype(np.float32)
+    labels = np.array([0, 1, 9, 2, -1, 1])
+    keep = np.array([True, False, True, True, True, True])
+    counted = keep & (labels >= 0) & (labels < 4)
+    np.testing.assert_allclose(
+        jaxloss.center_update(centers, features, labels, where=keep),
+        ref.center_update(centers, features[counted], labels[counted]),
+        rtol=1e-5,
+    )
+
+
+def test_center_update_masked_or_invalid_rows_with_nan_move_no_center():
+    rng = np.random.default_rng(7)
+    centers = rng.normal(size=(4, 2)).astype(np.float32)
+    features = rng.normal(size=(6, 2)).astype(np.float32)
+    labels = np.array([0, 1, 9, 2, 3, 1])
+    keep = np.array([True, False, True, True, True, True])
+    features[1] = np.nan  # masked
+    features[2] = np.inf  # label 9 is no class
+    new = jaxloss.center_update(centers, features, labels, where=keep)
+    counted = keep & (labels < 4)
+    np.testing.assert_allclose(
+        new, ref.center_update(centers, features[counted], labels[counted]), rtol=1e-5
+    )
+
+
+def test_center_update_under_jit_with_a_traced_alpha():
+    centers, features = jnp.zeros((2, 2)), jnp.ones((3, 2))
+    update = jax.jit(
+        lambda a: jaxloss.center_update(centers, features, jnp.array([1, 1, 1]), alpha=a)
+    )
+    np.testing.assert_allclose(update(1.0)[1], [0.75, 0.75])
+    np.testing.assert_allclose(update(0.5)[1], [0.375, 0.375])
+
+
+def test_shape_errors_name_the_argument():
+    embeddings, centers, labels = _head()
+    with pytest.raises(ValueError, match=r"`embeddings`.*`centers`"):
+        jaxloss.arcface(embeddings, centers[:, :3], labels)
+    with pytest.raises(ValueError, match="`labels`"):
+        jaxloss.cosface(embeddings, centers, labels[:3])
+    with pytest.raises(ValueError, match="`bias`"):
+        jaxloss.linear_cross_entropy(embeddings, centers, labels, bias=np.zeros(3))
+    with pytest.raises(ValueError, match="`margin`"):
+        jaxloss.sphereface(embeddings, centers, labels, margin=2.5)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -3, 2.5])
+def test_invalid_chunk_size_is_a_value_error(chunk_size):
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    labels = np.array([0, 1], np.int32)
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxloss.arcface(x, w, labels, chunk_size=chunk_size)
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxloss.linear_cross_entropy(x, w, labels, chunk_size=chunk_size)

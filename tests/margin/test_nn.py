@@ -1,0 +1,172 @@
+"""The flax (nnx) modules: the functional losses' numbers, parameters and state handled."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+import jaxloss
+from jaxloss.nn import MARGIN_LOSSES, CenterBuffer, CenterLoss, MarginSoftmaxHead
+from tests._suite.registry import REGISTRY
+
+# The margin heads' options, from their cases (tests/margin/cases.py).
+HEADS = {
+    name: case.kwargs
+    for name, case in REGISTRY.items()
+    if case.margin_head and case.fn is getattr(jaxloss, name, None)
+}
+
+
+def _batch(seed=0, batch=12, features=5, classes=7):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, features)).astype(np.float32)
+    return x, rng.integers(0, classes, size=batch).astype(np.int32)
+
+
+def test_heads_cover_the_margin_family():
+    assert sorted(MARGIN_LOSSES) == sorted(HEADS)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_head_equals_the_functional_loss(name, chunk_size):
+    head = MarginSoftmaxHead(
+        5, 7, loss=name, chunk_size=chunk_size, rngs=nnx.Rngs(1), **HEADS[name]
+    )
+    x, y = _batch()
+    centers = np.asarray(head.centers[...])
+    where = np.arange(12) % 4 != 1
+    expected = getattr(jaxloss, name)(x, centers, y, where=where, **HEADS[name])
+    np.testing.assert_allclose(head(x, y, where=where), expected, rtol=1e-6)
+
+    grads = nnx.grad(lambda h: h(x, y, where=where))(head)
+    expected_grad = jax.grad(lambda c: getattr(jaxloss, name)(x, c, y, where=where, **HEADS[name]))(
+        centers
+    )
+    np.testing.assert_allclose(grads["centers"][...], expected_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_call_options_override_the_defaults_and_may_be_traced():
+    head = MarginSoftmaxHead(5, 7, loss="arcface", scale=16.0, margin=0.5, rngs=nnx.Rngs(0))
+    x, y = _batch()
+    traces = []
+
+    @nnx.jit
+    def loss(head, margin):
+        traces.append(None)
+        return head(x, y, margin=margin)
+
+    centers = np.asarray(head.centers[...])
+    for margin in (0.0, 0.1, 0.3):
+        expected = jaxloss.arcface(x, centers, y, scale=16.0, margin=margin)
+        np.testing.assert_allclose(loss(head, jnp.float32(margin)), expected, rtol=1e-6)
+    assert len(traces) == 1
+    # the constructor's value is the default
+    np.testing.assert_allclose(
+        head(x, y), jaxloss.arcface(x, centers, y, scale=16.0, margin=0.5), rtol=1e-6
+    )
+
+
+def test_head_options_are_checked():
+    with pytest.raises(TypeError, match="cosface has no option \\['m2'\\]"):
+        MarginSoftmaxHead(5, 7, loss="cosface", m2=0.3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="loss"):
+        MarginSoftmaxHead(5, 7, loss="softmax", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="chunk_size"):
+        MarginSoftmaxHead(5, 7, chunk_size=0, rngs=nnx.Rngs(0))
+    head = MarginSoftmaxHead(5, 7, loss="norm_softmax", rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match="margin"):
+        head(*_batch(), margin=0.1)
+
+
+def test_head_trains_with_an_nnx_optimizer_as_the_functional_loss_with_optax():
+    x, y = _batch(3)
+    head = MarginSoftmaxHead(5, 7, loss="cosface", scale=16.0, rngs=nnx.Rngs(2))
+    centers = jnp.asarray(head.centers[...])
+    optimizer = nnx.Optimizer(head, optax.sgd(0.1), wrt=nnx.Param)
+    tx = optax.sgd(0.1)
+    opt_state = tx.init(centers)
+    for _ in range(3):
+        grads = nnx.grad(lambda h: h(x, y))(head)
+        optimizer.update(head, grads)
+        g = jax.grad(lambda c: jaxloss.cosface(x, c, y, scale=16.0))(centers)
+        updates, opt_state = tx.update(g, opt_state)
+        centers = optax.apply_updates(centers, updates)
+    np.testing.assert_allclose(head.centers[...], centers, rtol=1e-5, atol=1e-7)
+
+
+def test_cosines_are_the_normalized_scores():
+    head = MarginSoftmaxHead(5, 7, rngs=nnx.Rngs(0))
+    x, _ = _batch()
+    w = np.asarray(head.centers[...], np.float64)
+    expected = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (
+        w / np.linalg.norm(w, axis=1, keepdims=True)
+    ).T
+    np.testing.assert_allclose(head.cosines(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_class_sharded_head_declares_its_partition_spec():
+    head = MarginSoftmaxHead(5, 8, class_axis_name="classes", rngs=nnx.Rngs(0))
+    spec = nnx.get_partition_spec(nnx.state(head))
+    assert spec["centers"].get_value() == P("classes", None)
+
+
+def test_center_loss_module_follows_wen_et_al():
+    x, y = _batch(4, classes=3)
+    module = CenterLoss(5, 3, alpha=0.6, rngs=nnx.Rngs(0))
+    centers = np.asarray(module.centers[...])
+    where = np.arange(12) % 3 != 0
+    loss = module(x, y, where=where)
+    np.testing.assert_allclose(loss, jaxloss.center_loss(x, y, centers, where=where), rtol=1e-6)
+    expected = jaxloss.center_update(centers, x, y, alpha=0.6, where=where)
+    np.testing.assert_allclose(module.centers[...], expected, rtol=1e-6)
+    before = np.asarray(module.centers[...])
+    module(x, y, update=False)
+    np.testing.assert_array_equal(module.centers[...], before)
+
+
+class _Embedder(nnx.Module):
+    def __init__(self, rngs):
+        self.linear = nnx.Linear(5, 4, rngs=rngs)
+        self.center = CenterLoss(4, 3, alpha=0.5)
+
+    def __call__(self, x, y):
+        return self.center(self.linear(x), y)
+
+
+def test_center_buffer_is_state_moved_by_its_rule_not_by_the_optimizer():
+    x, y = _batch(5, classes=3)
+    model = _Embedder(nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer):
+        loss, grads = nnx.value_and_grad(lambda m: m(x, y))(model)
+        optimizer.update(model, grads)
+        return loss, grads
+
+    features = np.asarray(model.linear(x))
+    loss, grads = step(model, optimizer)
+    # the gradient holds the linear layer only: the centers are a CenterBuffer
+    assert "center" not in grads
+    assert isinstance(model.center.centers, CenterBuffer)
+    np.testing.assert_allclose(loss, jaxloss.center_loss(features, y, np.zeros((3, 4))), rtol=1e-6)
+    # the update inside nnx.jit and nnx.value_and_grad reached the module
+    expected = jaxloss.center_update(np.zeros((3, 4)), features, y, alpha=0.5)
+    np.testing.assert_allclose(model.center.centers[...], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_learned_centers_are_parameters_with_the_functional_gradient():
+    x, y = _batch(6, classes=3)
+    module = CenterLoss(5, 3, alpha=None, rngs=nnx.Rngs(1))
+    assert isinstance(module.centers, nnx.Param)
+    centers = np.asarray(module.centers[...])
+    grads = nnx.grad(lambda m: m(x, y))(module)
+    expected = jax.grad(lambda c: jaxloss.center_loss(x, y, c))(centers)
+    np.testing.assert_allclose(grads["centers"][...], expected, rtol=1e-6)
+    np.testing.assert_array_equal(module.centers[...], centers)  # no rule moves them

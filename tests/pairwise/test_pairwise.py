@@ -1,0 +1,326 @@
+"""Pairs, triplets and contrastive losses: torch parity, the papers' formulas, mining."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxloss
+from tests.pairwise import reference as ref
+
+
+def _torch_grads(fn, *arrays):
+    """torch's value and gradients (float64) of ``fn(*tensors).sum()``."""
+    tensors = [torch.tensor(np.asarray(a, np.float64), requires_grad=True) for a in arrays]
+    value = fn(*tensors)
+    value.sum().backward()
+    return value.detach().numpy(), [t.grad.numpy() for t in tensors]
+
+
+def _jax_grads(fn, *arrays):
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    value = fn(*arrays)
+    grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(arrays))))(*arrays)
+    return value, grads
+
+
+def _assert_matches_torch(ours, theirs, rtol=1e-5, atol=1e-6):
+    (value, grads), (expected, expected_grads) = ours, theirs
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=atol)
+    for g, e in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+TRIPLET_GRID = list(
+    itertools.product([1.0, 2.0, 3.0, 0.5, float("inf")], [False, True], ["mean", "sum", "none"])
+)
+
+
+@pytest.mark.parametrize(
+    "p, swap, reduction", TRIPLET_GRID, ids=[f"p{p}-swap{s}-{r}" for p, s, r in TRIPLET_GRID]
+)
+def test_triplet_margin_matches_torch(p, swap, reduction):
+    rng = np.random.default_rng(TRIPLET_GRID.index((p, swap, reduction)))
+    a, pos, neg = (rng.normal(size=(12, 5)) for _ in range(3))
+    options = {"margin": 1.3, "p": p, "eps": 1e-3, "swap": swap, "reduction": reduction}
+    theirs = _torch_grads(lambda *t: F.triplet_margin_loss(*t, **options), a, pos, neg)
+    ours = _jax_grads(lambda *x: jaxloss.triplet_margin(*x, **options), a, pos, neg)
+    _assert_matches_torch(ours, theirs)
+
+
+def test_triplet_margin_odd_p_uses_the_absolute_difference():
+    # optax's triplet loss drops the absolute value: with p = 1 these give 7.0 there.
+    anchor, positive, negative = jnp.zeros((1, 2)), jnp.array([[-3.0, -4.0]]), jnp.ones((1, 2))
+    ours = jaxloss.triplet_margin(anchor, positive, negative, p=1.0, eps=0.0)
+    theirs = F.triplet_margin_loss(
+        torch.zeros(1, 2), torch.tensor([[-3.0, -4.0]]), torch.ones(1, 2), p=1.0, eps=0.0
+    )
+    np.testing.assert_allclose(ours, theirs.item(), rtol=1e-6)
+    np.testing.assert_allclose(ours, 7 - 2 + 1)
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, float("inf")])
+def test_triplet_margin_gradients_are_finite_at_zero_difference(p):
+    anchor = jnp.array([[1.0, 2.0, 3.0]])
+    grads = jax.grad(
+        lambda a, pos: jaxloss.triplet_margin(a, pos, a + 5.0, p=p, eps=0.0, margin=20.0),
+        argnums=(0, 1),
+    )(anchor, anchor)
+    for g in grads:
+        assert np.all(np.isfinite(g))
+
+
+def test_triplet_margin_squared_is_facenet():
+    rng = np.random.default_rng(1)
+    a, pos, neg = (rng.normal(size=(7, 3)).astype(np.float32) for _ in range(3))
+    expected = np.maximum(
+        ((a - pos) ** 2).sum(1).astype(np.float64) - ((a - neg) ** 2).sum(1) + 0.5, 0
+    )
+    np.testing.assert_allclose(
+        jaxloss.triplet_margin(a, pos, neg, margin=0.5, squared=True, reduction="none"),
+        expected,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("margin", [0.0, 0.4])
+def test_margin_ranking_matches_torch(reduction, margin):
+    rng = np.random.default_rng(2)
+    x1, x2 = rng.normal(size=10), rng.normal(size=10)
+    y = rng.choice([-1.0, 1.0], size=10)
+    x2[0] = x1[0]  # a tie: torch's clamp passes the gradient at exactly 0
+    options = {"margin": margin, "reduction": reduction}
+    theirs = _torch_grads(
+        lambda a, b: F.margin_ranking_loss(a, b, torch.tensor(y), **options), x1, x2
+    )
+    ours = _jax_grads(lambda a, b: jaxloss.margin_ranking(a, b, y, **options), x1, x2)
+    _assert_matches_torch(ours, theirs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("margin", [-0.3, 0.0, 0.5])
+def test_cosine_embedding_matches_torch(reduction, margin):
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
+    x1[0] = 0.0  # a zero vector: cos = 0 with finite gradients
+    y = rng.choice([-1, 1], size=9)
+    options = {"margin": margin, "reduction": reduction}
+    theirs = _torch_grads(
+        lambda a, b: F.cosine_embedding_loss(a, b, torch.tensor(y), **options), x1, x2
+    )
+    ours = _jax_grads(lambda a, b: jaxloss.cosine_embedding(a, b, y, **options), x1, x2)
+    _assert_matches_torch(ours, theirs)
+
+
+def test_cosine_embedding_other_targets_cost_nothing():
+    x = np.ones((3, 2), np.float32)
+    y = np.array([0, 2, -2])
+    np.testing.assert_array_equal(jaxloss.cosine_embedding(x, -x, y, reduction="none"), 0)
+    np.testing.assert_allclose(ref.cosine_embedding(x, -x, y), 0)
+
+
+def test_contrastive_matches_the_paper():
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.normal(size=(20, 6)), rng.normal(size=(20, 6))
+    x2[:3] = x1[:3]  # zero distances, similar and dissimilar
+    similar = (rng.uniform(size=20) < 0.5).astype(np.float32)
+    similar[:2] = [1.0, 0.0]
+    for margin in (0.5, 3.0):
+        np.testing.assert_allclose(
+            jaxloss.contrastive(
+                x1.astype(np.float32),
+                x2.astype(np.float32),
+                similar,
+                margin=margin,
+                reduction="none",
+            ),
+            ref.contrastive(x1, x2, similar, margin=margin),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    grads = jax.grad(lambda a, b: jaxloss.contrastive(a, b, similar), argnums=(0, 1))(
+        jnp.asarray(x1, jnp.float32), jnp.asarray(x2, jnp.float32)
+    )
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_ratio_loss_matches_the_paper_and_saturates_without_overflow():
+    rng = np.random.default_rng(5)
+    a, pos, neg = (rng.normal(size=(15, 4)) for _ in range(3))
+    np.testing.assert_allclose(
+        jaxloss.ratio_loss(*(x.astype(np.float32) for x in (a, pos, neg)), reduction="none"),
+        ref.ratio_loss(a, pos, neg),
+        rtol=1e-5,
+    )
+    far = jnp.array([[1e4, 0.0]])
+    value, grads = jax.value_and_grad(jaxloss.ratio_loss, argnums=(0, 1, 2))(
+        jnp.zeros((1, 2)), jnp.zeros((1, 2)), far
+    )
+    assert float(value) == 0.0 and all(np.all(np.isfinite(g)) for g in grads)
+    np.testing.assert_allclose(jaxloss.ratio_loss(jnp.zeros((1, 2)), far, jnp.zeros((1, 2))), 2)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5, 1.0])
+def test_nt_xent_matches_simclr(temperature):
+    rng = np.random.default_rng(6)
+    z1, z2 = rng.normal(size=(10, 8)), rng.normal(size=(10, 8))
+    where = rng.uniform(size=10) < 0.7
+    for mask in (None, where):
+        np.testing.assert_allclose(
+            jaxloss.nt_xent(
+                z1.astype(np.float32),
+                z2.astype(np.float32),
+                temperature=temperature,
+                where=mask,
+                reduction="none",
+            ),
+            ref.nt_xent(z1, z2, temperature=temperature, where=mask),
+            rtol=2e-5,
+            atol=1e-5,
+        )
+
+
+def test_nt_xent_mean_is_simclrs_mean_over_all_views():
+    # Against torch's cross-entropy over the 2N x 2N similarities with the diagonal removed.
+    rng = np.random.default_rng(7)
+    z1, z2 = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    u = F.normalize(torch.tensor(np.concatenate([z1, z2])), dim=1)
+    logits = (u @ u.T / 0.3).fill_diagonal_(-float("inf"))
+    targets = torch.tensor(np.concatenate([np.arange(6, 12), np.arange(6)]))
+    expected = F.cross_entropy(logits, targets).item()
+    ours = jaxloss.nt_xent(z1.astype(np.float32), z2.astype(np.float32), temperature=0.3)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+# --- batch_triplet -----------------------------------------------------------------------------
+
+MININGS = ["all", "hard", "semihard"]
+
+
+def _identities(batch, num_ids, seed, dim=5):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_ids, size=batch)
+    centers = rng.normal(size=(num_ids, dim))
+    embeddings = centers[labels] * 0.8 + rng.normal(size=(batch, dim)) * 0.7
+    return embeddings.astype(np.float32), labels.astype(np.int32)
+
+
+@pytest.mark.parametrize("mining", MININGS)
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("margin", [0.2, 1.0, 3.0])
+def test_batch_triplet_matches_the_reference(mining, squared, margin):
+    # 30 examples of 7 identities: some appear once (anchors without a positive).
+    embeddings, labels = _identities(30, 7, seed=MININGS.index(mining) + 10 * int(squared))
+    where = np.random.default_rng(8).uniform(size=30) < 0.8
+    for mask in (None, where):
+        np.testing.assert_allclose(
+            jaxloss.batch_triplet(
+                embeddings, labels, margin=margin, mining=mining, squared=squared, where=mask
+            ),
+            ref.batch_triplet(
+                embeddings, labels, margin=margin, mining=mining, squared=squared, where=mask
+            ),
+            rtol=2e-5,
+            atol=1e-5,
+        )
+
+
+@pytest.mark.parametrize("mining", MININGS)
+def test_batch_triplet_degenerate_batches_are_zero_with_finite_gradients(mining):
+    one_identity = np.zeros(6, np.int32)
+    all_different = np.arange(6, dtype=np.int32)
+    embeddings = np.random.default_rng(9).normal(size=(6, 3)).astype(np.float32)
+    for labels in (one_identity, all_different):
+        value, grad = jax.value_and_grad(jaxloss.batch_triplet)(embeddings, labels, mining=mining)
+        assert float(value) == 0.0
+        assert np.all(grad == 0)
+
+
+@pytest.mark.parametrize("mining", MININGS)
+@pytest.mark.parametrize("squared", [False, True])
+def test_batch_triplet_identical_embeddings_have_finite_gradients(mining, squared):
+    # Zero distances everywhere: the safe square root, not sqrt'(0) = inf.
+    embeddings = np.ones((6, 4), np.float32)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    value, grad = jax.value_and_grad(jaxloss.batch_triplet)(
+        embeddings, labels, mining=mining, squared=squared
+    )
+    np.testing.assert_allclose(value, 1.0)  # every triplet costs the margin
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("mining", MININGS)
+def test_batch_triplet_masked_nan_rows_stay_out(mining):
+    embeddings, labels = _identities(12, 3, seed=11)
+    where = np.ones(12, bool)
+    where[[2, 5]] = False
+    poisoned = embeddings.copy()
+    poisoned[[2, 5]] = np.nan
+    value, grad = jax.value_and_grad(jaxloss.batch_triplet)(
+        poisoned, labels, mining=mining, where=where
+    )
+    np.testing.assert_allclose(
+        value, ref.batch_triplet(embeddings, labels, mining=mining, where=where), rtol=2e-5
+    )
+    assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[[2, 5]] == 0)
+
+
+@pytest.mark.parametrize("mining", MININGS)
+def test_batch_triplet_memory_is_quadratic_in_the_batch(mining):
+    # Compiled, not run: value_and_grad at B = 1024, D = 128 stays O(B²) (a B³ triplet
+    # tensor would need 4 GiB). XLA's memory analysis is exact.
+    shapes = (
+        jax.ShapeDtypeStruct((1024, 128), jnp.float32),
+        jax.ShapeDtypeStruct((1024,), jnp.int32),
+    )
+    step = jax.jit(jax.value_and_grad(lambda x, y: jaxloss.batch_triplet(x, y, mining=mining)))
+    temp = step.lower(*shapes).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 64 * 2**20, f"{temp / 2**20:.1f} MiB"
+
+
+def test_batch_triplet_semihard_picks_the_closest_farther_negative():
+    # Points 0, 1 (identity 0) and 0.5, 1.5, 4 (identity 1), margin 1. Per (anchor,
+    # positive): D_ap, the chosen negative, the loss:
+    #   (0, 1): 1, 1.5 (0.5 is closer than the positive: not semi-hard), 0.5
+    #   (1, 0): 1, 3, 0 (-1 clipped)
+    #   (0.5, 1.5): 1, none farther -> the farthest, 0.5, 1.5
+    #   (0.5, 4): 3.5, none farther -> 0.5, 4
+    #   (1.5, 0.5): 1, 1.5, 0.5        (1.5, 4): 2.5, none farther -> 1.5, 2
+    #   (4, 0.5): 3.5, 4, 0.5          (4, 1.5): 2.5, 3, 0.5
+    # Mean over the 8 pairs: 9.5 / 8.
+    x = np.array([[0.0], [1.0], [0.5], [1.5], [4.0]], np.float32)
+    labels = np.array([0, 0, 1, 1, 1])
+    np.testing.assert_allclose(jaxloss.batch_triplet(x, labels, mining="semihard"), 9.5 / 8)
+    np.testing.assert_allclose(ref.batch_triplet(x, labels, mining="semihard"), 9.5 / 8)
+
+
+def test_pairwise_shape_errors_name_the_argument():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"x1.*x2"):
+        jaxloss.contrastive(x, np.zeros((4, 2), np.float32), np.ones(4))
+    with pytest.raises(ValueError, match="similar"):
+        jaxloss.contrastive(x, x, np.ones(5))
+    with pytest.raises(ValueError, match="p"):
+        jaxloss.triplet_margin(x, x, x, p=0.0)
+    with pytest.raises(ValueError, match="squared"):
+        jaxloss.triplet_margin(x, x, x, p=1.0, squared=True)
+    with pytest.raises(ValueError, match="mining"):
+        jaxloss.batch_triplet(x, np.zeros(4, np.int32), mining="hardest")
+    with pytest.raises(ValueError, match="labels"):
+        jaxloss.batch_triplet(x, np.zeros(5, np.int32))
+    with pytest.raises(TypeError, match="labels"):
+        jaxloss.batch_triplet(x, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="embeddings"):
+        jaxloss.batch_triplet(np.zeros(4, np.float32), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="z1"):
+        jaxloss.nt_xent(x, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"x1.*x2.*y"):
+        jaxloss.margin_ranking(np.zeros(3), np.zeros(4), np.ones(3))

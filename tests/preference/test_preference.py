@@ -1,0 +1,455 @@
+"""Preference and RLHF losses: TRL's formulas in torch, extreme values, masks, helpers."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxloss
+from tests.preference import reference as ref
+
+
+def _torch_value_and_grads(fn, *arrays):
+    tensors = [torch.tensor(np.asarray(a, np.float64), requires_grad=True) for a in arrays]
+    value = fn(*tensors)
+    value.backward()
+    return value.item(), [t.grad.numpy() for t in tensors]
+
+
+def _assert_matches(fn, theirs, *arrays, rtol=1e-5):
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+    expected, expected_grads = _torch_value_and_grads(theirs, *arrays)
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=1e-6)
+    for g, e in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+def _sequence_logps(seed, n=12, count=4):
+    rng = np.random.default_rng(seed)
+    return [-30 + 8 * rng.normal(size=n) for _ in range(count)]
+
+
+def _assert_finite(fn, *arrays):
+    value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+    assert np.isfinite(value), value
+    for g in grads:
+        assert np.all(np.isfinite(g)), g
+
+
+EXTREMES = np.array([-1e4, -1e4, 0.0, 1e4, -3.0, 1e4], np.float32)
+
+
+# ------------------------------------------------------------------------- reward model, DPO
+
+
+def test_bradley_terry_matches_trl_reward_trainer():
+    chosen, rejected, margin = _sequence_logps(0, count=3)
+
+    def theirs(c, r):
+        return -F.logsigmoid(c - r - torch.tensor(margin / 10)).mean()
+
+    _assert_matches(
+        lambda c, r: jaxloss.bradley_terry(c, r, margin=margin / 10), theirs, chosen, rejected
+    )
+
+
+DPO_GRID = [("sigmoid", 0.0), ("sigmoid", 0.2), ("hinge", 0.0), ("ipo", 0.0)]
+
+
+@pytest.mark.parametrize("loss_type, label_smoothing", DPO_GRID)
+@pytest.mark.parametrize("beta", [0.1, 0.5])
+def test_dpo_matches_trl(loss_type, label_smoothing, beta):
+    logps = _sequence_logps(DPO_GRID.index((loss_type, label_smoothing)))
+
+    def theirs(pc, pr, rc, rr):  # TRL's DPOTrainer.dpo_loss, as published
+        logits = (pc - pr) - (rc - rr)
+        if loss_type == "sigmoid":
+            losses = (
+                -F.logsigmoid(beta * logits) * (1 - label_smoothing)
+                - F.logsigmoid(-beta * logits) * label_smoothing
+            )
+        elif loss_type == "hinge":
+            losses = torch.relu(1 - beta * logits)
+        else:
+            losses = (logits - 1 / (2 * beta)) ** 2
+        return losses.mean()
+
+    def ours(*logps):
+        return jaxloss.dpo(*logps, beta=beta, label_smoothing=label_smoothing, loss_type=loss_type)
+
+    _assert_matches(ours, theirs, *logps)
+
+
+def test_dpo_rejects_smoothing_it_would_ignore_and_unknown_types():
+    logps = [np.zeros(2, np.float32)] * 4
+    with pytest.raises(ValueError, match="label_smoothing"):
+        jaxloss.dpo(*logps, loss_type="ipo", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="loss_type"):
+        jaxloss.dpo(*logps, loss_type="robust")
+
+
+def test_simpo_matches_trl_cpo_trainer():
+    chosen, rejected = (x / 20 for x in _sequence_logps(1, count=2))
+    beta, gamma, smoothing = 2.5, 0.8, 0.1
+
+    def theirs(c, r):
+        logits = (c - r) - gamma / beta
+        return (
+            -F.logsigmoid(beta * logits) * (1 - smoothing)
+            - F.logsigmoid(-beta * logits) * smoothing
+        ).mean()
+
+    _assert_matches(
+        lambda c, r: jaxloss.simpo(c, r, beta=beta, gamma=gamma, label_smoothing=smoothing),
+        theirs,
+        chosen,
+        rejected,
+    )
+
+
+def test_orpo_matches_trl_per_pair():
+    rng = np.random.default_rng(2)
+    chosen, rejected = rng.uniform(-3, -0.01, size=(2, 10))
+    beta = 0.25
+
+    def theirs(c, r):  # TRL's odds_ratio_loss plus the per-pair NLL of the chosen answer
+        log_odds = (c - r) - (torch.log1p(-torch.exp(c)) - torch.log1p(-torch.exp(r)))
+        return (-c - beta * F.logsigmoid(log_odds)).mean()
+
+    _assert_matches(lambda c, r: jaxloss.orpo(c, r, beta=beta), theirs, chosen, rejected)
+
+
+def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
+    chosen = np.array([0.0, -1e-12, -1e4, -1e4, 0.0, -0.5], np.float32)
+    rejected = np.array([0.0, -1e4, 0.0, -1e4, -1e-12, -0.5], np.float32)
+    _assert_finite(jaxloss.orpo, chosen, rejected)
+    # log(1 − p) is accurate near p = 1 (expm1) and for tiny p (log1p).
+    for logp in (-1e-5, -1e-3, -0.5, -5.0, -40.0):
+        odds = jaxloss._preference._log_odds(jnp.float32(logp))
+        assert float(odds) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
+
+
+def test_kto_matches_trl_and_stops_the_gradient_of_the_reference_point():
+    policy, reference = _sequence_logps(3, count=2)
+    desirable = np.arange(12) % 3 != 0
+    kl, beta = 0.7, 0.2
+
+    def theirs(p, r):  # TRL's kto_loss: chosen and rejected halves, then the mean
+        rewards = p - r
+        chosen = 1 - torch.sigmoid(beta * (rewards - kl))
+        rejected = 1 - torch.sigmoid(beta * (kl - rewards))
+        mask = torch.tensor(desirable)
+        return torch.cat([1.0 * chosen[mask], 1.5 * rejected[~mask]]).mean()
+
+    def ours(p, r):
+        return jaxloss.kto(p, r, desirable, reference_point=kl, beta=beta, undesirable_weight=1.5)
+
+    _assert_matches(ours, theirs, policy, reference)
+    point_grad = jax.grad(lambda z: jaxloss.kto(policy, reference, desirable, reference_point=z))(
+        1.0
+    )
+    assert float(point_grad) == 0.0
+    # A negative KL estimate is clamped at 0, as TRL's.
+    np.testing.assert_allclose(
+        jaxloss.kto(policy, reference, desirable, reference_point=-3.0),
+        jaxloss.kto(policy, reference, desirable, reference_point=0.0),
+    )
+    with pytest.raises(TypeError, match="desirable"):
+        jaxloss.kto(policy, reference, desirable.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda a, b: jaxloss.bradley_terry(a, b),
+        lambda a, b: jaxloss.dpo(a, b, b, a),
+        lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="hinge"),
+        lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="ipo", beta=0.5),
+        lambda a, b: jaxloss.dpo(a, b, b, a, label_smoothing=0.3),
+        lambda a, b: jaxloss.simpo(a, b),
+        lambda a, b: jaxloss.orpo(a, b),
+        lambda a, b: jaxloss.kto(a, b, jnp.arange(6) % 2 == 0, reference_point=5.0),
+    ],
+    ids=["bradley_terry", "dpo", "dpo_hinge", "dpo_ipo", "dpo_smoothed", "simpo", "orpo", "kto"],
+)
+def test_sequence_losses_are_finite_at_extreme_log_probabilities(fn):
+    _assert_finite(fn, EXTREMES, EXTREMES[::-1].copy())
+
+
+# ------------------------------------------------------------------------------ PPO and KL
+
+
+def _tokens(seed, shape=(4, 7)):
+    rng = np.random.default_rng(seed)
+    logprobs = rng.uniform(-4, -0.1, size=shape)
+    old = logprobs + 0.4 * rng.normal(size=shape)
+    advantages = rng.normal(size=(shape[0], 1))
+    mask = np.arange(shape[1]) < rng.integers(1, shape[1] + 1, size=(shape[0], 1))
+    return logprobs, old, advantages, mask
+
+
+@pytest.mark.parametrize("epsilon", [0.1, 0.2])
+def test_ppo_clip_matches_trl_masked_mean(epsilon):
+    logprobs, old, advantages, mask = _tokens(int(epsilon * 10))
+
+    def theirs(lp):  # TRL's PPOTrainer policy loss: masked_mean(max(pg1, pg2), mask)
+        ratio = torch.exp(lp - torch.tensor(old))
+        adv = torch.tensor(advantages)
+        losses = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - epsilon, 1 + epsilon))
+        m = torch.tensor(mask, dtype=torch.float64)
+        return (losses * m).sum() / m.sum()
+
+    _assert_matches(
+        lambda lp: jaxloss.ppo_clip(lp, old, advantages, epsilon=epsilon, where=mask),
+        theirs,
+        logprobs,
+    )
+
+
+def test_ppo_dual_clip_caps_negative_advantages():
+    # ρ = e³ ≈ 20 with A = −1: the clipped loss is ρ·1 = 20; dual clip c = 3 caps it at 3.
+    logp, old, adv = jnp.array([3.0, 3.0]), jnp.zeros(2), jnp.array([-1.0, 1.0])
+    plain = jaxloss.ppo_clip(logp, old, adv, reduction="none")
+    capped = jaxloss.ppo_clip(logp, old, adv, dual_clip=3.0, reduction="none")
+    np.testing.assert_allclose(plain, [math.exp(3.0), -1.2], rtol=1e-6)
+    np.testing.assert_allclose(capped, [3.0, -1.2], rtol=1e-6)
+    np.testing.assert_allclose(capped, ref.ppo_clip(logp, old, adv, dual_clip=3.0), rtol=1e-6)
+
+
+def test_ppo_clip_gradients_are_finite_at_extreme_log_ratios():
+    log_ratios = np.array([-1e4, -30.0, 0.0, 30.0, 1e4], np.float32)
+    logp, adv = np.meshgrid(log_ratios, np.array([-2.0, 0.0, 3.0], np.float32))
+    logp, adv = logp.ravel(), adv.ravel()
+    old = np.zeros_like(logp)
+    # Where the loss is finite, the gradient is finite: only A < 0 with ρ = e^1e4 overflows
+    # the loss itself (to +inf, the unbounded PPO objective), and dual clip caps that.
+    capped = lambda lp: jaxloss.ppo_clip(lp, old, adv, dual_clip=3.0)  # noqa: E731
+    _assert_finite(capped, logp)
+    values = jaxloss.ppo_clip(logp, old, adv, reduction="none")
+    grads = jax.grad(lambda lp: jnp.sum(jaxloss.ppo_clip(lp, old, adv, reduction="none")))(logp)
+    assert not np.any(np.isnan(values)) and not np.any(np.isnan(grads))
+    overflow = (adv < 0) & (logp > 100)
+    assert np.all(np.isinf(np.asarray(values)[overflow]))
+    assert np.all(np.isfinite(np.asarray(values)[~overflow]))
+    assert np.all(np.isfinite(np.asarray(grads)[~overflow]))
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+def test_kl_penalty_matches_the_estimators(estimator):
+    logprobs, ref_logprobs, _, mask = _tokens(5)
+
+    def theirs(lp, rp):  # Schulman's estimators, masked mean over tokens
+        log_ratio = lp - rp
+        k = {
+            "k1": log_ratio,
+            "k2": 0.5 * log_ratio**2,
+            "k3": torch.exp(-log_ratio) - 1 + log_ratio,
+        }[estimator]
+        m = torch.tensor(mask, dtype=torch.float64)
+        return (k * m).sum() / m.sum()
+
+    _assert_matches(
+        lambda lp, rp: jaxloss.kl_penalty(lp, rp, estimator=estimator, where=mask),
+        theirs,
+        logprobs,
+        ref_logprobs,
+    )
+
+
+def test_kl_k3_keeps_precision_for_small_differences():
+    # exp(−d) − 1 + d at d = 1e-4 is 5e-9; computed naively in float32 it is lost.
+    d = np.float32(1e-4)
+    k3 = jaxloss.kl_penalty(jnp.array([d]), jnp.zeros(1), estimator="k3")
+    assert float(k3) == pytest.approx(d**2 / 2 - d**3 / 6, rel=1e-3)
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+def test_kl_penalty_extremes_are_not_nan(estimator):
+    logp = np.array([1e4, -1e4, 0.0, 5.0], np.float32)
+    values = jaxloss.kl_penalty(logp, np.zeros(4), estimator=estimator, reduction="none")
+    grads = jax.grad(
+        lambda lp: jnp.sum(
+            jaxloss.kl_penalty(lp, jnp.zeros(4), estimator=estimator, reduction="none")
+        )
+    )(logp)
+    assert not np.any(np.isnan(values)) and not np.any(np.isnan(grads))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, where=m),
+        lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, dual_clip=2.0, where=m),
+        lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k3", where=m),
+        lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k2", where=m),
+    ],
+    ids=["ppo_clip", "ppo_dual_clip", "kl_k3", "kl_k2"],
+)
+def test_token_losses_ignore_anything_in_masked_tokens(fn):
+    logprobs, old, advantages, mask = _tokens(6)
+    advantages = np.broadcast_to(advantages, logprobs.shape).copy()
+    poisoned = logprobs.copy()
+    poisoned[~mask] = np.nan
+    old_poisoned = old.copy()
+    old_poisoned[~mask] = -1e30
+    advantages[~mask] = np.inf
+    clean = fn(logprobs, old, np.where(mask, advantages, 0.0), mask)
+    value, grad = jax.value_and_grad(fn)(poisoned, old_poisoned, advantages, mask)
+    np.testing.assert_allclose(value, clean, rtol=1e-6)
+    assert np.all(np.asarray(grad)[~mask] == 0) and np.all(np.isfinite(grad))
+    # An entirely masked batch: 0 with zero gradients, not NaN.
+    nothing = np.zeros_like(mask)
+    value, grad = jax.value_and_grad(fn)(poisoned, old_poisoned, advantages, nothing)
+    assert float(value) == 0.0 and np.all(np.asarray(grad) == 0)
+
+
+# --------------------------------------------------------------------------- GRPO advantages
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_grpo_advantages_match_trl(scale):
+    rewards = np.random.default_rng(7).normal(size=(3, 8)).astype(np.float32)
+    torch_rewards = torch.tensor(rewards, dtype=torch.float64)
+    centred = torch_rewards - torch_rewards.mean(dim=1, keepdim=True)
+    std = {  # TRL: torch's default (unbiased) std, per group or over the whole batch
+        "group": torch_rewards.std(dim=1, keepdim=True),
+        "batch": torch_rewards.std(),
+        "none": None,
+    }[scale]
+    expected = centred if std is None else centred / (std + 1e-4)
+    ours = jaxloss.grpo_advantages(rewards, scale=scale)
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours, ref.grpo_advantages(rewards, scale=scale), rtol=1e-5)
+
+
+def test_grpo_advantages_edge_cases():
+    # A constant group, a group with one valid completion, and masked entries.
+    rewards = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 5.0, -1.0, 0.0]], np.float32)
+    where = np.array([[True, True, True, True], [True, False, False, False]])
+    out = jaxloss.grpo_advantages(rewards, where=where, eps=0.0)
+    np.testing.assert_array_equal(out, 0.0)
+    partial = np.array([[True, True, False, True]] * 2)
+    out = jaxloss.grpo_advantages(rewards, where=partial)
+    expected = ref.grpo_advantages(rewards[:, [0, 1, 3]])
+    np.testing.assert_allclose(np.asarray(out)[:, [0, 1, 3]], expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(out)[:, 2] == 0)
+    grad = jax.grad(lambda r: jnp.sum(jaxloss.grpo_advantages(r) * r))(rewards)
+    np.testing.assert_allclose(grad, jaxloss.grpo_advantages(rewards))  # constants only
+    with pytest.raises(ValueError, match="scale"):
+        jaxloss.grpo_advantages(rewards, scale="std")
+
+
+# ------------------------------------------------------------------ token log-probabilities
+
+
+def _lm_batch(seed=0, shape=(3, 6), vocab=11):
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.normal(size=(*shape, vocab))).astype(np.float32)
+    tokens = rng.integers(0, vocab, size=shape).astype(np.int32)
+    return logits, tokens
+
+
+def test_token_logprobs_match_torch_log_softmax():
+    logits, tokens = _lm_batch()
+    expected = torch.log_softmax(torch.tensor(logits, dtype=torch.float64), -1)
+    expected = expected.gather(-1, torch.tensor(tokens, dtype=torch.int64)[..., None])[..., 0]
+    np.testing.assert_allclose(
+        jaxloss.token_logprobs(logits, tokens), expected.numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        jaxloss.token_logprobs(logits, tokens), ref.token_logprobs(logits, tokens), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("average", [False, True])
+def test_sequence_logprobs_sum_or_average_the_valid_tokens(average):
+    logits, tokens = _lm_batch(1)
+    tokens[0, 4:] = -100  # padding ids are masked
+    where = np.ones(tokens.shape, bool)
+    where[1, :2] = False  # prompt tokens left out
+    where[2] = False  # a sequence without answer tokens
+    per_token = ref.token_logprobs(logits, np.where(tokens < 0, 0, tokens))
+    valid = where & (tokens >= 0)
+    total = (per_token * valid).sum(-1)
+    expected = (
+        np.where(valid.sum(-1) > 0, total / np.maximum(valid.sum(-1), 1), 0) if (average) else total
+    )
+    ours = jaxloss.sequence_logprobs(logits, tokens, where=where, average=average)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    grad = jax.grad(
+        lambda x: jnp.sum(jaxloss.sequence_logprobs(x, tokens, where=where, average=average))
+    )(logits)
+    assert np.all(np.asarray(grad)[2] == 0) and np.all(np.asarray(grad)[0, 4:] == 0)
+    assert np.all(np.isfinite(grad))
+
+
+def test_token_logprobs_take_bfloat16_logits_and_compute_in_float32():
+    logits, tokens = _lm_batch(2)
+    half = jnp.asarray(logits, jnp.bfloat16)
+    out = jaxloss.token_logprobs(half, tokens)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(
+        out, jaxloss.token_logprobs(half.astype(jnp.float32), tokens), rtol=1e-6
+    )
+
+
+def test_sequence_logprobs_store_no_log_softmax_copy():
+    # value_and_grad of the summed log-probabilities at (4, 256, 32000): a log-softmax
+    # followed by a gather keeps a [batch, time, vocab] float32 copy (125 MiB) for the
+    # backward pass; the gather-and-logsumexp form keeps only the logits.
+    logits = jax.ShapeDtypeStruct((4, 256, 32000), jnp.float32)
+    tokens = jax.ShapeDtypeStruct((4, 256), jnp.int32)
+
+    def naive(x, y):
+        lp = jnp.take_along_axis(jax.nn.log_softmax(x), y[..., None], axis=-1)
+        return jnp.sum(lp)
+
+    def ours(x, y):
+        return jnp.sum(jaxloss.sequence_logprobs(x, y))
+
+    def temp_mib(fn):
+        compiled = jax.jit(jax.value_and_grad(fn)).lower(logits, tokens).compile()
+        return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
+    full_copy = 4 * 256 * 32000 * 4 / 2**20
+    assert temp_mib(ours) < 0.05 * full_copy
+    assert temp_mib(naive) >= full_copy  # the guard: the naive form does keep the copy
+
+
+def test_token_logprobs_errors():
+    logits, tokens = _lm_batch()
+    with pytest.raises(ValueError, match="tokens"):
+        jaxloss.token_logprobs(logits, tokens[:, :3])
+    with pytest.raises(TypeError, match="tokens"):
+        jaxloss.token_logprobs(logits, tokens.astype(np.float32))
+    with pytest.raises(TypeError, match="logits"):
+        jaxloss.sequence_logprobs(tokens[..., None], tokens)
+    with pytest.raises(ValueError, match="where"):
+        jaxloss.sequence_logprobs(logits, tokens, where=np.ones((3, 5), bool))
+
+
+def test_dpo_from_sequence_logprobs_end_to_end():
+    # The usual pipeline: answer-token masks, summed log-probabilities, then DPO.
+    logits, tokens = _lm_batch(3, shape=(4, 6))
+    ref_logits = logits + np.random.default_rng(4).normal(size=logits.shape).astype(np.float32)
+    answer = np.arange(6) >= 2
+
+    def loss(x):
+        lp = jaxloss.sequence_logprobs(x, tokens, where=answer)
+        rp = jaxloss.sequence_logprobs(ref_logits, tokens, where=answer)
+        return jaxloss.dpo(lp[:2], lp[2:], rp[:2], rp[2:], beta=0.1)
+
+    per_token = ref.token_logprobs(logits, tokens) * answer
+    per_token_ref = ref.token_logprobs(ref_logits, tokens) * answer
+    lp, rp = per_token.sum(-1), per_token_ref.sum(-1)
+    expected = ref.dpo(lp[:2], lp[2:], rp[:2], rp[2:], beta=0.1).mean()
+    value, grad = jax.value_and_grad(loss)(logits)
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    assert np.all(np.asarray(grad)[:, :2] == 0) and np.any(np.asarray(grad)[:, 2:] != 0)

@@ -1,0 +1,280 @@
+"""CTC: torch parity of values and gradients, the float64 reference, impossible alignments,
+and the greedy decoder."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxloss
+from tests.sequence import reference as ref
+
+# (batch, frames, classes, max labels). They cover both emission layouts (classes <= labels
+# and classes > labels) and both occupancy paths (one-hot matmul up to 256 classes,
+# scatter-add beyond).
+SHAPES = [(5, 30, 6, 8), (4, 24, 300, 5), (6, 40, 12, 6)]
+
+
+def _inputs(shape, blank, seed):
+    """Random lengths, repeated labels, one sequence that cannot be aligned, one empty."""
+    batch, frames, classes, max_labels = shape
+    rng = np.random.default_rng(seed)
+    logits = (2 * rng.normal(size=(batch, frames, classes))).astype(np.float32)
+    non_blank = np.array([k for k in range(classes) if k != blank])
+    labels = rng.choice(non_blank, size=(batch, max_labels)).astype(np.int32)
+    labels[0, 1] = labels[0, 0]  # a repeat: needs a blank between
+    logit_lengths = rng.integers(frames // 2, frames + 1, size=batch).astype(np.int32)
+    logit_lengths[0] = frames
+    label_lengths = rng.integers(1, max_labels + 1, size=batch).astype(np.int32)
+    label_lengths[0] = max_labels
+    label_lengths[1] = 0  # empty target
+    logit_lengths[2], label_lengths[2] = 3, max_labels  # too few frames: impossible
+    labels[2, : max_labels // 2] = labels[2, 0]
+    return logits, labels, logit_lengths, label_lengths
+
+
+def _ctc(logits, labels, logit_lengths, label_lengths, **options):
+    return jaxloss.ctc(
+        logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
+    )
+
+
+def _torch_ctc(logits, labels, logit_lengths, label_lengths, **options):
+    x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    log_probs = torch.log_softmax(x, dim=-1).transpose(0, 1)
+    loss = F.ctc_loss(
+        log_probs,
+        torch.tensor(labels, dtype=torch.int64),
+        torch.tensor(logit_lengths, dtype=torch.int64),
+        torch.tensor(label_lengths, dtype=torch.int64),
+        **options,
+    )
+    loss.sum().backward()
+    return loss.detach().numpy(), x.grad.numpy()
+
+
+GRID = list(
+    itertools.product(range(len(SHAPES)), ["first", "last"], [False, True], ["none", "sum", "mean"])
+)
+
+
+@pytest.mark.parametrize(
+    "shape_index, blank_at, zero_infinity, reduction",
+    GRID,
+    ids=[f"shape{s}-blank_{b}-zi{z}-{r}" for s, b, z, r in GRID],
+)
+def test_ctc_matches_torch(shape_index, blank_at, zero_infinity, reduction):
+    shape = SHAPES[shape_index]
+    blank = 0 if blank_at == "first" else shape[2] - 1
+    logits, labels, logit_lengths, label_lengths = _inputs(
+        shape, blank, GRID.index((shape_index, blank_at, zero_infinity, reduction))
+    )
+    options = {"blank": blank, "zero_infinity": zero_infinity, "reduction": reduction}
+    expected, expected_grad = _torch_ctc(logits, labels, logit_lengths, label_lengths, **options)
+
+    def loss(x):
+        return jaxloss.ctc(
+            x, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
+        )
+
+    value = loss(logits)
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5)
+    grad = jax.grad(lambda x: jnp.sum(loss(x)))(logits)
+    assert np.all(np.isfinite(grad))
+    # torch's gradient of an impossible sequence is NaN (zero_infinity=False); ours is 0.
+    finite = np.all(np.isfinite(expected_grad), axis=(1, 2))
+    assert not zero_infinity or finite.all()
+    np.testing.assert_array_equal(np.asarray(grad)[~finite], 0)
+    scale = np.abs(expected_grad[finite]).max()
+    np.testing.assert_allclose(grad[finite], expected_grad[finite], rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_ctc_matches_the_float64_reference(shape):
+    logits, labels, logit_lengths, label_lengths = _inputs(shape, 0, 99)
+    np.testing.assert_allclose(
+        _ctc(logits, labels, logit_lengths, label_lengths, reduction="none"),
+        ref.ctc(logits, labels, logit_lengths, label_lengths),
+        rtol=1e-5,
+    )
+
+
+def test_impossible_alignment_is_inf_with_a_zero_gradient():
+    logits = jnp.zeros((1, 2, 3))
+    labels = jnp.array([[1, 1]])  # a repeat needs 3 frames
+    value, grad = jax.value_and_grad(lambda x: jaxloss.ctc(x, labels, reduction="sum"))(logits)
+    assert np.isinf(value)
+    assert np.all(np.asarray(grad) == 0)
+    value, grad = jax.value_and_grad(
+        lambda x: jaxloss.ctc(x, labels, zero_infinity=True, reduction="sum")
+    )(logits)
+    assert float(value) == 0.0
+    assert np.all(np.asarray(grad) == 0)
+
+
+def test_loss_is_never_below_zero():
+    # A confident, correct model: -log p rounds to about 0 and must not go negative.
+    labels = np.array([[1, 2, 3]])
+    frames = np.array([0, 1, 0, 2, 0, 3, 0])
+    logits = 60.0 * jax.nn.one_hot(frames, 4)[None]
+    value = jaxloss.ctc(logits, labels, reduction="none")
+    assert float(value[0]) >= 0.0
+    assert float(value[0]) < 1e-6
+
+
+def test_no_frames_and_empty_labels():
+    logits = jnp.zeros((2, 4, 3))
+    labels = jnp.array([[1], [1]])
+    value = jaxloss.ctc(
+        logits,
+        labels,
+        logit_lengths=jnp.array([0, 0]),
+        label_lengths=jnp.array([0, 1]),
+        reduction="none",
+    )
+    assert float(value[0]) == 0.0  # nothing to say in no time: probability 1
+    assert np.isinf(value[1])
+
+
+def test_labels_outside_the_classes_make_the_sequence_impossible():
+    logits = jnp.zeros((1, 6, 3))
+    value, grad = jax.value_and_grad(
+        lambda x: jaxloss.ctc(x, jnp.array([[1, 7]]), reduction="sum")
+    )(logits)
+    assert np.isinf(value)
+    assert np.all(np.asarray(grad) == 0)
+
+
+def test_mean_divides_by_label_length_at_least_one():
+    logits, labels, logit_lengths, label_lengths = _inputs((4, 20, 5, 3), 0, 3)
+    logit_lengths[2] = 20  # keep every sequence possible
+    none = jaxloss.ctc(
+        logits,
+        labels,
+        logit_lengths=logit_lengths,
+        label_lengths=label_lengths,
+        reduction="none",
+    )
+    mean = jaxloss.ctc(logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths)
+    np.testing.assert_allclose(mean, np.mean(none / np.maximum(label_lengths, 1)), rtol=1e-6)
+
+
+def test_where_drops_sequences():
+    logits, labels, logit_lengths, label_lengths = _inputs((6, 20, 5, 3), 0, 4)
+    keep = np.array([True, False, False, True, True, False])
+    options = {"reduction": "mean"}
+    masked = jaxloss.ctc(
+        logits,
+        labels,
+        logit_lengths=logit_lengths,
+        label_lengths=label_lengths,
+        where=keep,
+        **options,
+    )
+    dropped = jaxloss.ctc(
+        logits[keep],
+        labels[keep],
+        logit_lengths=logit_lengths[keep],
+        label_lengths=label_lengths[keep],
+        **options,
+    )
+    np.testing.assert_allclose(masked, dropped, rtol=1e-6)
+
+
+def test_agrees_with_optax_where_both_are_defined():
+    import optax
+
+    logits, labels, logit_lengths, label_lengths = _inputs((5, 30, 6, 8), 0, 5)
+    logit_lengths[2] = 30
+    frames, max_labels = logits.shape[1], labels.shape[1]
+    logit_paddings = (np.arange(frames)[None] >= logit_lengths[:, None]).astype(np.float32)
+    label_paddings = (np.arange(max_labels)[None] >= label_lengths[:, None]).astype(np.float32)
+    np.testing.assert_allclose(
+        _ctc(logits, labels, logit_lengths, label_lengths, reduction="none"),
+        optax.ctc_loss(logits, logit_paddings, labels, label_paddings),
+        rtol=1e-5,
+    )
+
+
+def test_shape_errors_name_the_argument():
+    logits = jnp.zeros((2, 5, 4))
+    with pytest.raises(ValueError, match="`logits`"):
+        jaxloss.ctc(jnp.zeros((5, 4)), jnp.zeros((2, 3), jnp.int32))
+    with pytest.raises(ValueError, match=r"`labels`.*\(3, 2\)"):
+        jaxloss.ctc(logits, jnp.zeros((3, 2), jnp.int32))
+    with pytest.raises(ValueError, match="`logit_lengths`"):
+        jaxloss.ctc(logits, jnp.ones((2, 2), jnp.int32), logit_lengths=jnp.array([5]))
+    with pytest.raises(ValueError, match="`blank`"):
+        jaxloss.ctc(logits, jnp.ones((2, 2), jnp.int32), blank=4)
+    with pytest.raises(TypeError, match="`labels`"):
+        jaxloss.ctc(logits, jnp.ones((2, 2)))
+
+
+# --- Greedy decoding -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", [0, 4])
+def test_greedy_decode_matches_the_reference(blank):
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(7, 15, 5)).astype(np.float32)
+    logit_lengths = rng.integers(0, 16, size=7)
+    tokens, lengths = jaxloss.ctc_greedy_decode(logits, logit_lengths=logit_lengths, blank=blank)
+    assert tokens.shape == (7, 15) and tokens.dtype == jnp.int32
+    expected = ref.ctc_greedy_decode(logits, logit_lengths, blank)
+    for row, length, want in zip(np.asarray(tokens), np.asarray(lengths), expected, strict=True):
+        assert length == len(want)
+        assert row[:length].tolist() == want
+        assert np.all(row[length:] == -1)
+
+
+def test_greedy_decode_keeps_repeats_separated_by_blank():
+    frames = jnp.array([[0, 3, 3, 0, 3, 1, 1, 2]])
+    tokens, lengths = jaxloss.ctc_greedy_decode(jax.nn.one_hot(frames, 4))
+    assert tokens[0, : int(lengths[0])].tolist() == [3, 3, 1, 2]
+
+
+@pytest.mark.parametrize("blank", [-1, 4, 10])
+def test_greedy_decode_rejects_a_blank_outside_the_classes(blank):
+    # Unchecked, such a blank matches no frame: every blank frame would decode as a token.
+    logits = jax.nn.one_hot(jnp.array([[0, 1, 0, 2]]), 4)
+    with pytest.raises(ValueError, match=rf"`blank`={blank} .*\[0, 4\)"):
+        jaxloss.ctc_greedy_decode(logits, blank=blank)
+
+
+def test_greedy_decode_under_jit_and_vmap():
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(3, 2, 9, 4)).astype(np.float32)
+    tokens, lengths = jax.jit(jax.vmap(jaxloss.ctc_greedy_decode))(logits)
+    for i in range(3):
+        t, n = jaxloss.ctc_greedy_decode(logits[i])
+        np.testing.assert_array_equal(tokens[i], t)
+        np.testing.assert_array_equal(lengths[i], n)
+
+
+def test_classes_masked_with_minus_infinity():
+    # Constrained vocabularies set logits to -inf; the gradient must stay finite.
+    rng = np.random.default_rng(8)
+    logits = rng.normal(size=(2, 12, 5)).astype(np.float32)
+    logits[:, :, 4] = -np.inf
+    logits[0, 3:6, 2] = -np.inf
+    labels = np.array([[1, 2, 1], [3, 3, 1]])
+    value, grad = jax.value_and_grad(lambda x: jaxloss.ctc(x, labels, reduction="sum"))(logits)
+    # torch's gradient is NaN with -inf logits; -1e4 changes the probabilities by e^-1e4.
+    expected, expected_grad = _torch_ctc(
+        np.where(np.isfinite(logits), logits, -1e4),
+        labels,
+        np.array([12, 12]),
+        np.array([3, 3]),
+        reduction="sum",
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    finite = np.isfinite(logits)
+    assert np.all(np.isfinite(np.asarray(grad)[finite]))
+    np.testing.assert_allclose(np.asarray(grad)[finite], expected_grad[finite], atol=1e-5)
