@@ -14,6 +14,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxloss
+from tests._suite import compiled
 from tests._suite.registry import (
     ALIASES,
     NOT_LOSSES,
@@ -28,8 +29,8 @@ BATCH = 6
 NAMES = sorted(REGISTRY)
 
 
-def _inputs(name: str, seed: int = 0, batch: int = BATCH) -> tuple:
-    return REGISTRY[name].make_inputs(np.random.default_rng(seed), batch)
+def _inputs(name: str, seed: int = 0, batch: int = BATCH) -> list:
+    return [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(seed), batch)]
 
 
 def _with_reductions(*reductions: str, names=NAMES) -> list:
@@ -58,15 +59,13 @@ def _differentiable_index(name: str, position: int) -> int:
     return REGISTRY[name].differentiable.index(position)
 
 
-def _grads(name: str, args: tuple, **options) -> tuple:
-    """Value and gradients with respect to every differentiable input."""
-    case = REGISTRY[name]
+def _grads(name: str, args, where=None, reduction: str = "mean") -> tuple:
+    """Value and gradients with respect to every differentiable input (compiled once)."""
+    return compiled.value_and_grads(name, reduction)(list(args), where)
 
-    def loss(*diff):
-        return call(name, *_with_differentiable(case, args, diff), **options)
 
-    diff = [args[i] for i in case.differentiable]
-    return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*diff)
+def _value(name: str, args, where=None, reduction: str = "mean"):
+    return compiled.value(name, reduction)(list(args), where)
 
 
 def test_every_public_loss_is_registered():
@@ -89,16 +88,17 @@ def test_reference_value(name):
     args = _inputs(name)
     expected = case.reference(*args, **case.kwargs)
     if case.scalar:
-        value = call(name, *args)
+        value = _value(name, args)
         assert value.dtype == jnp.float32 and value.shape == ()
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
         return
-    none = call(name, *args, reduction="none")
+    none = _value(name, args, reduction="none")
     assert none.dtype == jnp.float32
     assert none.shape == expected.shape
     np.testing.assert_allclose(none, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(call(name, *args, reduction="sum"), expected.sum(), rtol=1e-5)
-    np.testing.assert_allclose(call(name, *args), case.reference_mean(expected, *args), rtol=1e-5)
+    np.testing.assert_allclose(_value(name, args, reduction="sum"), expected.sum(), rtol=1e-5)
+    expected_mean = case.reference_mean(expected, *args)
+    np.testing.assert_allclose(_value(name, args), expected_mean, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "reduction"), _with_reductions("mean", "none"))
@@ -113,8 +113,8 @@ def test_jit_equals_eager(name, reduction):
 def test_vmap_equals_loop(name):
     sets = [_inputs(name, seed) for seed in range(3)]
     stacked = [np.stack(parts) for parts in zip(*sets, strict=True)]
-    mapped = jax.vmap(lambda *a: call(name, *a))(*stacked)
-    looped = [call(name, *args) for args in sets]
+    mapped = jax.jit(jax.vmap(lambda *a: call(name, *a)))(*stacked)
+    looped = [_value(name, args) for args in sets]
     np.testing.assert_allclose(mapped, np.stack(looped), rtol=1e-6, atol=1e-7)
 
 
@@ -154,8 +154,8 @@ ROWS_INDEPENDENT = [name for name in NAMES if REGISTRY[name].rows_independent]
 def test_where_equals_dropping(name, reduction):
     args = _inputs(name)
     keep = np.array([True, False, True, True, False, True])
-    masked = call(name, *args, where=row_mask(name, args, keep), reduction=reduction)
-    dropped = call(name, *_drop(name, args, keep), reduction=reduction)
+    masked = _value(name, args, row_mask(name, args, keep), reduction)
+    dropped = _value(name, _drop(name, args, keep), reduction=reduction)
     np.testing.assert_allclose(masked, dropped, rtol=1e-6, atol=1e-7)
 
 
@@ -165,9 +165,9 @@ def test_where_zeroes_masked_entries_and_their_gradients(name):
     keep = np.array([True, False, True, True, False, True])
     where = row_mask(name, args, keep)
     if "none" in REGISTRY[name].reductions:
-        none = call(name, *args, where=where, reduction="none")
+        none = _value(name, args, where, "none")
         assert np.all(np.asarray(none)[~where] == 0)
-    _, grads = _grads(name, args, where=where)
+    _, grads = _grads(name, args, where)
     batched = batched_positions(name, args)
     for position, g in zip(REGISTRY[name].differentiable, grads, strict=True):
         if position in batched:
@@ -184,7 +184,7 @@ def test_where_zeroes_masked_entries_and_their_gradients(name):
 def test_all_masked_is_zero_with_zero_gradients(name, reduction):
     args = _inputs(name)
     where = row_mask(name, args, np.zeros(BATCH, bool))
-    value, grads = _grads(name, args, where=where, reduction=reduction)
+    value, grads = _grads(name, args, where, reduction)
     assert float(value) == 0.0
     for g in grads:
         assert np.all(np.asarray(g) == 0)
@@ -197,10 +197,10 @@ def test_half_precision_computes_in_float32(name, dtype):
     half = [jnp.asarray(a, dtype) if _is_float(a) else a for a in args]
     upcast = [jnp.asarray(a, jnp.float32) if _is_float(a) else a for a in half]
     for reduction in [r for r in ("mean", "none") if r in REGISTRY[name].reductions]:
-        out = call(name, *half, reduction=reduction)
+        out = _value(name, half, reduction=reduction)
         assert out.dtype == jnp.float32
         np.testing.assert_allclose(
-            out, call(name, *upcast, reduction=reduction), rtol=1e-6, atol=1e-7
+            out, _value(name, upcast, reduction=reduction), rtol=1e-6, atol=1e-7
         )
 
 
@@ -228,11 +228,11 @@ def test_no_retrace_when_a_hyperparameter_changes(name):
 @pytest.mark.parametrize("name", [n for n in NAMES if not REGISTRY[n].scalar])
 def test_unknown_reduction_is_a_value_error(name):
     with pytest.raises(ValueError, match="reduction"):
-        call(name, *_inputs(name), reduction="average")
+        jax.eval_shape(lambda *a: call(name, *a, reduction="average"), *_inputs(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_where_of_wrong_shape_is_a_value_error(name):
     args = _inputs(name)
     with pytest.raises(ValueError, match="where"):
-        call(name, *args, where=np.ones((BATCH + 1, 7), bool))
+        jax.eval_shape(lambda *a: call(name, *a, where=np.ones((BATCH + 1, 7), bool)), *args)

@@ -29,8 +29,8 @@ import jaxloss
 from tests._suite import compiled
 from tests._suite.registry import REGISTRY, batched_positions, call, row_mask
 
-BATCH = 5
-KEEP = np.array([True, False, True, False, True])
+BATCH = 6
+KEEP = np.array([True, False, True, True, False, True])
 POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "1e30": 1e30}
 NAMES = sorted(REGISTRY)
 

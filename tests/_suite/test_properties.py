@@ -72,7 +72,7 @@ def _default_mean(case: Case) -> bool:
     return case.reference_mean is default and not case.scalar
 
 
-BATCH = 5
+BATCH = 6
 batches = st.sampled_from([1, BATCH])
 seeds = st.integers(min_value=0, max_value=2**16)
 
@@ -174,7 +174,7 @@ SCALE_FREE = [n for n in MARGIN_NAMES if "scale" in REGISTRY[n].kwargs]
 def test_margin_losses_ignore_the_scale_of_embeddings_and_centers(
     name, seed, embedding_scale, center_scale
 ):
-    x, centers, labels = _inputs(name, 5, seed)
+    x, centers, labels = _inputs(name, BATCH, seed)
     scaled = _run(name, [x * embedding_scale, centers * center_scale, labels])
     np.testing.assert_allclose(scaled, _run(name, [x, centers, labels]), rtol=2e-5, atol=1e-6)
 
@@ -184,7 +184,7 @@ def test_margin_losses_ignore_the_scale_of_embeddings_and_centers(
 @given(seed=seeds, sign=st.sampled_from([1.0, -1.0]), length=st.floats(1e-3, 1e3))
 def test_margin_losses_are_finite_at_theta_0_and_pi(name, seed, sign, length):
     # Every embedding lies on (θ = 0) or opposite (θ = π) its class center.
-    _, centers, labels = _inputs(name, 5, seed)
+    _, centers, labels = _inputs(name, BATCH, seed)
     labels = np.asarray(labels) % np.shape(centers)[0]
     x = sign * length * np.asarray(centers)[labels]
     value, grads = _value_and_grads(name, [jnp.asarray(x), centers, labels])
