@@ -31,8 +31,9 @@ except ImportError as error:  # pragma: no cover - exercised only without flax
         'jaxloss.nn needs flax: pip install "jaxloss[flax]" (or pip install flax).'
     ) from error
 
-from jaxloss import _checks, _margin, _numerics
+from jaxloss import _checks, _numerics
 from jaxloss._reduce import AxisName
+from jaxloss.margin import heads as _margin
 
 MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {
     "norm_softmax": _margin.norm_softmax,

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._divergence import gaussian_kl_terms
 from jaxloss._reduce import (
     AxisName,
     _global_sum,
@@ -28,6 +27,7 @@ from jaxloss._reduce import (
     reduce_loss,
     shard_offset,
 )
+from jaxloss.divergence.kl import gaussian_kl_terms
 
 
 def gan_discriminator(
