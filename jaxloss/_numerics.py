@@ -74,23 +74,3 @@ NORM_EPS = 1e-12
 def l2_normalize(x: jax.Array, eps: float = NORM_EPS) -> jax.Array:
     """``x / max(‖x‖, eps)`` over the last axis, as ``torch.nn.functional.normalize``."""
     return x / jnp.maximum(safe_norm(x), eps)[..., None]
-
-
-def _varying_axes(aval) -> set:
-    """The mapped axes an abstract value varies over (JAX >= 0.10 and the older ``vma``)."""
-    manual = getattr(aval, "manual_axis_type", None)
-    return set(manual.varying) if manual is not None else set(getattr(aval, "vma", ()))
-
-
-def vary_like(init, *inputs):
-    """``init`` (a fresh scan carry) made to vary over the mapped axes the inputs vary over.
-
-    Inside ``shard_map`` a carry must keep one type through the scan: one computed from
-    sharded inputs (a batch split over devices, class-sharded weights) varies over their
-    axes, so its start must too. Outside ``shard_map`` it returns ``init`` unchanged.
-    """
-    axes = set()
-    for array in inputs:
-        if array is not None:
-            axes |= _varying_axes(jax.typeof(array))
-    return jax.lax.pcast(init, tuple(sorted(axes)), to="varying") if axes else init

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss.margin.heads import center_loss, center_update
+from jaxloss.margin.center import center_loss, center_update
 
 # A weight or hyperparameter: a number, an array, or an optax-style schedule step -> value.
 Schedulable = ArrayLike | Callable[[jax.Array], ArrayLike]

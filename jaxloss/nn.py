@@ -32,16 +32,11 @@ except ImportError as error:  # pragma: no cover - exercised only without flax
     ) from error
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName
-from jaxloss.margin import heads as _margin
+from jaxloss._sharding import AxisName
+from jaxloss.margin.center import center_loss, center_update
+from jaxloss.margin.heads import HEADS
 
-MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "norm_softmax": _margin.norm_softmax,
-    "cosface": _margin.cosface,
-    "arcface": _margin.arcface,
-    "sphereface": _margin.sphereface,
-    "combined_margin": _margin.combined_margin,
-}
+MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {head.__name__: head for head in HEADS}
 """The margin losses a :class:`MarginSoftmaxHead` can use, by the name its ``loss`` takes."""
 
 
@@ -248,11 +243,11 @@ class CenterLoss(nnx.Module):
         centers = self.centers[...]
         if self.alpha is not None:
             centers = jax.lax.stop_gradient(centers)
-        loss = _margin.center_loss(
+        loss = center_loss(
             features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
         )
         if self.alpha is not None and update:
-            self.centers[...] = _margin.center_update(
+            self.centers[...] = center_update(
                 centers, features, labels, alpha=self.alpha, where=where, axis_name=axis_name
             )
         return loss

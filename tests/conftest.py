@@ -56,7 +56,7 @@ def _family(nodeid: str) -> str | None:
                 import jaxloss
 
                 module = getattr(jaxloss, public_name(candidate)).__module__
-                return module.rsplit(".", 1)[-1].lstrip("_")
+                return module.split(".")[1].lstrip("_")
     return None
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import jaxloss
-from jaxloss.dense import style as _dense
+from jaxloss._kernels import nearest_neighbours as _dense
 from tests import _reference as ref
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import jaxloss
 from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
 from jaxloss._reduce import linear_weights, reduce_loss
-from jaxloss.margin.heads import _rows_per_block
+from jaxloss.margin.linear import _rows_per_block
 from tests import _reference as ref
 
 MARGIN_LOSSES = {
