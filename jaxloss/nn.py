@@ -33,7 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without flax
 
 from jaxloss import _checks, _numerics
 from jaxloss._sharding import AxisName
-from jaxloss.margin.center import center_loss, center_update
+from jaxloss.margin.center import center_loss, center_loss_and_update
 from jaxloss.margin.heads import HEADS
 
 MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {head.__name__: head for head in HEADS}
@@ -241,13 +241,20 @@ class CenterLoss(nnx.Module):
           update: apply Wen et al.'s update (False for evaluation).
         """
         centers = self.centers[...]
-        if self.alpha is not None:
-            centers = jax.lax.stop_gradient(centers)
-        loss = center_loss(
-            features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
-        )
-        if self.alpha is not None and update:
-            self.centers[...] = center_update(
-                centers, features, labels, alpha=self.alpha, where=where, axis_name=axis_name
+        if self.alpha is None or not update:
+            if self.alpha is not None:
+                centers = jax.lax.stop_gradient(centers)
+            return center_loss(
+                features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
             )
+        loss, new_centers = center_loss_and_update(
+            features,
+            labels,
+            centers,
+            alpha=self.alpha,
+            where=where,
+            reduction=reduction,
+            axis_name=axis_name,
+        )
+        self.centers[...] = new_centers
         return loss

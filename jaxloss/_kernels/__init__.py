@@ -11,4 +11,6 @@ that autodiff of the plain expression cannot reach.
 * ``ctc``: the CTC negative log-likelihood, alpha recursion forward and its adjoint back.
 * ``nearest_neighbours``: Chamfer's blocked nearest-neighbour search, differentiated from
   the neighbours' indices alone.
+* ``blocks``: splitting an axis into padded blocks for a ``scan``, and back (not a kernel;
+  the kernels' one copy of it).
 """

@@ -22,11 +22,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxloss import _numerics
+from jaxloss._kernels.blocks import blocked, num_blocks, unblocked
 from jaxloss._sharding import vary_like
 
 # Up to this many coordinates the search computes Σ_k (x_k − y_k)² directly, which is exact
 # and, for point clouds, faster than a matmul with a tiny contraction; above, it uses the
-# Gram form ‖x‖² + ‖y‖² − 2 x·y (a matmul).
+# Gram form ‖x‖² + ‖y‖² − 2 x·y (one matmul), the library's ``_numerics.squared_distances``.
 _DIRECT_MAX_DIM = 16
 
 
@@ -34,9 +36,7 @@ def _squared_distances(x: jax.Array, y: jax.Array) -> jax.Array:
     """``[batch, n, m]`` squared distances between ``x`` ``[batch, n, dim]`` and ``y``."""
     if x.shape[-1] <= _DIRECT_MAX_DIM:
         return sum(jnp.square(x[:, :, None, k] - y[:, None, :, k]) for k in range(x.shape[-1]))
-    gram = jnp.einsum("bnd,bmd->bnm", x, y, precision=jax.lax.Precision.HIGHEST)
-    norms_x, norms_y = jnp.sum(jnp.square(x), -1), jnp.sum(jnp.square(y), -1)
-    return jnp.maximum(norms_x[:, :, None] + norms_y[:, None, :] - 2 * gram, 0)
+    return _numerics.squared_distances(x, y)
 
 
 def _nearest_neighbours(
@@ -52,11 +52,7 @@ def _nearest_neighbours(
     Returns:
       ``(x_to_y [batch, num_x], y_to_x [batch, num_y])`` int32 indices.
     """
-    batch, num_x, dim = x.shape
-    num_blocks = -(-num_x // block)
-    pad = num_blocks * block - num_x
-    x_blocks = jnp.pad(x, ((0, 0), (0, pad), (0, 0))).reshape(batch, num_blocks, block, dim)
-    valid_blocks = jnp.pad(x_valid, ((0, 0), (0, pad))).reshape(batch, num_blocks, block)
+    num_x = x.shape[1]
 
     def step(carry, inputs):
         best, best_index = carry
@@ -71,12 +67,11 @@ def _nearest_neighbours(
 
     start = (jnp.full(y.shape[:2], jnp.inf, x.dtype), jnp.zeros(y.shape[:2], jnp.int32))
     start = vary_like(start, x, y, x_valid, y_valid)
-    firsts = jnp.arange(num_blocks, dtype=jnp.int32) * block
+    firsts = jnp.arange(num_blocks(num_x, block), dtype=jnp.int32) * block
     (_, y_to_x), x_to_y = jax.lax.scan(
-        step, start, (jnp.moveaxis(x_blocks, 1, 0), jnp.moveaxis(valid_blocks, 1, 0), firsts)
+        step, start, (blocked(x, block, axis=1), blocked(x_valid, block, axis=1), firsts)
     )
-    x_to_y = jnp.moveaxis(x_to_y, 0, 1).reshape(batch, num_blocks * block)[:, :num_x]
-    return x_to_y, y_to_x
+    return unblocked(x_to_y, num_x, axis=1), y_to_x
 
 
 def _gather_points(points: jax.Array, indices: jax.Array) -> jax.Array:

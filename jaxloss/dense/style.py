@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -120,7 +120,7 @@ def gram_matrix(features: ArrayLike) -> jax.Array:
     (layer,) = _layers(features, "features")
     # Sizes spelled out: a ``-1`` cannot be inferred for an empty batch.
     flat = layer.reshape(layer.shape[0], math.prod(layer.shape[1:-1]), layer.shape[-1])
-    gram = jnp.einsum("bpc,bpd->bcd", flat, flat, precision=jax.lax.Precision.HIGHEST)
+    gram = jnp.einsum("bpc,bpd->bcd", flat, flat, precision=_numerics.GRAM_PRECISION)
     return gram / flat.shape[1]
 
 

@@ -1,4 +1,8 @@
-"""Center loss (Wen et al. 2016): the loss, and the centers' own update rule."""
+"""Center loss (Wen et al. 2016): the loss, the centers' own update rule, and both at once.
+
+``center_loss_and_update`` is the training step that ``compose.center_loss_with_update``
+and ``nn.CenterLoss`` share.
+"""
 
 from __future__ import annotations
 
@@ -117,3 +121,31 @@ def center_update(
     counts, feature_sums = global_sum((counts, feature_sums), axis_name)
     delta = (counts[:, None] * c - feature_sums) / (1 + counts[:, None])
     return (c - jnp.asarray(alpha, c.dtype) * delta).astype(centers_in.dtype)
+
+
+def center_loss_and_update(
+    features: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    *,
+    alpha: ArrayLike,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Wen et al.'s training step: ``center_loss`` and the centers moved by ``center_update``.
+
+    The centers enter the loss through ``stop_gradient``: they follow their own update rule,
+    so the loss's gradient reaches only the features.
+
+    Returns:
+      ``(loss, new_centers)``.
+    """
+    centers = jax.lax.stop_gradient(centers)
+    loss = center_loss(
+        features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+    )
+    new_centers = center_update(
+        centers, features, labels, alpha=alpha, where=where, axis_name=axis_name
+    )
+    return loss, new_centers

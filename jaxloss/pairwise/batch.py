@@ -1,7 +1,8 @@
 """Losses over a whole batch's relations: ``batch_triplet`` (online mining) and ``nt_xent``.
 
 Both compare every example with every example of the (global, with ``axis_name``) batch:
-a ``[batch, batch]`` distance or similarity matrix.
+a ``[batch, batch]`` distance or similarity matrix, its matmul at
+``_numerics.GRAM_PRECISION``.
 """
 
 from __future__ import annotations
@@ -44,25 +45,18 @@ def _batch(embeddings, labels, where, axis_name):
 
 
 def _pairwise_distances(x: jax.Array, y: jax.Array, squared: bool) -> tuple[jax.Array, jax.Array]:
-    """``[n, m]`` Euclidean (or squared) distances, via ``‖x‖² + ‖y‖² - 2 x·y``, and a
+    """``[n, m]`` Euclidean (or squared) distances (``_numerics.squared_distances``), and a
     scalar that is 0, or NaN if a row of ``x`` is not finite.
 
-    Squared distances are clamped at 0 (rounding can make them slightly negative); the
-    square root has a zero gradient at 0, so an anchor's distance to itself and identical
-    embeddings stay finite.
+    The square root has a zero gradient at 0, so an anchor's distance to itself and
+    identical embeddings stay finite.
 
     A NaN row reaches every gradient through the matrix (``0 · NaN`` in the backward pass of
     entries no triplet uses), but mining may drop it from the value: the scalar, NaN exactly
-    then, lets the caller put it back, from norms computed anyway.
+    then, lets the caller put it back.
     """
-    x_squared_norms = jnp.sum(jnp.square(x), axis=1)
-    squared_distances = (
-        x_squared_norms[:, None]
-        + jnp.sum(jnp.square(y), axis=1)[None, :]
-        - 2 * jnp.einsum("nd,md->nm", x, y)
-    )
-    squared_distances = jnp.maximum(squared_distances, 0)
-    nan_if_not_finite = 0 * jnp.sum(x_squared_norms)
+    squared_distances = _numerics.squared_distances(x, y)
+    nan_if_not_finite = 0 * jnp.sum(jnp.sum(jnp.square(x), axis=1))
     if squared:
         return squared_distances, nan_if_not_finite
     return _numerics.safe_sqrt(squared_distances), nan_if_not_finite
@@ -105,7 +99,8 @@ def batch_triplet(
     matrix (sorted negatives and binary searches, O(batch²) memory), so it runs under
     ``jit`` and ``vmap``.
 
-    Numerics: distances come from the Gram form ``‖x‖² + ‖y‖² − 2 x·y``, clamped at 0 against
+    Numerics: distances come from the Gram form ``‖x‖² + ‖y‖² − 2 x·y`` (its matmul at full
+    float32 precision on every backend), clamped at 0 against
     rounding, with a square root whose gradient is 0 at 0; this needs squared norms within
     float32 (``‖x‖ ≲ 1.8e19``) and loses absolute precision for nearby points far from the
     origin (the rounding error grows with ``‖x‖²``). The ±inf that pad missing positives and
@@ -254,7 +249,8 @@ def nt_xent(
     inverse_temperature = 1 / jnp.asarray(temperature, u1.dtype)
     anchors = jnp.concatenate([u1, u2])  # [2 batch, dim]
     candidates = jnp.concatenate([all_u1, all_u2])  # [2 global batch, dim]
-    logits = jnp.einsum("nd,md->nm", anchors, candidates) * inverse_temperature
+    similarities = jnp.einsum("nd,md->nm", anchors, candidates, precision=_numerics.GRAM_PRECISION)
+    logits = similarities * inverse_temperature
     rows = offset + jnp.arange(batch)
     themselves = jnp.concatenate([rows, rows + all_u1.shape[0]])
     allowed = jnp.concatenate([all_kept, all_kept])[None, :] & (
