@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 import jaxloss
-from jaxloss._margin import _rows_per_block
+from jaxloss.margin.linear import _rows_per_block
 
 
 def naive(hidden: jax.Array, weight: jax.Array, labels: jax.Array) -> jax.Array:

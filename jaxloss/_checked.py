@@ -1,15 +1,24 @@
-"""Checked mode: value errors (NaN, labels out of range, ...) raised, with ``checkify``."""
+"""Checked mode: value errors (NaN, labels out of range, ...) raised, with ``checkify``.
+
+``checked`` turns the mode on; the value checks below trace only inside it, so outside
+checked mode they cost nothing. The losses call them (and ``_checks.float_array`` calls
+``finite`` on every float input it converts).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from jax.experimental import checkify
+from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss._labels import widened
 
 
 def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,7 +62,7 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     def with_checks(*args, **kwargs):
-        with _checks.checking():
+        with checking():
             return fn(*args, **kwargs)
 
     checkified = checkify.checkify(with_checks, errors=checkify.user_checks)
@@ -83,3 +92,69 @@ def _is_static(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_is_static(v) for v in value)
     return value is None or isinstance(value, (str, bool, int))
+
+
+# Value checks (NaN, labels out of range, ...) cost a reduction per input and need
+# checkify, so they are traced only inside ``jaxloss.checked`` (see ``checking``).
+_CHECKING = contextvars.ContextVar("jaxloss_checking", default=False)
+
+
+@contextlib.contextmanager
+def checking() -> Iterator[None]:
+    """Within this context, losses trace their value checks (``checkify.check``)."""
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def value_check(ok: ArrayLike, message: str) -> None:
+    """``checkify.check(all(ok), message)`` inside ``jaxloss.checked``; nothing otherwise.
+
+    The message names the argument; braces are escaped (checkify formats messages).
+    """
+    if _CHECKING.get():
+        checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
+
+
+def finite(x: jnp.ndarray, name: str, *, allow_inf: bool = False) -> None:
+    """Value check: no NaN nor +inf in ``x``, nor −inf unless ``allow_inf``.
+
+    ``allow_inf`` is for logits and log-probabilities, where −inf is a legitimate
+    "impossible"; +inf is never one.
+    """
+    if allow_inf:
+        value_check(~jnp.isnan(x) & (x != jnp.inf), f"`{name}` holds NaN or +inf.")
+    else:
+        value_check(jnp.isfinite(x), f"`{name}` holds NaN or inf.")
+
+
+def probabilities(x: jnp.ndarray, name: str) -> None:
+    """Value check: every entry of ``x`` lies in [0, 1]."""
+    value_check((x >= 0) & (x <= 1), f"`{name}` must hold probabilities in [0, 1].")
+
+
+def class_ids(
+    labels: jnp.ndarray,
+    num_classes,
+    name: str = "labels",
+    *,
+    ignore_index: int | None = None,
+    where: jnp.ndarray | None = None,
+) -> None:
+    """Value check: labels are class ids in ``[0, num_classes)``, ``ignore_index``, or masked.
+
+    Unchecked, such labels are left out of the loss (never wrapped); checked, they are an
+    error, since a label out of range is more often a bug than a choice.
+    """
+    labels = widened(labels)
+    ok = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        ok = ok | (labels == ignore_index)
+    if where is not None:
+        ok = ok | ~jnp.broadcast_to(where, labels.shape)
+    message = f"`{name}` must be class ids in [0, num_classes)"
+    if ignore_index is not None:
+        message += f" or ignore_index {ignore_index}"
+    value_check(ok, message + " (masked entries excepted).")

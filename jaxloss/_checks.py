@@ -5,86 +5,24 @@ after compilation and works the same under ``jit``, ``vmap`` and ``grad``. Error
 ``ValueError`` (a shape or a value) or ``TypeError`` (a dtype), and always name the argument
 and the shapes involved. Checks are written on axes and suffixes, never on an exact rank, so
 a loss still accepts the extra leading axes that ``vmap`` strips and users add.
+
+Value checks (NaN, labels out of range) are apart, in ``_checked``: they exist only in
+checked mode. ``float_array`` and ``lengths`` call them on the arrays they convert.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import chex
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import checkify
 from jax.typing import ArrayLike
 
+from jaxloss._checked import finite, value_check
+from jaxloss._labels import widened
+
 REDUCTIONS = ("mean", "sum", "none")
-
-# Value checks (NaN, labels out of range, ...) cost a reduction per input and need
-# checkify, so they are traced only inside ``jaxloss.checked`` (see ``checking``).
-_CHECKING = contextvars.ContextVar("jaxloss_checking", default=False)
-
-
-@contextlib.contextmanager
-def checking() -> Iterator[None]:
-    """Within this context, losses trace their value checks (``checkify.check``)."""
-    token = _CHECKING.set(True)
-    try:
-        yield
-    finally:
-        _CHECKING.reset(token)
-
-
-def value_check(ok: ArrayLike, message: str) -> None:
-    """``checkify.check(all(ok), message)`` inside ``jaxloss.checked``; nothing otherwise.
-
-    The message names the argument; braces are escaped (checkify formats messages).
-    """
-    if _CHECKING.get():
-        checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
-
-
-def finite(x: jnp.ndarray, name: str, *, allow_inf: bool = False) -> None:
-    """Value check: no NaN nor +inf in ``x``, nor −inf unless ``allow_inf``.
-
-    ``allow_inf`` is for logits and log-probabilities, where −inf is a legitimate
-    "impossible"; +inf is never one.
-    """
-    if allow_inf:
-        value_check(~jnp.isnan(x) & (x != jnp.inf), f"`{name}` holds NaN or +inf.")
-    else:
-        value_check(jnp.isfinite(x), f"`{name}` holds NaN or inf.")
-
-
-def probabilities(x: jnp.ndarray, name: str) -> None:
-    """Value check: every entry of ``x`` lies in [0, 1]."""
-    value_check((x >= 0) & (x <= 1), f"`{name}` must hold probabilities in [0, 1].")
-
-
-def class_ids(
-    labels: jnp.ndarray,
-    num_classes,
-    name: str = "labels",
-    *,
-    ignore_index: int | None = None,
-    where: jnp.ndarray | None = None,
-) -> None:
-    """Value check: labels are class ids in ``[0, num_classes)``, ``ignore_index``, or masked.
-
-    Unchecked, such labels are left out of the loss (never wrapped); checked, they are an
-    error, since a label out of range is more often a bug than a choice.
-    """
-    labels = widened(labels)
-    ok = (labels >= 0) & (labels < num_classes)
-    if ignore_index is not None:
-        ok = ok | (labels == ignore_index)
-    if where is not None:
-        ok = ok | ~jnp.broadcast_to(where, labels.shape)
-    message = f"`{name}` must be class ids in [0, num_classes)"
-    if ignore_index is not None:
-        message += f" or ignore_index {ignore_index}"
-    value_check(ok, message + " (masked entries excepted).")
 
 
 def _shape_of(x: ArrayLike) -> tuple[int, ...]:
@@ -116,21 +54,8 @@ def float_array(
     return x
 
 
-def widened(x: jnp.ndarray) -> jnp.ndarray:
-    """Integers as a signed type of at least 32 bits: the one rule before any comparison.
-
-    Compared in their own dtype, Python ints wrap: for uint8 labels ``num_classes = 256``
-    becomes 0 and ``ignore_index = -100`` becomes 156. int32 (int64 with x64) holds every
-    narrower integer exactly; a uint32 label past 2^31 becomes negative, out of range either
-    way.
-    """
-    if jnp.issubdtype(x.dtype, jnp.signedinteger) and x.dtype.itemsize >= 4:
-        return x
-    return x.astype(jnp.int64 if x.dtype.itemsize == 8 else jnp.int32)
-
-
 def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
-    """``x`` as a widened integer array (see ``widened``), or ``TypeError`` naming ``name``."""
+    """``x`` as a widened integer array (``_labels.widened``), or ``TypeError`` naming ``name``."""
     x = jnp.asarray(x)
     try:
         chex.assert_type(x, int)

@@ -7,6 +7,15 @@ discarded branch can be NaN or inf (``jnp.where`` alone passes ``0 * inf = NaN``
 The special branch is always selected by a comparison that is False for NaN (``x <= 0``,
 ``x == 0``), never by its negation (``x > 0``): a NaN input then takes the ordinary branch
 and stays NaN, instead of being laundered into the special value (0, 1 or the floor).
+
+Matmul precision: a Gram or distance matmul (``x·y`` of embeddings, points or features:
+``squared_distances``, ``gram_matrix``, ``nt_xent``'s similarities) runs at
+``GRAM_PRECISION``, full float32 on every backend. Its operands are small next to the
+class-logit matmuls, and a difference of large terms (``‖x‖² + ‖y‖² − 2 x·y``) would lose
+the TF32 or bfloat16 passes' error many times over. The class-logit matmuls of the kernels
+(``_kernels/chunked_logsumexp.py``, ``linear_cross_entropy``) keep the backend's default
+precision and accumulate in float32 (``preferred_element_type``), as a model's own
+projection does.
 """
 
 from __future__ import annotations
@@ -76,21 +85,17 @@ def l2_normalize(x: jax.Array, eps: float = NORM_EPS) -> jax.Array:
     return x / jnp.maximum(safe_norm(x), eps)[..., None]
 
 
-def _varying_axes(aval) -> set:
-    """The mapped axes an abstract value varies over (JAX >= 0.10 and the older ``vma``)."""
-    manual = getattr(aval, "manual_axis_type", None)
-    return set(manual.varying) if manual is not None else set(getattr(aval, "vma", ()))
+GRAM_PRECISION = jax.lax.Precision.HIGHEST
+"""The matmul precision of every Gram and distance matmul (see the module docstring)."""
 
 
-def vary_like(init, *inputs):
-    """``init`` (a fresh scan carry) made to vary over the mapped axes the inputs vary over.
+def squared_distances(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``[..., n, m]`` squared Euclidean distances between ``x`` ``[..., n, dim]`` and ``y``.
 
-    Inside ``shard_map`` a carry must keep one type through the scan: one computed from
-    sharded inputs (a batch split over devices, class-sharded weights) varies over their
-    axes, so its start must too. Outside ``shard_map`` it returns ``init`` unchanged.
+    The Gram form ``‖x‖² + ‖y‖² − 2 x·y``: one matmul, at ``GRAM_PRECISION``. Clamped at 0,
+    since rounding can make it slightly negative; it loses absolute precision for nearby
+    points far from the origin (the rounding error grows with ``‖x‖²``).
     """
-    axes = set()
-    for array in inputs:
-        if array is not None:
-            axes |= _varying_axes(jax.typeof(array))
-    return jax.lax.pcast(init, tuple(sorted(axes)), to="varying") if axes else init
+    norms_x, norms_y = jnp.sum(jnp.square(x), -1), jnp.sum(jnp.square(y), -1)
+    gram = jnp.einsum("...nd,...md->...nm", x, y, precision=GRAM_PRECISION)
+    return jnp.maximum(norms_x[..., :, None] + norms_y[..., None, :] - 2 * gram, 0)

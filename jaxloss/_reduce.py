@@ -1,4 +1,4 @@
-"""The one implementation of reduction, ``where`` masks, weights and ``axis_name``.
+"""Reduction and masking: ``reduce_loss``, ``where`` masks, weights, and the masking door.
 
 Every loss computes its per-example values (the ``reduction="none"`` shape) and hands them
 here. The rules, shared by the whole library:
@@ -13,6 +13,9 @@ here. The rules, shared by the whole library:
 * With ``axis_name`` the sum and the count are each summed over the named mapped axis before
   dividing, so the result equals the single-device value on the whole batch even when
   devices hold different numbers of valid entries (a mean of per-device means does not).
+
+``masked_inputs`` is the masking door: every loss passes ``where`` (and the entries its own
+rules leave out) through it before any arithmetic on its inputs.
 """
 
 from __future__ import annotations
@@ -24,32 +27,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
-
-AxisName = str | Sequence[str] | None
-"""A mapped axis of ``pmap``/``shard_map`` (or several), or None on one device."""
-
-
-def _global_sum(x: jax.Array, axis_name: AxisName) -> jax.Array:
-    return x if axis_name is None else jax.lax.psum(x, axis_name)
-
-
-def shard_offset(local_size: int, axis_name: AxisName) -> tuple[jax.Array, int]:
-    """This device's first row in the global batch, and the global batch size.
-
-    Devices hold equal blocks of ``local_size`` rows in the order of ``axis_index``, as
-    ``pmap`` and ``shard_map`` split an array.
-    """
-    if axis_name is None:
-        return jnp.asarray(0, jnp.int32), local_size
-    return jax.lax.axis_index(axis_name) * local_size, local_size * jax.lax.axis_size(axis_name)
-
-
-def gather_batch(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
-    """The global batch (``x`` of every device, in device order) and this device's offset."""
-    offset, _ = shard_offset(x.shape[0], axis_name)
-    if axis_name is None:
-        return x, offset
-    return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
+from jaxloss._sharding import AxisName, global_sum
 
 
 def zero_masked(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
@@ -99,17 +77,6 @@ def masked_inputs(
     return mask, zero_masked(mask, *arrays)
 
 
-def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
-    """Where integer labels are class ids in ``[0, num_classes)``.
-
-    Every loss excludes the others (loss 0, not counted, zero gradient) instead of letting
-    a gather wrap or clamp them silently. The labels are widened first (``_checks.widened``):
-    compared in their own dtype, ``num_classes = 256`` would wrap to 0 for uint8 labels.
-    """
-    labels = _checks.widened(labels)
-    return (labels >= 0) & (labels < num_classes)
-
-
 def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
     """``numerator / denominator``, and 0 (with zero gradients) where the denominator is 0."""
     nonzero = denominator != 0
@@ -135,7 +102,7 @@ def linear_weights(
     weights = counted.astype(jnp.float32)
     if reduction == "sum":
         return weights
-    return safe_divide(weights, _global_sum(jnp.sum(weights), axis_name))
+    return safe_divide(weights, global_sum(jnp.sum(weights), axis_name))
 
 
 def reduce_loss(
@@ -169,7 +136,7 @@ def reduce_loss(
         loss = jnp.where(where, loss, 0)
     if reduction == "none":
         return loss
-    total = _global_sum(jnp.sum(loss), axis_name)
+    total = global_sum(jnp.sum(loss), axis_name)
     if reduction == "sum":
         return total
     if reduction == "batchmean":
@@ -180,10 +147,10 @@ def reduce_loss(
             if where is None
             else jnp.sum(jnp.any(where.reshape(loss.shape[0], -1), axis=1))
         )
-        return safe_divide(total, _global_sum(jnp.asarray(rows, loss.dtype), axis_name))
+        return safe_divide(total, global_sum(jnp.asarray(rows, loss.dtype), axis_name))
     if mean_weights is None:
         count = jnp.asarray(loss.size if where is None else jnp.sum(where), loss.dtype)
     else:
         weights = jnp.broadcast_to(mean_weights, loss.shape)
         count = jnp.sum(weights if where is None else jnp.where(where, weights, 0))
-    return safe_divide(total, _global_sum(count.astype(loss.dtype), axis_name))
+    return safe_divide(total, global_sum(count.astype(loss.dtype), axis_name))

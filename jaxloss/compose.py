@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss._margin import center_loss, center_update
+from jaxloss.margin.center import center_loss_and_update
 
 # A weight or hyperparameter: a number, an array, or an optax-style schedule step -> value.
 Schedulable = ArrayLike | Callable[[jax.Array], ArrayLike]
@@ -194,12 +194,14 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     def apply(
         state: CenterLossState, features, labels, *, where=None, reduction="mean", axis_name=None
     ):
-        centers = jax.lax.stop_gradient(state.centers)
-        loss = center_loss(
-            features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
-        )
-        new_centers = center_update(
-            centers, features, labels, alpha=alpha, where=where, axis_name=axis_name
+        loss, new_centers = center_loss_and_update(
+            features,
+            labels,
+            state.centers,
+            alpha=alpha,
+            where=where,
+            reduction=reduction,
+            axis_name=axis_name,
         )
         return loss, CenterLossState(new_centers)
 

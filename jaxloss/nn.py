@@ -31,16 +31,12 @@ except ImportError as error:  # pragma: no cover - exercised only without flax
         'jaxloss.nn needs flax: pip install "jaxloss[flax]" (or pip install flax).'
     ) from error
 
-from jaxloss import _checks, _margin, _numerics
-from jaxloss._reduce import AxisName
+from jaxloss import _checks, _numerics
+from jaxloss._sharding import AxisName
+from jaxloss.margin.center import center_loss, center_loss_and_update
+from jaxloss.margin.heads import HEADS
 
-MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "norm_softmax": _margin.norm_softmax,
-    "cosface": _margin.cosface,
-    "arcface": _margin.arcface,
-    "sphereface": _margin.sphereface,
-    "combined_margin": _margin.combined_margin,
-}
+MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {head.__name__: head for head in HEADS}
 """The margin losses a :class:`MarginSoftmaxHead` can use, by the name its ``loss`` takes."""
 
 
@@ -245,13 +241,20 @@ class CenterLoss(nnx.Module):
           update: apply Wen et al.'s update (False for evaluation).
         """
         centers = self.centers[...]
-        if self.alpha is not None:
-            centers = jax.lax.stop_gradient(centers)
-        loss = _margin.center_loss(
-            features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
-        )
-        if self.alpha is not None and update:
-            self.centers[...] = _margin.center_update(
-                centers, features, labels, alpha=self.alpha, where=where, axis_name=axis_name
+        if self.alpha is None or not update:
+            if self.alpha is not None:
+                centers = jax.lax.stop_gradient(centers)
+            return center_loss(
+                features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
             )
+        loss, new_centers = center_loss_and_update(
+            features,
+            labels,
+            centers,
+            alpha=self.alpha,
+            where=where,
+            reduction=reduction,
+            axis_name=axis_name,
+        )
+        self.centers[...] = new_centers
         return loss

@@ -1,0 +1,16 @@
+"""Every ``jax.custom_vjp`` kernel of jaxloss, each module with its notation and memory.
+
+The rule: a ``custom_vjp`` lives in ``_kernels/``; a family module only calls it. A kernel
+takes checked, masked arrays (the family module does the checks, the masking door and the
+reduction) and returns per-row values whose gradient it writes by hand, for memory or time
+that autodiff of the plain expression cannot reach.
+
+* ``chunked_logsumexp``: the log-sum-exp over the non-target classes of ``x @ w.T + b`` in
+  class blocks, and the row-blocked weighted sum of full log-sum-exps (margin heads,
+  ``linear_cross_entropy``).
+* ``ctc``: the CTC negative log-likelihood, alpha recursion forward and its adjoint back.
+* ``nearest_neighbours``: Chamfer's blocked nearest-neighbour search, differentiated from
+  the neighbours' indices alone.
+* ``blocks``: splitting an axis into padded blocks for a ``scan``, and back (not a kernel;
+  the kernels' one copy of it).
+"""

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import jaxloss
-from jaxloss import _dense
+from jaxloss._kernels import nearest_neighbours as _dense
 from tests._suite.numpy_reference import log_softmax
 from tests.dense import reference as ref
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 import jaxloss
 from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
-from jaxloss._margin import _rows_per_block
 from jaxloss._reduce import linear_weights, reduce_loss
+from jaxloss.margin.linear import _rows_per_block
 from tests._suite.registry import REGISTRY
 from tests.margin import reference as ref
 

@@ -132,7 +132,7 @@ def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
     _assert_finite(jaxloss.orpo, chosen, rejected)
     # log(1 − p) is accurate near p = 1 (expm1) and for tiny p (log1p).
     for logp in (-1e-5, -1e-3, -0.5, -5.0, -40.0):
-        odds = jaxloss._preference._log_odds(jnp.float32(logp))
+        odds = jaxloss.preference.pairs._log_odds(jnp.float32(logp))
         assert float(odds) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
 
 

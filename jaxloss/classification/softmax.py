@@ -1,14 +1,7 @@
-"""Classification losses: softmax cross-entropy, NLL, binary cross-entropy and focal losses.
+"""Softmax classification: cross-entropy (integer or probability targets), NLL, softmax focal.
 
-Shapes: ``logits`` (or ``log_probs``) have the class axis ``axis`` (last by default); integer
-``labels`` have the logits' shape without that axis, which is also the per-example loss
-shape (``reduction="none"``). Binary losses are per element: ``targets`` has the shape of
-``logits``/``probs``.
-
-Integer labels outside ``[0, num_classes)`` never wrap around (``take_along_axis`` would
-clamp or wrap them silently): they are excluded exactly like ``ignore_index`` — loss 0, not
-counted in the mean, zero gradient. PyTorch raises an error for them instead; torch's default
-``ignore_index=-100`` is therefore excluded here with no option set.
+``logits`` (or ``log_probs``) have the class axis ``axis`` (last by default); integer
+``labels`` have their shape without it, which is also the per-example loss shape.
 """
 
 from __future__ import annotations
@@ -17,8 +10,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, valid_class_ids
+from jaxloss import _checked, _checks, _numerics
+from jaxloss._labels import valid_class_ids
+from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._sharding import AxisName
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
@@ -52,7 +47,7 @@ def _integer_targets(
     valid = valid_class_ids(labels, num_classes)
     if ignore_index is not None:
         valid = valid & (labels != ignore_index)
-    _checks.class_ids(
+    _checked.class_ids(
         labels, num_classes, ignore_index=ignore_index, where=_checks.mask(where, labels.shape)
     )
     mask, (scores,) = masked_inputs(where, labels.shape, scores, counted=valid)
@@ -150,7 +145,7 @@ def cross_entropy(
             )
         targets = _classes_last(labels, axis, "labels")
         _checks.equal_shapes(logits=logits, labels=targets)
-        _checks.probabilities(targets, "labels")
+        _checked.probabilities(targets, "labels")
         mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
         log_normalizer = jax.nn.logsumexp(logits, axis=-1)
         if not _checks.is_static_zero(label_smoothing):
@@ -232,191 +227,6 @@ def nll(
     if label_weights is not None:
         loss = label_weights * loss
     return reduce_loss(loss, reduction, where=mask, mean_weights=label_weights, axis_name=axis_name)
-
-
-def _elementwise_targets(
-    scores: ArrayLike, targets: ArrayLike, scores_name: str, where: ArrayLike | None
-) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """Float ``scores`` and ``targets`` of one shape (as torch requires), through the
-    masking door, and the mask."""
-    scores = _checks.float_array(scores, scores_name)
-    targets = _checks.float_array(targets, "targets", allow_int=True)
-    _checks.equal_shapes(**{scores_name: scores, "targets": targets})
-    _checks.probabilities(targets, "targets")
-    if scores_name == "probs":
-        _checks.probabilities(scores, "probs")
-    mask, (scores, targets) = masked_inputs(where, scores.shape, scores, targets)
-    return scores, targets, mask
-
-
-def _weighted(loss: jax.Array, weights: ArrayLike | None, name: str = "weights") -> jax.Array:
-    if weights is None:
-        return loss
-    weights = _checks.float_array(weights, name, allow_int=True)
-    return loss * _checks.broadcast_to(weights, loss.shape, name, "the per-element loss")
-
-
-def binary_cross_entropy(
-    probs: ArrayLike,
-    targets: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
-
-    .. math::
-      \ell_i = -w_i \left[t_i \log p_i + (1 - t_i) \log(1 - p_i)\right]
-
-    with both logarithms clamped at -100 as torch does, so ``p = 0`` or ``1`` gives a large
-    finite loss and finite gradients. Prefer :func:`binary_cross_entropy_with_logits` when
-    you have logits: it is exact where a saturated sigmoid is not.
-
-    Args:
-      probs: probabilities in ``[0, 1]``, any shape.
-      targets: targets in ``[0, 1]`` of the same shape.
-      weights: optional rescaling broadcastable to that shape (not a weighted mean: the
-        mean still divides by the number of elements, as torch).
-      where: optional boolean mask broadcastable to that shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
-
-    Returns:
-      A float32 scalar, or the per-element losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> round(float(jaxloss.binary_cross_entropy(jnp.array([0.9]), jnp.array([1.0]))), 4)
-      0.1054
-    """
-    probs, targets, mask = _elementwise_targets(probs, targets, "probs", where)
-    loss = -(
-        targets * _numerics.clamped_log(probs) + (1 - targets) * _numerics.clamped_log1m(probs)
-    )
-    return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
-
-
-def _binary_logit_loss(
-    logits: jax.Array, targets: jax.Array, pos_weight: ArrayLike | None
-) -> jax.Array:
-    """``-[pos_weight · t · log σ(x) + (1 - t) · log σ(-x)]``, stable for any logit."""
-    positive_term = targets * jax.nn.log_sigmoid(logits)
-    if pos_weight is not None:
-        positive_term = _weighted(positive_term, pos_weight, "pos_weight")
-    return -(positive_term + (1 - targets) * jax.nn.log_sigmoid(-logits))
-
-
-def binary_cross_entropy_with_logits(
-    logits: ArrayLike,
-    targets: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
-    pos_weight: ArrayLike | None = None,
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
-
-    .. math::
-      \ell_i = -w_i \left[\rho_i\, t_i \log \sigma(x_i) + (1 - t_i) \log \sigma(-x_i)\right]
-
-    computed with ``log_sigmoid``, exact for any logit. ``pos_weight`` :math:`\rho` trades
-    recall for precision per class in multi-label problems (a spam filter that must not miss
-    spam: ``pos_weight > 1``).
-
-    Numerics: finite for all finite logits with nothing clamped (unlike
-    :func:`binary_cross_entropy`): ``log_sigmoid`` never overflows, and a term grows linearly,
-    about ``|x|`` times its weights for a confidently wrong logit.
-
-    Args:
-      logits: floating array, any shape (multi-label: ``[..., num_classes]``).
-      targets: targets in ``[0, 1]`` of the same shape.
-      weights: optional rescaling broadcastable to that shape (mean still divides by the
-        number of elements).
-      pos_weight: optional weight of the positive term, broadcastable to that shape
-        (typically ``[num_classes]``); may be traced.
-      where: optional boolean mask broadcastable to that shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
-
-    Returns:
-      A float32 scalar, or the per-element losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> loss = jaxloss.binary_cross_entropy_with_logits(jnp.array([0.0]), jnp.array([1.0]))
-      >>> round(float(loss), 4)
-      0.6931
-    """
-    logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
-    loss = _binary_logit_loss(logits, targets, pos_weight)
-    return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
-
-
-def sigmoid_focal(
-    logits: ArrayLike,
-    targets: ArrayLike,
-    *,
-    alpha: ArrayLike = 0.25,
-    gamma: ArrayLike = 2.0,
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""Sigmoid focal loss, as torchvision's ``sigmoid_focal_loss``; per element.
-
-    .. math::
-      \ell_i = \alpha_t (1 - p_t)^\gamma\, \mathrm{BCE}(x_i, t_i),\quad
-      p_t = p t + (1 - p)(1 - t),\quad \alpha_t = \alpha t + (1 - \alpha)(1 - t)
-
-    The modulating factor :math:`(1 - p_t)^\gamma` silences the many easy examples (the
-    background of a dense detector, the healthy pixels around a 0.1% tumor) so the rare hard
-    ones drive the gradient. ``alpha < 0`` turns the α-weighting off.
-
-    Numerics: finite for all finite logits: the cross-entropy factor uses ``log_sigmoid``, and
-    ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``. As in
-    torchvision, ``1 − p`` is formed from ``p = σ(x)``, so for a target of 1 and ``x`` above
-    about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0.
-
-    Args:
-      logits: floating array, any shape.
-      targets: binary targets (or soft targets in ``[0, 1]``) of the same shape.
-      alpha: weight of the positive class in ``[0, 1]``, or negative for none; may be traced.
-      gamma: focusing parameter ``>= 0``; may be traced.
-      where: optional boolean mask broadcastable to that shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
-
-    Returns:
-      A float32 scalar, or the per-element losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> float(jaxloss.sigmoid_focal(jnp.array([0.0]), jnp.array([1.0]), gamma=0.0, alpha=-1.0))
-      0.6931471824645996
-
-    References:
-      Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
-      https://arxiv.org/abs/1708.02002
-    """
-    _checks.in_range(alpha, "alpha", high=1)
-    _checks.in_range(gamma, "gamma", low=0)
-    logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
-    alpha = jnp.asarray(alpha, logits.dtype)
-    gamma = jnp.asarray(gamma, logits.dtype)
-    probs = jax.nn.sigmoid(logits)
-    # 1 - p_t written without cancellation: p (1 - t) + (1 - p) t.
-    one_minus_pt = probs * (1 - targets) + (1 - probs) * targets
-    loss = _binary_logit_loss(logits, targets, None) * _numerics.safe_pow(one_minus_pt, gamma)
-    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-    loss = jnp.where(alpha >= 0, alpha_t * loss, loss)
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
 def softmax_focal(

@@ -1,8 +1,4 @@
-"""Connectionist temporal classification: the CTC loss and the greedy (best-path) decoder.
-
-Shapes: ``logits`` ``[batch, time, num_classes]``; ``labels`` ``[batch, max_label_length]``
-padded; ``logit_lengths`` and ``label_lengths`` ``[batch]``. The per-example loss
-(``reduction="none"``) has shape ``[batch]``.
+"""The CTC negative log-likelihood: the alpha recursion forward and its adjoint backward.
 
 The kernel works on the *extended* label sequence: a blank before, between and after the
 ``S`` labels, kept as two arrays, the ``S + 1`` blank states ``[B, S+1]`` and the ``S``
@@ -18,10 +14,13 @@ state ``s`` at frame ``t``. It does so as the adjoint of the alpha recursion: ea
 ``logaddexp`` passes back each input's share ``exp(input - output) <= 1``, read from the
 stored alphas. That is the beta recursion's result without its logarithms, and was measured
 faster. The gradient with respect to the logits is then the closed form
-``softmax - Σ_{s: l'_s = k} γ_t(s)``. Residuals: the alphas and emissions (``T × B × (2S+1)``
-floats), nothing per step besides.
+``softmax - Σ_{s: l'_s = k} γ_t(s)``.
 
 Notation inside the kernel: ``B`` batch, ``T`` time, ``K`` classes, ``S`` labels, ``L`` states.
+
+Memory: the residuals are the alphas and emissions (``T × B × (2S+1)`` floats each) and the
+logits' log-normalizers (``B × T``), besides the logits themselves; nothing per step. The
+backward pass holds the occupancies (``T × B × (2S+1)``) and the gradient (``B × T × K``).
 """
 
 from __future__ import annotations
@@ -31,18 +30,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, valid_class_ids
+from jaxloss._labels import valid_class_ids
+from jaxloss._sharding import vary_like
 
 _NEG_INF = -jnp.inf
-
-
-def _check_blank(blank: int, num_classes: int) -> None:
-    """``blank`` must be a class: out of range, no frame would ever be a blank."""
-    if not 0 <= blank < num_classes:
-        raise ValueError(f"`blank`={blank} must be a class index in [0, {num_classes}).")
 
 
 def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -109,7 +101,7 @@ def _forward(emit, skip, logit_lengths, *, keep_alphas):
         emit_t, t = inputs
         return _alpha_step(alpha, emit_t, t, skip, logit_lengths), alpha if keep_alphas else None
 
-    start = _numerics.vary_like(_start(batch, num_labels, emit[1].dtype), *emit, logit_lengths)
+    start = vary_like(_start(batch, num_labels, emit[1].dtype), *emit, logit_lengths)
     return jax.lax.scan(step, start, (emit, jnp.arange(num_frames)))
 
 
@@ -282,14 +274,23 @@ class _Residuals(NamedTuple):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def _ctc_kernel(logits, labels, skip, logit_lengths, label_lengths, blank):
-    """Negative log-likelihood per sequence, ``[B]``; see the module docstring."""
+def negative_log_likelihood(logits, labels, skip, logit_lengths, label_lengths, blank):
+    """Negative log-likelihood per sequence, ``[B]``; see the module docstring.
+
+    Args:
+      logits: ``[B, T, K]`` float, frames past ``logit_lengths`` already zeroed.
+      labels: ``[B, S]`` int32 labels, -1 where never emitted, ``blank`` past the labels.
+      skip: ``[B, S]`` bool: label ``s`` may be reached from label ``s - 1`` directly.
+      logit_lengths: ``[B]`` int32 frames of each sequence.
+      label_lengths: ``[B]`` int32 labels of each sequence.
+      blank: the blank class (static).
+    """
     emit, _ = _emissions(logits, labels, blank)
     final_alpha, _ = _forward(emit, skip, logit_lengths, keep_alphas=False)
     return _nll(_final_log_likelihood(final_alpha, label_lengths))
 
 
-def _ctc_kernel_fwd(logits, labels, skip, logit_lengths, label_lengths, blank):
+def _negative_log_likelihood_fwd(logits, labels, skip, logit_lengths, label_lengths, blank):
     emit, log_normalizer = _emissions(logits, labels, blank)
     final_alpha, alphas = _forward(emit, skip, logit_lengths, keep_alphas=True)
     log_likelihood = _final_log_likelihood(final_alpha, label_lengths)
@@ -308,7 +309,7 @@ def _ctc_kernel_fwd(logits, labels, skip, logit_lengths, label_lengths, blank):
     return _nll(log_likelihood), saved
 
 
-def _ctc_kernel_bwd(blank, saved: _Residuals, cotangent):
+def _negative_log_likelihood_bwd(blank, saved: _Residuals, cotangent):
     logits, log_likelihood, logit_lengths = saved.logits, saved.log_likelihood, saved.logit_lengths
     num_frames, num_classes = logits.shape[1:]
     blank_gammas, label_gammas = _occupancies(
@@ -331,156 +332,4 @@ def _ctc_kernel_bwd(blank, saved: _Residuals, cotangent):
     return (scale * (softmax - occupancy), None, None, None, None)
 
 
-_ctc_kernel.defvjp(_ctc_kernel_fwd, _ctc_kernel_bwd)
-
-
-def ctc(
-    logits: ArrayLike,
-    labels: ArrayLike,
-    *,
-    logit_lengths: ArrayLike | None = None,
-    label_lengths: ArrayLike | None = None,
-    blank: int = 0,
-    zero_infinity: bool = False,
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""CTC loss, as ``torch.nn.functional.ctc_loss`` of ``log_softmax(logits)``.
-
-    .. math::
-      \ell_b = -\log \sum_{\pi \in \mathcal B^{-1}(y_b)} \prod_{t < T_b} p_{b t \pi_t}
-
-    over every frame-level path :math:`\pi` that collapses to the labels :math:`y_b` once
-    repeats are merged and blanks removed, with :math:`p = \mathrm{softmax}(\text{logits})`.
-    ``"mean"`` is torch's: each :math:`\ell_b` divided by its label length (at least 1), then
-    averaged over the batch.
-
-    Computed in log space with a true -inf: a sequence that cannot be aligned (too few
-    frames for its labels and their repeats) has loss ``inf`` and a zero gradient (torch
-    gives NaN gradients there); with ``zero_infinity`` its loss is 0 too. The loss is never
-    below 0. The gradient is hand-written (the occupancies by the adjoint of the alpha
-    recursion, then the closed form with respect to the logits), so the backward pass does
-    not differentiate through the time scan: value and gradient take 1.6-2.5x less time than
-    ``optax.ctc_loss`` and a third to a fifth of its temporary memory (``benchmarks/``).
-    Being a ``custom_vjp``, it supports reverse-mode differentiation only (``grad``,
-    ``vjp``), not ``jvp``. Classes with -inf logits (a constrained vocabulary) are fine.
-    Frames past ``logit_lengths`` and sequences masked by ``where`` are replaced by 0 before
-    the log-softmax, so NaN or inf padding there changes neither the value nor any gradient,
-    and their gradient is exactly 0.
-
-    Args:
-      logits: ``[batch, time, num_classes]`` unnormalized scores (the frames of a speech or
-        handwriting recognizer); half precision is computed in float32.
-      labels: ``[batch, max_label_length]`` integer targets in ``[0, num_classes)``, never
-        ``blank``, padded past ``label_lengths`` with anything.
-      logit_lengths: ``[batch]`` number of valid frames; default all ``time`` frames.
-      label_lengths: ``[batch]`` number of valid labels; default ``max_label_length``.
-      blank: the blank class id, any index in ``[0, num_classes)`` (static).
-      zero_infinity: give impossible sequences loss 0 (and gradient 0) instead of inf.
-      where: optional ``[batch]`` boolean mask of the sequences that count.
-      reduction: ``"mean"`` (torch's length-normalized mean), ``"sum"`` or ``"none"``
-        (``[batch]``, not length-normalized).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
-
-    Returns:
-      A float32 scalar, or the ``[batch]`` losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> logits = jnp.zeros((1, 2, 2))  # two frames, uniform over {blank, "a"}
-      >>> round(float(jaxloss.ctc(logits, jnp.array([[1]]), reduction="sum")), 4)
-      0.2877
-
-    References:
-      Graves, Fernández, Gomez and Schmidhuber, "Connectionist Temporal Classification:
-      Labelling Unsegmented Sequence Data with Recurrent Neural Networks", ICML 2006.
-      https://www.cs.toronto.edu/~graves/icml_2006.pdf
-    """
-    logits = _checks.sequence_logits(logits)
-    batch, num_frames, num_classes = logits.shape
-    labels = _checks.integer_array(labels, "labels")
-    if labels.ndim != 2 or labels.shape[0] != batch:
-        raise ValueError(
-            f"`labels` must have shape [batch={batch}, max_label_length], got {labels.shape}."
-        )
-    _check_blank(blank, num_classes)
-    max_labels = labels.shape[1]
-    all_frames = logit_lengths is None
-    logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
-    label_lengths = _checks.lengths(label_lengths, max_labels, batch, "label_lengths")
-    mask, _ = masked_inputs(where, (batch,))
-    if mask is not None or not all_frames:
-        # Frames past a length and masked sequences are zeroed before the log-softmax: the
-        # backward pass multiplies their softmax by 0, and 0 · NaN would be NaN.
-        counted = jnp.arange(num_frames)[None, :] < logit_lengths[:, None]
-        if mask is not None:
-            counted = counted & mask[:, None]
-        _, (logits,) = masked_inputs(None, counted.shape, logits, counted=counted)
-
-    # Padding becomes blank: it is never reached, and gathers safely.
-    in_sequence = jnp.arange(max_labels)[None, :] < label_lengths[:, None]
-    checked_rows = in_sequence if mask is None else in_sequence & mask[:, None]
-    _checks.value_check(
-        ~checked_rows | ((labels >= 0) & (labels < num_classes) & (labels != blank)),
-        f"`labels` must be class ids in [0, {num_classes}) other than blank={blank} "
-        "within `label_lengths` (masked sequences excepted).",
-    )
-    # Labels out of range become -1 (never emitted either way) before the cast to int32,
-    # which would wrap an int64 label into the classes.
-    valid = valid_class_ids(labels, num_classes)
-    labels = jnp.where(in_sequence, jnp.where(valid, labels, -1), blank).astype(jnp.int32)
-    # A label may be reached straight from the previous label when the two differ.
-    previous = jnp.pad(labels[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
-    skip = (labels != previous) & (jnp.arange(max_labels) >= 1)[None, :]
-
-    loss = _ctc_kernel(logits, labels, skip, logit_lengths, label_lengths, blank)
-    if zero_infinity:
-        loss = jnp.where(jnp.isinf(loss), 0, loss)
-    if reduction == "mean":
-        loss = loss / jnp.maximum(label_lengths, 1).astype(loss.dtype)
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
-
-
-def ctc_greedy_decode(
-    logits: ArrayLike,
-    *,
-    logit_lengths: ArrayLike | None = None,
-    blank: int = 0,
-) -> tuple[jax.Array, jax.Array]:
-    """Best-path CTC decoding: the most likely class per frame, repeats merged, blanks removed.
-
-    Numerics: only comparisons (``argmax``), so any scores, ±inf included, decode without
-    arithmetic that could overflow; ties go to the lowest class id. ``logit_lengths`` are
-    clipped to ``[0, time]`` (an error inside ``jaxloss.checked``).
-
-    Args:
-      logits: ``[batch, time, num_classes]`` scores (logits or log-probabilities).
-      logit_lengths: ``[batch]`` number of valid frames; default all.
-      blank: the blank class id, any index in ``[0, num_classes)`` (static).
-
-    Returns:
-      ``(tokens, lengths)``: ``tokens`` ``[batch, time]`` int32, the decoded labels packed to
-      the left and padded with -1; ``lengths`` ``[batch]`` int32, how many are valid.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp, jaxloss
-      >>> frames = jnp.array([[1, 1, 0, 1, 2, 2, 0]])  # "a a _ a b b _"
-      >>> tokens, lengths = jaxloss.ctc_greedy_decode(jax.nn.one_hot(frames, 3))
-      >>> tokens[0, : int(lengths[0])].tolist()
-      [1, 1, 2]
-    """
-    logits = _checks.sequence_logits(logits)
-    batch, num_frames, num_classes = logits.shape
-    _check_blank(blank, num_classes)
-    logit_lengths = _checks.lengths(logit_lengths, num_frames, batch, "logit_lengths")
-    best = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    previous = jnp.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
-    keep = (best != blank) & (best != previous)
-    keep = keep & (jnp.arange(num_frames)[None, :] < logit_lengths[:, None])
-    positions = jnp.cumsum(keep, axis=1) - 1
-    rows = jnp.arange(batch)[:, None]
-    tokens = jnp.full((batch, num_frames), -1, jnp.int32)
-    tokens = tokens.at[rows, jnp.where(keep, positions, num_frames)].set(best, mode="drop")
-    return tokens, jnp.sum(keep, axis=1, dtype=jnp.int32)
+negative_log_likelihood.defvjp(_negative_log_likelihood_fwd, _negative_log_likelihood_bwd)

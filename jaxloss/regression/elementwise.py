@@ -1,7 +1,6 @@
-"""Regression losses: distances between predictions and real-valued targets.
+"""Elementwise regression losses: MSE, MAE (L1), Huber, smooth L1, log-cosh.
 
-Shapes: ``predictions`` and ``targets`` broadcast together; the per-element loss
-(``reduction="none"``) has their broadcast shape, and ``where`` broadcasts to it.
+The per-element loss has the broadcast shape of ``predictions`` and ``targets``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, masked_inputs, reduce_loss
+from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._sharding import AxisName
 
 
 def _difference(

@@ -1,7 +1,6 @@
-"""Divergences between distributions.
+"""Kullback–Leibler divergences: ``kl_div`` (torch's) and the Gaussian KL of a VAE's latents.
 
-Shapes: ``kl_div`` is per element (the broadcast shape of its inputs); ``gaussian_kl`` sums
-over the latent ``axis`` and its per-example shape is the inputs' shape without it.
+``gaussian_kl_terms`` (the per-dimension terms) is shared with ``generative.vae``.
 """
 
 from __future__ import annotations
@@ -10,8 +9,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
-from jaxloss._reduce import AxisName, masked_inputs, reduce_loss, zero_masked
+from jaxloss import _checked, _checks, _numerics
+from jaxloss._reduce import masked_inputs, reduce_loss, zero_masked
+from jaxloss._sharding import AxisName
 
 
 def kl_div(
@@ -68,7 +68,7 @@ def kl_div(
     log_input = _checks.float_array(log_input, "log_input", allow_inf=True)
     target = _checks.float_array(target, "target", allow_inf=log_target)
     if not log_target:
-        _checks.probabilities(target, "target")
+        _checked.probabilities(target, "target")
     log_input, target = jnp.broadcast_to(log_input, shape), jnp.broadcast_to(target, shape)
     mask, (log_input, target) = masked_inputs(where, shape, log_input, target)
     if log_target:

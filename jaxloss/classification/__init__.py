@@ -1,0 +1,21 @@
+"""Classification losses: softmax cross-entropy, NLL, binary cross-entropy and focal losses.
+
+Shapes: ``logits`` (or ``log_probs``) have the class axis ``axis`` (last by default); integer
+``labels`` have the logits' shape without that axis, which is also the per-example loss
+shape (``reduction="none"``). Binary losses are per element: ``targets`` has the shape of
+``logits``/``probs``.
+
+Integer labels outside ``[0, num_classes)`` never wrap around (``take_along_axis`` would
+clamp or wrap them silently): they are excluded exactly like ``ignore_index`` — loss 0, not
+counted in the mean, zero gradient. PyTorch raises an error for them instead; torch's default
+``ignore_index=-100`` is therefore excluded here with no option set.
+"""
+
+from jaxloss.classification.binary import binary_cross_entropy as binary_cross_entropy
+from jaxloss.classification.binary import (
+    binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
+)
+from jaxloss.classification.binary import sigmoid_focal as sigmoid_focal
+from jaxloss.classification.softmax import cross_entropy as cross_entropy
+from jaxloss.classification.softmax import nll as nll
+from jaxloss.classification.softmax import softmax_focal as softmax_focal

@@ -1,0 +1,151 @@
+"""Center loss (Wen et al. 2016): the loss, the centers' own update rule, and both at once.
+
+``center_loss_and_update`` is the training step that ``compose.center_loss_with_update``
+and ``nn.CenterLoss`` share.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks
+from jaxloss._reduce import reduce_loss
+from jaxloss._sharding import AxisName, global_sum
+from jaxloss.margin.classes import check_labels, counted_rows, label_rows
+
+
+def center_loss(
+    features: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Center loss: half the squared distance of each feature to its class center.
+
+    .. math::
+      \ell_i = \tfrac12 \|x_i - c_{y_i}\|^2
+
+    Added to a softmax loss, it makes each class compact. The centers are not learned by
+    gradient descent in the paper but moved by :func:`center_update`; pass them through
+    ``jax.lax.stop_gradient`` (or exclude them from the optimizer) to follow it.
+
+    Numerics: nothing is clamped; a term is +inf only where ``‖x − c‖²`` passes the float32
+    maximum (distances beyond ~1.8e19). Rows masked by ``where`` or with labels outside
+    ``[0, num_classes)`` are replaced by 0 before any arithmetic and left out of the value:
+    NaN or inf there reaches no gradient (the centers' included), and theirs is exactly 0.
+
+    Args:
+      features: ``[batch, dim]``.
+      labels: ``[batch]`` integer class ids; labels outside ``[0, num_classes)`` are
+        excluded.
+      centers: ``[num_classes, dim]``.
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis over which the batch is split (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> c = jnp.array([[0.0, 0.0], [1.0, 1.0]])
+      >>> float(jaxloss.center_loss(jnp.array([[3.0, 4.0]]), jnp.array([0]), c))
+      12.5
+
+    References:
+      Wen, Zhang, Li and Qiao, "A Discriminative Feature Learning Approach for Deep Face
+      Recognition", ECCV 2016. https://doi.org/10.1007/978-3-319-46478-7_31
+    """
+    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    check_labels(labels, c, None, where)
+    counted, x = counted_rows(x, labels, c, where, None)
+    target, _ = label_rows(c, labels, None)
+    loss = 0.5 * jnp.sum(jnp.square(x - target), axis=1)
+    return reduce_loss(loss, reduction, where=counted, axis_name=axis_name)
+
+
+def center_update(
+    centers: ArrayLike,
+    features: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: ArrayLike = 0.5,
+    where: ArrayLike | None = None,
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""The center update rule of Wen et al. (2016).
+
+    .. math::
+      c_j \leftarrow c_j - \alpha \frac{\sum_{i: y_i = j} (c_j - x_i)}{1 + n_j}
+
+    with :math:`n_j` the number of (unmasked) examples of class :math:`j` in the batch;
+    classes absent from the batch do not move.
+
+    Numerics: the step divides by ``1 + n_j ≥ 1``, so it is finite for finite inputs (unless
+    the per-class sums overflow float32), and classes absent from the batch get a step of
+    exactly 0. Masked rows and labels outside ``[0, num_classes)`` are replaced by 0 before the
+    sums, so a NaN or inf in them changes nothing.
+
+    Args:
+      centers: ``[num_classes, dim]`` current centers.
+      features: ``[batch, dim]`` features (treated as constants).
+      labels: ``[batch]`` integer class ids; others are ignored.
+      alpha: the center learning rate; may be traced.
+      where: optional ``[batch]`` boolean mask of the examples that count.
+      axis_name: mapped axis (or axes) over which the batch is split (the centers are
+        replicated): the counts and sums are those of the global batch, so every device
+        computes the same new centers.
+
+    Returns:
+      The new centers, ``[num_classes, dim]``, in the dtype of ``centers``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> c = jnp.zeros((2, 2))
+      >>> jaxloss.center_update(c, jnp.array([[2.0, 2.0]]), jnp.array([1]), alpha=1.0).tolist()
+      [[0.0, 0.0], [1.0, 1.0]]
+    """
+    centers_in = jnp.asarray(centers)
+    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    check_labels(labels, c, None, where)
+    # Zeroed, not multiplied by 0: a NaN in a masked row must not reach the sums.
+    counted, x = counted_rows(jax.lax.stop_gradient(x), labels, c, where, None)
+    safe = jnp.where(counted, labels, 0)
+    counts = jax.ops.segment_sum(counted.astype(c.dtype), safe, num_segments=c.shape[0])
+    feature_sums = jax.ops.segment_sum(x, safe, num_segments=c.shape[0])
+    counts, feature_sums = global_sum((counts, feature_sums), axis_name)
+    delta = (counts[:, None] * c - feature_sums) / (1 + counts[:, None])
+    return (c - jnp.asarray(alpha, c.dtype) * delta).astype(centers_in.dtype)
+
+
+def center_loss_and_update(
+    features: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    *,
+    alpha: ArrayLike,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Wen et al.'s training step: ``center_loss`` and the centers moved by ``center_update``.
+
+    The centers enter the loss through ``stop_gradient``: they follow their own update rule,
+    so the loss's gradient reaches only the features.
+
+    Returns:
+      ``(loss, new_centers)``.
+    """
+    centers = jax.lax.stop_gradient(centers)
+    loss = center_loss(
+        features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+    )
+    new_centers = center_update(
+        centers, features, labels, alpha=alpha, where=where, axis_name=axis_name
+    )
+    return loss, new_centers

@@ -1,0 +1,168 @@
+"""The class rows shared by the margin family: label rows, Partial FC, counted rows.
+
+Every loss of the family scores rows ``x`` ``[batch, dim]`` against class rows ``w``
+``[num_classes, dim]``, possibly split by class over ``class_axis_name`` (labels are then
+global ids). These helpers take the label's class row from the shard that holds it, gather
+the batch for Partial FC, decide which rows count, and give the log-sum-exp over every
+shard's non-target classes (``_kernels.chunked_logsumexp`` on each shard, combined).
+``margin_softmax`` puts them together for the heads, which differ in their target logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checked, _checks, _numerics
+from jaxloss._kernels.chunked_logsumexp import lse_excluding_targets
+from jaxloss._labels import valid_class_ids, widened
+from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._sharding import (
+    AxisName,
+    gather_batch,
+    global_sum,
+    logsumexp_over_shards,
+    shard_offset,
+)
+
+
+def label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
+    """``w[labels]`` for global labels with ``w`` possibly sharded by class.
+
+    Returns:
+      The rows ``[batch, ...]`` (0 for a label no shard holds), and the labels local to this
+      shard (out of range where another shard holds them).
+    """
+    local_count = w.shape[0]
+    offset, _ = shard_offset(local_count, class_axis_name)
+    # Widened (a no-op for the labels of _checks.integer_array) before the offset: uint8
+    # labels minus an int32 offset, or compared with 256 classes, would wrap.
+    local = widened(labels) - offset
+    here = (local >= 0) & (local < local_count)
+    rows = jnp.take(w, jnp.where(here, local, 0), axis=0)
+    rows = jnp.where(here.reshape(here.shape + (1,) * (rows.ndim - 1)), rows, 0)
+    return global_sum(rows, class_axis_name), local
+
+
+def global_num_classes(w: jax.Array, class_axis_name: AxisName):
+    """The number of classes over every shard of ``w``."""
+    return shard_offset(w.shape[0], class_axis_name)[1]
+
+
+def same_devices(axis_name: AxisName, class_axis_name: AxisName) -> bool:
+    """Whether the batch and the classes are split over the same mapped axes."""
+    if axis_name is None or class_axis_name is None:
+        return False
+    batch_axes, class_axes = (
+        frozenset([a] if isinstance(a, str) else a) for a in (axis_name, class_axis_name)
+    )
+    if batch_axes != class_axes and batch_axes & class_axes:
+        raise ValueError(
+            f"`axis_name` {axis_name!r} and `class_axis_name` {class_axis_name!r} share some "
+            "axes but not all: split the batch and the classes over the same axes (Partial "
+            "FC) or over disjoint ones."
+        )
+    return batch_axes == class_axes
+
+
+def partial_fc(x, labels, where, axis_name, class_axis_name):
+    """The global batch when the batch and the classes are split over the same devices.
+
+    As in Partial FC (An et al. 2021), every device then scores the embeddings of all
+    devices against its own classes; the normalizers are summed over the class shards, and
+    each device keeps its own rows' losses, reduced over ``axis_name`` as usual.
+
+    Returns:
+      ``(x, labels, where, local)``: the rows to score (all devices' or this one's) and
+      ``local``, which takes this device's rows of a ``[rows]`` array.
+    """
+    if not same_devices(axis_name, class_axis_name):
+        return x, labels, where, lambda v: v
+    rows = x.shape[0]
+    where = _checks.mask(where, labels.shape)
+    x, offset = gather_batch(x, axis_name)
+    labels, _ = gather_batch(labels, axis_name)
+    if where is not None:
+        where, _ = gather_batch(where, axis_name)
+    return x, labels, where, lambda v: jax.lax.dynamic_slice_in_dim(v, offset, rows)
+
+
+def check_labels(labels, w, class_axis_name, where, ignore_index=None) -> None:
+    """Checked mode: every unmasked label is a (global) class id or ``ignore_index``."""
+    mask = _checks.mask(where, labels.shape)
+    _checked.class_ids(
+        labels, global_num_classes(w, class_axis_name), ignore_index=ignore_index, where=mask
+    )
+
+
+def counted_rows(x, labels, w, where, class_axis_name, ignore_index=None):
+    """The masking door of the heads: ``(mask, x)`` with the rows that do not count zeroed.
+
+    A row counts if ``where`` keeps it and its label is a class id (not ``ignore_index``).
+    The others are zeroed before any arithmetic: the class rows' gradient is a sum over
+    the batch (``p.T @ x``, ``target - x``), where ``0 · NaN`` would be NaN.
+    """
+    valid = valid_class_ids(labels, global_num_classes(w, class_axis_name))
+    if ignore_index is not None:
+        valid = valid & (labels != ignore_index)
+    mask, (x,) = masked_inputs(where, labels.shape, x, counted=valid)
+    return mask, x
+
+
+def non_target_logsumexp(rows, w, local_labels, bias, column_scale, chunk_size, class_axis_name):
+    """log Σ over every non-target class (all shards) of ``s_j rows · w_j + b_j``."""
+    local = lse_excluding_targets(
+        rows, w, local_labels, bias, column_scale=column_scale, chunk_size=chunk_size
+    )
+    return logsumexp_over_shards(local, class_axis_name)
+
+
+def margin_softmax(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    target_logit: Callable[[jax.Array, jax.Array], jax.Array],
+    *,
+    normalize_embeddings: bool,
+    scale: ArrayLike | None,
+    where: ArrayLike | None,
+    reduction: str,
+    chunk_size: int | None,
+    axis_name: AxisName,
+    class_axis_name: AxisName,
+) -> jax.Array:
+    """The margin heads' shared path: ``target_logit(cos θ_y, row_scale)`` gives each its margin.
+
+    Non-target logits are ``row_scale · cos θ_j``; ``row_scale`` is ``scale``, or ‖x‖ when
+    ``scale`` is None (SphereFace's original form, with unnormalized embeddings).
+    """
+    x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
+    _checks.chunk_size(chunk_size)
+    x, labels, where, local = partial_fc(x, labels, where, axis_name, class_axis_name)
+    check_labels(labels, w, class_axis_name, where)
+    counted, x = counted_rows(x, labels, w, where, class_axis_name)
+    unit_x = _numerics.l2_normalize(x)
+    if chunk_size is None:
+        column_scale, class_rows = None, _numerics.l2_normalize(w)
+    else:
+        # cos θ_j = x̂ · w_j / ‖w_j‖: the kernel scales each class's column, so no
+        # normalized copy of the centers (nor its gradient), as large as they are, is made.
+        column_scale = 1 / jnp.maximum(_numerics.safe_norm(w), _numerics.NORM_EPS)
+        class_rows = w
+    if scale is None:
+        row_scale = _numerics.safe_norm(x)
+    else:
+        row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
+    # Non-target logits row_scale · cos θ_j: from s·x̂, or from x itself when the scale is ‖x‖.
+    rows = unit_x * row_scale[:, None] if normalize_embeddings or scale is not None else x
+    target_rows, local_labels = label_rows(w, labels, class_axis_name)
+    cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
+    target = target_logit(jnp.clip(cos_target, -1.0, 1.0), row_scale)
+    others = non_target_logsumexp(
+        rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
+    )
+    loss = jnp.logaddexp(others, target) - target
+    return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)

@@ -1,0 +1,385 @@
+"""The margin softmax heads: NormFace, CosFace (AM-Softmax), ArcFace, SphereFace, combined.
+
+Each is ``classes.margin_softmax`` with its own target logit ``t(cos θ_y, scale)``: the
+heads differ in their margin alone. ``HEADS`` lists them, for ``jaxloss.nn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss._sharding import AxisName
+from jaxloss.margin.classes import margin_softmax
+
+# cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
+# -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
+_COS_LIMIT = 1.0 - 1e-6
+
+
+def _angle(cos_theta: jax.Array) -> jax.Array:
+    return jnp.arccos(jnp.clip(cos_theta, -_COS_LIMIT, _COS_LIMIT))
+
+
+_COMMON_ARGS = """
+    Numerics: embeddings and centers are normalized by their norms floored at 1e-12, so a zero
+    vector gives cosines of 0 rather than NaN, and ``cos θ_y`` is clipped to [−1, 1] (to
+    ±(1 − 1e-6) before any ``arccos``, whose derivative is then at most about 700). The logits
+    are the scale (``‖x‖`` for SphereFace without one) times bounded functions of the
+    cosines and the normalizer is a log-sum-exp, so the loss is finite for finite inputs and
+    scales well inside the float32 range. Rows masked by ``where`` or with a label out of
+    range are replaced by 0 before any arithmetic: NaN or inf there reaches neither the value
+    nor any gradient (the centers' included), and their own gradient is exactly 0.
+
+    Args:
+      embeddings: ``[batch, dim]`` features (any float dtype; L2-normalized inside).
+      centers: ``[num_classes, dim]`` class weight rows (L2-normalized inside); with
+        ``class_axis_name``, this device's slice of the classes.
+      labels: ``[batch]`` integer class ids (global ids with ``class_axis_name``); labels
+        outside ``[0, num_classes)`` are excluded.
+{extra}      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static); the batch × classes logits are then never
+        materialized, in the forward or the backward pass.
+      axis_name: mapped axis over which the batch is split (global mean and sum).
+      class_axis_name: mapped axis over which ``centers`` are split by class. The same
+        axis as ``axis_name`` is Partial FC: each device scores every device's embeddings
+        against its classes (an ``all_gather`` of ``[batch, dim]``, never of the centers).
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
+"""
+
+
+def _document(extra: str):
+    def decorate(fn):
+        fn.__doc__ = fn.__doc__.replace("    {args}", _COMMON_ARGS.format(extra=extra).strip("\n"))
+        return fn
+
+    return decorate
+
+
+@_document("      scale: the logit scale s; may be traced.\n")
+def norm_softmax(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: ArrayLike = 16.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    axis_name: AxisName = None,
+    class_axis_name: AxisName = None,
+) -> jax.Array:
+    r"""NormFace: softmax cross-entropy on scaled cosines (the "hypersphere" softmax).
+
+    .. math::
+      \ell_i = -\log \frac{e^{s \cos\theta_{y_i}}}{\sum_j e^{s \cos\theta_j}}
+
+    where :math:`\theta_j` is the angle between embedding :math:`i` and center :math:`j`.
+    Without a margin; the base that CosFace and ArcFace add their margins to.
+
+    {args}
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.norm_softmax(x, w, jnp.array([0]), scale=1.0)), 4)
+      0.3133
+
+    References:
+      Wang, Xiang, Cheng and Yuille, "NormFace: L2 Hypersphere Embedding for Face
+      Verification", 2017. https://arxiv.org/abs/1704.06369
+    """
+    scale = jnp.asarray(scale)
+    return margin_softmax(
+        embeddings,
+        centers,
+        labels,
+        lambda cos, s: s * cos,
+        normalize_embeddings=True,
+        scale=scale,
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_axis_name=class_axis_name,
+    )
+
+
+@_document(
+    "      scale: the logit scale s; may be traced.\n"
+    "      margin: the additive cosine margin m; may be traced.\n"
+)
+def cosface(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: ArrayLike = 64.0,
+    margin: ArrayLike = 0.35,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    axis_name: AxisName = None,
+    class_axis_name: AxisName = None,
+) -> jax.Array:
+    r"""CosFace / AM-Softmax (alias :func:`am_softmax`): an additive margin on the cosine.
+
+    .. math::
+      t_i = s(\cos\theta_{y_i} - m), \qquad \text{other logits } s\cos\theta_j
+
+    The target must beat every other class by ``m`` in cosine, which pulls each identity's
+    embeddings together and pushes identities apart: face unlock compares a new face to an
+    enrolled one by cosine, for people never seen in training.
+
+    {args}
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.cosface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
+      0.4741
+
+    References:
+      Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", 2018.
+      https://arxiv.org/abs/1801.09414 ; Wang, Cheng, Liu and Liu, "Additive Margin Softmax
+      for Face Verification", 2018. https://arxiv.org/abs/1801.05599
+    """
+    margin = jnp.asarray(margin)
+    return margin_softmax(
+        embeddings,
+        centers,
+        labels,
+        lambda cos, s: s * (cos - margin),
+        normalize_embeddings=True,
+        scale=jnp.asarray(scale),
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_axis_name=class_axis_name,
+    )
+
+
+am_softmax = cosface
+"""Alias of :func:`cosface` (AM-Softmax and CosFace are the same loss)."""
+
+
+@_document(
+    "      scale: the logit scale s; may be traced.\n"
+    "      margin: the additive angular margin m (radians); may be traced.\n"
+    "      easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).\n"
+)
+def arcface(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: ArrayLike = 64.0,
+    margin: ArrayLike = 0.5,
+    easy_margin: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    axis_name: AxisName = None,
+    class_axis_name: AxisName = None,
+) -> jax.Array:
+    r"""ArcFace: an additive margin on the angle.
+
+    .. math::
+      t_i = \begin{cases} s\cos(\theta_{y_i} + m) & \theta_{y_i} + m \le \pi \\
+        s(\cos\theta_{y_i} - m \sin m) & \text{otherwise (InsightFace's fallback)}
+        \end{cases}
+
+    Past :math:`\theta + m = \pi`, :math:`\cos(\theta + m)` would *rise* again as the
+    target gets worse; the fallback keeps the target logit decreasing. With
+    ``easy_margin``, the margin applies only where :math:`\cos\theta_y > 0`. The angle comes
+    from a clipped ``arccos``, so gradients stay finite at θ = 0 and θ = π.
+
+    {args}
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.arcface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
+      0.3479
+
+    References:
+      Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
+      Recognition", 2019. https://arxiv.org/abs/1801.07698
+    """
+    margin = jnp.asarray(margin)
+
+    def target_logit(cos, s):
+        with_margin = jnp.cos(_angle(cos) + margin)
+        if easy_margin:
+            return s * jnp.where(cos > 0, with_margin, cos)
+        fits = cos > jnp.cos(jnp.pi - margin)  # θ + m < π
+        return s * jnp.where(fits, with_margin, cos - margin * jnp.sin(margin))
+
+    return margin_softmax(
+        embeddings,
+        centers,
+        labels,
+        target_logit,
+        normalize_embeddings=True,
+        scale=jnp.asarray(scale),
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_axis_name=class_axis_name,
+    )
+
+
+@_document(
+    "      scale: the logit scale s; may be traced.\n"
+    "      m1: the multiplicative angular margin (SphereFace's); may be traced.\n"
+    "      m2: the additive angular margin (ArcFace's); may be traced.\n"
+    "      m3: the additive cosine margin (CosFace's); may be traced.\n"
+)
+def combined_margin(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    *,
+    scale: ArrayLike = 64.0,
+    m1: ArrayLike = 1.0,
+    m2: ArrayLike = 0.5,
+    m3: ArrayLike = 0.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    axis_name: AxisName = None,
+    class_axis_name: AxisName = None,
+) -> jax.Array:
+    r"""The combined margin of InsightFace: SphereFace, ArcFace and CosFace in one.
+
+    .. math::
+      t_i = s\left(\cos(m_1 \theta_{y_i} + m_2) - m_3\right)
+
+    ``(1, 0, 0)`` is NormFace, ``(1, m, 0)`` ArcFace without its fallback, ``(1, 0, m)``
+    CosFace.
+
+    {args}
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> loss = jaxloss.combined_margin(x, w, jnp.array([0]), scale=1.0, m2=0.0, m3=0.5)
+      >>> round(float(loss), 4)
+      0.4741
+
+    References:
+      Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
+      Recognition", 2019, section 3.3. https://arxiv.org/abs/1801.07698
+    """
+    m1, m2, m3 = jnp.asarray(m1), jnp.asarray(m2), jnp.asarray(m3)
+    return margin_softmax(
+        embeddings,
+        centers,
+        labels,
+        lambda cos, s: s * (jnp.cos(m1 * _angle(cos) + m2) - m3),
+        normalize_embeddings=True,
+        scale=jnp.asarray(scale),
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_axis_name=class_axis_name,
+    )
+
+
+def _chebyshev(cos: jax.Array, degree: int) -> jax.Array:
+    """cos(degree · θ) as the Chebyshev polynomial T_degree(cos θ): smooth in cos θ."""
+    previous, current = jnp.ones_like(cos), cos
+    if degree == 0:
+        return previous
+    for _ in range(degree - 1):
+        previous, current = current, 2 * cos * current - previous
+    return current
+
+
+@_document(
+    "      margin: the integer angular multiplier m (static).\n"
+    "      scale: None (logits scaled by ‖x‖, embeddings not normalized) or a fixed scale\n"
+    "        (embeddings normalized); may be traced.\n"
+    "      lam: λ, the weight of the plain cosine in the target logit; may be traced.\n"
+)
+def sphereface(
+    embeddings: ArrayLike,
+    centers: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: int = 4,
+    scale: ArrayLike | None = None,
+    lam: ArrayLike = 0.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+    axis_name: AxisName = None,
+    class_axis_name: AxisName = None,
+) -> jax.Array:
+    r"""SphereFace (A-Softmax): a multiplicative angular margin.
+
+    .. math::
+      t_i = \|x_i\| \frac{\lambda\cos\theta_{y_i} + \psi(\theta_{y_i})}{1 + \lambda},
+      \qquad \psi(\theta) = (-1)^k \cos(m\theta) - 2k,\ \theta \in
+      \left[\tfrac{k\pi}{m}, \tfrac{(k+1)\pi}{m}\right]
+
+    and the other logits :math:`\|x_i\| \cos\theta_j` (centers normalized, embeddings not).
+    ψ is the monotonic extension of :math:`\cos(m\theta)` to :math:`[0, \pi]`;
+    :math:`\cos(m\theta)` is computed as a Chebyshev polynomial of :math:`\cos\theta`, so its
+    gradient is finite everywhere. The original trains with λ annealed from large to small.
+    With ``scale`` set, embeddings are normalized and ``scale`` replaces :math:`\|x\|`.
+
+    {args}
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(jaxloss.sphereface(x, w, jnp.array([0]))), 4)
+      0.3133
+
+    References:
+      Liu, Wen, Yu, Li, Raj and Song, "SphereFace: Deep Hypersphere Embedding for Face
+      Recognition", 2017. https://arxiv.org/abs/1704.08063
+    """
+    if not isinstance(margin, int) or margin < 1:
+        raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
+    lam = jnp.asarray(lam)
+
+    def target_logit(cos, s):
+        k = jax.lax.stop_gradient(jnp.floor(margin * _angle(cos) / jnp.pi))
+        sign = 1 - 2 * jnp.mod(k, 2)
+        psi = sign * _chebyshev(cos, margin) - 2 * k
+        return s * (lam * cos + psi) / (1 + lam)
+
+    return margin_softmax(
+        embeddings,
+        centers,
+        labels,
+        target_logit,
+        normalize_embeddings=False,
+        scale=scale,
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+        class_axis_name=class_axis_name,
+    )
+
+
+HEADS: tuple[Callable[..., jax.Array], ...] = (
+    norm_softmax,
+    cosface,
+    arcface,
+    sphereface,
+    combined_margin,
+)
+"""The margin heads (``am_softmax`` is ``cosface``): the choices of ``nn.MarginSoftmaxHead``."""

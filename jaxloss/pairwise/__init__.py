@@ -1,0 +1,26 @@
+"""Pairs, triplets and contrastive losses: metric learning from relations between examples.
+
+Shapes: embeddings are ``[..., dim]`` (the last axis is the feature axis); the per-example
+loss (``reduction="none"``) has their leading shape, ``[batch]`` for a batch of pairs or
+triplets. ``batch_triplet`` takes one ``[batch, dim]`` batch with integer ``labels``
+``[batch]`` and returns a scalar; ``nt_xent`` returns one value per pair ``[batch]``.
+
+Distances are safe at zero: ``‖x - y‖`` has a zero (not NaN) gradient where ``x = y``, so
+identical embeddings, collapsed features at initialization and an anchor's distance to itself
+never poison a step.
+
+``batch_triplet`` mines inside the ``[batch, batch]`` distance matrix with fixed shapes and
+masks, so it runs under ``jit``; nothing of size ``batch³`` is ever built. Each anchor's
+negative distances are sorted once; the semi-hard negative of a positive at distance ``d``
+is then the first sorted value above ``d`` (a binary search), and the sum over every triplet
+is a count and a prefix sum. With ``axis_name`` the mining and the mean run over the global
+batch: every device's anchors see every device's embeddings (``all_gather``).
+"""
+
+from jaxloss.pairwise.batch import batch_triplet as batch_triplet
+from jaxloss.pairwise.batch import nt_xent as nt_xent
+from jaxloss.pairwise.pairs import contrastive as contrastive
+from jaxloss.pairwise.pairs import cosine_embedding as cosine_embedding
+from jaxloss.pairwise.pairs import margin_ranking as margin_ranking
+from jaxloss.pairwise.pairs import ratio_loss as ratio_loss
+from jaxloss.pairwise.pairs import triplet_margin as triplet_margin

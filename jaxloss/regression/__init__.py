@@ -1,0 +1,12 @@
+"""Regression losses: distances between predictions and real-valued targets.
+
+Shapes: ``predictions`` and ``targets`` broadcast together; the per-element loss
+(``reduction="none"``) has their broadcast shape, and ``where`` broadcasts to it.
+"""
+
+from jaxloss.regression.elementwise import huber as huber
+from jaxloss.regression.elementwise import l1 as l1
+from jaxloss.regression.elementwise import log_cosh as log_cosh
+from jaxloss.regression.elementwise import mae as mae
+from jaxloss.regression.elementwise import mse as mse
+from jaxloss.regression.elementwise import smooth_l1 as smooth_l1
