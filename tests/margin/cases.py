@@ -89,7 +89,7 @@ CASES: dict[str, Case] = {
     ),
     # The chunked kernels, under the name of the loss and the path: with 6 rows and 7
     # classes, chunk_size=3 takes the row-blocked kernel (gradients in the forward pass),
-    # chunk_size=1 the class-blocked one (see jaxloss._margin._rows_per_block).
+    # chunk_size=1 the class-blocked one (see jaxloss.margin.linear._rows_per_block).
     "linear_cross_entropy[rows]": dataclasses.replace(
         _chunked(jaxloss.linear_cross_entropy, ref.linear_cross_entropy, chunk_size=3),
         free=(0, 1),
