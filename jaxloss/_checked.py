@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,11 @@ from jax.typing import ArrayLike
 
 from jaxloss._labels import widened
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+
+def checked(fn: Callable[P, R]) -> Callable[P, R]:
     """``fn`` (any jaxloss loss, or a function calling some) with its value checks on.
 
     Shapes and dtypes are always checked, at trace time. Values cannot be, inside ``jit``;
@@ -61,7 +64,7 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
       A function with ``fn``'s signature and result.
     """
 
-    def with_checks(*args, **kwargs):
+    def with_checks(*args: Any, **kwargs: Any) -> Any:
         with checking():
             return fn(*args, **kwargs)
 
@@ -69,11 +72,15 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     # Keyword options (reductions, modes) are static, as in the losses themselves.
     @functools.partial(jax.jit, static_argnames=("static_kwargs",))
-    def compiled(args, static_kwargs, traced_kwargs):
+    def compiled(
+        args: tuple[Any, ...],
+        static_kwargs: tuple[tuple[str, Any], ...],
+        traced_kwargs: dict[str, Any],
+    ) -> Any:
         return checkified(*args, **dict(static_kwargs), **traced_kwargs)
 
     @functools.wraps(fn)
-    def run(*args, **kwargs):
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         static = {k: v for k, v in kwargs.items() if _is_static(v)}
         traced = {k: v for k, v in kwargs.items() if k not in static}
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, traced))):
@@ -137,7 +144,7 @@ def probabilities(x: jnp.ndarray, name: str) -> None:
 
 def class_ids(
     labels: jnp.ndarray,
-    num_classes,
+    num_classes: int,
     name: str = "labels",
     *,
     ignore_index: int | None = None,

@@ -24,7 +24,7 @@ def widened(x: jnp.ndarray) -> jnp.ndarray:
     return x.astype(jnp.int64 if x.dtype.itemsize == 8 else jnp.int32)
 
 
-def valid_class_ids(labels: jax.Array, num_classes) -> jax.Array:
+def valid_class_ids(labels: jax.Array, num_classes: int) -> jax.Array:
     """Where integer labels are class ids in ``[0, num_classes)``.
 
     Every loss excludes the others (loss 0, not counted, zero gradient) instead of letting

@@ -21,6 +21,7 @@ rules leave out) through it before any arithmetic on its inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,24 @@ def zero_masked(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, 
     return tuple(
         jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, 0) for a in arrays
     )
+
+
+@overload
+def masked_inputs(
+    where: ArrayLike | None,
+    shape: Sequence[int],
+    *arrays: jax.Array,
+    counted: jax.Array,
+) -> tuple[jax.Array, tuple[jax.Array, ...]]: ...
+
+
+@overload
+def masked_inputs(
+    where: ArrayLike | None,
+    shape: Sequence[int],
+    *arrays: jax.Array,
+    counted: None = None,
+) -> tuple[jax.Array | None, tuple[jax.Array, ...]]: ...
 
 
 def masked_inputs(

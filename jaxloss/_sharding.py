@@ -9,6 +9,7 @@ for one device and many.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +17,10 @@ import jax.numpy as jnp
 AxisName = str | Sequence[str] | None
 """A mapped axis of ``pmap``/``shard_map`` (or several), or None on one device."""
 
+T = TypeVar("T")
 
-def global_sum(x, axis_name: AxisName):
+
+def global_sum(x: T, axis_name: AxisName) -> T:
     """``x`` (an array or a pytree of arrays) summed over the devices of ``axis_name``."""
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
@@ -56,20 +59,20 @@ def logsumexp_over_shards(local: jax.Array, axis_name: AxisName) -> jax.Array:
     return top + jnp.log(jax.lax.psum(jnp.exp(local - top), axis_name))
 
 
-def _varying_axes(aval) -> set:
+def _varying_axes(aval: Any) -> set[Any]:
     """The mapped axes an abstract value varies over (JAX >= 0.10 and the older ``vma``)."""
     manual = getattr(aval, "manual_axis_type", None)
     return set(manual.varying) if manual is not None else set(getattr(aval, "vma", ()))
 
 
-def vary_like(init, *inputs):
+def vary_like(init: T, *inputs: jax.Array | None) -> T:
     """``init`` (a fresh scan carry) made to vary over the mapped axes the inputs vary over.
 
     Inside ``shard_map`` a carry must keep one type through the scan: one computed from
     sharded inputs (a batch split over devices, class-sharded weights) varies over their
     axes, so its start must too. Outside ``shard_map`` it returns ``init`` unchanged.
     """
-    axes = set()
+    axes: set[Any] = set()
     for array in inputs:
         if array is not None:
             axes |= _varying_axes(jax.typeof(array))

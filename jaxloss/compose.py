@@ -19,12 +19,13 @@ those pure and jit-friendly, the way optax does for optimizers:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxloss._sharding import AxisName
 from jaxloss.margin.center import center_loss_and_update
 
 # A weight or hyperparameter: a number, an array, or an optax-style schedule step -> value.
@@ -32,7 +33,9 @@ Schedulable = ArrayLike | Callable[[jax.Array], ArrayLike]
 
 
 def _value_at(value: Schedulable, step: ArrayLike) -> jax.Array:
-    value = value(step) if callable(value) else value
+    # A schedule is typed on arrays, as optax's are; ``weighted_terms`` hands it the
+    # caller's step as given (a Python int too, which optax's schedules accept).
+    value = value(cast(jax.Array, step)) if callable(value) else value
     return jnp.asarray(value, jnp.float32)
 
 
@@ -71,12 +74,18 @@ def weighted_terms(
         if not (isinstance(term, tuple) and len(term) == 2 and callable(term[0])):
             raise TypeError(f"Term {name!r} must be a (loss_fn, weight) pair, got {term!r}.")
 
-    def objective(step: ArrayLike, *args, **kwargs) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def objective(
+        step: ArrayLike, *args: Any, **kwargs: Any
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         values = {name: jnp.asarray(fn(*args, **kwargs)) for name, (fn, _) in terms.items()}
         for name, value in values.items():
             if value.shape != ():
                 raise ValueError(f"Term {name!r} must return a scalar, got shape {value.shape}.")
-        total = sum(_value_at(terms[name][1], step) * value for name, value in values.items())
+        # At least one term, so the sum is an array (never ``sum``'s start, the int 0).
+        total = cast(
+            jax.Array,
+            sum(_value_at(terms[name][1], step) * value for name, value in values.items()),
+        )
         return total, values
 
     return objective
@@ -99,7 +108,8 @@ class StatefulLoss(NamedTuple):
 class InjectHyperparamsState(NamedTuple):
     """The step count and the current value of each injected hyperparameter."""
 
-    count: jax.Array
+    # The field shadows ``tuple.count``, as in optax's states; renaming it would break users.
+    count: jax.Array  # type: ignore[assignment]
     hyperparams: dict[str, jax.Array]
 
 
@@ -141,14 +151,16 @@ def inject_hyperparams(
     if not hyperparams:
         raise ValueError("`inject_hyperparams` needs at least one hyperparameter.")
 
-    def values_at(step):
+    def values_at(step: jax.Array) -> dict[str, jax.Array]:
         return {name: _value_at(value, step) for name, value in hyperparams.items()}
 
     def init() -> InjectHyperparamsState:
         count = jnp.zeros((), jnp.int32)
         return InjectHyperparamsState(count, values_at(count))
 
-    def apply(state: InjectHyperparamsState, *inputs, **options):
+    def apply(
+        state: InjectHyperparamsState, *inputs: Any, **options: Any
+    ) -> tuple[jax.Array, InjectHyperparamsState]:
         loss = loss_fn(*inputs, **{**state.hyperparams, **options})
         count = state.count + 1
         return loss, InjectHyperparamsState(count, values_at(count))
@@ -192,8 +204,14 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
         return CenterLossState(jnp.asarray(centers))
 
     def apply(
-        state: CenterLossState, features, labels, *, where=None, reduction="mean", axis_name=None
-    ):
+        state: CenterLossState,
+        features: ArrayLike,
+        labels: ArrayLike,
+        *,
+        where: ArrayLike | None = None,
+        reduction: str = "mean",
+        axis_name: AxisName = None,
+    ) -> tuple[jax.Array, CenterLossState]:
         loss, new_centers = center_loss_and_update(
             features,
             labels,

@@ -22,7 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 try:
     from flax import nnx
@@ -40,7 +40,7 @@ MARGIN_LOSSES: dict[str, Callable[..., jax.Array]] = {head.__name__: head for he
 """The margin losses a :class:`MarginSoftmaxHead` can use, by the name its ``loss`` takes."""
 
 
-def _centers_init(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
+def _centers_init(key: jax.Array, shape: tuple[int, int], dtype: DTypeLike) -> jax.Array:
     """Unit-variance normal rows: their direction is uniform on the sphere."""
     return jax.random.normal(key, shape, dtype)
 
@@ -95,7 +95,7 @@ class MarginSoftmaxHead(nnx.Module):
         param_dtype: Any = jnp.float32,
         centers_init: Callable[..., jax.Array] = _centers_init,
         **hyperparameters: Any,
-    ):
+    ) -> None:
         _checks.choice(loss, tuple(MARGIN_LOSSES), "loss")
         _checks.chunk_size(chunk_size)
         self.loss = loss
@@ -103,7 +103,7 @@ class MarginSoftmaxHead(nnx.Module):
         self.class_axis_name = class_axis_name
         self.hyperparameters = _known_options(loss, hyperparameters)
         shape = (num_classes, features)
-        metadata = {}
+        metadata: dict[str, Any] = {}
         if class_axis_name is not None:
             metadata = {"out_sharding": (class_axis_name, None), "eager_sharding": False}
         self.centers = nnx.Param(centers_init(rngs.params(), shape, param_dtype), **metadata)
@@ -210,7 +210,7 @@ class CenterLoss(nnx.Module):
         alpha: ArrayLike | None = 0.5,
         rngs: nnx.Rngs | None = None,
         param_dtype: Any = jnp.float32,
-    ):
+    ) -> None:
         shape = (num_classes, features)
         if rngs is None:
             value = jnp.zeros(shape, param_dtype)

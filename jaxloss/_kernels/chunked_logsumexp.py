@@ -36,20 +36,46 @@ Memory: with ``chunk_size`` the forward pass holds ``N × K`` logits and keeps `
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss._kernels.blocks import blocked, num_blocks, unblocked
 from jaxloss._sharding import sum_to, vary_like
 
+# What ``_chunked``'s forward pass keeps: x, w, labels, b, scale and the result.
+_ChunkedResiduals = tuple[
+    jax.Array, jax.Array, jax.Array, jax.Array | None, jax.Array | None, jax.Array
+]
+# The gradients ``_chunked``'s backward pass accumulates over class blocks: dx, dw, db, dscale.
+_ClassCarry = tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None]
+# dw and db, accumulated over ``weighted_lse_sum``'s row blocks (None without gradients).
+_WeightedCarry = tuple[jax.Array | None, jax.Array | None]
+# What ``weighted_lse_sum``'s forward pass keeps: dx, dw, db, the masked log-sum-exps, and
+# the primals x, w, b and coefficients.
+_WeightedResiduals = tuple[
+    jax.Array,
+    jax.Array,
+    jax.Array | None,
+    jax.Array,
+    jax.Array,
+    jax.Array,
+    jax.Array | None,
+    jax.Array,
+]
 
-def accumulation_dtype(*arrays):
+
+def accumulation_dtype(*arrays: ArrayLike) -> np.dtype:
     """float32 for half-precision (and float32) inputs, float64 for float64 ones."""
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
-def _logits(x, w, b, scale):
+def _logits(
+    x: jax.Array, w: jax.Array, b: jax.Array | None, scale: jax.Array | None
+) -> tuple[jax.Array, jax.Array]:
     """``(x @ w.T) * scale + b``, ``[N, K]``, accumulated in at least float32.
 
     Returns the logits and the plain products ``x @ w.T`` (the scale's gradient needs them).
@@ -60,14 +86,24 @@ def _logits(x, w, b, scale):
     return (z if b is None else z + b.astype(dtype)[None, :]), products
 
 
-def _others(z, labels, first_class, new_from):
+def _others(
+    z: jax.Array, labels: jax.Array, first_class: ArrayLike, new_from: ArrayLike
+) -> jax.Array:
     """``z`` with each row's target class, and classes an earlier block covered, at -inf."""
     classes = first_class + jnp.arange(z.shape[1])[None, :]
     keep = (classes != labels[:, None]) & (classes >= new_from)
     return jnp.where(keep, z, -jnp.inf)
 
 
-def lse_excluding_targets(x, w, labels, b=None, *, column_scale=None, chunk_size=None):
+def lse_excluding_targets(
+    x: jax.Array,
+    w: jax.Array,
+    labels: jax.Array,
+    b: jax.Array | None = None,
+    *,
+    column_scale: jax.Array | None = None,
+    chunk_size: int | None = None,
+) -> jax.Array:
     """``log Σ_{j != y_i} exp(s_j x_i · w_j + b_j)`` per row, ``[N]``.
 
     Args:
@@ -86,7 +122,9 @@ def lse_excluding_targets(x, w, labels, b=None, *, column_scale=None, chunk_size
     return _chunked(x, w, labels, b, column_scale, int(chunk_size))
 
 
-def _block(w, vectors, index, chunk_size):
+def _block(
+    w: jax.Array, vectors: tuple[jax.Array | None, ...], index: jax.Array, chunk_size: int
+) -> tuple[jax.Array, jax.Array, jax.Array, tuple[jax.Array | None, ...]]:
     """Block ``index`` of ``chunk_size`` classes, sliced in place (no padded copy of ``w``).
 
     The last block starts early enough to end at the last class; the classes it shares
@@ -102,17 +140,33 @@ def _block(w, vectors, index, chunk_size):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def _chunked(x, w, labels, b, scale, chunk_size):
+def _chunked(
+    x: jax.Array,
+    w: jax.Array,
+    labels: jax.Array,
+    b: jax.Array | None,
+    scale: jax.Array | None,
+    chunk_size: int,
+) -> jax.Array:
     return _chunked_fwd(x, w, labels, b, scale, chunk_size)[0]
 
 
-def _chunked_fwd(x, w, labels, b, scale, chunk_size):
+def _chunked_fwd(
+    x: jax.Array,
+    w: jax.Array,
+    labels: jax.Array,
+    b: jax.Array | None,
+    scale: jax.Array | None,
+    chunk_size: int,
+) -> tuple[jax.Array, _ChunkedResiduals]:
     chunk_size = min(chunk_size, w.shape[0])
     dtype = accumulation_dtype(x, w)
     # A finite floor for the running max keeps exp(-inf - -inf) out of the update.
     floor = jnp.finfo(dtype).min
 
-    def step(carry, index):
+    def step(
+        carry: tuple[jax.Array, jax.Array], index: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], None]:
         running_max, running_sum = carry
         first, new_from, w_block, (b_block, scale_block) = _block(w, (b, scale), index, chunk_size)
         z = _logits(x, w_block, b_block, scale_block)[0]
@@ -132,7 +186,9 @@ def _chunked_fwd(x, w, labels, b, scale, chunk_size):
     return result, (x, w, labels, b, scale, result)
 
 
-def _chunked_bwd(chunk_size, saved, cotangent):
+def _chunked_bwd(
+    chunk_size: int, saved: _ChunkedResiduals, cotangent: jax.Array
+) -> tuple[jax.Array, jax.Array, None, jax.Array | None, jax.Array | None]:
     x, w, labels, b, scale, result = saved
     num_rows, num_classes = x.shape[0], w.shape[0]
     chunk_size = min(chunk_size, num_classes)
@@ -151,11 +207,13 @@ def _chunked_bwd(chunk_size, saved, cotangent):
     )
     inputs = (x, w, labels, b, scale, cotangent)
 
-    def class_step(carry, index):
+    def class_step(carry: _ClassCarry, index: jax.Array) -> tuple[_ClassCarry, None]:
         dx, dw, db, dscale = carry
         first, new_from, w_block, (b_block, scale_block) = _block(w, (b, scale), index, chunk_size)
 
-        def row_step(dw_block, row_block):
+        def row_step(
+            dw_block: jax.Array, row_block: tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+        ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array | None]]:
             x_row, label_row, result_row, cotangent_row = row_block
             z, products = _logits(x_row, w_block, b_block, scale_block)
             z = _others(z, label_row, first, new_from)
@@ -176,10 +234,12 @@ def _chunked_bwd(chunk_size, saved, cotangent):
         dw = _add_block(dw, dw_block.astype(dw.dtype), first)
         db = None if db is None else _add_block(db, jnp.sum(db_parts, axis=0), first)
         if dscale is not None:
+            # With a scale, row_step returns its parts (never None).
+            dscale_parts = cast(jax.Array, dscale_parts)
             dscale = _add_block(dscale, jnp.sum(dscale_parts, axis=0), first)
         return (dx, dw, db, dscale), None
 
-    start = (
+    start: _ClassCarry = (
         jnp.zeros(x.shape, dtype),
         jnp.zeros(w.shape, w.dtype),
         None if b is None else jnp.zeros(b.shape, dtype),
@@ -189,8 +249,11 @@ def _chunked_bwd(chunk_size, saved, cotangent):
         class_step, vary_like(start, *inputs), jnp.arange(num_blocks(num_classes, chunk_size))
     )
 
-    def per_class(gradient, primal):
-        return None if primal is None else sum_to(gradient.astype(primal.dtype), primal)
+    def per_class(gradient: jax.Array | None, primal: jax.Array | None) -> jax.Array | None:
+        # ``gradient`` is None exactly when ``primal`` is (db with b, dscale with scale).
+        if primal is None or gradient is None:
+            return None
+        return sum_to(gradient.astype(primal.dtype), primal)
 
     return (
         sum_to(dx.astype(x.dtype), x),
@@ -201,7 +264,7 @@ def _chunked_bwd(chunk_size, saved, cotangent):
     )
 
 
-def _add_block(total, block, first):
+def _add_block(total: jax.Array, block: jax.Array, first: jax.Array) -> jax.Array:
     """``total[first : first + len(block)] += block``, in place."""
     current = jax.lax.dynamic_slice_in_dim(total, first, block.shape[0])
     return jax.lax.dynamic_update_slice_in_dim(total, current + block, first, axis=0)
@@ -211,7 +274,13 @@ _chunked.defvjp(_chunked_fwd, _chunked_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def weighted_lse_sum(x, w, b, coefficients, rows_per_block):
+def weighted_lse_sum(
+    x: jax.Array,
+    w: jax.Array,
+    b: jax.Array | None,
+    coefficients: jax.Array,
+    rows_per_block: int,
+) -> jax.Array:
     """``Σ_i a_i log Σ_j exp(x_i · w_j + b_j)``, a scalar, with ``a`` = ``coefficients``.
 
     Rows with ``a_i = 0`` are left out entirely (a NaN there stays out of the value and
@@ -229,14 +298,23 @@ def weighted_lse_sum(x, w, b, coefficients, rows_per_block):
     return _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=False)[0]
 
 
-def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True):
+def _weighted_lse_sum_fwd(
+    x: jax.Array,
+    w: jax.Array,
+    b: jax.Array | None,
+    coefficients: jax.Array,
+    rows_per_block: int,
+    gradients: bool = True,
+) -> tuple[jax.Array, _WeightedResiduals | None]:
     num_rows = x.shape[0]
     rows_per_block = max(1, min(rows_per_block, num_rows))  # an empty batch: zero blocks
     dtype = accumulation_dtype(x, w)
     active = coefficients != 0
     weights = jnp.where(active, coefficients, 0).astype(dtype)
 
-    def step(carry, block):
+    def step(
+        carry: _WeightedCarry, block: tuple[jax.Array, ...]
+    ) -> tuple[_WeightedCarry, tuple[jax.Array, ...]]:
         x_block, weight_block, active_block = block
         # Inactive rows are zeroed: a NaN there would reach dw through p.T @ x.
         x_block = jnp.where(active_block[:, None], x_block, 0)
@@ -248,7 +326,8 @@ def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True)
         value = jnp.sum(jnp.where(active_block, weight_block * lse, 0))
         if not gradients:
             return carry, (value,)
-        dw, db = carry
+        # With ``gradients`` the carry holds dw (and db with b), never None.
+        dw, db = cast(jax.Array, carry[0]), carry[1]
         # d(a_i lse_i) / dz_ij = a_i softmax_ij, only in the active rows.
         p = jnp.where(active_block[:, None], e * (weight_block / total)[:, None], 0)
         dx_block = jnp.einsum("nk,kd->nd", p, w, preferred_element_type=dtype)
@@ -257,7 +336,7 @@ def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True)
         return (dw, db), (value, lse, dx_block)
 
     inputs = (x, w, b, coefficients)
-    start = (None, None)
+    start: _WeightedCarry = (None, None)
     if gradients:
         start = (jnp.zeros(w.shape, dtype), None if b is None else jnp.zeros(b.shape, dtype))
         start = vary_like(start, *inputs)
@@ -267,14 +346,18 @@ def _weighted_lse_sum_fwd(x, w, b, coefficients, rows_per_block, gradients=True)
     if not gradients:
         return value, None
     lse, dx = unblocked(outputs[1], num_rows), unblocked(outputs[2], num_rows)
+    dw = cast(jax.Array, dw)  # with gradients the carry started from an array
     return value, (dx, dw, db, jnp.where(active, lse, 0), x, w, b, coefficients)
 
 
-def _weighted_lse_sum_bwd(rows_per_block, saved, cotangent):
+def _weighted_lse_sum_bwd(
+    rows_per_block: int, saved: _WeightedResiduals, cotangent: jax.Array
+) -> tuple[jax.Array | None, ...]:
     dx, dw, db, lse, x, w, b, coefficients = saved
 
-    def scaled(gradient, primal):
-        if primal is None:
+    def scaled(gradient: jax.Array | None, primal: jax.Array | None) -> jax.Array | None:
+        # ``gradient`` is None exactly when ``primal`` is (db with b).
+        if primal is None or gradient is None:
             return None
         return sum_to((cotangent * gradient).astype(primal.dtype), primal)
 

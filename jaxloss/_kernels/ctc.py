@@ -26,15 +26,20 @@ backward pass holds the occupancies (``T × B × (2S+1)``) and the gradient (``B
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxloss._labels import valid_class_ids
 from jaxloss._sharding import vary_like
 
 _NEG_INF = -jnp.inf
+
+# A pair of state arrays: the blank states ``[..., S+1]`` and the label states ``[..., S]``
+# (alphas, emissions and occupancies alike).
+_States = tuple[jax.Array, jax.Array]
 
 
 def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -55,7 +60,9 @@ def _pad_front(x: jax.Array) -> jax.Array:
     return jnp.pad(x, ((0, 0), (1, 0)), constant_values=_NEG_INF)
 
 
-def _alpha_step(alpha, emit_t, t, skip, logit_lengths):
+def _alpha_step(
+    alpha: _States, emit_t: _States, t: jax.Array, skip: jax.Array, logit_lengths: jax.Array
+) -> _States:
     """One frame of the alpha recursion on blank states ``[B, S+1]`` and labels ``[B, S]``.
 
     Blank i is reached from blank i or label i-1: ``u_i = lae(blank_i, label_{i-1})``.
@@ -74,7 +81,7 @@ def _alpha_step(alpha, emit_t, t, skip, logit_lengths):
     )
 
 
-def _start(batch, num_labels, dtype):
+def _start(batch: int, num_labels: int, dtype: DTypeLike) -> _States:
     """The alpha before frame 0: a virtual state before the first blank holds log 1.
 
     Frame 0 then needs no special case, and a sequence with no frames keeps this start
@@ -87,7 +94,21 @@ def _start(batch, num_labels, dtype):
     )
 
 
-def _forward(emit, skip, logit_lengths, *, keep_alphas):
+@overload
+def _forward(
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: Literal[True]
+) -> tuple[_States, _States]: ...
+
+
+@overload
+def _forward(
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: Literal[False]
+) -> tuple[_States, None]: ...
+
+
+def _forward(
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: bool
+) -> tuple[_States, _States | None]:
     """Alpha recursion over the emissions ``([T, B], [T, B, S])``.
 
     Returns:
@@ -97,7 +118,7 @@ def _forward(emit, skip, logit_lengths, *, keep_alphas):
     """
     num_frames, batch, num_labels = emit[1].shape
 
-    def step(alpha, inputs):
+    def step(alpha: _States, inputs: tuple[_States, jax.Array]) -> tuple[_States, _States | None]:
         emit_t, t = inputs
         return _alpha_step(alpha, emit_t, t, skip, logit_lengths), alpha if keep_alphas else None
 
@@ -105,7 +126,7 @@ def _forward(emit, skip, logit_lengths, *, keep_alphas):
     return jax.lax.scan(step, start, (emit, jnp.arange(num_frames)))
 
 
-def _final_log_likelihood(final_alpha, label_lengths):
+def _final_log_likelihood(final_alpha: _States, label_lengths: jax.Array) -> jax.Array:
     """log p(labels | logits): the paths end in the last blank or the last label."""
     blank, label = final_alpha
     last_blank = jnp.take_along_axis(blank, label_lengths[:, None], axis=1)[:, 0]
@@ -139,8 +160,14 @@ def _share(part: jax.Array, total: jax.Array) -> jax.Array:
 
 
 def _occupancies(
-    emit, skip, previous_alphas, final_alpha, log_likelihood, label_lengths, logit_lengths
-):
+    emit: _States,
+    skip: jax.Array,
+    previous_alphas: _States,
+    final_alpha: _States,
+    log_likelihood: jax.Array,
+    label_lengths: jax.Array,
+    logit_lengths: jax.Array,
+) -> _States:
     """State occupancies γ_t(s), the posterior of being in state ``s`` at frame ``t``.
 
     γ is the adjoint of the alpha recursion in log space (d log p / d α_t(s)), so it runs
@@ -164,7 +191,9 @@ def _occupancies(
         jnp.where(label_end & finite[:, None], jnp.exp(final_alpha[1] - log_likelihood), 0),
     )
 
-    def step(carry, inputs):
+    def step(
+        carry: tuple[_States, _States], inputs: tuple[_States, _States, jax.Array]
+    ) -> tuple[tuple[_States, _States], _States]:
         (gamma_blank, gamma_label), (alpha_blank, alpha_label) = carry
         (emit_blank, emit_label), (before_blank, before_label), t = inputs
         # The logaddexp outputs of _alpha_step, recovered from the alphas; a state that
@@ -210,7 +239,7 @@ def _occupancies(
 _MATMUL_MAX_CLASSES = 256
 
 
-def _label_occupancy(label_gammas, labels, num_classes):
+def _label_occupancy(label_gammas: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
     """Σ_{s: y_s = k} γ_t(s) as ``[B, T, K]``; repeated labels share a class, so it adds."""
     num_frames, batch, _ = label_gammas.shape
     if num_classes <= _MATMUL_MAX_CLASSES:
@@ -224,7 +253,7 @@ def _label_occupancy(label_gammas, labels, num_classes):
     )
 
 
-def _emissions(logits, labels, blank):
+def _emissions(logits: jax.Array, labels: jax.Array, blank: int) -> tuple[_States, jax.Array]:
     """Log-probabilities of the blank ``[T, B]`` and of each label ``[T, B, S]`` per frame.
 
     Only the labels are gathered (no one-hot product over the classes). The scans want
@@ -253,7 +282,7 @@ def _emissions(logits, labels, blank):
     return (emit_blank, emit_label), log_normalizer
 
 
-def _nll(log_likelihood):
+def _nll(log_likelihood: jax.Array) -> jax.Array:
     # -log p >= 0 exactly; rounding may not know that.
     return jnp.maximum(-log_likelihood, 0)
 
@@ -274,7 +303,14 @@ class _Residuals(NamedTuple):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def negative_log_likelihood(logits, labels, skip, logit_lengths, label_lengths, blank):
+def negative_log_likelihood(
+    logits: jax.Array,
+    labels: jax.Array,
+    skip: jax.Array,
+    logit_lengths: jax.Array,
+    label_lengths: jax.Array,
+    blank: int,
+) -> jax.Array:
     """Negative log-likelihood per sequence, ``[B]``; see the module docstring.
 
     Args:
@@ -290,7 +326,14 @@ def negative_log_likelihood(logits, labels, skip, logit_lengths, label_lengths, 
     return _nll(_final_log_likelihood(final_alpha, label_lengths))
 
 
-def _negative_log_likelihood_fwd(logits, labels, skip, logit_lengths, label_lengths, blank):
+def _negative_log_likelihood_fwd(
+    logits: jax.Array,
+    labels: jax.Array,
+    skip: jax.Array,
+    logit_lengths: jax.Array,
+    label_lengths: jax.Array,
+    blank: int,
+) -> tuple[jax.Array, _Residuals]:
     emit, log_normalizer = _emissions(logits, labels, blank)
     final_alpha, alphas = _forward(emit, skip, logit_lengths, keep_alphas=True)
     log_likelihood = _final_log_likelihood(final_alpha, label_lengths)
@@ -309,7 +352,9 @@ def _negative_log_likelihood_fwd(logits, labels, skip, logit_lengths, label_leng
     return _nll(log_likelihood), saved
 
 
-def _negative_log_likelihood_bwd(blank, saved: _Residuals, cotangent):
+def _negative_log_likelihood_bwd(
+    blank: int, saved: _Residuals, cotangent: jax.Array
+) -> tuple[jax.Array, None, None, None, None]:
     logits, log_likelihood, logit_lengths = saved.logits, saved.log_likelihood, saved.logit_lengths
     num_frames, num_classes = logits.shape[1:]
     blank_gammas, label_gammas = _occupancies(

@@ -18,6 +18,7 @@ reductions), the ``[B, N]`` and ``[B, M]`` indices, and the residuals ``[B, N, D
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,11 @@ _DIRECT_MAX_DIM = 16
 def _squared_distances(x: jax.Array, y: jax.Array) -> jax.Array:
     """``[batch, n, m]`` squared distances between ``x`` ``[batch, n, dim]`` and ``y``."""
     if x.shape[-1] <= _DIRECT_MAX_DIM:
-        return sum(jnp.square(x[:, :, None, k] - y[:, None, :, k]) for k in range(x.shape[-1]))
+        # ``sum`` starts from the int 0; with at least one coordinate the result is an array.
+        return cast(
+            jax.Array,
+            sum(jnp.square(x[:, :, None, k] - y[:, None, :, k]) for k in range(x.shape[-1])),
+        )
     return _numerics.squared_distances(x, y)
 
 
@@ -54,7 +59,9 @@ def _nearest_neighbours(
     """
     num_x = x.shape[1]
 
-    def step(carry, inputs):
+    def step(
+        carry: tuple[jax.Array, jax.Array], inputs: tuple[jax.Array, jax.Array, jax.Array]
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         best, best_index = carry
         x_block, valid_block, first = inputs
         distances = _squared_distances(x_block, y)
@@ -86,7 +93,9 @@ def _scatter_points(values: jax.Array, indices: jax.Array, num_points: int) -> j
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def nearest_squared_distances(x, y, x_counted, y_counted, block):
+def nearest_squared_distances(
+    x: jax.Array, y: jax.Array, x_counted: jax.Array, y_counted: jax.Array, block: int
+) -> tuple[jax.Array, jax.Array]:
     """Squared distance of every counted point to its nearest point of the other cloud.
 
     ``x_counted`` / ``y_counted`` mark the points whose distance is wanted and that may be
@@ -106,7 +115,13 @@ def nearest_squared_distances(x, y, x_counted, y_counted, block):
     return distances
 
 
-def _nearest_squared_distances_fwd(x, y, x_counted, y_counted, block):
+# What the forward pass keeps: the differences to the neighbours and the two index arrays.
+_Residuals = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+
+
+def _nearest_squared_distances_fwd(
+    x: jax.Array, y: jax.Array, x_counted: jax.Array, y_counted: jax.Array, block: int
+) -> tuple[tuple[jax.Array, jax.Array], _Residuals]:
     x_to_y, y_to_x = _nearest_neighbours(x, y, x_counted, y_counted, block)
     # The distances are recomputed exactly from the indices: the search's own (possibly
     # Gram-form) values are never returned.
@@ -120,7 +135,9 @@ def _nearest_squared_distances_fwd(x, y, x_counted, y_counted, block):
     return distances, (x_diff, y_diff, x_to_y, y_to_x)
 
 
-def _nearest_squared_distances_bwd(block, saved, cotangents):
+def _nearest_squared_distances_bwd(
+    block: int, saved: _Residuals, cotangents: tuple[jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array, None, None]:
     del block
     x_diff, y_diff, x_to_y, y_to_x = saved
     # d‖x_i − y_a(i)‖² = 2 (x_i − y_a(i)) · (dx_i − dy_a(i)): each term moves its point and,

@@ -28,7 +28,7 @@ def _integer_targets(
     labels: ArrayLike,
     scores: jax.Array,
     scores_name: str,
-    ignore_index: ArrayLike | None,
+    ignore_index: int | None,
     where: ArrayLike | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Labels made safe to gather with, the mask of the entries that count, and ``scores``.

@@ -25,7 +25,7 @@ def _point_cloud(points: ArrayLike, name: str) -> jax.Array:
     return points
 
 
-def _counted_points(lengths: ArrayLike | None, num_points: int, batch: int, name: str):
+def _counted_points(lengths: ArrayLike | None, num_points: int, batch: int, name: str) -> jax.Array:
     """``[batch, num_points]``: which points lie within their cloud's length."""
     lengths = _checks.lengths(lengths, num_points, batch, name)
     return jnp.arange(num_points)[None, :] < lengths[:, None]

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -18,15 +19,15 @@ from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
 
-def _layers(features, name: str) -> list[jax.Array]:
+def _layers(features: Sequence[ArrayLike] | ArrayLike, name: str) -> list[jax.Array]:
     """A list of float ``[batch, ..., channels]`` feature maps (a single array is one layer)."""
-    if not isinstance(features, (list, tuple)):
-        features = [features]
-    if not features:
+    # A list or tuple holds the layers; anything else is one array.
+    layers = features if isinstance(features, (list, tuple)) else [cast(ArrayLike, features)]
+    if not layers:
         raise ValueError(f"`{name}` must hold at least one feature map.")
     out = []
-    for index, layer in enumerate(features):
-        layer = _checks.float_array(layer, f"{name}[{index}]")
+    for index, item in enumerate(layers):
+        layer = _checks.float_array(item, f"{name}[{index}]")
         if layer.ndim < 2:
             raise ValueError(
                 f"`{name}[{index}]` must be [batch, ..., channels], got shape {layer.shape}."
@@ -35,7 +36,7 @@ def _layers(features, name: str) -> list[jax.Array]:
     return out
 
 
-def _layer_weights(weights, num_layers: int) -> list:
+def _layer_weights(weights: Sequence[ArrayLike] | None, num_layers: int) -> list[ArrayLike]:
     if weights is None:
         return [1.0] * num_layers
     if len(weights) != num_layers:
@@ -45,14 +46,21 @@ def _layer_weights(weights, num_layers: int) -> list:
     return list(weights)
 
 
-def _weighted_layer_sum(features, targets, weights, where, layer_target, layer_loss):
+def _weighted_layer_sum(
+    feature_maps: Sequence[ArrayLike] | ArrayLike,
+    target_maps: Sequence[ArrayLike] | ArrayLike,
+    weights: Sequence[ArrayLike] | None,
+    where: ArrayLike | None,
+    layer_target: Callable[[int, jax.Array, jax.Array, int], jax.Array],
+    layer_loss: Callable[[jax.Array, jax.Array], jax.Array],
+) -> tuple[jax.Array, jax.Array | None]:
     """``Σ_l w_l layer_loss(features[l], targets[l])``, one value per sample, and the
     ``[batch]`` mask to reduce it with.
 
     ``layer_target(l, features[l], targets[l], batch)`` validates a target and returns it
     with a leading axis of ``batch`` or 1 (one target for every sample).
     """
-    features, targets = _layers(features, "features"), _layers(targets, "targets")
+    features, targets = _layers(feature_maps, "features"), _layers(target_maps, "targets")
     if len(features) != len(targets):
         raise ValueError(
             f"`features` and `targets` need the same number of layers, got {len(features)} "
@@ -177,7 +185,7 @@ def style_loss(
       Networks", CVPR 2016.
     """
 
-    def layer_target(index, feature, target, batch):
+    def layer_target(index: int, feature: jax.Array, target: jax.Array, batch: int) -> jax.Array:
         if target.shape[-1] != feature.shape[-1] or target.shape[0] not in (1, batch):
             raise ValueError(
                 f"`targets[{index}]` {target.shape} needs the channels of `features[{index}]` "
@@ -185,7 +193,7 @@ def style_loss(
             )
         return target
 
-    def layer_loss(feature, target):
+    def layer_loss(feature: jax.Array, target: jax.Array) -> jax.Array:
         difference = gram_matrix(feature) - gram_matrix(target)
         return jnp.mean(jnp.square(difference), axis=(1, 2)) / 4
 
@@ -239,14 +247,14 @@ def perceptual_loss(
       Super-Resolution", ECCV 2016.
     """
 
-    def layer_target(index, feature, target, batch):
+    def layer_target(index: int, feature: jax.Array, target: jax.Array, batch: int) -> jax.Array:
         # Broadcast to the features, so every target has the batch axis and the padding of
         # masked samples can be zeroed whatever shape the caller gave.
         return _checks.broadcast_to(
             target, feature.shape, f"targets[{index}]", f"features[{index}]"
         ).astype(feature.dtype)
 
-    def layer_loss(feature, target):
+    def layer_loss(feature: jax.Array, target: jax.Array) -> jax.Array:
         squared = jnp.square(feature - target)
         return jnp.mean(squared.reshape(len(squared), math.prod(squared.shape[1:])), axis=1)
 

@@ -96,7 +96,9 @@ def gaussian_kl_terms(
     return terms
 
 
-def _terms_and_mask(mean, log_var, axis, where) -> tuple[jax.Array, jax.Array | None, int]:
+def _terms_and_mask(
+    mean: ArrayLike, log_var: ArrayLike, axis: int, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array | None, int]:
     """``gaussian_kl_terms``, the per-example mask and the latent axis."""
     shape = _checks.broadcast_shapes(mean=mean, log_var=log_var)
     mean = jnp.broadcast_to(_checks.float_array(mean, "mean"), shape)

@@ -334,7 +334,7 @@ def gradient_penalty(
     epsilon = jax.lax.dynamic_slice_in_dim(epsilon, offset, batch)
     interpolates = epsilon * real + (1 - epsilon) * fake
 
-    def total_score(x):
+    def total_score(x: jax.Array) -> jax.Array:
         scores = jnp.asarray(critic(x))
         if scores.shape not in ((batch,), (batch, 1)):
             raise ValueError(

@@ -29,7 +29,9 @@ from jaxloss._sharding import (
 )
 
 
-def label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
+def label_rows(
+    w: jax.Array, labels: jax.Array, class_axis_name: AxisName
+) -> tuple[jax.Array, jax.Array]:
     """``w[labels]`` for global labels with ``w`` possibly sharded by class.
 
     Returns:
@@ -47,7 +49,7 @@ def label_rows(w: jax.Array, labels: jax.Array, class_axis_name: AxisName):
     return global_sum(rows, class_axis_name), local
 
 
-def global_num_classes(w: jax.Array, class_axis_name: AxisName):
+def global_num_classes(w: jax.Array, class_axis_name: AxisName) -> int:
     """The number of classes over every shard of ``w``."""
     return shard_offset(w.shape[0], class_axis_name)[1]
 
@@ -68,7 +70,13 @@ def same_devices(axis_name: AxisName, class_axis_name: AxisName) -> bool:
     return batch_axes == class_axes
 
 
-def partial_fc(x, labels, where, axis_name, class_axis_name):
+def partial_fc(
+    x: jax.Array,
+    labels: jax.Array,
+    where: ArrayLike | None,
+    axis_name: AxisName,
+    class_axis_name: AxisName,
+) -> tuple[jax.Array, jax.Array, ArrayLike | None, Callable[[jax.Array], jax.Array]]:
     """The global batch when the batch and the classes are split over the same devices.
 
     As in Partial FC (An et al. 2021), every device then scores the embeddings of all
@@ -90,7 +98,13 @@ def partial_fc(x, labels, where, axis_name, class_axis_name):
     return x, labels, where, lambda v: jax.lax.dynamic_slice_in_dim(v, offset, rows)
 
 
-def check_labels(labels, w, class_axis_name, where, ignore_index=None) -> None:
+def check_labels(
+    labels: jax.Array,
+    w: jax.Array,
+    class_axis_name: AxisName,
+    where: ArrayLike | None,
+    ignore_index: int | None = None,
+) -> None:
     """Checked mode: every unmasked label is a (global) class id or ``ignore_index``."""
     mask = _checks.mask(where, labels.shape)
     _checked.class_ids(
@@ -98,7 +112,14 @@ def check_labels(labels, w, class_axis_name, where, ignore_index=None) -> None:
     )
 
 
-def counted_rows(x, labels, w, where, class_axis_name, ignore_index=None):
+def counted_rows(
+    x: jax.Array,
+    labels: jax.Array,
+    w: jax.Array,
+    where: ArrayLike | None,
+    class_axis_name: AxisName,
+    ignore_index: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """The masking door of the heads: ``(mask, x)`` with the rows that do not count zeroed.
 
     A row counts if ``where`` keeps it and its label is a class id (not ``ignore_index``).
@@ -112,7 +133,15 @@ def counted_rows(x, labels, w, where, class_axis_name, ignore_index=None):
     return mask, x
 
 
-def non_target_logsumexp(rows, w, local_labels, bias, column_scale, chunk_size, class_axis_name):
+def non_target_logsumexp(
+    rows: jax.Array,
+    w: jax.Array,
+    local_labels: jax.Array,
+    bias: jax.Array | None,
+    column_scale: jax.Array | None,
+    chunk_size: int | None,
+    class_axis_name: AxisName,
+) -> jax.Array:
     """log Σ over every non-target class (all shards) of ``s_j rows · w_j + b_j``."""
     local = lse_excluding_targets(
         rows, w, local_labels, bias, column_scale=column_scale, chunk_size=chunk_size

@@ -7,6 +7,7 @@ heads differ in their margin alone. ``HEADS`` lists them, for ``jaxloss.nn``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -54,9 +55,15 @@ _COMMON_ARGS = """
 """
 
 
-def _document(extra: str):
-    def decorate(fn):
-        fn.__doc__ = fn.__doc__.replace("    {args}", _COMMON_ARGS.format(extra=extra).strip("\n"))
+_Loss = TypeVar("_Loss", bound=Callable[..., jax.Array])
+
+
+def _document(extra: str) -> Callable[[_Loss], _Loss]:
+    def decorate(fn: _Loss) -> _Loss:
+        # Every head has a docstring (``{args}`` is filled in); None only under ``python -OO``.
+        fn.__doc__ = cast(str, fn.__doc__).replace(
+            "    {args}", _COMMON_ARGS.format(extra=extra).strip("\n")
+        )
         return fn
 
     return decorate
@@ -215,7 +222,7 @@ def arcface(
     """
     margin = jnp.asarray(margin)
 
-    def target_logit(cos, s):
+    def target_logit(cos: jax.Array, s: jax.Array) -> jax.Array:
         with_margin = jnp.cos(_angle(cos) + margin)
         if easy_margin:
             return s * jnp.where(cos > 0, with_margin, cos)
@@ -354,7 +361,7 @@ def sphereface(
         raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
     lam = jnp.asarray(lam)
 
-    def target_logit(cos, s):
+    def target_logit(cos: jax.Array, s: jax.Array) -> jax.Array:
         k = jax.lax.stop_gradient(jnp.floor(margin * _angle(cos) / jnp.pi))
         sign = 1 - 2 * jnp.mod(k, 2)
         psi = sign * _chebyshev(cos, margin) - 2 * k

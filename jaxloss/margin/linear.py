@@ -138,7 +138,9 @@ _ROW_BUDGET = 16
 _MIN_ROWS = 256
 
 
-def _rows_per_block(num_rows: int, vocab: int, chunk_size: int | None, reduction: str):
+def _rows_per_block(
+    num_rows: int, vocab: int, chunk_size: int | None, reduction: str
+) -> int | None:
     """Rows per block for ``weighted_lse_sum``, or None for the class-blocked kernel."""
     if chunk_size is None or reduction not in ("mean", "sum"):
         return None

@@ -18,7 +18,9 @@ from jaxloss._sharding import AxisName, gather_batch, global_sum
 MINING = ("all", "hard", "semihard")
 
 
-def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
+def _kept_rows(
+    where: ArrayLike | None, *arrays: jax.Array
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """The ``[batch]`` kept mask (all True without ``where``), and ``arrays`` with their
     masked rows zeroed: a NaN there must not reach the other rows through the
     similarities or distances."""
@@ -26,7 +28,9 @@ def _kept_rows(where: ArrayLike | None, *arrays: jax.Array):
     return (jnp.ones(arrays[0].shape[:1], bool) if kept is None else kept), arrays
 
 
-def _batch(embeddings, labels, where, axis_name):
+def _batch(
+    embeddings: ArrayLike, labels: ArrayLike, where: ArrayLike | None, axis_name: AxisName
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """Checks a ``[batch, dim]`` batch; returns local and global views and this device's rows.
 
     Returns:

@@ -188,13 +188,13 @@ def triplet_margin(
     mask, (a, pos, neg) = masked_inputs(where, shape, a, pos, neg)
     if squared:
 
-        def distance(x, y):
+        def distance(x: jax.Array, y: jax.Array) -> jax.Array:
             return jnp.sum(jnp.square(x - y), axis=-1)
 
     else:
         eps = jnp.asarray(eps, a.dtype)
 
-        def distance(x, y):
+        def distance(x: jax.Array, y: jax.Array) -> jax.Array:
             return _lp_distance(x - y + eps, p)
 
     d_neg = distance(a, neg)

@@ -57,7 +57,9 @@ def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> j
     return jnp.where(valid, values, 0)
 
 
-def _logits_and_tokens(logits, tokens, where):
+def _logits_and_tokens(
+    logits: ArrayLike, tokens: ArrayLike, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):
         raise TypeError(f"`logits` must be a floating-point array, got dtype {logits.dtype}.")

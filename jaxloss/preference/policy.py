@@ -200,7 +200,7 @@ def grpo_advantages(
         jnp.ones(rewards.shape, rewards.dtype) if where is None else where.astype(rewards.dtype)
     )
 
-    def centred_and_std(axis):
+    def centred_and_std(axis: int | tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
         count = jnp.sum(counted, axis=axis, keepdims=True)
         mean = safe_divide(jnp.sum(rewards, axis=axis, keepdims=True), count)
         centred = (rewards - mean) * counted
