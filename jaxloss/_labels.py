@@ -33,3 +33,13 @@ def valid_class_ids(labels: jax.Array, num_classes: int) -> jax.Array:
     """
     labels = widened(labels)
     return (labels >= 0) & (labels < num_classes)
+
+
+def counted_labels(
+    labels: jax.Array, num_classes: int, ignore_index: int | None = None
+) -> jax.Array:
+    """Where labels count: class ids in ``[0, num_classes)`` other than ``ignore_index``."""
+    valid = valid_class_ids(labels, num_classes)
+    if ignore_index is None:
+        return valid
+    return valid & (widened(labels) != ignore_index)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
-from jaxloss._labels import valid_class_ids
+from jaxloss._labels import counted_labels
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -44,13 +44,10 @@ def _integer_targets(
             f"{scores.shape[:-1]}, got {labels.shape}."
         )
     num_classes = scores.shape[-1]
-    valid = valid_class_ids(labels, num_classes)
-    if ignore_index is not None:
-        valid = valid & (labels != ignore_index)
-    _checked.class_ids(
-        labels, num_classes, ignore_index=ignore_index, where=_checks.mask(where, labels.shape)
-    )
-    mask, (scores,) = masked_inputs(where, labels.shape, scores, counted=valid)
+    where = _checks.mask(where, labels.shape)
+    _checked.class_ids(labels, num_classes, ignore_index=ignore_index, where=where)
+    counted = counted_labels(labels, num_classes, ignore_index)
+    mask, (scores,) = masked_inputs(where, labels.shape, scores, counted=counted)
     return jnp.where(mask, labels, 0), mask, scores
 
 

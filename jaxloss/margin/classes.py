@@ -18,7 +18,7 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
 from jaxloss._kernels.chunked_logsumexp import lse_excluding_targets
-from jaxloss._labels import valid_class_ids, widened
+from jaxloss._labels import counted_labels, widened
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import (
     AxisName,
@@ -126,10 +126,8 @@ def counted_rows(
     The others are zeroed before any arithmetic: the class rows' gradient is a sum over
     the batch (``p.T @ x``, ``target - x``), where ``0 · NaN`` would be NaN.
     """
-    valid = valid_class_ids(labels, global_num_classes(w, class_axis_name))
-    if ignore_index is not None:
-        valid = valid & (labels != ignore_index)
-    mask, (x,) = masked_inputs(where, labels.shape, x, counted=valid)
+    counted = counted_labels(labels, global_num_classes(w, class_axis_name), ignore_index)
+    mask, (x,) = masked_inputs(where, labels.shape, x, counted=counted)
     return mask, x
 
 
