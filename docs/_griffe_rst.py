@@ -4,8 +4,6 @@ The docstrings follow optax: Google sections, with ``.. math::`` blocks and ``:m
 ``:func:`` roles inside. mkdocstrings renders Markdown, so before it parses a docstring this
 extension rewrites (in the loaded copy only; the source is untouched):
 
-* a function's docstring completed at import time (the margin losses share their Args
-  through a decorator) -> the completed docstring, read from the imported function;
 * ``.. math::`` and its indented block -> a ``$$`` block (rendered by arithmatex + MathJax);
 * ``:math:`x``` -> ``\\(x\\)``;
 * ``:func:`name``` (and ``:class:``, ``:data:``, ``:mod:``) -> a cross-reference to the
@@ -17,7 +15,6 @@ Loaded by ``mkdocs.yml`` (``plugins.mkdocstrings.handlers.python.options.extensi
 
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Any
 
@@ -76,13 +73,6 @@ class ReSTRoles(griffe.Extension):
             if obj.path in seen:
                 return
             seen.add(obj.path)
-            if obj.is_function and obj.docstring is not None:
-                try:
-                    live = inspect.getdoc(griffe.dynamic_import(obj.path))
-                except ImportError:  # e.g. jaxloss.nn without flax: keep the source's
-                    live = None
-                if live:
-                    obj.docstring.value = live
             if obj.docstring is not None:
                 text = _math_blocks(obj.docstring.value)
                 text = _MATH_ROLE.sub(lambda m: rf"\({m.group(1)}\)", text)

@@ -178,7 +178,7 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     """Center loss (Wen et al. 2016) whose centers follow their own update rule.
 
     ``apply(state, features, labels, where=None, reduction="mean", axis_name=None)``
-    returns ``center_loss(features, labels, state.centers)`` and the centers moved by
+    returns ``center_loss(features, state.centers, labels)`` and the centers moved by
     ``center_update`` with rate ``alpha``; with ``axis_name`` both are those of the global
     batch, so the replicated centers stay equal on every device. The centers are state,
     not parameters: no optimizer touches them, and the loss's gradient reaches only the
@@ -214,8 +214,8 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
     ) -> tuple[jax.Array, CenterLossState]:
         loss, new_centers = center_loss_and_update(
             features,
-            labels,
             state.centers,
+            labels,
             alpha=alpha,
             where=where,
             reduction=reduction,

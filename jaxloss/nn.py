@@ -179,8 +179,8 @@ class CenterBuffer(nnx.Variable):
 class CenterLoss(nnx.Module):
     """Center loss (Wen et al. 2016) owning its class centers.
 
-    ``module(features, labels)`` returns ``jaxloss.center_loss(features, labels,
-    centers)``. With ``alpha`` (the paper's method) the centers are a :class:`CenterBuffer`
+    ``module(features, labels)`` returns ``jaxloss.center_loss(features, centers,
+    labels)``. With ``alpha`` (the paper's method) the centers are a :class:`CenterBuffer`
     moved by ``jaxloss.center_update`` on every call with ``update=True``, and the loss's
     gradient reaches only the features. With ``alpha=None`` the centers are an
     ``nnx.Param`` learned by the optimizer like any weight.
@@ -245,12 +245,12 @@ class CenterLoss(nnx.Module):
             if self.alpha is not None:
                 centers = jax.lax.stop_gradient(centers)
             return center_loss(
-                features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+                features, centers, labels, where=where, reduction=reduction, axis_name=axis_name
             )
         loss, new_centers = center_loss_and_update(
             features,
-            labels,
             centers,
+            labels,
             alpha=self.alpha,
             where=where,
             reduction=reduction,

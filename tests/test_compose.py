@@ -28,7 +28,7 @@ def test_weighted_terms_sum_with_scheduled_weights_and_report_each_term():
     schedule = optax.linear_schedule(0.0, 0.1, transition_steps=10)
     objective = compose.weighted_terms(
         arcface=(lambda e, c, y: jaxloss.arcface(e, c, y, scale=8.0), 1.0),
-        center=(lambda e, c, y: jaxloss.center_loss(e, y, c), schedule),
+        center=(lambda e, c, y: jaxloss.center_loss(e, c, y), schedule),
     )
     chex.clear_trace_counter()
 
@@ -40,7 +40,7 @@ def test_weighted_terms_sum_with_scheduled_weights_and_report_each_term():
     for s in (0, 5, 10, 20):
         total, values = step(s, x)
         arcface = margin_ref.arcface(x, centers, labels, scale=8.0).mean()
-        center = margin_ref.center_loss(x, labels, centers).mean()
+        center = margin_ref.center_loss(x, centers, labels).mean()
         np.testing.assert_allclose(values["arcface"], arcface, rtol=1e-5)
         np.testing.assert_allclose(values["center"], center, rtol=1e-5)
         np.testing.assert_allclose(total, arcface + float(schedule(s)) * center, rtol=1e-5)
@@ -50,11 +50,11 @@ def test_weighted_terms_gradient_is_the_weighted_sum_of_gradients():
     x, centers, labels = _embeddings(1)
     objective = compose.weighted_terms(
         ce=(lambda e: jaxloss.norm_softmax(e, centers, labels), 2.0),
-        center=(lambda e: jaxloss.center_loss(e, labels, centers), jnp.float32(0.5)),
+        center=(lambda e: jaxloss.center_loss(e, centers, labels), jnp.float32(0.5)),
     )
     grad = jax.grad(lambda e: objective(0, e)[0])(x)
     expected = 2.0 * jax.grad(lambda e: jaxloss.norm_softmax(e, centers, labels))(x) + 0.5 * (
-        jax.grad(lambda e: jaxloss.center_loss(e, labels, centers))(x)
+        jax.grad(lambda e: jaxloss.center_loss(e, centers, labels))(x)
     )
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
 
@@ -111,7 +111,7 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
         lambda e, s: center.apply(s, e, labels, where=keep), has_aux=True
     )(x, state)
     np.testing.assert_allclose(
-        loss, margin_ref.center_loss(x, labels, centers)[keep].mean(), rtol=1e-5
+        loss, margin_ref.center_loss(x, centers, labels)[keep].mean(), rtol=1e-5
     )
     np.testing.assert_allclose(
         new_state.centers,
@@ -121,7 +121,7 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
     )
     # The loss's gradient reaches the features only; the centers are state.
     np.testing.assert_allclose(
-        grads, jax.grad(lambda e: jaxloss.center_loss(e, labels, centers, where=keep))(x)
+        grads, jax.grad(lambda e: jaxloss.center_loss(e, centers, labels, where=keep))(x)
     )
     state_grads = jax.grad(lambda s: center.apply(s, x, labels)[0])(state)
     np.testing.assert_array_equal(state_grads.centers, 0.0)

@@ -62,8 +62,7 @@ def binary_cross_entropy(
         mean still divides by the number of elements, as torch).
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -122,8 +121,7 @@ def binary_cross_entropy_with_logits(
         (typically ``[num_classes]``); may be traced.
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -171,8 +169,7 @@ def sigmoid_focal(
       gamma: focusing parameter ``>= 0``; may be traced.
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.

@@ -1,6 +1,6 @@
 """Softmax classification: cross-entropy (integer or probability targets), NLL, softmax focal.
 
-``logits`` (or ``log_probs``) have the class axis ``axis`` (last by default); integer
+``logits`` (or ``logprobs``) have the class axis ``axis`` (last by default); integer
 ``labels`` have their shape without it, which is also the per-example loss shape.
 """
 
@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
+from jaxloss._deprecation import renamed
 from jaxloss._labels import counted_labels
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
@@ -168,8 +169,9 @@ def cross_entropy(
     return reduce_loss(loss, reduction, where=mask, mean_weights=label_weights, axis_name=axis_name)
 
 
+@renamed(log_probs="logprobs")
 def nll(
-    log_probs: ArrayLike,
+    logprobs: ArrayLike,
     labels: ArrayLike,
     *,
     class_weights: ArrayLike | None = None,
@@ -195,12 +197,12 @@ def nll(
     is 0.
 
     Args:
-      log_probs: log-probabilities ``[..., num_classes]`` (class axis at ``axis``).
-      labels: integer class ids of the shape of ``log_probs`` without the class axis.
+      logprobs: log-probabilities ``[..., num_classes]`` (class axis at ``axis``).
+      labels: integer class ids of the shape of ``logprobs`` without the class axis.
       class_weights: optional ``[num_classes]`` weights (torch's weighted mean).
       ignore_index: labels equal to it are excluded; labels outside
         ``[0, num_classes)`` are always excluded.
-      axis: the class axis of ``log_probs``.
+      axis: the class axis of ``logprobs``.
       axis_name: mapped axis over which the batch is split (global mean and sum).
       where: optional boolean mask broadcastable to the per-example shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
@@ -210,16 +212,16 @@ def nll(
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
-      >>> log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.25, 0.75]]))
-      >>> round(float(jaxloss.nll(log_probs, jnp.array([0, 1]))), 4)
+      >>> logprobs = jnp.log(jnp.array([[0.5, 0.5], [0.25, 0.75]]))
+      >>> round(float(jaxloss.nll(logprobs, jnp.array([0, 1]))), 4)
       0.4904
     """
-    log_probs = _classes_last(log_probs, axis, "log_probs")
-    weights = _class_weights(class_weights, log_probs.shape[-1])
-    safe_labels, mask, log_probs = _integer_targets(
-        labels, log_probs, "log_probs", ignore_index, where
+    logprobs = _classes_last(logprobs, axis, "logprobs")
+    weights = _class_weights(class_weights, logprobs.shape[-1])
+    safe_labels, mask, logprobs = _integer_targets(
+        labels, logprobs, "logprobs", ignore_index, where
     )
-    loss = -_take_class(log_probs, safe_labels)
+    loss = -_take_class(logprobs, safe_labels)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
         loss = label_weights * loss
@@ -259,8 +261,7 @@ def softmax_focal(
       axis: the class axis of ``logits``.
       where: optional boolean mask broadcastable to the per-example shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.

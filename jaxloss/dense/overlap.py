@@ -114,8 +114,7 @@ def dice(
         ``num_classes - 1`` columns (MONAI's option).
       where: optional boolean mask broadcastable to ``[batch, num_classes]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.
@@ -192,8 +191,7 @@ def tversky(
       include_background: if False, class 0 is dropped from the output.
       where: optional boolean mask broadcastable to ``[batch, num_classes]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-(sample, class) losses for ``reduction="none"``.

@@ -90,8 +90,7 @@ def chamfer(
         num_y]`` matrix in the forward pass).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per cloud pair, ``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair distances for ``reduction="none"``.

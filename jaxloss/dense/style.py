@@ -166,8 +166,7 @@ def style_loss(
       weights: one weight per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.
@@ -229,8 +228,7 @@ def perceptual_loss(
       weights: one weight per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-sample losses for ``reduction="none"``.

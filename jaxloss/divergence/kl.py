@@ -10,13 +10,15 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
+from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss, zero_masked
 from jaxloss._sharding import AxisName
 
 
+@renamed(log_input="logprobs", target="targets")
 def kl_div(
-    log_input: ArrayLike,
-    target: ArrayLike,
+    logprobs: ArrayLike,
+    targets: ArrayLike,
     *,
     log_target: bool = False,
     where: ArrayLike | None = None,
@@ -29,27 +31,26 @@ def kl_div(
       \ell_i = t_i (\log t_i - x_i)
       \quad(\text{or } e^{t_i} (t_i - x_i) \text{ with } \texttt{log\_target})
 
-    where :math:`x` = ``log_input`` are the model's log-probabilities and :math:`t` the
+    where :math:`x` = ``logprobs`` are the model's log-probabilities and :math:`t` the
     target probabilities; :math:`0 \log 0 = 0`. Summed over the class axis this is
     :math:`\mathrm{KL}(t \,\|\, \exp x)`: the distillation loss of a student ``x`` against a
     teacher ``t``. As in torch, ``"mean"`` averages over *all elements*;
     ``"batchmean"`` (sum divided by the batch size) is the true mean KL per example.
 
-    Numerics: finite for finite ``log_input`` and probability targets (log-probabilities with
+    Numerics: finite for finite ``logprobs`` and probability targets (log-probabilities with
     ``log_target``); a target of 0 contributes 0 (``0 log 0 = 0`` via ``xlogx``, with a finite
-    gradient), and a −inf ``log_input`` where ``t > 0`` gives +inf. A −inf ``log_input`` with
+    gradient), and a −inf ``logprobs`` where ``t > 0`` gives +inf. A −inf ``logprobs`` with
     ``t = 0``, or a log-target of −inf, gives NaN (``0 · inf``), as in torch.
 
     Args:
-      log_input: log-probabilities, any shape (batch first for ``"batchmean"``).
-      target: probabilities (or log-probabilities with ``log_target=True``) broadcastable
-        with ``log_input``.
-      log_target: whether ``target`` is given in log space (static).
+      logprobs: log-probabilities, any shape (batch first for ``"batchmean"``).
+      targets: probabilities (or log-probabilities with ``log_target=True``) broadcastable
+        with ``logprobs``.
+      log_target: whether ``targets`` are given in log space (static).
       where: optional boolean mask broadcastable to the broadcast shape. For
         ``"batchmean"`` the denominator counts the batch rows with an unmasked element.
       reduction: ``"mean"``, ``"batchmean"``, ``"sum"`` or ``"none"`` (per element).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element terms for ``reduction="none"``.
@@ -64,17 +65,17 @@ def kl_div(
       Kullback and Leibler, "On Information and Sufficiency", 1951.
       https://doi.org/10.1214/aoms/1177729694
     """
-    shape = _checks.broadcast_shapes(log_input=log_input, target=target)
-    log_input = _checks.float_array(log_input, "log_input", allow_inf=True)
-    target = _checks.float_array(target, "target", allow_inf=log_target)
+    shape = _checks.broadcast_shapes(logprobs=logprobs, targets=targets)
+    logprobs = _checks.float_array(logprobs, "logprobs", allow_inf=True)
+    targets = _checks.float_array(targets, "targets", allow_inf=log_target)
     if not log_target:
-        _checked.probabilities(target, "target")
-    log_input, target = jnp.broadcast_to(log_input, shape), jnp.broadcast_to(target, shape)
-    mask, (log_input, target) = masked_inputs(where, shape, log_input, target)
+        _checked.probabilities(targets, "targets")
+    logprobs, targets = jnp.broadcast_to(logprobs, shape), jnp.broadcast_to(targets, shape)
+    mask, (logprobs, targets) = masked_inputs(where, shape, logprobs, targets)
     if log_target:
-        loss = jnp.exp(target) * (target - log_input)
+        loss = jnp.exp(targets) * (targets - logprobs)
     else:
-        loss = _numerics.xlogx(target) - target * log_input
+        loss = _numerics.xlogx(targets) - targets * logprobs
     return reduce_loss(
         loss,
         reduction,
@@ -141,8 +142,7 @@ def gaussian_kl(
       axis: the latent axis summed over.
       where: optional boolean mask broadcastable to the per-example shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the inputs' shape without ``axis``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example divergences for ``reduction="none"``.

@@ -43,8 +43,7 @@ def gan_discriminator(
       fake_logits: logits on generated data, broadcastable with ``real_logits``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -91,8 +90,7 @@ def gan_generator(
       saturating: use the minimax loss ``log(1 − σ(D))`` (negative, unbounded below).
       where: optional boolean mask of the logits' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -132,8 +130,7 @@ def wasserstein_critic(
       fake_scores: scores on generated data, broadcastable with ``real_scores``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -168,8 +165,7 @@ def wasserstein_generator(
       fake_scores: critic scores on generated data, any shape.
       where: optional boolean mask of the scores' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -211,8 +207,7 @@ def hinge_discriminator(
       fake_scores: scores on generated data, broadcastable with ``real_scores``.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -248,8 +243,7 @@ def hinge_generator(
       fake_scores: discriminator scores on generated data, any shape.
       where: optional boolean mask of the scores' shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -303,8 +297,7 @@ def gradient_penalty(
       target: k, the gradient norm aimed at (1: 1-Lipschitz).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example penalties for ``reduction="none"``.

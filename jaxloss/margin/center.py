@@ -10,22 +10,24 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _deprecation
+from jaxloss._deprecation import renamed
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName, global_sum
 from jaxloss.margin.classes import check_labels, counted_rows, label_rows
 
 
+@renamed(features="embeddings")
 def center_loss(
-    features: ArrayLike,
-    labels: ArrayLike,
+    embeddings: ArrayLike,
     centers: ArrayLike,
+    labels: ArrayLike,
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
     axis_name: AxisName = None,
 ) -> jax.Array:
-    r"""Center loss: half the squared distance of each feature to its class center.
+    r"""Center loss: half the squared distance of each embedding to its class center.
 
     .. math::
       \ell_i = \tfrac12 \|x_i - c_{y_i}\|^2
@@ -39,11 +41,15 @@ def center_loss(
     ``[0, num_classes)`` are replaced by 0 before any arithmetic and left out of the value:
     NaN or inf there reaches no gradient (the centers' included), and theirs is exactly 0.
 
+    The arguments are in the order of the margin heads, ``(embeddings, centers, labels)``;
+    jaxloss 0.1's order ``(features, labels, centers)`` still works until 0.3, with a
+    ``DeprecationWarning`` (recognised by the integer labels in second place).
+
     Args:
-      features: ``[batch, dim]``.
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]``.
       labels: ``[batch]`` integer class ids; labels outside ``[0, num_classes)`` are
         excluded.
-      centers: ``[num_classes, dim]``.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       axis_name: mapped axis over which the batch is split (global mean and sum).
@@ -54,14 +60,21 @@ def center_loss(
     Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> c = jnp.array([[0.0, 0.0], [1.0, 1.0]])
-      >>> float(jaxloss.center_loss(jnp.array([[3.0, 4.0]]), jnp.array([0]), c))
+      >>> float(jaxloss.center_loss(jnp.array([[3.0, 4.0]]), c, jnp.array([0])))
       12.5
 
     References:
       Wen, Zhang, Li and Qiao, "A Discriminative Feature Learning Approach for Deep Face
       Recognition", ECCV 2016. https://doi.org/10.1007/978-3-319-46478-7_31
     """
-    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    if _old_center_loss_order(centers, labels):
+        _deprecation.warn(
+            "center_loss",
+            "the order (features, labels, centers) is now (embeddings, centers, labels)",
+            depth=2,
+        )
+        centers, labels = labels, centers
+    x, c, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     check_labels(labels, c, None, where)
     counted, x = counted_rows(x, labels, c, where, None)
     target, _ = label_rows(c, labels, None)
@@ -69,9 +82,17 @@ def center_loss(
     return reduce_loss(loss, reduction, where=counted, axis_name=axis_name)
 
 
+def _old_center_loss_order(centers: ArrayLike, labels: ArrayLike) -> bool:
+    """Whether ``center_loss`` was called as in 0.1: integer labels where the centers go."""
+    return jnp.issubdtype(jnp.result_type(centers), jnp.integer) and jnp.issubdtype(
+        jnp.result_type(labels), jnp.floating
+    )
+
+
+@renamed(features="embeddings")
 def center_update(
     centers: ArrayLike,
-    features: ArrayLike,
+    embeddings: ArrayLike,
     labels: ArrayLike,
     *,
     alpha: ArrayLike = 0.5,
@@ -84,7 +105,8 @@ def center_update(
       c_j \leftarrow c_j - \alpha \frac{\sum_{i: y_i = j} (c_j - x_i)}{1 + n_j}
 
     with :math:`n_j` the number of (unmasked) examples of class :math:`j` in the batch;
-    classes absent from the batch do not move.
+    classes absent from the batch do not move. Like optax's update functions, it takes the
+    state it returns (the centers) first.
 
     Numerics: the step divides by ``1 + n_j ≥ 1``, so it is finite for finite inputs (unless
     the per-class sums overflow float32), and classes absent from the batch get a step of
@@ -93,7 +115,7 @@ def center_update(
 
     Args:
       centers: ``[num_classes, dim]`` current centers.
-      features: ``[batch, dim]`` features (treated as constants).
+      embeddings: ``[batch, dim]`` (treated as constants).
       labels: ``[batch]`` integer class ids; others are ignored.
       alpha: the center learning rate; may be traced.
       where: optional ``[batch]`` boolean mask of the examples that count.
@@ -111,7 +133,7 @@ def center_update(
       [[0.0, 0.0], [1.0, 1.0]]
     """
     centers_in = jnp.asarray(centers)
-    x, c, labels = _checks.rows_and_classes(features, centers, labels, "features", "centers")
+    x, c, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     check_labels(labels, c, None, where)
     # Zeroed, not multiplied by 0: a NaN in a masked row must not reach the sums.
     counted, x = counted_rows(jax.lax.stop_gradient(x), labels, c, where, None)
@@ -124,9 +146,9 @@ def center_update(
 
 
 def center_loss_and_update(
-    features: ArrayLike,
-    labels: ArrayLike,
+    embeddings: ArrayLike,
     centers: ArrayLike,
+    labels: ArrayLike,
     *,
     alpha: ArrayLike,
     where: ArrayLike | None = None,
@@ -136,16 +158,16 @@ def center_loss_and_update(
     """Wen et al.'s training step: ``center_loss`` and the centers moved by ``center_update``.
 
     The centers enter the loss through ``stop_gradient``: they follow their own update rule,
-    so the loss's gradient reaches only the features.
+    so the loss's gradient reaches only the embeddings.
 
     Returns:
       ``(loss, new_centers)``.
     """
     centers = jax.lax.stop_gradient(centers)
     loss = center_loss(
-        features, labels, centers, where=where, reduction=reduction, axis_name=axis_name
+        embeddings, centers, labels, where=where, reduction=reduction, axis_name=axis_name
     )
     new_centers = center_update(
-        centers, features, labels, alpha=alpha, where=where, axis_name=axis_name
+        centers, embeddings, labels, alpha=alpha, where=where, axis_name=axis_name
     )
     return loss, new_centers

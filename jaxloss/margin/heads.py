@@ -1,13 +1,32 @@
 """The margin softmax heads: NormFace, CosFace (AM-Softmax), ArcFace, SphereFace, combined.
 
 Each is ``classes.margin_softmax`` with its own target logit ``t(cos θ_y, scale)``: the
-heads differ in their margin alone. ``HEADS`` lists them, for ``jaxloss.nn``.
+heads differ in their margin alone, and share everything else, stated here once:
+
+* **Inputs.** ``embeddings [batch, dim]`` and the class rows ``centers [num_classes, dim]``
+  are L2-normalized inside (SphereFace without a scale keeps the embeddings' norm);
+  ``labels [batch]`` are integer class ids, global ids when ``class_axis_name`` splits the
+  classes, and labels outside ``[0, num_classes)`` are excluded like masked rows.
+* **Numerics.** Norms are floored at 1e-12, so a zero vector gives cosines of 0 rather than
+  NaN, and ``cos θ_y`` is clipped to [−1, 1] (to ±(1 − 1e-6) before any ``arccos``, whose
+  derivative is then at most about 700). The logits are the scale (``‖x‖`` for SphereFace
+  without one) times bounded functions of the cosines and the normalizer is a
+  log-sum-exp, so the loss is finite for finite inputs and scales well inside the float32
+  range. Rows masked by ``where`` or with a label out of range are replaced by 0 before
+  any arithmetic: NaN or inf there reaches neither the value nor any gradient (the
+  centers' included), and their own gradient is exactly 0.
+* **Options.** ``where [batch]``, ``reduction`` (``"none"``: ``[batch]``), ``chunk_size``,
+  ``axis_name`` and ``class_axis_name`` follow the conventions page; the same
+  ``class_axis_name`` as ``axis_name`` is Partial FC (each device scores every device's
+  embeddings against its classes: an ``all_gather`` of ``[batch, dim]``, never of the
+  centers).
+
+``HEADS`` lists them, for ``jaxloss.nn``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -25,51 +44,6 @@ def _angle(cos_theta: jax.Array) -> jax.Array:
     return jnp.arccos(jnp.clip(cos_theta, -_COS_LIMIT, _COS_LIMIT))
 
 
-_COMMON_ARGS = """
-    Numerics: embeddings and centers are normalized by their norms floored at 1e-12, so a zero
-    vector gives cosines of 0 rather than NaN, and ``cos θ_y`` is clipped to [−1, 1] (to
-    ±(1 − 1e-6) before any ``arccos``, whose derivative is then at most about 700). The logits
-    are the scale (``‖x‖`` for SphereFace without one) times bounded functions of the
-    cosines and the normalizer is a log-sum-exp, so the loss is finite for finite inputs and
-    scales well inside the float32 range. Rows masked by ``where`` or with a label out of
-    range are replaced by 0 before any arithmetic: NaN or inf there reaches neither the value
-    nor any gradient (the centers' included), and their own gradient is exactly 0.
-
-    Args:
-      embeddings: ``[batch, dim]`` features (any float dtype; L2-normalized inside).
-      centers: ``[num_classes, dim]`` class weight rows (L2-normalized inside); with
-        ``class_axis_name``, this device's slice of the classes.
-      labels: ``[batch]`` integer class ids (global ids with ``class_axis_name``); labels
-        outside ``[0, num_classes)`` are excluded.
-{extra}      where: optional ``[batch]`` boolean mask.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      chunk_size: classes per block (static); the batch × classes logits are then never
-        materialized, in the forward or the backward pass.
-      axis_name: mapped axis over which the batch is split (global mean and sum).
-      class_axis_name: mapped axis over which ``centers`` are split by class. The same
-        axis as ``axis_name`` is Partial FC: each device scores every device's embeddings
-        against its classes (an ``all_gather`` of ``[batch, dim]``, never of the centers).
-
-    Returns:
-      A float32 scalar, or the per-example losses for ``reduction="none"``.
-"""
-
-
-_Loss = TypeVar("_Loss", bound=Callable[..., jax.Array])
-
-
-def _document(extra: str) -> Callable[[_Loss], _Loss]:
-    def decorate(fn: _Loss) -> _Loss:
-        # Every head has a docstring (``{args}`` is filled in); None only under ``python -OO``.
-        fn.__doc__ = cast(str, fn.__doc__).replace(
-            "    {args}", _COMMON_ARGS.format(extra=extra).strip("\n")
-        )
-        return fn
-
-    return decorate
-
-
-@_document("      scale: the logit scale s; may be traced.\n")
 def norm_softmax(
     embeddings: ArrayLike,
     centers: ArrayLike,
@@ -90,7 +64,22 @@ def norm_softmax(
     where :math:`\theta_j` is the angle between embedding :math:`i` and center :math:`j`.
     Without a margin; the base that CosFace and ArcFace add their margins to.
 
-    {args}
+    Numerics, masking and the options below: as every margin head
+    (:mod:`jaxloss.margin.heads`).
+
+    Args:
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]`` class rows.
+      labels: ``[batch]`` integer class ids.
+      scale: the logit scale s; may be traced.
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static).
+      axis_name: mapped axis of the batch.
+      class_axis_name: mapped axis of the classes.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
@@ -118,10 +107,6 @@ def norm_softmax(
     )
 
 
-@_document(
-    "      scale: the logit scale s; may be traced.\n"
-    "      margin: the additive cosine margin m; may be traced.\n"
-)
 def cosface(
     embeddings: ArrayLike,
     centers: ArrayLike,
@@ -144,7 +129,23 @@ def cosface(
     embeddings together and pushes identities apart: face unlock compares a new face to an
     enrolled one by cosine, for people never seen in training.
 
-    {args}
+    Numerics, masking and the options below: as every margin head
+    (:mod:`jaxloss.margin.heads`).
+
+    Args:
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]`` class rows.
+      labels: ``[batch]`` integer class ids.
+      scale: the logit scale s; may be traced.
+      margin: the additive cosine margin m; may be traced.
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static).
+      axis_name: mapped axis of the batch.
+      class_axis_name: mapped axis of the classes.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
@@ -177,11 +178,6 @@ am_softmax = cosface
 """Alias of :func:`cosface` (AM-Softmax and CosFace are the same loss)."""
 
 
-@_document(
-    "      scale: the logit scale s; may be traced.\n"
-    "      margin: the additive angular margin m (radians); may be traced.\n"
-    "      easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).\n"
-)
 def arcface(
     embeddings: ArrayLike,
     centers: ArrayLike,
@@ -208,7 +204,24 @@ def arcface(
     ``easy_margin``, the margin applies only where :math:`\cos\theta_y > 0`. The angle comes
     from a clipped ``arccos``, so gradients stay finite at θ = 0 and θ = π.
 
-    {args}
+    Numerics, masking and the options below: as every margin head
+    (:mod:`jaxloss.margin.heads`).
+
+    Args:
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]`` class rows.
+      labels: ``[batch]`` integer class ids.
+      scale: the logit scale s; may be traced.
+      margin: the additive angular margin m (radians); may be traced.
+      easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static).
+      axis_name: mapped axis of the batch.
+      class_axis_name: mapped axis of the classes.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
@@ -244,12 +257,6 @@ def arcface(
     )
 
 
-@_document(
-    "      scale: the logit scale s; may be traced.\n"
-    "      m1: the multiplicative angular margin (SphereFace's); may be traced.\n"
-    "      m2: the additive angular margin (ArcFace's); may be traced.\n"
-    "      m3: the additive cosine margin (CosFace's); may be traced.\n"
-)
 def combined_margin(
     embeddings: ArrayLike,
     centers: ArrayLike,
@@ -273,7 +280,25 @@ def combined_margin(
     ``(1, 0, 0)`` is NormFace, ``(1, m, 0)`` ArcFace without its fallback, ``(1, 0, m)``
     CosFace.
 
-    {args}
+    Numerics, masking and the options below: as every margin head
+    (:mod:`jaxloss.margin.heads`).
+
+    Args:
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]`` class rows.
+      labels: ``[batch]`` integer class ids.
+      scale: the logit scale s; may be traced.
+      m1: the multiplicative angular margin (SphereFace's); may be traced.
+      m2: the additive angular margin (ArcFace's); may be traced.
+      m3: the additive cosine margin (CosFace's); may be traced.
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static).
+      axis_name: mapped axis of the batch.
+      class_axis_name: mapped axis of the classes.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
@@ -312,12 +337,6 @@ def _chebyshev(cos: jax.Array, degree: int) -> jax.Array:
     return current
 
 
-@_document(
-    "      margin: the integer angular multiplier m (static).\n"
-    "      scale: None (logits scaled by ‖x‖, embeddings not normalized) or a fixed scale\n"
-    "        (embeddings normalized); may be traced.\n"
-    "      lam: λ, the weight of the plain cosine in the target logit; may be traced.\n"
-)
 def sphereface(
     embeddings: ArrayLike,
     centers: ArrayLike,
@@ -345,7 +364,25 @@ def sphereface(
     gradient is finite everywhere. The original trains with λ annealed from large to small.
     With ``scale`` set, embeddings are normalized and ``scale`` replaces :math:`\|x\|`.
 
-    {args}
+    Numerics, masking and the options below: as every margin head
+    (:mod:`jaxloss.margin.heads`).
+
+    Args:
+      embeddings: ``[batch, dim]``.
+      centers: ``[num_classes, dim]`` class rows.
+      labels: ``[batch]`` integer class ids.
+      margin: the integer angular multiplier m (static).
+      scale: None (logits scaled by ‖x‖, embeddings not normalized) or a fixed scale
+        (embeddings normalized); may be traced.
+      lam: λ, the weight of the plain cosine in the target logit; may be traced.
+      where: optional ``[batch]`` boolean mask.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
+      chunk_size: classes per block (static).
+      axis_name: mapped axis of the batch.
+      class_axis_name: mapped axis of the classes.
+
+    Returns:
+      A float32 scalar, or the per-example losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss

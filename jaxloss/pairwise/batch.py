@@ -79,9 +79,10 @@ def batch_triplet(
     mining: str = "all",
     squared: bool = False,
     where: ArrayLike | None = None,
+    reduction: str = "mean",
     axis_name: AxisName = None,
 ) -> jax.Array:
-    r"""Triplet loss over every triplet a batch holds, with online mining; a scalar.
+    r"""Triplet loss over every triplet a batch holds, with online mining.
 
     With distances :math:`D_{ij}` between the batch's embeddings, a positive of anchor
     ``a`` is another example of its label and a negative one of another label, and
@@ -96,6 +97,11 @@ def batch_triplet(
       ``triplet_semihard_loss``: per anchor-positive pair the closest negative farther than
       the positive, or, if there is none, the farthest negative; the mean of
       :math:`\max(0, \ell)` over pairs.
+
+    ``reduction="none"`` gives each anchor's total (its triplets', pairs' or own term, so
+    masked anchors and those without a triplet get 0) and ``"sum"`` their sum; ``"mean"``
+    divides that sum by the number of terms the mode averages over, as above (the active
+    triplets, the anchor-positive pairs or the anchors), not by the batch size.
 
     Anchors without a positive, or without a negative, contribute nothing and are not
     counted (TF-Addons would charge a pair whose anchor has no negative ``m + D_ap``).
@@ -120,11 +126,13 @@ def batch_triplet(
       squared: squared Euclidean distances instead of Euclidean ones.
       where: optional ``[batch]`` boolean mask; masked examples take no part at all (as
         anchors, positives or negatives).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``, per anchor).
       axis_name: mapped axis over which the batch is split: the triplets, the mining and the
         mean are those of the global batch.
 
     Returns:
-      A float32 scalar; 0 when the batch holds no triplet.
+      A float32 scalar (0 when the batch holds no triplet), or the per-anchor totals for
+      ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
@@ -138,6 +146,7 @@ def batch_triplet(
       Triplet Loss for Person Re-Identification", arXiv:1703.07737, 2017.
     """
     _checks.choice(mining, MINING, "mining")
+    _checks.reduction(reduction)
     x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
         embeddings, labels, where, axis_name
     )
@@ -157,7 +166,7 @@ def batch_triplet(
         hardest_negative = jnp.min(distances, axis=1, where=is_negative, initial=jnp.inf)
         counted = jnp.any(is_positive, axis=1) & has_negative
         loss = jnp.where(counted, hardest_positive - hardest_negative + margin, 0)
-        loss = reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
+        loss = reduce_loss(jnp.maximum(loss, 0), reduction, where=counted, axis_name=axis_name)
         return loss + nan_if_not_finite
 
     # Each anchor's negative distances in ascending order, +inf past its last negative.
@@ -171,8 +180,9 @@ def batch_triplet(
         index = jnp.where(farther_exists, first_farther, num_negatives[:, None] - 1)
         negative = jnp.take_along_axis(sorted_negatives, jnp.maximum(index, 0), axis=1)
         loss = jnp.where(counted, distances - jnp.where(counted, negative, 0) + margin, 0)
-        loss = reduce_loss(jnp.maximum(loss, 0), where=counted, axis_name=axis_name)
-        return loss + nan_if_not_finite
+        return _per_anchor(jnp.maximum(loss, 0), reduction, counted, None, axis_name) + (
+            nan_if_not_finite
+        )
 
     # "all": for the pair (a, p), the negatives with l > 0 are the first k of the sorted
     # row, k = #{n: D_an < D_ap + m}; their losses add up to k (D_ap + m) - (prefix sum).
@@ -184,10 +194,23 @@ def batch_triplet(
         active > 0, jnp.take_along_axis(prefix, jnp.maximum(active - 1, 0), axis=1), 0
     )
     pair_total = jnp.where(counted, active * threshold - active_sum, 0)
-    loss = reduce_loss(
-        pair_total, where=counted, mean_weights=active.astype(pair_total.dtype), axis_name=axis_name
+    weights = active.astype(pair_total.dtype)
+    return _per_anchor(pair_total, reduction, counted, weights, axis_name) + nan_if_not_finite
+
+
+def _per_anchor(
+    pair_losses: jax.Array,
+    reduction: str,
+    counted: jax.Array,
+    mean_weights: jax.Array | None,
+    axis_name: AxisName,
+) -> jax.Array:
+    """``[anchor, positive]`` losses reduced: per anchor for ``"none"``, else over pairs."""
+    if reduction == "none":
+        return jnp.sum(jnp.where(counted, pair_losses, 0), axis=1)
+    return reduce_loss(
+        pair_losses, reduction, where=counted, mean_weights=mean_weights, axis_name=axis_name
     )
-    return loss + nan_if_not_finite
 
 
 def nt_xent(

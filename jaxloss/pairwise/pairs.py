@@ -12,6 +12,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
+from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -34,7 +35,7 @@ def _embeddings(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, 
 
 
 def _per_example(x: ArrayLike, shape: tuple[int, ...], name: str) -> jax.Array:
-    """A per-pair target (``similar``, ``y``) as float, broadcast to the per-example shape."""
+    """A per-pair target (``similar``, ``targets``) as float, broadcast to the per-example shape."""
     x = _checks.float_array(x, name, allow_int=True)
     return _checks.broadcast_to(x, shape, name, "the per-example loss (reduction='none')")
 
@@ -90,8 +91,7 @@ def contrastive(
       margin: m, the distance beyond which dissimilar pairs cost nothing.
       where: optional boolean mask of the per-pair shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[...]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -158,8 +158,7 @@ def triplet_margin(
       squared: FaceNet's squared Euclidean distances instead.
       where: optional boolean mask of the per-triplet shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet, ``[...]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
@@ -229,8 +228,7 @@ def ratio_loss(
       negative: ``[..., dim]`` embeddings of another class.
       where: optional boolean mask of the per-triplet shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet, ``[...]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-triplet losses for ``reduction="none"``.
@@ -254,10 +252,11 @@ def ratio_loss(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+@renamed(y="targets")
 def margin_ranking(
     x1: ArrayLike,
     x2: ArrayLike,
-    y: ArrayLike,
+    targets: ArrayLike,
     *,
     margin: ArrayLike = 0.0,
     where: ArrayLike | None = None,
@@ -269,7 +268,7 @@ def margin_ranking(
     .. math::
       \ell_i = \max(0,\ -y_i (x_{1,i} - x_{2,i}) + m)
 
-    ``y = 1`` asks for ``x1`` to rank above ``x2`` by at least ``margin``, ``y = -1`` the
+    ``targets`` :math:`y_i = 1` asks for ``x1`` to rank above ``x2`` by at least ``margin``, −1 the
     reverse: scores of a ranker or a reward model compared pairwise.
 
     Numerics: a hinge of a difference, finite for all finite inputs unless ``x1 − x2`` itself
@@ -279,12 +278,11 @@ def margin_ranking(
     Args:
       x1: scores of any shape.
       x2: scores broadcastable with ``x1``.
-      y: 1 or -1 per pair, broadcastable with them.
+      targets: 1 or -1 per pair, broadcastable with them.
       margin: m.
       where: optional boolean mask of the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -295,10 +293,10 @@ def margin_ranking(
       ...                              margin=1.0))
       0.5
     """
-    shape = _checks.broadcast_shapes(x1=x1, x2=x2, y=y)
+    shape = _checks.broadcast_shapes(x1=x1, x2=x2, targets=targets)
     x1 = jnp.broadcast_to(_checks.float_array(x1, "x1"), shape)
     x2 = jnp.broadcast_to(_checks.float_array(x2, "x2"), shape)
-    y = jnp.broadcast_to(_checks.float_array(y, "y", allow_int=True), shape)
+    y = jnp.broadcast_to(_checks.float_array(targets, "targets", allow_int=True), shape)
     mask, (x1, x2, y) = masked_inputs(where, shape, x1, x2, y)
     loss = _hinge(-y * (x1 - x2) + jnp.asarray(margin, x1.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -308,10 +306,11 @@ def margin_ranking(
 _COSINE_EPS = 1e-12
 
 
+@renamed(y="targets")
 def cosine_embedding(
     x1: ArrayLike,
     x2: ArrayLike,
-    y: ArrayLike,
+    targets: ArrayLike,
     *,
     margin: ArrayLike = 0.0,
     where: ArrayLike | None = None,
@@ -324,23 +323,22 @@ def cosine_embedding(
       \ell_i = \begin{cases} 1 - \cos(x_{1,i}, x_{2,i}) & y_i = 1 \\
       \max(0, \cos(x_{1,i}, x_{2,i}) - m) & y_i = -1 \end{cases}
 
-    and 0 for any other ``y``, as torch. The cosine is
+    with :math:`y` = ``targets``, and 0 for any other target, as torch. The cosine is
     ``x1·x2 / sqrt((‖x1‖² + 1e-12)(‖x2‖² + 1e-12))``, so a zero vector gives cos = 0.
 
     Numerics: finite while the product ``‖x1‖²·‖x2‖²`` fits float32, i.e. for
     ``‖x1‖·‖x2‖ ≲ 1.8e19``. Beyond, that product overflows to +inf (as in torch): the cosine
-    reads 0, or NaN once ``x1·x2`` overflows too. NaN in an input (``y`` included), or a NaN
-    cosine, gives NaN whatever ``y``: a pair charged 0 still counts.
+    reads 0, or NaN once ``x1·x2`` overflows too. NaN in an input (``targets`` included), or a NaN
+    cosine, gives NaN whatever the target: a pair charged 0 still counts.
 
     Args:
       x1: ``[..., dim]`` first embeddings.
       x2: ``[..., dim]`` second embeddings (broadcast with ``x1``).
-      y: ``[...]`` 1 (similar) or -1 (dissimilar).
+      targets: ``[...]`` 1 (similar) or -1 (dissimilar).
       margin: m, the cosine below which dissimilar pairs cost nothing.
       where: optional boolean mask of the per-pair shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[...]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -352,7 +350,7 @@ def cosine_embedding(
       1.0
     """
     (x1, x2), shape = _embeddings(x1=x1, x2=x2)
-    y = _per_example(y, shape, "y")
+    y = _per_example(targets, shape, "targets")
     mask, (x1, x2, y) = masked_inputs(where, shape, x1, x2, y)
     squared_norms = (jnp.sum(jnp.square(x1), -1) + _COSINE_EPS) * (
         jnp.sum(jnp.square(x2), -1) + _COSINE_EPS

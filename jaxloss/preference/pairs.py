@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
+from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -54,8 +55,7 @@ def bradley_terry(
       margin: m, a number or per-pair array.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -78,11 +78,17 @@ def bradley_terry(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+@renamed(
+    policy_chosen_logps="policy_chosen_logprobs",
+    policy_rejected_logps="policy_rejected_logprobs",
+    ref_chosen_logps="ref_chosen_logprobs",
+    ref_rejected_logps="ref_rejected_logprobs",
+)
 def dpo(
-    policy_chosen_logps: ArrayLike,
-    policy_rejected_logps: ArrayLike,
-    ref_chosen_logps: ArrayLike,
-    ref_rejected_logps: ArrayLike,
+    policy_chosen_logprobs: ArrayLike,
+    policy_rejected_logprobs: ArrayLike,
+    ref_chosen_logprobs: ArrayLike,
+    ref_rejected_logprobs: ArrayLike,
     *,
     beta: ArrayLike = 0.1,
     label_smoothing: ArrayLike = 0.0,
@@ -111,18 +117,17 @@ def dpo(
     square: +inf once ``|h − 1/(2β)|`` passes ~1.8e19, and for ``β = 0`` (``1/(2β)`` is inf).
 
     Args:
-      policy_chosen_logps: ``[batch]`` summed token log-probabilities of the chosen answers
+      policy_chosen_logprobs: ``[batch]`` summed token log-probabilities of the chosen answers
         under the policy (``sequence_logprobs``).
-      policy_rejected_logps: ``[batch]`` the same for the rejected answers.
-      ref_chosen_logps: ``[batch]`` chosen answers under the frozen reference model.
-      ref_rejected_logps: ``[batch]`` rejected answers under the reference model.
+      policy_rejected_logprobs: ``[batch]`` the same for the rejected answers.
+      ref_chosen_logprobs: ``[batch]`` chosen answers under the frozen reference model.
+      ref_rejected_logprobs: ``[batch]`` rejected answers under the reference model.
       beta: β, the strength of the KL regularization toward the reference.
       label_smoothing: ε for ``"sigmoid"``; must be 0 for the other loss types.
       loss_type: ``"sigmoid"``, ``"hinge"`` or ``"ipo"``.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -151,10 +156,10 @@ def dpo(
             f"with loss_type={loss_type!r}."
         )
     (pc, pr, rc, rr), shape = _checks.broadcast_floats(
-        policy_chosen_logps=policy_chosen_logps,
-        policy_rejected_logps=policy_rejected_logps,
-        ref_chosen_logps=ref_chosen_logps,
-        ref_rejected_logps=ref_rejected_logps,
+        policy_chosen_logprobs=policy_chosen_logprobs,
+        policy_rejected_logprobs=policy_rejected_logprobs,
+        ref_chosen_logprobs=ref_chosen_logprobs,
+        ref_rejected_logprobs=ref_rejected_logprobs,
     )
     mask, (pc, pr, rc, rr) = masked_inputs(where, shape, pc, pr, rc, rr)
     beta = jnp.asarray(beta, pc.dtype)
@@ -168,9 +173,10 @@ def dpo(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+@renamed(chosen_logps="chosen_logprobs", rejected_logps="rejected_logprobs")
 def simpo(
-    chosen_logps: ArrayLike,
-    rejected_logps: ArrayLike,
+    chosen_logprobs: ArrayLike,
+    rejected_logprobs: ArrayLike,
     *,
     beta: ArrayLike = 2.0,
     gamma: ArrayLike = 0.5,
@@ -194,15 +200,14 @@ def simpo(
     grows at most linearly in ``β (ℓ_c − ℓ_r) − γ``; nothing is clamped.
 
     Args:
-      chosen_logps: ``[batch]`` average token log-probabilities of the chosen answers.
-      rejected_logps: ``[batch]`` the same for the rejected answers.
+      chosen_logprobs: ``[batch]`` average token log-probabilities of the chosen answers.
+      rejected_logprobs: ``[batch]`` the same for the rejected answers.
       beta: β, the reward scale.
       gamma: γ, the target margin.
       label_smoothing: ε.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -218,7 +223,7 @@ def simpo(
       Reward", NeurIPS 2024.
     """
     (chosen, rejected), shape = _checks.broadcast_floats(
-        chosen_logps=chosen_logps, rejected_logps=rejected_logps
+        chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
     mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     z = jnp.asarray(beta, chosen.dtype) * (chosen - rejected) - jnp.asarray(gamma, chosen.dtype)
@@ -243,9 +248,10 @@ def _log_odds(average_logp: jax.Array) -> jax.Array:
     return x - log1m_exp
 
 
+@renamed(chosen_logps="chosen_logprobs", rejected_logps="rejected_logprobs")
 def orpo(
-    chosen_logps: ArrayLike,
-    rejected_logps: ArrayLike,
+    chosen_logprobs: ArrayLike,
+    rejected_logprobs: ArrayLike,
     *,
     beta: ArrayLike = 0.1,
     where: ArrayLike | None = None,
@@ -269,13 +275,12 @@ def orpo(
     there (p = 1 has infinite odds).
 
     Args:
-      chosen_logps: ``[batch]`` average token log-probabilities of the chosen answers.
-      rejected_logps: ``[batch]`` the same for the rejected answers.
+      chosen_logprobs: ``[batch]`` average token log-probabilities of the chosen answers.
+      rejected_logprobs: ``[batch]`` the same for the rejected answers.
       beta: λ, the weight of the odds-ratio term.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-pair losses for ``reduction="none"``.
@@ -292,7 +297,7 @@ def orpo(
       Model", EMNLP 2024.
     """
     (chosen, rejected), shape = _checks.broadcast_floats(
-        chosen_logps=chosen_logps, rejected_logps=rejected_logps
+        chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
     mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     ratio = _log_odds(chosen) - _log_odds(rejected)
@@ -300,9 +305,10 @@ def orpo(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+@renamed(policy_logps="policy_logprobs", ref_logps="ref_logprobs")
 def kto(
-    policy_logps: ArrayLike,
-    ref_logps: ArrayLike,
+    policy_logprobs: ArrayLike,
+    ref_logprobs: ArrayLike,
     desirable: ArrayLike,
     *,
     reference_point: ArrayLike = 0.0,
@@ -327,9 +333,9 @@ def kto(
     TRL's. Unlike DPO, each example needs only a thumbs up or down.
 
     Args:
-      policy_logps: ``[batch]`` summed token log-probabilities of the answers under the
+      policy_logprobs: ``[batch]`` summed token log-probabilities of the answers under the
         policy.
-      ref_logps: ``[batch]`` the same under the reference model.
+      ref_logprobs: ``[batch]`` the same under the reference model.
       desirable: ``[batch]`` bool (or 0/1): whether each answer is desirable.
       reference_point: z₀, a scalar (or per-example) KL estimate.
       beta: β.
@@ -337,8 +343,7 @@ def kto(
       undesirable_weight: λ_U (the paper balances λ_D n_D / (λ_U n_U) in [1, 4/3]).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-example losses for ``reduction="none"``.
@@ -355,9 +360,9 @@ def kto(
     """
     _checks.in_range(beta, "beta", low=0, low_open=True)
     (policy, ref, point), shape = _checks.broadcast_floats(
-        policy_logps=policy_logps, ref_logps=ref_logps, reference_point=reference_point
+        policy_logprobs=policy_logprobs, ref_logprobs=ref_logprobs, reference_point=reference_point
     )
-    desirable = _checks.broadcast_to(jnp.asarray(desirable), shape, "desirable", "policy_logps")
+    desirable = _checks.broadcast_to(jnp.asarray(desirable), shape, "desirable", "policy_logprobs")
     if not (
         jnp.issubdtype(desirable.dtype, jnp.bool_) or jnp.issubdtype(desirable.dtype, jnp.integer)
     ):

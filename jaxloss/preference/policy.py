@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
+from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss, safe_divide
 from jaxloss._sharding import AxisName
 
@@ -151,10 +152,11 @@ def kl_penalty(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+@renamed(scale="scale_rewards")
 def grpo_advantages(
     rewards: ArrayLike,
     *,
-    scale: str = "group",
+    scale_rewards: str | bool = "group",
     eps: ArrayLike = 1e-4,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -166,13 +168,14 @@ def grpo_advantages(
 
     for the ``i``-th of the completions sampled for prompt ``g``, the groups along the last
     axis. The standard deviation is the unbiased one (torch's default, which TRL uses).
-    ``scale="batch"`` divides by the standard deviation of all rewards instead, and
+    ``scale_rewards="batch"`` divides by the standard deviation of all rewards instead, and
     ``"none"`` does not divide (Dr. GRPO, Liu et al. 2025). A group with one valid
     completion has advantage 0 (no spread to compare against; torch gives NaN).
 
     Args:
       rewards: ``[..., group_size]`` rewards, one group of completions per row.
-      scale: ``"group"``, ``"batch"`` or ``"none"``.
+      scale_rewards: ``"group"``, ``"batch"`` or ``"none"`` (TRL's
+        ``scale_rewards``; as in TRL, ``True`` means ``"group"`` and ``False`` ``"none"``).
       eps: ε, added to the standard deviation.
       where: optional boolean mask of valid completions (the rewards' shape); masked
         entries are left out of the statistics and get advantage 0.
@@ -191,7 +194,9 @@ def grpo_advantages(
       Language Models", arXiv:2402.03300, 2024. Liu et al., "Understanding R1-Zero-Like
       Training: A Critical Perspective", arXiv:2503.20783, 2025.
     """
-    _checks.choice(scale, ADVANTAGE_SCALES, "scale")
+    if isinstance(scale_rewards, bool):
+        scale_rewards = "group" if scale_rewards else "none"
+    _checks.choice(scale_rewards, ADVANTAGE_SCALES, "scale_rewards")
     rewards = jax.lax.stop_gradient(_checks.float_array(rewards, "rewards", allow_int=True))
     if rewards.ndim < 1:
         raise ValueError("`rewards` needs a group axis [..., group_size], got a scalar.")
@@ -208,9 +213,9 @@ def grpo_advantages(
         return centred, jnp.sqrt(jnp.where(count > 1, variance, 0))
 
     centred, group_std = centred_and_std(-1)
-    if scale == "none":
+    if scale_rewards == "none":
         return centred
-    if scale == "batch":
+    if scale_rewards == "batch":
         _, std = centred_and_std(tuple(range(rewards.ndim)))
     else:
         std = group_std

@@ -57,8 +57,7 @@ def mse(
       where: optional boolean mask broadcastable to the broadcast shape; masked elements
         add 0 and do not count in the mean.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -96,8 +95,7 @@ def mae(
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -151,8 +149,7 @@ def huber(
       delta: positive threshold between the quadratic and the linear part; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -202,8 +199,7 @@ def smooth_l1(
       beta: non-negative width of the quadratic zone; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.
@@ -252,8 +248,7 @@ def log_cosh(
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the per-element losses for ``reduction="none"``.

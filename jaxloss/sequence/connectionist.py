@@ -71,8 +71,7 @@ def ctc(
       where: optional ``[batch]`` boolean mask of the sequences that count.
       reduction: ``"mean"`` (torch's length-normalized mean), ``"sum"`` or ``"none"``
         (``[batch]``, not length-normalized).
-      axis_name: mapped axis (or axes) of ``pmap``/``shard_map`` over which the batch is
-        split; ``"mean"`` and ``"sum"`` are then those of the global batch.
+      axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
       A float32 scalar, or the ``[batch]`` losses for ``reduction="none"``.

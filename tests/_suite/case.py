@@ -21,14 +21,12 @@ class Case:
       differentiable: positions of the inputs to differentiate.
       hyperparameters: a traced hyperparameter and a second value for it, for the
         no-retrace test (empty if the loss has none).
-      reference_mean: ``(none_values, *inputs) -> expected "mean"``; default the plain
-        mean (CTC divides each loss by its label length first, as torch).
+      reference_mean: ``(none_values, *inputs, **kwargs) -> expected "mean"``; default the
+        plain mean (CTC divides each loss by its label length first, as torch).
       grad_modes: the autodiff modes ``check_grads`` verifies; a hand-written
         ``custom_vjp`` kernel supports reverse mode only.
       batched: positions of the inputs whose leading axis is the batch (split when entries
         are dropped); None: all of them. Class centers, for one, are not.
-      scalar: ``fn`` returns a scalar and takes no ``reduction`` (``reference`` returns
-        that scalar, ``where`` is ``[batch]``); the suite's "mean" is its value.
       rows_independent: each row's value depends on that row's inputs alone. False for
         ``gradient_penalty``, which draws its interpolation coefficients per batch
         position, so dropping rows redraws them (its masking is tested in its own module).
@@ -59,10 +57,9 @@ class Case:
     kwargs: dict = dataclasses.field(default_factory=dict)
     differentiable: tuple[int, ...] = (0,)
     hyperparameters: dict = dataclasses.field(default_factory=dict)
-    reference_mean: Callable[..., float] = lambda none, *inputs: none.mean()
+    reference_mean: Callable[..., float] = lambda none, *inputs, **kwargs: none.mean()
     grad_modes: tuple[str, ...] = ("fwd", "rev")
     batched: tuple[int, ...] | None = None
-    scalar: bool = False
     rows_independent: bool = True
     free: tuple[int, ...] = ()
     max_scale: float | None = None
@@ -72,11 +69,6 @@ class Case:
     token_loss: bool = False
     invalid: dict = dataclasses.field(default_factory=dict)
     padding: Callable[..., dict[int, np.ndarray]] | None = None
-
-    @property
-    def reductions(self) -> tuple[str, ...]:
-        """The reductions ``fn`` accepts; a scalar loss (``batch_triplet``) has none."""
-        return ("mean",) if self.scalar else ("mean", "sum", "none")
 
 
 def public_name(name: str) -> str:

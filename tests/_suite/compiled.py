@@ -1,43 +1,108 @@
-"""Registry entries compiled once per process, shared by the suites that iterate over them.
+"""Each registry entry compiled once per input shape, shared by every suite that checks it.
 
-``jax.jit`` caches a compilation per input shape and dtype on the function object, so
-each shared suite (properties, promises, ...) reuses one compiled loss per entry and shape
-as long as they ask for it here (the conftest puts all the tests of an entry on one xdist
-worker). Inputs are a list (positional inputs of the entry) and ``where`` (None or a mask).
+Compilation is most of the suite's time (XLA on CPU: ~0.1-1 s per function), and one
+function that returns everything costs little more to compile than one that returns a
+single number (XLA shares the forward pass). So a suite never jits a loss itself: it asks
+``probe(name)`` for the entry's values under every reduction and the gradients of the mean
+and the sum, all from one compiled function per shape, dtype and kind of ``where`` (None
+or an array), and checks as many properties as it likes on them. The conftest keeps all the
+tests of an entry on one xdist worker, so the cache below is hit across modules.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from tests._suite.registry import REGISTRY, call
 
 
-@functools.cache
-def value(name: str, reduction: str = "mean"):
-    """``jit`` of the entry: ``(args, where) -> value``."""
-
-    def loss(args, where):
-        return call(name, *args, where=where, reduction=reduction)
-
-    return jax.jit(loss)
+def _with_differentiable(name: str, args: list, diff: tuple) -> list:
+    full = list(args)
+    for position, value in zip(REGISTRY[name].differentiable, diff, strict=True):
+        full[position] = value
+    return full
 
 
 @functools.cache
-def value_and_grads(name: str, reduction: str = "mean"):
-    """``jit(value_and_grad)`` over the entry's differentiable inputs: ``(args, where)``."""
+def _probe(name: str):
     case = REGISTRY[name]
+    argnums = tuple(range(len(case.differentiable)))
 
-    def run(args, where):
-        def loss(*diff):
-            full = list(args)
-            for position, input_value in zip(case.differentiable, diff, strict=True):
-                full[position] = input_value
-            return call(name, *full, where=where, reduction=reduction)
+    def run(args: list, where: Any) -> dict:
+        def loss(reduction: str):
+            def at(*diff):
+                full = _with_differentiable(name, args, diff)
+                return call(name, *full, where=where, reduction=reduction)
+
+            return at
 
         diff = [args[i] for i in case.differentiable]
-        return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*diff)
+        out = {"none": loss("none")(*diff)}
+        for reduction in ("mean", "sum"):
+            value, grads = jax.value_and_grad(loss(reduction), argnums=argnums)(*diff)
+            out[reduction], out[f"grads_{reduction}"] = value, grads
+        return out
 
     return jax.jit(run)
+
+
+def probe(name: str, args, where=None) -> dict:
+    """``{"none", "mean", "sum", "grads_mean", "grads_sum"}`` of the entry, as NumPy.
+
+    ``grads_*`` are tuples over the entry's differentiable inputs. One compilation per input
+    shape and dtype, and per kind of ``where`` (None, or an array of the ``"none"`` shape).
+    """
+    # NumPy in, always: jit caches a NumPy and a JAX array of the same shape and dtype as
+    # two different signatures, and would compile the loss twice.
+    args = [np.asarray(a) for a in args]
+    out = _probe(name)(args, None if where is None else np.asarray(where))
+    return jax.tree.map(np.asarray, out)
+
+
+@functools.cache
+def _values(name: str, count: int):
+    def run(variants: list) -> list:
+        return [call(name, *args, reduction="none") for args in variants]
+
+    return jax.jit(run)
+
+
+def values_of_variants(name: str, variants: list[list]) -> list[np.ndarray]:
+    """The ``"none"`` values of several input lists (dtypes, say), in one compilation."""
+    variants = [[np.asarray(a) for a in args] for args in variants]
+    return [np.asarray(v) for v in _values(name, len(variants))(variants)]
+
+
+@functools.cache
+def checked(name: str):
+    """``jaxloss.checked`` of the entry (``jax.jit``-ed inside), compiled once per shape."""
+    import jaxloss
+
+    fn = jaxloss.checked(lambda *args: call(name, *args))
+    return lambda *args: fn(*(np.asarray(a) for a in args))
+
+
+def none_shape(name: str, args) -> tuple[int, ...]:
+    """The shape of the entry's ``"none"`` value, by tracing only (no compilation)."""
+    return jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
+
+
+def as_float64(args) -> list:
+    """The inputs with every floating array in float64 (call inside ``enable_x64``)."""
+    return [
+        np.asarray(a, np.float64) if np.issubdtype(np.asarray(a).dtype, np.floating) else a
+        for a in args
+    ]
+
+
+def upcast(args) -> list:
+    """Half-precision inputs as float32 (the values a float32 loss would see)."""
+    return [
+        jnp.asarray(a, jnp.float32) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a
+        for a in args
+    ]

@@ -6,6 +6,7 @@ Not collected on its own (the name does not start with ``test_``): these need
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import jax
@@ -38,6 +39,11 @@ def _batch(seed=0):
     return logits, labels.reshape(-1), weights
 
 
+def _value_and_grads(fn, argnums=0):
+    """``jit(value_and_grad(fn))``: one compilation instead of eager dispatch op by op."""
+    return jax.jit(jax.value_and_grad(fn, argnums=argnums))
+
+
 def _sharded(fn):
     mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
     return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("batch"), P("batch")), out_specs=P()))
@@ -62,11 +68,11 @@ def test_cross_entropy_with_axis_name_equals_one_device(options, reduction):
     def local(x, y):
         return jaxloss.cross_entropy(x, y, axis_name="batch", **options)
 
-    whole = jaxloss.cross_entropy(logits, labels, **options)
-    np.testing.assert_allclose(_sharded(local)(logits, labels), whole, rtol=1e-6)
-
-    grad_sharded = jax.grad(lambda x: _sharded(local)(x, labels))(logits)
-    grad_whole = jax.grad(lambda x: jaxloss.cross_entropy(x, labels, **options))(logits)
+    value, grad_sharded = _value_and_grads(lambda x: _sharded(local)(x, labels))(logits)
+    whole, grad_whole = _value_and_grads(
+        lambda x: jaxloss.cross_entropy(x, labels, **options)
+    )(logits)
+    np.testing.assert_allclose(value, whole, rtol=1e-6)
     np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
 
 
@@ -151,9 +157,9 @@ def test_class_sharded_margin_heads_equal_one_device(name, chunk_size):
     def whole(x, w):
         return fn(x, w, labels, **options)
 
-    np.testing.assert_allclose(sharded(embeddings, centers), whole(embeddings, centers), rtol=1e-5)
-    grads = jax.grad(sharded, argnums=(0, 1))(embeddings, centers)
-    expected = jax.grad(whole, argnums=(0, 1))(embeddings, centers)
+    value, grads = _value_and_grads(sharded, (0, 1))(embeddings, centers)
+    expected_value, expected = _value_and_grads(whole, (0, 1))(embeddings, centers)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
 
@@ -184,11 +190,9 @@ def test_class_sharded_linear_cross_entropy_equals_one_device(chunk_size):
     def whole(h, w, b):
         return jaxloss.linear_cross_entropy(h, w, labels, bias=b, **options)
 
-    np.testing.assert_allclose(
-        sharded(hidden, weight, bias), whole(hidden, weight, bias), rtol=1e-5
-    )
-    grads = jax.grad(sharded, argnums=(0, 1, 2))(hidden, weight, bias)
-    expected = jax.grad(whole, argnums=(0, 1, 2))(hidden, weight, bias)
+    value, grads = _value_and_grads(sharded, (0, 1, 2))(hidden, weight, bias)
+    expected_value, expected = _value_and_grads(whole, (0, 1, 2))(hidden, weight, bias)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
 
@@ -220,9 +224,9 @@ def test_data_parallel_linear_cross_entropy_equals_one_device(chunk_size, reduct
     def whole(h, w):
         return jaxloss.linear_cross_entropy(h, w, labels, reduction=reduction, **options)
 
-    np.testing.assert_allclose(sharded(hidden, weight), whole(hidden, weight), rtol=1e-5)
-    grads = jax.grad(sharded, argnums=(0, 1))(hidden, weight)
-    expected = jax.grad(whole, argnums=(0, 1))(hidden, weight)
+    value, grads = _value_and_grads(sharded, (0, 1))(hidden, weight)
+    expected_value, expected = _value_and_grads(whole, (0, 1))(hidden, weight)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
 
@@ -259,10 +263,10 @@ def test_batch_triplet_mines_the_global_batch(mining, squared):
     def whole(x):
         return jaxloss.batch_triplet(x, labels, where=where, **options)
 
-    np.testing.assert_allclose(sharded(embeddings), whole(embeddings), rtol=1e-5)
-    np.testing.assert_allclose(
-        jax.grad(sharded)(embeddings), jax.grad(whole)(embeddings), rtol=1e-4, atol=1e-6
-    )
+    value, grad = _value_and_grads(sharded)(embeddings)
+    expected_value, expected = _value_and_grads(whole)(embeddings)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -280,9 +284,9 @@ def test_nt_xent_negatives_from_every_device(reduction):
     def whole(a, b):
         return jaxloss.nt_xent(a, b, where=where, **options)
 
-    np.testing.assert_allclose(sharded(z1, z2), whole(z1, z2), rtol=1e-5)
-    grads = jax.grad(sharded, argnums=(0, 1))(z1, z2)
-    expected = jax.grad(whole, argnums=(0, 1))(z1, z2)
+    value, grads = _value_and_grads(sharded, (0, 1))(z1, z2)
+    expected_value, expected = _value_and_grads(whole, (0, 1))(z1, z2)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
 
@@ -341,10 +345,9 @@ def test_token_means_are_global(name, reduction):
             out_specs=P(),
         )
     )
-    whole = loss(*args, where=valid)
-    np.testing.assert_allclose(sharded(*args, valid), whole, rtol=1e-5)
-    grad_sharded = jax.grad(lambda lp: sharded(lp, *args[1:], valid))(args[0])
-    grad_whole = jax.grad(lambda lp: loss(lp, *args[1:], where=valid))(args[0])
+    value, grad_sharded = _value_and_grads(lambda lp: sharded(lp, *args[1:], valid))(args[0])
+    whole, grad_whole = _value_and_grads(lambda lp: loss(lp, *args[1:], where=valid))(args[0])
+    np.testing.assert_allclose(value, whole, rtol=1e-5)
     np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
 
 
@@ -399,36 +402,48 @@ def _registry_batch(name, seed=0):
     return args, row_mask(name, args, REGISTRY_KEEP)
 
 
-@pytest.mark.parametrize(
-    ("name", "reduction"),
-    [(n, r) for n in WITH_AXIS_NAME for r in ("mean", "sum") if r in REGISTRY[n].reductions],
-)
-def test_registry_loss_with_axis_name_equals_one_device(name, reduction):
+@functools.cache
+def _whole(name):
+    """The single-device mean with its gradients and the sum, jitted: ``(where, *args)``."""
+    positions = REGISTRY[name].differentiable
+
+    def run(where, *args):
+        def loss(reduction):
+            return lambda *a: call(name, *a, where=where, reduction=reduction)
+
+        mean, grads = jax.value_and_grad(loss("mean"), argnums=positions)(*args)
+        return mean, grads, loss("sum")(*args)
+
+    return jax.jit(run)
+
+
+@pytest.mark.parametrize("name", WITH_AXIS_NAME)
+def test_registry_loss_with_axis_name_equals_one_device(name):
+    # The global mean (value and gradients) and sum over 8 devices, compiled as one function.
     case = REGISTRY[name]
     args, where = _registry_batch(name)
     batched = batched_positions(name, args)
     specs = tuple(P("batch") if i in batched else P() for i in range(len(args)))
     mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
-
-    def sharded(*a):
-        def local(w, *local_args):
-            return call(name, *local_args, where=w, reduction=reduction, axis_name="batch")
-
-        return jax.shard_map(local, mesh=mesh, in_specs=(P("batch"), *specs), out_specs=P())(
-            where, *a
-        )
-
-    def whole(*a):
-        return call(name, *a, where=where, reduction=reduction)
-
-    if reduction == "sum":  # the gradients of the mean cover the backward pass
-        np.testing.assert_allclose(jax.jit(sharded)(*args), whole(*args), rtol=1e-5, atol=1e-6)
-        return
     positions = case.differentiable
-    value, grad_sharded = jax.jit(jax.value_and_grad(sharded, argnums=positions))(*args)
-    np.testing.assert_allclose(value, whole(*args), rtol=1e-5, atol=1e-6)
-    grad_whole = jax.grad(whole, argnums=positions)(*args)
-    for position, gs, gw in zip(positions, grad_sharded, grad_whole, strict=True):
+
+    def sharded(w, *a):
+        def on_devices(reduction):
+            def local(w, *local_args):
+                return call(name, *local_args, where=w, reduction=reduction, axis_name="batch")
+
+            return jax.shard_map(local, mesh=mesh, in_specs=(P("batch"), *specs), out_specs=P())
+
+        mean, grads = jax.value_and_grad(lambda *x: on_devices("mean")(w, *x), argnums=positions)(
+            *a
+        )
+        return mean, grads, on_devices("sum")(w, *a)
+
+    mean, grads, total = jax.jit(sharded)(where, *args)
+    whole_mean, whole_grads, whole_total = _whole(name)(where, *args)
+    np.testing.assert_allclose(mean, whole_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(total, whole_total, rtol=1e-5, atol=1e-6)
+    for position, gs, gw in zip(positions, grads, whole_grads, strict=True):
         np.testing.assert_allclose(gs, gw, rtol=1e-4, atol=1e-6, err_msg=f"input {position}")
 
 
@@ -445,7 +460,7 @@ def test_registry_loss_with_axis_name_under_pmap(name):
         axis_name="batch",
         in_axes=(0, *(0 if i in batched else None for i in range(len(args)))),
     )(split(where), *(split(a) if i in batched else a for i, a in enumerate(args)))
-    whole = call(name, *args, where=where)
+    whole, _, _ = _whole(name)(where, *args)
     np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5, atol=1e-6)
 
 
@@ -493,39 +508,54 @@ PARTIAL_FC_HEADS = {
 }
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("chunk_size", [None, 4])
 @pytest.mark.parametrize("name", sorted(PARTIAL_FC_HEADS))
-def test_partial_fc_batch_and_classes_on_the_same_devices(name, chunk_size, reduction):
-    # Each device holds 2 rows of the batch and 1/8 of the classes (Partial FC).
+def test_partial_fc_batch_and_classes_on_the_same_devices(name, chunk_size):
+    # Each device holds 2 rows of the batch and 1/8 of the classes (Partial FC). The mean
+    # with its gradients, the sum and "none" are compiled as one function.
     embeddings, centers, labels = _head_inputs(seed=4)
     where = np.ones(16, bool)
     where[[1, 2, 3, 9]] = False  # the second device keeps nothing
     fn = getattr(jaxloss, name)
-    options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size, reduction=reduction)
+    options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size)
     mesh = jax.make_mesh((DEVICES,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
 
-    def sharded(x, w):
-        local = jax.shard_map(
-            lambda x, w, y, m: fn(x, w, y, where=m, axis_name="d", class_axis_name="d", **options),
-            mesh=mesh,
-            in_specs=(P("d"), P("d"), P("d"), P("d")),
-            out_specs=P("d") if reduction == "none" else P(),
-        )
-        return local(x, w, labels, where)
+    def sharded(reduction):
+        def loss(x, w):
+            local = jax.shard_map(
+                lambda x, w, y, m: fn(
+                    x,
+                    w,
+                    y,
+                    where=m,
+                    axis_name="d",
+                    class_axis_name="d",
+                    reduction=reduction,
+                    **options,
+                ),
+                mesh=mesh,
+                in_specs=(P("d"), P("d"), P("d"), P("d")),
+                out_specs=P("d") if reduction == "none" else P(),
+            )
+            return local(x, w, labels, where)
 
-    def whole(x, w):
-        return fn(x, w, labels, where=where, **options)
+        return loss
 
-    if reduction == "none":
-        np.testing.assert_allclose(
-            jax.jit(sharded)(embeddings, centers), whole(embeddings, centers), rtol=1e-5, atol=1e-6
-        )
-        return
-    value, grads = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1)))(embeddings, centers)
-    np.testing.assert_allclose(value, whole(embeddings, centers), rtol=1e-5, atol=1e-6)
-    expected = jax.grad(whole, argnums=(0, 1))(embeddings, centers)
-    for g, e in zip(grads, expected, strict=True):
+    def whole(reduction):
+        return lambda x, w: fn(x, w, labels, where=where, reduction=reduction, **options)
+
+    def everything(loss):
+        def run(x, w):
+            mean, grads = jax.value_and_grad(loss("mean"), argnums=(0, 1))(x, w)
+            return mean, grads, loss("sum")(x, w), loss("none")(x, w)
+
+        return jax.jit(run)
+
+    got = everything(sharded)(embeddings, centers)
+    expected = everything(whole)(embeddings, centers)
+    for index in (0, 2, 3):  # mean, sum, none
+        np.testing.assert_allclose(got[index], expected[index], rtol=1e-5, atol=1e-6)
+    for g, e in zip(got[1], expected[1], strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
 
 

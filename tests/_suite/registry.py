@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import jax
 import numpy as np
 
 import tests
@@ -49,10 +50,8 @@ REGISTRY, ALIASES, NOT_LOSSES, FAMILY = _collect()
 
 
 def call(name: str, *args, **options):
-    """Calls the entry's function with its kwargs; a scalar loss takes no ``reduction``."""
+    """Calls the entry's function with its kwargs (``options`` override them)."""
     case = REGISTRY[name]
-    if case.scalar:  # no reduction argument: its value is the suite's "mean"
-        assert options.pop("reduction", "mean") == "mean"
     return case.fn(*args, **{**case.kwargs, **options})
 
 
@@ -64,7 +63,12 @@ def batched_positions(name: str, args: tuple) -> tuple[int, ...]:
 
 def row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
     """``keep [batch]`` broadcast to the entry's ``"none"`` shape: a ``where`` of whole rows."""
-    if REGISTRY[name].scalar:
-        return keep
-    shape = np.shape(call(name, *args, reduction="none"))
+    shape = jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
     return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
+def reference_mean(name: str, args, **options) -> float:
+    """The float64 reference's ``"mean"`` of the entry on ``args`` (``options`` override)."""
+    case = REGISTRY[name]
+    kwargs = {**case.kwargs, **options}
+    return case.reference_mean(case.reference(*args, **kwargs), *args, **kwargs)

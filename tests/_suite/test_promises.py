@@ -17,8 +17,6 @@ worker).
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +25,8 @@ from jax.experimental import checkify
 
 import jaxloss
 from tests._suite import compiled
-from tests._suite.registry import REGISTRY, batched_positions, call, row_mask
+from tests._suite.compiled import probe
+from tests._suite.registry import REGISTRY, batched_positions, row_mask
 
 BATCH = 6
 KEEP = np.array([True, False, True, True, False, True])
@@ -67,13 +66,15 @@ def test_hostile_padding_gives_the_clean_value_and_zero_gradients(name, poison):
     case = REGISTRY[name]
     args = _inputs(name)
     where, padded = _padding(name, args)
-    clean_value, clean_grads = compiled.value_and_grads(name)(args, where)
+    clean = probe(name, args, where)
+    clean_value, clean_grads = clean["mean"], clean["grads_mean"]
     hostile = list(args)
     for position, entries in padded.items():
         hostile[position] = np.where(
             entries, np.asarray(POISONS[poison], args[position].dtype), args[position]
         )
-    value, grads = compiled.value_and_grads(name)(hostile, where)
+    out = probe(name, hostile, where)
+    value, grads = out["mean"], out["grads_mean"]
     np.testing.assert_allclose(value, clean_value, rtol=1e-6, atol=1e-7, err_msg="value")
     for position, grad, clean in zip(case.differentiable, grads, clean_grads, strict=True):
         grad, clean = np.asarray(grad), np.asarray(clean)
@@ -95,7 +96,8 @@ def test_nan_in_a_counted_entry_gives_nan(name):
         poisoned[position] = a.copy()
         # Row 0 counts (KEEP[0]); a loss may read some entries of a row only (the label's).
         poisoned[position][0] = np.nan
-        value, grads = compiled.value_and_grads(name)(poisoned, where)
+        out = probe(name, poisoned, where)
+        value, grads = out["mean"], out["grads_mean"]
         reaches_gradient = any(not np.all(np.isfinite(g)) for g in grads)
         if position in batched or reaches_gradient:
             assert np.isnan(float(value)), f"NaN in input {position} gives {float(value)}" + (
@@ -105,17 +107,13 @@ def test_nan_in_a_counted_entry_gives_nan(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch_is_zero_with_zero_gradients(name):
-    case = REGISTRY[name]
-    args = _inputs(name, batch=0)
-    for reduction in case.reductions:
-        if reduction == "none":
-            value = compiled.value(name, "none")(args, None)
-            assert np.size(value) == 0 and value.dtype == jnp.float32
-            continue
-        value, grads = compiled.value_and_grads(name, reduction)(args, None)
+    out = probe(name, _inputs(name, batch=0))
+    assert np.size(out["none"]) == 0 and out["none"].dtype == jnp.float32
+    for reduction in ("mean", "sum"):
+        value = out[reduction]
         assert value.shape == () and float(value) == 0.0, (reduction, value)
-        for g in grads:
-            assert np.all(np.asarray(g) == 0), reduction
+        for g in out[f"grads_{reduction}"]:
+            assert np.all(g == 0), reduction
 
 
 WIDTHS = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64)
@@ -125,23 +123,16 @@ WITH_INTEGERS = [n for n in NAMES if any(np.issubdtype(a.dtype, np.integer) for 
 @pytest.mark.parametrize("name", WITH_INTEGERS)
 def test_integer_inputs_of_every_width_give_the_int32_value(name):
     args = _inputs(name)
-    value = compiled.value(name, "mean" if REGISTRY[name].scalar else "none")
-    expected = value([a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args], None)
+    variants = [[a.astype(np.int32) if a.dtype.kind in "iu" else a for a in args]]
     for width in WIDTHS:
         info = np.iinfo(width)
-        narrow = list(args)
-        for position, a in enumerate(args):
-            if a.dtype.kind in "iu":
-                if a.min() < info.min or a.max() > info.max:
-                    break
-                narrow[position] = a.astype(width)
-        else:
-            np.testing.assert_array_equal(value(narrow, None), expected, err_msg=str(width))
-
-
-@functools.cache
-def _checked(name: str):
-    return jaxloss.checked(lambda *args: call(name, *args))
+        if all(info.min <= a.min() and a.max() <= info.max for a in args if a.dtype.kind in "iu"):
+            variants.append([a.astype(width) if a.dtype.kind in "iu" else a for a in args])
+    assert len(variants) >= 3  # int32, int64 and some narrower width at least
+    expected, *values = compiled.values_of_variants(name, variants)
+    for variant, value in zip(variants[1:], values, strict=True):
+        dtypes = {str(a.dtype) for a in variant if a.dtype.kind in "iu"}
+        np.testing.assert_array_equal(value, expected, err_msg=str(dtypes))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -155,7 +146,7 @@ def test_checked_mode_rejects_nan_and_plus_inf(name, poison):
         poisoned[position] = a.copy()
         poisoned[position].reshape(-1)[0] = POISONS[poison]
         with pytest.raises(checkify.JaxRuntimeError):
-            _checked(name)(*poisoned)
+            compiled.checked(name)(*poisoned)
 
 
 @pytest.mark.parametrize("width", WIDTHS[:4], ids=lambda w: np.dtype(w).name)
@@ -187,21 +178,22 @@ def test_labels_reaching_the_top_of_their_dtype(loss, width):
         "softmax_focal": lambda y: jaxloss.softmax_focal(logits, y, reduction="none"),
         "linear_cross_entropy": lambda y: jaxloss.linear_cross_entropy(x, w, y, reduction="none"),
         "arcface": lambda y: jaxloss.arcface(x, w, y, reduction="none", chunk_size=64),
-        "center_loss": lambda y: jaxloss.center_loss(x, y, w, reduction="none"),
+        "center_loss": lambda y: jaxloss.center_loss(x, w, y, reduction="none"),
         "dice": lambda y: jaxloss.dice(jax.nn.softmax(logits)[None], y[None], reduction="none"),
         "token_logprobs": lambda y: jaxloss.token_logprobs(logits, y),
     }
-    expected = np.asarray(calls[loss](jnp.asarray(labels, jnp.int32)))
-    got = np.asarray(calls[loss](jnp.asarray(labels.astype(width))))
+    call = jax.jit(calls[loss])
+    expected = np.asarray(call(jnp.asarray(labels, jnp.int32)))
+    got = np.asarray(call(jnp.asarray(labels.astype(width))))
     assert np.all(np.isfinite(expected)) and np.any(expected != 0)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     if loss in ("cross_entropy", "nll") and np.iinfo(width).min == 0:
         # torch's ignore_index -100 is not a label of an unsigned dtype: nothing is ignored.
         ignored = np.asarray(
-            calls[loss](jnp.asarray(labels.astype(width)))
+            got
             if loss != "cross_entropy"
-            else jaxloss.cross_entropy(
-                logits, jnp.asarray(labels.astype(width)), ignore_index=-100, reduction="none"
-            )
+            else jax.jit(
+                lambda y: jaxloss.cross_entropy(logits, y, ignore_index=-100, reduction="none")
+            )(jnp.asarray(labels.astype(width)))
         )
         np.testing.assert_allclose(ignored, expected, rtol=1e-6)

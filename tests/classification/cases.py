@@ -61,7 +61,7 @@ def _ignore_case(fn, make_inputs, reference) -> Case:
         _with_ignored(make_inputs),
         _ignoring(reference),
         kwargs={"ignore_index": IGNORE_INDEX},
-        reference_mean=lambda none, scores, labels: (
+        reference_mean=lambda none, scores, labels, **_: (
             none.sum() / max(1, np.sum(labels != IGNORE_INDEX))
         ),
         padding=_ignored_rows,

@@ -18,11 +18,6 @@ def _embeddings_centers_labels(rng: np.random.Generator, batch: int) -> tuple:
     return embeddings, centers, rng.integers(0, NUM_CLASSES + 2, size=batch).astype(np.int32)
 
 
-def _features_labels_centers(rng: np.random.Generator, batch: int) -> tuple:
-    features, centers, labels = _embeddings_centers_labels(rng, batch)
-    return features, labels, centers
-
-
 def _margin_case(fn, reference, **kwargs) -> Case:
     return Case(
         fn,
@@ -108,12 +103,12 @@ CASES: dict[str, Case] = {
     ),
     "center_loss": Case(
         jaxloss.center_loss,
-        _features_labels_centers,
+        _embeddings_centers_labels,
         ref.center_loss,
-        differentiable=(0, 2),
-        batched=(0, 1),
-        free=(0, 2),
-        class_labels=(1, 2),
+        differentiable=(0, 1),
+        batched=(0, 2),
+        free=(0, 1),
+        class_labels=(2, 1),
     ),
 }
 

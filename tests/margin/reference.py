@@ -87,7 +87,7 @@ def weighted_lse_sum(x, w, b, a):
     return (a * lse).sum(), p @ w, p.T @ x, p.sum(0), lse
 
 
-def center_loss(features, labels, centers):
+def center_loss(features, centers, labels):
     diff = np.asarray(features, np.float64) - np.asarray(centers, np.float64)[labels]
     return 0.5 * np.sum(diff**2, axis=-1)
 

@@ -122,7 +122,7 @@ def test_center_loss_module_follows_wen_et_al():
     centers = np.asarray(module.centers[...])
     where = np.arange(12) % 3 != 0
     loss = module(x, y, where=where)
-    np.testing.assert_allclose(loss, jaxloss.center_loss(x, y, centers, where=where), rtol=1e-6)
+    np.testing.assert_allclose(loss, jaxloss.center_loss(x, centers, y, where=where), rtol=1e-6)
     expected = jaxloss.center_update(centers, x, y, alpha=0.6, where=where)
     np.testing.assert_allclose(module.centers[...], expected, rtol=1e-6)
     before = np.asarray(module.centers[...])
@@ -155,7 +155,7 @@ def test_center_buffer_is_state_moved_by_its_rule_not_by_the_optimizer():
     # the gradient holds the linear layer only: the centers are a CenterBuffer
     assert "center" not in grads
     assert isinstance(model.center.centers, CenterBuffer)
-    np.testing.assert_allclose(loss, jaxloss.center_loss(features, y, np.zeros((3, 4))), rtol=1e-6)
+    np.testing.assert_allclose(loss, jaxloss.center_loss(features, np.zeros((3, 4)), y), rtol=1e-6)
     # the update inside nnx.jit and nnx.value_and_grad reached the module
     expected = jaxloss.center_update(np.zeros((3, 4)), features, y, alpha=0.5)
     np.testing.assert_allclose(model.center.centers[...], expected, rtol=1e-5, atol=1e-7)
@@ -167,6 +167,6 @@ def test_learned_centers_are_parameters_with_the_functional_gradient():
     assert isinstance(module.centers, nnx.Param)
     centers = np.asarray(module.centers[...])
     grads = nnx.grad(lambda m: m(x, y))(module)
-    expected = jax.grad(lambda c: jaxloss.center_loss(x, y, c))(centers)
+    expected = jax.grad(lambda c: jaxloss.center_loss(x, c, y))(centers)
     np.testing.assert_allclose(grads["centers"][...], expected, rtol=1e-6)
     np.testing.assert_array_equal(module.centers[...], centers)  # no rule moves them

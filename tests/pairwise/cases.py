@@ -56,14 +56,17 @@ def _pair_case(fn, reference, make_inputs, differentiable, **kwargs) -> Case:
 
 
 def _batch_triplet_case(**kwargs) -> Case:
+    kwargs = {"margin": 4.0 if kwargs.get("squared") else 1.5, **kwargs}
     return Case(
         jaxloss.batch_triplet,
         _labelled_batch,
         ref.batch_triplet,
-        kwargs={"margin": 4.0 if kwargs.get("squared") else 1.5, **kwargs},
+        kwargs=kwargs,
         hyperparameters={"margin": 0.5},
-        reference_mean=lambda value, *inputs: value,
-        scalar=True,
+        # The mean divides by the mode's number of terms (triplets, pairs or anchors).
+        reference_mean=lambda totals, *inputs, **options: ref.batch_triplet_mean(
+            *inputs, **options
+        ),
     )
 
 

@@ -94,9 +94,14 @@ def nt_xent(z1, z2, temperature=0.1, where=None):
     return out
 
 
-def batch_triplet(embeddings, labels, margin=1.0, mining="all", squared=False, where=None):
-    """Online triplet loss (scalar): all positive triplets, batch-hard (Hermans et al. 2017),
-    or FaceNet semi-hard as in TF-Addons' triplet_semihard_loss."""
+def batch_triplet_terms(embeddings, labels, margin=1.0, mining="all", squared=False, where=None):
+    """Online triplet loss: every anchor's total and the number of terms the mean divides by.
+
+    ``"all"``: the triplets with a positive loss (each anchor's total is the sum of its);
+    ``"hard"``: batch-hard (Hermans et al. 2017), one term per anchor with a positive and a
+    negative; ``"semihard"``: FaceNet semi-hard as TF-Addons' triplet_semihard_loss, one term
+    per anchor-positive pair of an anchor with a negative.
+    """
     e = np.asarray(embeddings, np.float64)
     labels = np.asarray(labels)
     b = len(e)
@@ -113,34 +118,37 @@ def batch_triplet(embeddings, labels, margin=1.0, mining="all", squared=False, w
     def negatives(a):
         return [n for n in range(b) if keep[n] and labels[n] != labels[a]]
 
-    anchors = [a for a in range(b) if keep[a]]
-    if mining == "all":
-        active = []
-        for a in anchors:
-            for p in positives(a):
-                for n in negatives(a):
-                    loss = dist[a, p] - dist[a, n] + margin
-                    if loss > 0:
-                        active.append(loss)
-        return float(np.mean(active)) if active else 0.0
-    if mining == "hard":
-        losses = []
-        for a in anchors:
-            pos, neg = positives(a), negatives(a)
-            if pos and neg:
-                hardest_pos = max(dist[a, p] for p in pos)
-                hardest_neg = min(dist[a, n] for n in neg)
-                losses.append(max(hardest_pos - hardest_neg + margin, 0.0))
-        return float(np.mean(losses)) if losses else 0.0
-    if mining == "semihard":
-        losses = []
-        for a in anchors:
-            neg = negatives(a)
-            if not neg:
-                continue
-            for p in positives(a):
+    if mining not in ("all", "hard", "semihard"):
+        raise ValueError(f"unknown mining {mining!r}")
+    totals, count = np.zeros(b), 0
+    for a in (a for a in range(b) if keep[a]):
+        pos, neg = positives(a), negatives(a)
+        if not (pos and neg):
+            continue
+        if mining == "hard":
+            hardest = max(dist[a, p] for p in pos) - min(dist[a, n] for n in neg) + margin
+            totals[a], count = max(hardest, 0.0), count + 1
+            continue
+        for p in pos:
+            if mining == "all":
+                losses = [dist[a, p] - dist[a, n] + margin for n in neg]
+                active = [loss for loss in losses if loss > 0]
+                totals[a] += sum(active)
+                count += len(active)
+            else:
                 farther = [dist[a, n] for n in neg if dist[a, n] > dist[a, p]]
                 chosen = min(farther) if farther else max(dist[a, n] for n in neg)
-                losses.append(max(dist[a, p] - chosen + margin, 0.0))
-        return float(np.mean(losses)) if losses else 0.0
-    raise ValueError(f"unknown mining {mining!r}")
+                totals[a] += max(dist[a, p] - chosen + margin, 0.0)
+                count += 1
+    return totals, count
+
+
+def batch_triplet(embeddings, labels, **options):
+    """Per-anchor totals (``reduction="none"``)."""
+    return batch_triplet_terms(embeddings, labels, **options)[0]
+
+
+def batch_triplet_mean(embeddings, labels, **options):
+    """The mean over the mode's terms; 0 when there is none."""
+    totals, count = batch_triplet_terms(embeddings, labels, **options)
+    return float(totals.sum() / count) if count else 0.0

@@ -220,17 +220,20 @@ def test_batch_triplet_matches_the_reference(mining, squared, margin):
     # 30 examples of 7 identities: some appear once (anchors without a positive).
     embeddings, labels = _identities(30, 7, seed=MININGS.index(mining) + 10 * int(squared))
     where = np.random.default_rng(8).uniform(size=30) < 0.8
+    options = {"margin": margin, "mining": mining, "squared": squared}
     for mask in (None, where):
-        np.testing.assert_allclose(
-            jaxloss.batch_triplet(
-                embeddings, labels, margin=margin, mining=mining, squared=squared, where=mask
-            ),
-            ref.batch_triplet(
-                embeddings, labels, margin=margin, mining=mining, squared=squared, where=mask
-            ),
-            rtol=2e-5,
-            atol=1e-5,
-        )
+        totals, count = ref.batch_triplet_terms(embeddings, labels, where=mask, **options)
+        expected = {"none": totals, "sum": totals.sum(), "mean": totals.sum() / max(count, 1)}
+        for reduction, value in expected.items():
+            np.testing.assert_allclose(
+                jaxloss.batch_triplet(
+                    embeddings, labels, where=mask, reduction=reduction, **options
+                ),
+                value,
+                rtol=2e-5,
+                atol=1e-5,
+                err_msg=reduction,
+            )
 
 
 @pytest.mark.parametrize("mining", MININGS)
@@ -268,7 +271,7 @@ def test_batch_triplet_masked_nan_rows_stay_out(mining):
         poisoned, labels, mining=mining, where=where
     )
     np.testing.assert_allclose(
-        value, ref.batch_triplet(embeddings, labels, mining=mining, where=where), rtol=2e-5
+        value, ref.batch_triplet_mean(embeddings, labels, mining=mining, where=where), rtol=2e-5
     )
     assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[[2, 5]] == 0)
 
@@ -299,7 +302,7 @@ def test_batch_triplet_semihard_picks_the_closest_farther_negative():
     x = np.array([[0.0], [1.0], [0.5], [1.5], [4.0]], np.float32)
     labels = np.array([0, 0, 1, 1, 1])
     np.testing.assert_allclose(jaxloss.batch_triplet(x, labels, mining="semihard"), 9.5 / 8)
-    np.testing.assert_allclose(ref.batch_triplet(x, labels, mining="semihard"), 9.5 / 8)
+    np.testing.assert_allclose(ref.batch_triplet_mean(x, labels, mining="semihard"), 9.5 / 8)
 
 
 def test_pairwise_shape_errors_name_the_argument():

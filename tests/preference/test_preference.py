@@ -324,7 +324,7 @@ def test_grpo_advantages_match_trl(scale):
         "none": None,
     }[scale]
     expected = centred if std is None else centred / (std + 1e-4)
-    ours = jaxloss.grpo_advantages(rewards, scale=scale)
+    ours = jaxloss.grpo_advantages(rewards, scale_rewards=scale)
     np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours, ref.grpo_advantages(rewards, scale=scale), rtol=1e-5)
 
@@ -343,7 +343,7 @@ def test_grpo_advantages_edge_cases():
     grad = jax.grad(lambda r: jnp.sum(jaxloss.grpo_advantages(r) * r))(rewards)
     np.testing.assert_allclose(grad, jaxloss.grpo_advantages(rewards))  # constants only
     with pytest.raises(ValueError, match="scale"):
-        jaxloss.grpo_advantages(rewards, scale="std")
+        jaxloss.grpo_advantages(rewards, scale_rewards="std")
 
 
 # ------------------------------------------------------------------ token log-probabilities

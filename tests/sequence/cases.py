@@ -47,7 +47,7 @@ CASES: dict[str, Case] = {
         jaxloss.ctc,
         _ctc_inputs,
         ref.ctc,
-        reference_mean=lambda none, logits, labels: (none / labels.shape[1]).mean(),
+        reference_mean=lambda none, logits, labels, **_: (none / labels.shape[1]).mean(),
         grad_modes=("rev",),
         free=(0,),
     ),
@@ -56,7 +56,7 @@ CASES: dict[str, Case] = {
         _ctc_padded_inputs,
         ref.ctc,
         # torch's "mean": each loss over its label length, then the mean.
-        reference_mean=lambda none, logits, labels, logit_lengths, label_lengths: (
+        reference_mean=lambda none, logits, labels, logit_lengths, label_lengths, **_: (
             none / np.maximum(label_lengths, 1)
         ).mean(),
         grad_modes=("rev",),
