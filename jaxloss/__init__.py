@@ -13,6 +13,7 @@ from jaxloss.classification import (
 from jaxloss.classification import cross_entropy as cross_entropy
 from jaxloss.classification import nll as nll
 from jaxloss.classification import sigmoid_focal as sigmoid_focal
+from jaxloss.classification import soft_margin as soft_margin
 from jaxloss.classification import softmax_focal as softmax_focal
 from jaxloss.dense import chamfer as chamfer
 from jaxloss.dense import dice as dice
@@ -65,7 +66,7 @@ from jaxloss.regression import smooth_l1 as smooth_l1
 from jaxloss.sequence import ctc as ctc
 from jaxloss.sequence import ctc_greedy_decode as ctc_greedy_decode
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "am_softmax",
@@ -117,6 +118,7 @@ __all__ = [
     "sigmoid_focal",
     "simpo",
     "smooth_l1",
+    "soft_margin",
     "softmax_focal",
     "sphereface",
     "style_loss",

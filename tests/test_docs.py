@@ -7,9 +7,14 @@ porting page's blocks compare torch and jaxloss numbers with asserts. Building t
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import pathlib
 import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -70,3 +75,63 @@ def test_every_page_is_in_the_nav():
     config = (ROOT / "mkdocs.yml").read_text()
     pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")]
     assert pages and all(f": {page}\n" in config for page in pages), pages
+
+
+def _args_entries(doc: str) -> list[tuple[str, str]]:
+    """``(argument, description)`` of a Google-style ``Args:`` section, lines joined."""
+    entries: list[list[str]] = []
+    inside = False
+    for line in doc.splitlines():
+        if line.strip() == "Args:":
+            inside = True
+            continue
+        if not inside:
+            continue
+        if not line.strip():
+            break
+        if not line.startswith("  "):
+            continue
+        match = re.match(r"^  (\w+): (.*)$", line)
+        if match:
+            entries.append([match.group(1), match.group(2)])
+        elif entries:
+            entries[-1][1] += " " + line.strip()
+    return [(name, text) for name, text in entries]
+
+
+def test_no_argument_paragraph_is_copied_across_docstrings():
+    # A convention is explained once (docs/conventions.md, or a module docstring such as the
+    # margin heads'); a docstring names its own shapes. A paragraph of more than 60
+    # characters in more than 3 docstrings is a copy that a wording change would miss.
+    seen: dict[tuple[str, str], list[str]] = {}
+    for name in jaxloss.__all__:
+        doc = inspect.getdoc(getattr(jaxloss, name)) or ""
+        for entry in _args_entries(doc):
+            seen.setdefault(entry, []).append(name)
+    copies = {
+        f"{arg}: {text[:60]}…": users
+        for (arg, text), users in seen.items()
+        if len(text) > 60 and len(users) > 3
+    }
+    assert not copies, copies
+    assert len(seen) > 100  # the parser found the Args sections
+
+
+def test_docstrings_are_the_source_docstrings():
+    # No docstring is completed at import time: the docs build reads the source with stock
+    # griffe, and `python -OO` (docstrings stripped) imports and runs jaxloss.
+    code = (
+        "import jax.numpy as jnp, jaxloss; "
+        "print(float(jaxloss.arcface(jnp.ones((2, 3)), jnp.eye(4, 3), jnp.array([0, 1]))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    for name in jaxloss.__all__:
+        fn = getattr(jaxloss, name)
+        source = inspect.getsource(inspect.unwrap(fn)) if inspect.isfunction(fn) else None
+        if source is not None and fn.__doc__:
+            assert ast.get_docstring(ast.parse(textwrap.dedent(source)).body[0]) == (
+                inspect.cleandoc(fn.__doc__)
+            ), name

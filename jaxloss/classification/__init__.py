@@ -16,6 +16,7 @@ from jaxloss.classification.binary import (
     binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
 )
 from jaxloss.classification.binary import sigmoid_focal as sigmoid_focal
+from jaxloss.classification.binary import soft_margin as soft_margin
 from jaxloss.classification.softmax import cross_entropy as cross_entropy
 from jaxloss.classification.softmax import nll as nll
 from jaxloss.classification.softmax import softmax_focal as softmax_focal

@@ -195,3 +195,48 @@ def sigmoid_focal(
     alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
     loss = jnp.where(alpha >= 0, alpha_t * loss, loss)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def soft_margin(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Soft margin loss, as ``torch.nn.functional.soft_margin_loss``.
+
+    .. math::
+      \ell_i = \log\left(1 + e^{-y_i x_i}\right)
+
+    the logistic loss of a score :math:`x` against a ±1 target :math:`y`: binary
+    cross-entropy on logits with targets ``(y + 1) / 2``, in the sign convention of SVMs.
+
+    Numerics: computed as ``softplus(−y·x)``, finite for every finite product (about
+    ``|x|`` for a confidently wrong score); nothing is clamped, and NaN propagates.
+
+    Args:
+      logits: scores of any shape.
+      targets: 1 or −1 (any real value is accepted, as torch) of the same shape.
+      where: optional boolean mask of that shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis of the batch (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> round(float(jaxloss.soft_margin(jnp.array([0.0, 2.0]), jnp.array([1, -1]))), 4)
+      1.41
+    """
+    shape = _checks.broadcast_shapes(logits=logits, targets=targets)
+    logits = jnp.broadcast_to(_checks.float_array(logits, "logits"), shape)
+    targets = jnp.broadcast_to(
+        _checks.float_array(targets, "targets", allow_int=True).astype(logits.dtype), shape
+    )
+    mask, (logits, targets) = masked_inputs(where, shape, logits, targets)
+    return reduce_loss(
+        jax.nn.softplus(-targets * logits), reduction, where=mask, axis_name=axis_name
+    )

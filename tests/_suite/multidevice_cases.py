@@ -69,9 +69,9 @@ def test_cross_entropy_with_axis_name_equals_one_device(options, reduction):
         return jaxloss.cross_entropy(x, y, axis_name="batch", **options)
 
     value, grad_sharded = _value_and_grads(lambda x: _sharded(local)(x, labels))(logits)
-    whole, grad_whole = _value_and_grads(
-        lambda x: jaxloss.cross_entropy(x, labels, **options)
-    )(logits)
+    whole, grad_whole = _value_and_grads(lambda x: jaxloss.cross_entropy(x, labels, **options))(
+        logits
+    )
     np.testing.assert_allclose(value, whole, rtol=1e-6)
     np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
 

@@ -29,8 +29,7 @@ GROUPS = {
 def test_multidevice_cases_on_8_cpu_devices(group):
     env = dict(
         os.environ,
-        # The parent's flags (the conftest's fast compilation) and 8 host devices.
-        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
         JAX_PLATFORMS="cpu",
     )
     result = subprocess.run(

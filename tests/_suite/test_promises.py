@@ -107,7 +107,7 @@ def test_nan_in_a_counted_entry_gives_nan(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch_is_zero_with_zero_gradients(name):
-    out = probe(name, _inputs(name, batch=0))
+    out = probe(name, _inputs(name, batch=0), float32_only=True)
     assert np.size(out["none"]) == 0 and out["none"].dtype == jnp.float32
     for reduction in ("mean", "sum"):
         value = out[reduction]

@@ -24,6 +24,23 @@ def _logits_binary_targets(rng: np.random.Generator, batch: int) -> tuple:
     return logits.astype(np.float32), (rng.uniform(size=shape) < 0.3).astype(np.float32)
 
 
+def _scores_signs(rng: np.random.Generator, batch: int) -> tuple:
+    shape = (batch, FEATURES)
+    signs = np.where(rng.uniform(size=shape) < 0.4, 1, -1).astype(np.int32)
+    return (2 * rng.normal(size=shape)).astype(np.float32), signs
+
+
+def _torch_soft_margin(scores, signs) -> np.ndarray:
+    """torch's ``soft_margin_loss`` per element, in float64: the oracle API.md names."""
+    import torch
+
+    return torch.nn.functional.soft_margin_loss(
+        torch.tensor(np.asarray(scores), dtype=torch.float64),
+        torch.tensor(np.asarray(signs), dtype=torch.float64),
+        reduction="none",
+    ).numpy()
+
+
 IGNORE_INDEX = -100
 
 
@@ -107,6 +124,7 @@ CASES: dict[str, Case] = {
         invalid={"gamma": -1.0, "alpha": 1.5},
         free=(0,),
     ),
+    "soft_margin": Case(jaxloss.soft_margin, _scores_signs, _torch_soft_margin, free=(0,)),
     "softmax_focal": Case(
         jaxloss.softmax_focal,
         logits_labels,

@@ -16,6 +16,7 @@ import jaxloss
 from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
 from jaxloss._reduce import linear_weights, reduce_loss
 from jaxloss.margin.linear import _rows_per_block
+from tests._suite import compiled
 from tests._suite.registry import REGISTRY
 from tests.margin import reference as ref
 
@@ -36,24 +37,29 @@ def _head(batch=9, classes=23, dim=6, seed=0):
 
 
 @pytest.mark.parametrize("name", sorted(MARGIN_LOSSES))
-@pytest.mark.parametrize("chunk_size", [5, 23, 64])
-def test_chunked_equals_unchunked(name, chunk_size):
-    # 23 classes: not a multiple of 5, one whole block, and a block larger than the classes.
+def test_chunked_equals_unchunked(name):
+    # 23 classes: chunks of 5 (not a divisor), 23 (one whole block) and 64 (a block larger
+    # than the classes), all compiled in one function with the unchunked loss.
     embeddings, centers, labels = _head()
     fn = getattr(jaxloss, name)
     options = MARGIN_LOSSES[name]
     where = np.arange(9) != 4
+    chunk_sizes = (None, 5, 23, 64)
 
-    def loss(x, w, chunk):
-        return fn(x, w, labels, chunk_size=chunk, where=where, **options)
+    @jax.jit
+    def run(x, w):
+        def loss(x, w, chunk):
+            return fn(x, w, labels, chunk_size=chunk, where=where, **options)
 
-    value, grads = jax.value_and_grad(loss, argnums=(0, 1))(embeddings, centers, None)
-    chunked, chunked_grads = jax.value_and_grad(loss, argnums=(0, 1))(
-        embeddings, centers, chunk_size
-    )
-    np.testing.assert_allclose(chunked, value, rtol=1e-5)
-    for g, cg in zip(grads, chunked_grads, strict=True):
-        np.testing.assert_allclose(cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
+        return [jax.value_and_grad(loss, argnums=(0, 1))(x, w, c) for c in chunk_sizes]
+
+    (value, grads), *chunked_runs = run(embeddings, centers)
+    for chunk_size, (chunked, chunked_grads) in zip(chunk_sizes[1:], chunked_runs, strict=True):
+        np.testing.assert_allclose(chunked, value, rtol=1e-5, err_msg=str(chunk_size))
+        for g, cg in zip(grads, chunked_grads, strict=True):
+            np.testing.assert_allclose(
+                cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max(), err_msg=str(chunk_size)
+            )
 
 
 @pytest.mark.parametrize("name", sorted(MARGIN_LOSSES))
@@ -162,41 +168,26 @@ def test_combined_margin_special_cases():
 
 # --- linear_cross_entropy ------------------------------------------------------------------
 
-LCE_GRID = list(
-    itertools.product([False, True], [None, 3], [0.0, 0.2], ["mean", "sum", "none"], [None, 7])
-)
+LCE_GRID = list(itertools.product([False, True], [None, 3], [0.0, 0.2], [None, 7]))
 
 
 @pytest.mark.parametrize(
-    "with_bias, ignore_index, label_smoothing, reduction, chunk_size",
+    "with_bias, ignore_index, label_smoothing, chunk_size",
     LCE_GRID,
-    ids=[f"bias{b}-ignore{i}-ls{ls}-{r}-chunk{c}" for b, i, ls, r, c in LCE_GRID],
+    ids=[f"bias{b}-ignore{i}-ls{ls}-chunk{c}" for b, i, ls, c in LCE_GRID],
 )
-def test_linear_cross_entropy_matches_torch(
-    with_bias, ignore_index, label_smoothing, reduction, chunk_size
-):
+def test_linear_cross_entropy_matches_torch(with_bias, ignore_index, label_smoothing, chunk_size):
+    # Every reduction's value and gradients, from one compiled function per configuration.
     rng = np.random.default_rng(
-        LCE_GRID.index((with_bias, ignore_index, label_smoothing, reduction, chunk_size))
+        LCE_GRID.index((with_bias, ignore_index, label_smoothing, chunk_size))
     )
     hidden = rng.normal(size=(10, 8)).astype(np.float32)
     weight = rng.normal(size=(30, 8)).astype(np.float32)
     bias = rng.normal(size=30).astype(np.float32)
     labels = rng.integers(0, 30, size=10)
     labels[:2] = 3
-    h = torch.tensor(hidden, dtype=torch.float64, requires_grad=True)
-    w = torch.tensor(weight, dtype=torch.float64, requires_grad=True)
-    expected = F.linear_cross_entropy(
-        h,
-        w,
-        torch.tensor(labels),
-        linear_bias=torch.tensor(bias, dtype=torch.float64) if with_bias else None,
-        reduction=reduction,
-        ignore_index=-100 if ignore_index is None else ignore_index,
-        label_smoothing=label_smoothing,
-    )
-    expected.sum().backward()
 
-    def loss(hidden, weight):
+    def loss(hidden, weight, reduction):
         return jaxloss.linear_cross_entropy(
             hidden,
             weight,
@@ -208,12 +199,26 @@ def test_linear_cross_entropy_matches_torch(
             chunk_size=chunk_size,
         )
 
-    np.testing.assert_allclose(
-        loss(hidden, weight), expected.detach().numpy(), rtol=2e-5, atol=1e-6
-    )
-    grads = jax.grad(lambda a, b: jnp.sum(loss(a, b)), argnums=(0, 1))(hidden, weight)
-    for g, expected_grad in zip(grads, (h.grad.numpy(), w.grad.numpy()), strict=True):
-        np.testing.assert_allclose(g, expected_grad, rtol=1e-4, atol=1e-6)
+    got = compiled.reductions_and_grads(loss, argnums=(0, 1))(hidden, weight)
+    for reduction in ("mean", "sum", "none"):
+        h = torch.tensor(hidden, dtype=torch.float64, requires_grad=True)
+        w = torch.tensor(weight, dtype=torch.float64, requires_grad=True)
+        expected = F.linear_cross_entropy(
+            h,
+            w,
+            torch.tensor(labels),
+            linear_bias=torch.tensor(bias, dtype=torch.float64) if with_bias else None,
+            reduction=reduction,
+            ignore_index=-100 if ignore_index is None else ignore_index,
+            label_smoothing=label_smoothing,
+        )
+        expected.sum().backward()
+        value, grads = got[reduction]
+        np.testing.assert_allclose(
+            value, expected.detach().numpy(), rtol=2e-5, atol=1e-6, err_msg=reduction
+        )
+        for g, expected_grad in zip(grads, (h.grad.numpy(), w.grad.numpy()), strict=True):
+            np.testing.assert_allclose(g, expected_grad, rtol=1e-4, atol=1e-6, err_msg=reduction)
 
 
 def test_linear_cross_entropy_bias_gradient_chunked():

@@ -41,13 +41,16 @@ def test_head_equals_the_functional_loss(name, chunk_size):
     x, y = _batch()
     centers = np.asarray(head.centers[...])
     where = np.arange(12) % 4 != 1
-    expected = getattr(jaxloss, name)(x, centers, y, where=where, **HEADS[name])
-    np.testing.assert_allclose(head(x, y, where=where), expected, rtol=1e-6)
-
-    grads = nnx.grad(lambda h: h(x, y, where=where))(head)
-    expected_grad = jax.grad(lambda c: getattr(jaxloss, name)(x, c, y, where=where, **HEADS[name]))(
-        centers
-    )
+    # Both sides compiled (value and gradient in one function each), not run eagerly.
+    value, grads = nnx.jit(nnx.value_and_grad(lambda h: h(x, y, where=where)))(head)
+    expected, expected_grad = jax.jit(
+        jax.value_and_grad(
+            lambda c: getattr(jaxloss, name)(
+                x, c, y, where=where, chunk_size=chunk_size, **HEADS[name]
+            )
+        )
+    )(centers)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grads["centers"][...], expected_grad, rtol=1e-5, atol=1e-7)
 
 
