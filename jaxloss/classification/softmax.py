@@ -111,7 +111,7 @@ def cross_entropy(
       axis: the class axis of ``logits`` (and of probability ``labels``).
       axis_name: mapped axis over which the batch is split; ``"mean"``/``"sum"`` are then
         global, equal to the single-device value on the whole batch.
-      where: optional boolean mask broadcastable to the per-example shape.
+      where: optional boolean mask, broadcastable to ``"none"``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the logits' shape without the class
         axis).
 
@@ -204,7 +204,7 @@ def nll(
         ``[0, num_classes)`` are always excluded.
       axis: the class axis of ``logprobs``.
       axis_name: mapped axis over which the batch is split (global mean and sum).
-      where: optional boolean mask broadcastable to the per-example shape.
+      where: optional boolean mask, broadcastable to ``"none"``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -259,7 +259,7 @@ def softmax_focal(
       gamma: focusing parameter ``>= 0``; may be traced.
       alpha: optional ``[num_classes]`` per-class weights; may be traced.
       axis: the class axis of ``logits``.
-      where: optional boolean mask broadcastable to the per-example shape.
+      where: optional boolean mask, broadcastable to ``"none"``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis_name: mapped axis of the batch (global mean and sum).
 

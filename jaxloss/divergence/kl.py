@@ -140,7 +140,7 @@ def gaussian_kl(
       mean: :math:`\mu`, e.g. ``[batch, latent_dim]``.
       log_var: :math:`\log\sigma^2`, broadcastable with ``mean``.
       axis: the latent axis summed over.
-      where: optional boolean mask broadcastable to the per-example shape.
+      where: optional boolean mask, broadcastable to ``"none"``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the inputs' shape without ``axis``).
       axis_name: mapped axis of the batch (global mean and sum).
 

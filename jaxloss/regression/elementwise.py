@@ -56,7 +56,7 @@ def mse(
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape; masked elements
         add 0 and do not count in the mean.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
@@ -94,7 +94,7 @@ def mae(
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
@@ -148,7 +148,7 @@ def huber(
       targets: array broadcastable with ``predictions``.
       delta: positive threshold between the quadratic and the linear part; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
@@ -198,7 +198,7 @@ def smooth_l1(
       targets: array broadcastable with ``predictions``.
       beta: non-negative width of the quadratic zone; may be traced.
       where: optional boolean mask broadcastable to the broadcast shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
@@ -247,7 +247,7 @@ def log_cosh(
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
       where: optional boolean mask broadcastable to the broadcast shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-element, broadcast shape).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:

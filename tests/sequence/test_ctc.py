@@ -39,8 +39,12 @@ def _inputs(shape, blank, seed):
     return logits, labels, logit_lengths, label_lengths
 
 
+# Compiled once per signature: eager dispatch compiles every operation of the loss apart.
+ctc = jax.jit(jaxloss.ctc, static_argnames=("blank", "zero_infinity", "reduction"))
+
+
 def _ctc(logits, labels, logit_lengths, label_lengths, **options):
-    return jaxloss.ctc(
+    return ctc(
         logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
     )
 
@@ -128,11 +132,11 @@ def test_ctc_matches_the_float64_reference(shape):
 def test_impossible_alignment_is_inf_with_a_zero_gradient():
     logits = jnp.zeros((1, 2, 3))
     labels = jnp.array([[1, 1]])  # a repeat needs 3 frames
-    value, grad = jax.value_and_grad(lambda x: jaxloss.ctc(x, labels, reduction="sum"))(logits)
+    value, grad = jax.value_and_grad(lambda x: ctc(x, labels, reduction="sum"))(logits)
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
     value, grad = jax.value_and_grad(
-        lambda x: jaxloss.ctc(x, labels, zero_infinity=True, reduction="sum")
+        lambda x: ctc(x, labels, zero_infinity=True, reduction="sum")
     )(logits)
     assert float(value) == 0.0
     assert np.all(np.asarray(grad) == 0)
@@ -143,7 +147,7 @@ def test_loss_is_never_below_zero():
     labels = np.array([[1, 2, 3]])
     frames = np.array([0, 1, 0, 2, 0, 3, 0])
     logits = 60.0 * jax.nn.one_hot(frames, 4)[None]
-    value = jaxloss.ctc(logits, labels, reduction="none")
+    value = ctc(logits, labels, reduction="none")
     assert float(value[0]) >= 0.0
     assert float(value[0]) < 1e-6
 
@@ -151,7 +155,7 @@ def test_loss_is_never_below_zero():
 def test_no_frames_and_empty_labels():
     logits = jnp.zeros((2, 4, 3))
     labels = jnp.array([[1], [1]])
-    value = jaxloss.ctc(
+    value = ctc(
         logits,
         labels,
         logit_lengths=jnp.array([0, 0]),
@@ -165,7 +169,7 @@ def test_no_frames_and_empty_labels():
 def test_labels_outside_the_classes_make_the_sequence_impossible():
     logits = jnp.zeros((1, 6, 3))
     value, grad = jax.value_and_grad(
-        lambda x: jaxloss.ctc(x, jnp.array([[1, 7]]), reduction="sum")
+        lambda x: ctc(x, jnp.array([[1, 7]]), reduction="sum")
     )(logits)
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
@@ -174,14 +178,14 @@ def test_labels_outside_the_classes_make_the_sequence_impossible():
 def test_mean_divides_by_label_length_at_least_one():
     logits, labels, logit_lengths, label_lengths = _inputs((4, 20, 5, 3), 0, 3)
     logit_lengths[2] = 20  # keep every sequence possible
-    none = jaxloss.ctc(
+    none = ctc(
         logits,
         labels,
         logit_lengths=logit_lengths,
         label_lengths=label_lengths,
         reduction="none",
     )
-    mean = jaxloss.ctc(logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths)
+    mean = ctc(logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths)
     np.testing.assert_allclose(mean, np.mean(none / np.maximum(label_lengths, 1)), rtol=1e-6)
 
 
@@ -189,7 +193,7 @@ def test_where_drops_sequences():
     logits, labels, logit_lengths, label_lengths = _inputs((6, 20, 5, 3), 0, 4)
     keep = np.array([True, False, False, True, True, False])
     options = {"reduction": "mean"}
-    masked = jaxloss.ctc(
+    masked = ctc(
         logits,
         labels,
         logit_lengths=logit_lengths,
@@ -197,7 +201,7 @@ def test_where_drops_sequences():
         where=keep,
         **options,
     )
-    dropped = jaxloss.ctc(
+    dropped = ctc(
         logits[keep],
         labels[keep],
         logit_lengths=logit_lengths[keep],
