@@ -44,9 +44,7 @@ ctc = jax.jit(jaxloss.ctc, static_argnames=("blank", "zero_infinity", "reduction
 
 
 def _ctc(logits, labels, logit_lengths, label_lengths, **options):
-    return ctc(
-        logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
-    )
+    return ctc(logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options)
 
 
 def _torch_ctc(logits, labels, logit_lengths, label_lengths, **options):
@@ -135,9 +133,9 @@ def test_impossible_alignment_is_inf_with_a_zero_gradient():
     value, grad = jax.value_and_grad(lambda x: ctc(x, labels, reduction="sum"))(logits)
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
-    value, grad = jax.value_and_grad(
-        lambda x: ctc(x, labels, zero_infinity=True, reduction="sum")
-    )(logits)
+    value, grad = jax.value_and_grad(lambda x: ctc(x, labels, zero_infinity=True, reduction="sum"))(
+        logits
+    )
     assert float(value) == 0.0
     assert np.all(np.asarray(grad) == 0)
 
@@ -168,9 +166,7 @@ def test_no_frames_and_empty_labels():
 
 def test_labels_outside_the_classes_make_the_sequence_impossible():
     logits = jnp.zeros((1, 6, 3))
-    value, grad = jax.value_and_grad(
-        lambda x: ctc(x, jnp.array([[1, 7]]), reduction="sum")
-    )(logits)
+    value, grad = jax.value_and_grad(lambda x: ctc(x, jnp.array([[1, 7]]), reduction="sum"))(logits)
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
 
