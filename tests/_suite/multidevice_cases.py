@@ -137,31 +137,43 @@ def _head_inputs(seed=0):
     return embeddings, centers, labels
 
 
-def _class_sharded(fn):
-    mesh = jax.make_mesh((DEVICES,), ("classes",), axis_types=(jax.sharding.AxisType.Auto,))
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P("classes"), P()), out_specs=P()))
-
-
 @pytest.mark.parametrize("name", sorted(HEAD_OPTIONS))
-@pytest.mark.parametrize("chunk_size", [None, 4])
-def test_class_sharded_margin_heads_equal_one_device(name, chunk_size):
+def test_class_sharded_margin_heads_equal_one_device(name):
+    # Unchunked and in chunks of 4 classes, compiled together.
     embeddings, centers, labels = _head_inputs()
     fn = getattr(jaxloss, name)
-    options = dict(HEAD_OPTIONS[name], chunk_size=chunk_size)
 
-    def sharded(x, w):
-        return _class_sharded(lambda x, w, y: fn(x, w, y, class_axis_name="classes", **options))(
-            x, w, labels
-        )
+    def both(loss):
+        def run(x, w):
+            return [
+                jax.value_and_grad(loss(chunk_size), argnums=(0, 1))(x, w)
+                for chunk_size in (None, 4)
+            ]
 
-    def whole(x, w):
-        return fn(x, w, labels, **options)
+        return jax.jit(run)
 
-    value, grads = _value_and_grads(sharded, (0, 1))(embeddings, centers)
-    expected_value, expected = _value_and_grads(whole, (0, 1))(embeddings, centers)
-    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
-    for g, e in zip(grads, expected, strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+    def sharded(chunk_size):
+        options = dict(HEAD_OPTIONS[name], chunk_size=chunk_size)
+        return lambda x, w: jax.shard_map(
+            lambda x, w, y: fn(x, w, y, class_axis_name="classes", **options),
+            mesh=jax.make_mesh((DEVICES,), ("classes",), axis_types=(jax.sharding.AxisType.Auto,)),
+            in_specs=(P(), P("classes"), P()),
+            out_specs=P(),
+        )(x, w, labels)
+
+    def whole(chunk_size):
+        options = dict(HEAD_OPTIONS[name], chunk_size=chunk_size)
+        return lambda x, w: fn(x, w, labels, **options)
+
+    got, expected = both(sharded)(embeddings, centers), both(whole)(embeddings, centers)
+    for chunk_size, (value, grads), (expected_value, expected_grads) in zip(
+        (None, 4), got, expected, strict=True
+    ):
+        np.testing.assert_allclose(value, expected_value, rtol=1e-5, err_msg=str(chunk_size))
+        for g, e in zip(grads, expected_grads, strict=True):
+            np.testing.assert_allclose(
+                g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max(), err_msg=str(chunk_size)
+            )
 
 
 @pytest.mark.parametrize("chunk_size", [None, 4])
@@ -508,19 +520,19 @@ PARTIAL_FC_HEADS = {
 }
 
 
-@pytest.mark.parametrize("chunk_size", [None, 4])
 @pytest.mark.parametrize("name", sorted(PARTIAL_FC_HEADS))
-def test_partial_fc_batch_and_classes_on_the_same_devices(name, chunk_size):
+def test_partial_fc_batch_and_classes_on_the_same_devices(name):
     # Each device holds 2 rows of the batch and 1/8 of the classes (Partial FC). The mean
     # with its gradients, the sum and "none" are compiled as one function.
     embeddings, centers, labels = _head_inputs(seed=4)
     where = np.ones(16, bool)
     where[[1, 2, 3, 9]] = False  # the second device keeps nothing
     fn = getattr(jaxloss, name)
-    options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size)
     mesh = jax.make_mesh((DEVICES,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
 
-    def sharded(reduction):
+    def sharded(reduction, chunk_size):
+        options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size)
+
         def loss(x, w):
             local = jax.shard_map(
                 lambda x, w, y, m: fn(
@@ -541,22 +553,33 @@ def test_partial_fc_batch_and_classes_on_the_same_devices(name, chunk_size):
 
         return loss
 
-    def whole(reduction):
+    def whole(reduction, chunk_size):
+        options = dict(PARTIAL_FC_HEADS[name], chunk_size=chunk_size)
         return lambda x, w: fn(x, w, labels, where=where, reduction=reduction, **options)
 
     def everything(loss):
+        # Unchunked and in chunks of 4 classes, compiled together.
         def run(x, w):
-            mean, grads = jax.value_and_grad(loss("mean"), argnums=(0, 1))(x, w)
-            return mean, grads, loss("sum")(x, w), loss("none")(x, w)
+            out = []
+            for chunk in (None, 4):
+                mean, grads = jax.value_and_grad(loss("mean", chunk), argnums=(0, 1))(x, w)
+                out.append((mean, grads, loss("sum", chunk)(x, w), loss("none", chunk)(x, w)))
+            return out
 
         return jax.jit(run)
 
-    got = everything(sharded)(embeddings, centers)
-    expected = everything(whole)(embeddings, centers)
-    for index in (0, 2, 3):  # mean, sum, none
-        np.testing.assert_allclose(got[index], expected[index], rtol=1e-5, atol=1e-6)
-    for g, e in zip(got[1], expected[1], strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max())
+    all_got = everything(sharded)(embeddings, centers)
+    all_expected = everything(whole)(embeddings, centers)
+    for chunk_size, got, expected in zip((None, 4), all_got, all_expected, strict=True):
+        message = f"chunk_size={chunk_size}"
+        for index in (0, 2, 3):  # mean, sum, none
+            np.testing.assert_allclose(
+                got[index], expected[index], rtol=1e-5, atol=1e-6, err_msg=message
+            )
+        for g, e in zip(got[1], expected[1], strict=True):
+            np.testing.assert_allclose(
+                g, e, rtol=1e-4, atol=1e-6 * np.abs(e).max(), err_msg=message
+            )
 
 
 def test_batch_and_class_axes_that_partly_overlap_are_an_error():

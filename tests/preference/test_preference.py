@@ -381,11 +381,16 @@ def test_sequence_logprobs_sum_or_average_the_valid_tokens(average):
     expected = (
         np.where(valid.sum(-1) > 0, total / np.maximum(valid.sum(-1), 1), 0) if (average) else total
     )
-    ours = jaxloss.sequence_logprobs(logits, tokens, where=where, average=average)
+
+    @jax.jit  # the value and its gradient, compiled together
+    def run(x):
+        def loss(x):
+            return jaxloss.sequence_logprobs(x, tokens, where=where, average=average)
+
+        return loss(x), jax.grad(lambda x: jnp.sum(loss(x)))(x)
+
+    ours, grad = run(logits)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
-    grad = jax.grad(
-        lambda x: jnp.sum(jaxloss.sequence_logprobs(x, tokens, where=where, average=average))
-    )(logits)
     assert np.all(np.asarray(grad)[2] == 0) and np.all(np.asarray(grad)[0, 4:] == 0)
     assert np.all(np.isfinite(grad))
 
