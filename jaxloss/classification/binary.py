@@ -16,14 +16,20 @@ from jaxloss._sharding import AxisName
 
 
 def _elementwise_targets(
-    scores: ArrayLike, targets: ArrayLike, scores_name: str, where: ArrayLike | None
+    scores: ArrayLike,
+    targets: ArrayLike,
+    scores_name: str,
+    where: ArrayLike | None,
+    *,
+    probability_targets: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     """Float ``scores`` and ``targets`` of one shape (as torch requires), through the
-    masking door, and the mask."""
+    masking door, and the mask. Checked mode checks probability targets (not ±1 signs)."""
     scores = _checks.float_array(scores, scores_name)
     targets = _checks.float_array(targets, "targets", allow_int=True)
     _checks.equal_shapes(**{scores_name: scores, "targets": targets})
-    _checked.probabilities(targets, "targets")
+    if probability_targets:
+        _checked.probabilities(targets, "targets")
     if scores_name == "probs":
         _checked.probabilities(scores, "probs")
     mask, (scores, targets) = masked_inputs(where, scores.shape, scores, targets)
@@ -231,12 +237,9 @@ def soft_margin(
       >>> round(float(jaxloss.soft_margin(jnp.array([0.0, 2.0]), jnp.array([1, -1]))), 4)
       1.41
     """
-    shape = _checks.broadcast_shapes(logits=logits, targets=targets)
-    logits = jnp.broadcast_to(_checks.float_array(logits, "logits"), shape)
-    targets = jnp.broadcast_to(
-        _checks.float_array(targets, "targets", allow_int=True).astype(logits.dtype), shape
+    logits, targets, mask = _elementwise_targets(
+        logits, targets, "logits", where, probability_targets=False
     )
-    mask, (logits, targets) = masked_inputs(where, shape, logits, targets)
     return reduce_loss(
         jax.nn.softplus(-targets * logits), reduction, where=mask, axis_name=axis_name
     )

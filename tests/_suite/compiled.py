@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tests._suite.registry import REGISTRY, call
+from tests._suite.registry import REGISTRY, call, none_shape
 
 
 def _with_differentiable(name: str, args: list, diff: tuple) -> list:
@@ -103,7 +103,7 @@ def probe(name: str, args, where=None, *, float32_only: bool = False) -> dict:
 
 
 @functools.cache
-def _values(name: str, count: int):
+def _values(name: str):
     def run(variants: list) -> list:
         return [call(name, *args, reduction="none") for args in variants]
 
@@ -113,7 +113,7 @@ def _values(name: str, count: int):
 def values_of_variants(name: str, variants: list[list]) -> list[np.ndarray]:
     """The ``"none"`` values of several input lists (dtypes, say), in one compilation."""
     variants = [[np.asarray(a) for a in args] for args in variants]
-    return [np.asarray(v) for v in _values(name, len(variants))(variants)]
+    return [np.asarray(v) for v in _values(name)(variants)]
 
 
 @functools.cache
@@ -123,11 +123,6 @@ def checked(name: str):
 
     fn = jaxloss.checked(lambda *args: call(name, *args))
     return lambda *args: fn(*(np.asarray(a) for a in args))
-
-
-def none_shape(name: str, args) -> tuple[int, ...]:
-    """The shape of the entry's ``"none"`` value, by tracing only (no compilation)."""
-    return jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
 
 
 def as_float64(args) -> list:

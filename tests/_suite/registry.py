@@ -61,9 +61,14 @@ def batched_positions(name: str, args: tuple) -> tuple[int, ...]:
     return tuple(range(len(args))) if batched is None else batched
 
 
+def none_shape(name: str, args) -> tuple[int, ...]:
+    """The shape of the entry's ``"none"`` value, by tracing only (no compilation)."""
+    return jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
+
+
 def row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
     """``keep [batch]`` broadcast to the entry's ``"none"`` shape: a ``where`` of whole rows."""
-    shape = jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
+    shape = none_shape(name, args)
     return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxloss
+from tests._suite import compiled
 from tests.sequence import reference as ref
 
 # (batch, frames, classes, max labels). They cover both emission layouts (classes <= labels
@@ -79,7 +80,7 @@ def test_ctc_matches_torch(shape_index, blank_at, zero_infinity):
     )
     options = {"blank": blank, "zero_infinity": zero_infinity}
 
-    def loss(x, reduction):
+    def loss(x, *, reduction):
         return jaxloss.ctc(
             x,
             labels,
@@ -89,19 +90,12 @@ def test_ctc_matches_torch(shape_index, blank_at, zero_infinity):
             **options,
         )
 
-    @jax.jit
-    def values_and_grads(x):
-        return {
-            r: jax.value_and_grad(lambda x, r=r: jnp.sum(loss(x, r)), has_aux=False)(x)
-            for r in REDUCTIONS
-        }, {r: loss(x, r) for r in REDUCTIONS}
-
-    sums_and_grads, values = values_and_grads(logits)
+    got = compiled.reductions_and_grads(loss, reductions=REDUCTIONS)(logits)
     for reduction in REDUCTIONS:
         expected, expected_grad = _torch_ctc(
             logits, labels, logit_lengths, label_lengths, reduction=reduction, **options
         )
-        value, grad = values[reduction], sums_and_grads[reduction][1]
+        value, grad = got[reduction]
         assert value.dtype == jnp.float32
         np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5, err_msg=reduction)
         assert np.all(np.isfinite(grad))
