@@ -35,14 +35,16 @@ HALF = {"bfloat16": jnp.bfloat16, "float16": jnp.float16}
 def _probe(name: str, all_slots: bool = True):
     """One compiled function per input shape computing every slot a suite asks for.
 
-    Slots: float32 without ``where``, float32 with ``where`` (an array), and the inputs cast
-    to bfloat16 and to float16 without ``where``. Compiling the four together costs about
-    2.6 times one slot, against 4 times for four functions.
+    Slots: float32 without ``where``, float32 with ``where`` (an array), each with every
+    reduction and the gradients of the mean and the sum; and the inputs cast to bfloat16
+    and to float16 without ``where``, with ``"none"``, the mean and its gradients (what the
+    half-precision properties read). Compiling the four together costs about 2 times one
+    slot, against 4 times for four functions.
     """
     case = REGISTRY[name]
     argnums = tuple(range(len(case.differentiable)))
 
-    def outputs(args: list, where: Any) -> dict:
+    def outputs(args: list, where: Any, reductions=("mean", "sum")) -> dict:
         def loss(reduction: str):
             def at(*diff):
                 full = _with_differentiable(name, args, diff)
@@ -52,7 +54,7 @@ def _probe(name: str, all_slots: bool = True):
 
         diff = [args[i] for i in case.differentiable]
         out = {"none": loss("none")(*diff)}
-        for reduction in ("mean", "sum"):
+        for reduction in reductions:
             value, grads = jax.value_and_grad(loss(reduction), argnums=argnums)(*diff)
             out[reduction], out[f"grads_{reduction}"] = value, grads
         return out
@@ -65,7 +67,7 @@ def _probe(name: str, all_slots: bool = True):
         if all_slots:
             slots["where"] = outputs(args, where)
             for key, dtype in HALF.items():
-                slots[key] = outputs(cast(dtype), None)
+                slots[key] = outputs(cast(dtype), None, reductions=("mean",))
         return slots
 
     return jax.jit(run)
@@ -82,6 +84,8 @@ def _slot(args: list, where) -> str:
 
 def probe(name: str, args, where=None, *, float32_only: bool = False) -> dict:
     """``{"none", "mean", "sum", "grads_mean", "grads_sum"}`` of the entry, as NumPy.
+
+    (Half-precision inputs: ``"none"``, ``"mean"`` and ``"grads_mean"``.)
 
     ``grads_*`` are tuples over the entry's differentiable inputs. Float32 inputs with or
     without ``where``, or half-precision inputs without it: one compilation per input shape
@@ -154,10 +158,11 @@ def reductions_and_grads(loss, argnums=0, reductions=("none", "sum", "mean")):
         for reduction in reductions:
 
             def total(*a, reduction=reduction):
-                return jnp.sum(loss(*a, reduction=reduction))
+                value = loss(*a, reduction=reduction)
+                return jnp.sum(value), value
 
-            grads = jax.grad(total, argnums)(*args)
-            out[reduction] = (loss(*args, reduction=reduction), grads)
+            (_, value), grads = jax.value_and_grad(total, argnums, has_aux=True)(*args)
+            out[reduction] = (value, grads)
         return out
 
     return jax.jit(run)

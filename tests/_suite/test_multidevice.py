@@ -1,12 +1,14 @@
-"""Multi-device cases; run by ``tests/_suite/test_multidevice.py`` with 8 CPU devices.
+"""Multi-device tests on 8 virtual CPU devices.
 
-Not collected on its own (the name does not start with ``test_``): these need
-``XLA_FLAGS=--xla_force_host_platform_device_count=8`` set before JAX starts.
+``tests/conftest.py`` gives JAX's CPU backend 8 devices (``jax_num_cpu_devices``, the
+configuration form of ``XLA_FLAGS=--xla_force_host_platform_device_count=8``) before any
+test starts, so these run in the suite's own processes, next to the single-device tests of
+the same losses, and share their compiled functions. On another backend (a GPU run) they
+are skipped, saying why.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 import jax
@@ -24,8 +26,14 @@ NUM_CLASSES = 7
 IGNORE = 3
 
 
-def setup_module():
-    assert jax.device_count() == DEVICES, "run through tests/_suite/test_multidevice.py"
+if jax.default_backend() != "cpu":
+    pytest.skip(
+        "needs the 8 CPU devices of tests/conftest.py (JAX_PLATFORMS=cpu)", allow_module_level=True
+    )
+
+
+def test_the_cpu_backend_has_8_devices():
+    assert jax.device_count() == DEVICES, "tests/conftest.py sets jax_num_cpu_devices"
 
 
 def _batch(seed=0):
@@ -414,24 +422,10 @@ def _registry_batch(name, seed=0):
     return args, row_mask(name, args, REGISTRY_KEEP)
 
 
-@functools.cache
-def _whole(name):
-    """The single-device mean with its gradients and the sum, jitted: ``(where, *args)``."""
-    positions = REGISTRY[name].differentiable
-
-    def run(where, *args):
-        def loss(reduction):
-            return lambda *a: call(name, *a, where=where, reduction=reduction)
-
-        mean, grads = jax.value_and_grad(loss("mean"), argnums=positions)(*args)
-        return mean, grads, loss("sum")(*args)
-
-    return jax.jit(run)
-
-
 @pytest.mark.parametrize("name", WITH_AXIS_NAME)
 def test_registry_loss_with_axis_name_equals_one_device(name):
-    # The global mean (value and gradients) and sum over 8 devices, compiled as one function.
+    # The global mean (value and gradients) and sum over 8 devices under shard_map, the mean
+    # under pmap, and the one-device values, compiled as one function.
     case = REGISTRY[name]
     args, where = _registry_batch(name)
     batched = batched_positions(name, args)
@@ -439,45 +433,50 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
     mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
     positions = case.differentiable
 
-    def sharded(w, *a):
+    def split(a):
+        return a.reshape(DEVICES, REGISTRY_ROWS, *a.shape[1:])
+
+    def everything(w, *a):
         def on_devices(reduction):
             def local(w, *local_args):
                 return call(name, *local_args, where=w, reduction=reduction, axis_name="batch")
 
             return jax.shard_map(local, mesh=mesh, in_specs=(P("batch"), *specs), out_specs=P())
 
-        mean, grads = jax.value_and_grad(lambda *x: on_devices("mean")(w, *x), argnums=positions)(
-            *a
-        )
-        return mean, grads, on_devices("sum")(w, *a)
+        def whole(reduction):
+            return lambda *x: call(name, *x, where=w, reduction=reduction)
 
-    mean, grads, total = jax.jit(sharded)(where, *args)
-    whole_mean, whole_grads, whole_total = _whole(name)(where, *args)
+        mapped = jax.pmap(
+            lambda w, *a: call(name, *a, where=w, axis_name="batch"),
+            axis_name="batch",
+            in_axes=(0, *(0 if i in batched else None for i in range(len(a)))),
+        )(split(w), *(split(x) if i in batched else x for i, x in enumerate(a)))
+        return {
+            "shard_map": (
+                *jax.value_and_grad(lambda *x: on_devices("mean")(w, *x), argnums=positions)(*a),
+                on_devices("sum")(w, *a),
+            ),
+            "one device": (
+                *jax.value_and_grad(whole("mean"), argnums=positions)(*a),
+                whole("sum")(*a),
+            ),
+            "pmap": mapped,
+        }
+
+    out = jax.jit(everything)(where, *args)
+    (mean, grads, total), (whole_mean, whole_grads, whole_total) = (
+        out["shard_map"],
+        out["one device"],
+    )
     np.testing.assert_allclose(mean, whole_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(total, whole_total, rtol=1e-5, atol=1e-6)
     for position, gs, gw in zip(positions, grads, whole_grads, strict=True):
         np.testing.assert_allclose(gs, gw, rtol=1e-4, atol=1e-6, err_msg=f"input {position}")
-
-
-@pytest.mark.parametrize("name", WITH_AXIS_NAME)
-def test_registry_loss_with_axis_name_under_pmap(name):
-    args, where = _registry_batch(name, seed=1)
-    batched = batched_positions(name, args)
-
-    def split(a):
-        return np.asarray(a).reshape(DEVICES, REGISTRY_ROWS, *np.shape(a)[1:])
-
-    mapped = jax.pmap(
-        lambda w, *a: call(name, *a, where=w, axis_name="batch"),
-        axis_name="batch",
-        in_axes=(0, *(0 if i in batched else None for i in range(len(args)))),
-    )(split(where), *(split(a) if i in batched else a for i, a in enumerate(args)))
-    whole, _, _ = _whole(name)(where, *args)
-    np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["pmap"], np.full(DEVICES, whole_mean), rtol=1e-5, atol=1e-6)
 
 
 def test_registry_mask_makes_per_device_means_differ():
-    # Guards the two tests above: a mean of per-device means is not the global mean here.
+    # Guards the test above: a mean of per-device means is not the global mean here.
     args, where = _registry_batch("mse")
     per_device = [
         jaxloss.mse(
@@ -627,10 +626,3 @@ def test_class_sharded_nnx_head_equals_one_device():
     np.testing.assert_allclose(
         grads["centers"][...], expected_grads["centers"][...], rtol=1e-4, atol=1e-7
     )
-
-
-def test_readme_snippets_run_on_8_devices():
-    # The README's shard_map snippet splits its batch over every device there is: here 8.
-    from tests.test_readme import test_readme_snippets_run as run_snippets
-
-    run_snippets()
