@@ -3,6 +3,7 @@ get wrong or leave undefined."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -71,27 +72,58 @@ def _grid_id(params):
     )
 
 
+def _ce_options(params, weights):
+    _, weighted, ignore_index, smoothing, _ = params
+    return {
+        "label_smoothing": smoothing,
+        "class_weights": weights if weighted else None,
+        "ignore_index": ignore_index,
+    }
+
+
+@functools.cache
+def _cross_entropy_of_shape(shape_index):
+    """``{GRID index: {reduction: (value, gradient)}}`` for every configuration of one shape
+    that torch accepts (not ignore_index with probability targets): one compiled function
+    for the shape instead of one per configuration."""
+    cases = {
+        index: params
+        for index, params in enumerate(GRID)
+        if params[0] == shape_index and not (params[4] and params[2] is not None)
+    }
+    inputs = {
+        index: _ce_inputs(SHAPES[shape_index], index, params[2], params[4])
+        for index, params in cases.items()
+    }
+
+    @jax.jit
+    def run(inputs):
+        out = {}
+        for index, (logits, labels, weights) in inputs.items():
+            loss = functools.partial(
+                jaxloss.cross_entropy, labels=labels, **_ce_options(cases[index], weights)
+            )
+            out[index] = compiled.reductions_and_grads(loss)(logits)
+        return out
+
+    return run(inputs)
+
+
 @pytest.mark.parametrize("params", GRID, ids=[_grid_id(p) for p in GRID])
 def test_cross_entropy_matches_torch(params):
-    # Every reduction's value and gradient, from one compiled function per configuration.
+    # Every reduction's value and gradient; the configurations of a shape are compiled together.
     shape_index, weighted, ignore_index, smoothing, probability_targets = params
     shape = SHAPES[shape_index]
     logits, labels, weights = _ce_inputs(
         shape, GRID.index(params), ignore_index, probability_targets
     )
-    ours = {
-        "label_smoothing": smoothing,
-        "class_weights": weights if weighted else None,
-        "ignore_index": ignore_index,
-    }
+    ours = _ce_options(params, weights)
     if probability_targets and ignore_index is not None:
         # torch raises for ignore_index with probability targets, and so do we.
         with pytest.raises(ValueError, match="ignore_index"):
             jax.eval_shape(lambda x: jaxloss.cross_entropy(x, labels, **ours), logits)
         return
-    got = compiled.reductions_and_grads(
-        lambda x, reduction: jaxloss.cross_entropy(x, labels, reduction=reduction, **ours)
-    )(logits)
+    got = _cross_entropy_of_shape(shape_index)[GRID.index(params)]
     for reduction in REDUCTIONS:
         torch_logits = _torch(logits).requires_grad_(True)
         torch_labels = (
@@ -122,15 +154,24 @@ def test_cross_entropy_matches_torch(params):
         )
 
 
+@jax.jit
+def _cross_entropy_classes_second(logits, labels, weights):
+    # Every reduction in one compilation.
+    return {
+        reduction: jaxloss.cross_entropy(
+            logits, labels, axis=1, class_weights=weights, label_smoothing=0.1, reduction=reduction
+        )
+        for reduction in REDUCTIONS
+    }
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_class_axis_in_torch_layout(reduction):
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(4, 6, 5)).astype(np.float32)  # (batch, classes, length)
     labels = rng.integers(0, 6, size=(4, 5))
     weights = rng.uniform(0.5, 2, size=6).astype(np.float32)
-    ours = jaxloss.cross_entropy(
-        logits, labels, axis=1, class_weights=weights, label_smoothing=0.1, reduction=reduction
-    )
+    ours = _cross_entropy_classes_second(logits, labels, weights)[reduction]
     theirs = F.cross_entropy(
         _torch(logits),
         torch.tensor(labels),
@@ -139,6 +180,22 @@ def test_cross_entropy_class_axis_in_torch_layout(reduction):
         reduction=reduction,
     )
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=RTOL, atol=1e-6)
+
+
+@functools.partial(jax.jit, static_argnames="ignore_index")
+def _nll_options(log_probs, labels, weights, ignore_index):
+    # With and without class weights, every reduction: one compilation per ignore_index.
+    return {
+        (weighted, reduction): jaxloss.nll(
+            log_probs,
+            labels,
+            class_weights=weights if weighted else None,
+            ignore_index=ignore_index,
+            reduction=reduction,
+        )
+        for weighted in (False, True)
+        for reduction in REDUCTIONS
+    }
 
 
 @pytest.mark.parametrize(
@@ -155,14 +212,20 @@ def test_nll_matches_torch(weighted, ignore_index, reduction):
     if ignore_index is not None:
         theirs["ignore_index"] = ignore_index
     expected = F.nll_loss(_classes_second(_torch(log_probs)), torch.tensor(labels), **theirs)
-    ours = jaxloss.nll(
-        log_probs,
-        labels,
-        class_weights=weights if weighted else None,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+    ours = _nll_options(log_probs, labels, weights, ignore_index=ignore_index)[weighted, reduction]
     np.testing.assert_allclose(ours, expected.numpy(), rtol=RTOL, atol=1e-6)
+
+
+@jax.jit
+def _bce_options(probs, targets, weights):
+    # With and without weights, every reduction: one compilation.
+    return {
+        (weighted, reduction): jaxloss.binary_cross_entropy(
+            probs, targets, weights=weights if weighted else None, reduction=reduction
+        )
+        for weighted in (False, True)
+        for reduction in REDUCTIONS
+    }
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -174,9 +237,7 @@ def test_binary_cross_entropy_matches_torch(weighted, reduction):
     targets = rng.uniform(size=(8, 5)).astype(np.float32)
     targets[0, :3] = [1.0, 0.0, 1.0]
     weights = rng.uniform(size=(5,)).astype(np.float32)
-    ours = jaxloss.binary_cross_entropy(
-        probs, targets, weights=weights if weighted else None, reduction=reduction
-    )
+    ours = _bce_options(probs, targets, weights)[weighted, reduction]
     expected = F.binary_cross_entropy(
         _torch(probs),
         _torch(targets),
@@ -187,10 +248,26 @@ def test_binary_cross_entropy_matches_torch(weighted, reduction):
 
 
 def test_binary_cross_entropy_gradients_are_finite_at_zero_and_one():
-    probs = jnp.array([0.0, 1.0, 0.0, 1.0])
-    targets = jnp.array([0.0, 1.0, 1.0, 0.0])
-    grad = jax.grad(jaxloss.binary_cross_entropy)(probs, targets)
+    probs = np.array([0.0, 1.0, 0.0, 1.0], np.float32)
+    targets = np.array([0.0, 1.0, 1.0, 0.0], np.float32)
+    grad = jax.jit(jax.grad(jaxloss.binary_cross_entropy))(probs, targets)
     assert np.all(np.isfinite(grad))
+
+
+@jax.jit
+def _bce_with_logits_options(logits, targets, weights, pos_weight):
+    # With and without each weight, every reduction: one compilation.
+    return {
+        (weighted, pos_weighted, reduction): jaxloss.binary_cross_entropy_with_logits(
+            logits,
+            targets,
+            weights=weights if weighted else None,
+            pos_weight=pos_weight if pos_weighted else None,
+            reduction=reduction,
+        )
+        for weighted, pos_weighted in itertools.product([False, True], [False, True])
+        for reduction in REDUCTIONS
+    }
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -203,13 +280,9 @@ def test_binary_cross_entropy_with_logits_matches_torch(weighted, pos_weighted, 
     targets = rng.uniform(size=(6, 3, 4)).astype(np.float32)
     weights = rng.uniform(size=(3, 4)).astype(np.float32)
     pos_weight = rng.uniform(0.5, 3, size=(4,)).astype(np.float32)
-    ours = jaxloss.binary_cross_entropy_with_logits(
-        logits,
-        targets,
-        weights=weights if weighted else None,
-        pos_weight=pos_weight if pos_weighted else None,
-        reduction=reduction,
-    )
+    ours = _bce_with_logits_options(logits, targets, weights, pos_weight)[
+        weighted, pos_weighted, reduction
+    ]
     expected = F.binary_cross_entropy_with_logits(
         _torch(logits),
         _torch(targets),
@@ -228,23 +301,55 @@ def test_out_of_range_labels_are_excluded_not_wrapped():
     logits = rng.normal(size=(6, 4)).astype(np.float32)
     labels = np.array([0, -1, 3, 4, 2, -100])
     valid = (labels >= 0) & (labels < 4)
-    for fn, first in [(jaxloss.cross_entropy, logits), (jaxloss.nll, log_softmax(logits))]:
-        none = fn(first, labels, reduction="none")
+
+    @jax.jit
+    def run(first, labels, first_valid, labels_valid):
+        # Both losses in one compilation: per example, the mean, the mean of the valid
+        # examples alone, and the gradient of the mean.
+        return [
+            (
+                fn(x, labels, reduction="none"),
+                fn(x, labels),
+                fn(x_valid, labels_valid),
+                jax.grad(lambda x, fn=fn: fn(x, labels))(x),
+            )
+            for fn, x, x_valid in [
+                (jaxloss.cross_entropy, first[0], first_valid[0]),
+                (jaxloss.nll, first[1], first_valid[1]),
+            ]
+        ]
+
+    first = [logits, log_softmax(logits).astype(np.float32)]
+    results = run(first, labels, [x[valid] for x in first], labels[valid])
+    for none, mean, mean_of_valid, grad in results:
         assert np.all(np.asarray(none)[~valid] == 0)
-        np.testing.assert_allclose(fn(first, labels), fn(first[valid], labels[valid]), rtol=1e-6)
-        grad = jax.grad(lambda x, fn=fn: fn(x, labels))(jnp.asarray(first, jnp.float32))
+        np.testing.assert_allclose(mean, mean_of_valid, rtol=1e-6)
         assert np.all(np.asarray(grad)[~valid] == 0)
         assert np.all(np.isfinite(grad))
 
 
+@jax.jit
+def _all_ignored(logits, labels, weights):
+    # With and without class weights in one compilation.
+    return {
+        weighted: jax.value_and_grad(
+            lambda x, weighted=weighted: jaxloss.cross_entropy(
+                x,
+                labels,
+                label_smoothing=0.1,
+                ignore_index=2,
+                class_weights=weights if weighted else None,
+            )
+        )(logits)
+        for weighted in (False, True)
+    }
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_mean_over_only_ignored_targets_is_zero_not_nan(weighted):
-    logits = jnp.ones((3, 4))
-    labels = jnp.array([2, 2, 2])
-    options = {"ignore_index": 2, "class_weights": jnp.ones(4) if weighted else None}
-    value, grad = jax.value_and_grad(
-        lambda x: jaxloss.cross_entropy(x, labels, label_smoothing=0.1, **options)
-    )(logits)
+    logits = np.ones((3, 4), np.float32)
+    labels = np.array([2, 2, 2], np.int32)
+    value, grad = _all_ignored(logits, labels, np.ones(4, np.float32))[weighted]
     assert float(value) == 0.0
     assert np.all(np.asarray(grad) == 0)
 
@@ -256,7 +361,9 @@ def test_ignore_index_inside_the_class_range():
     labels = np.array([0, 1, 2, 0, 1])
     weights = np.array([10.0, 1.0, 2.0], np.float32)
     keep = labels != 0
-    value = jaxloss.cross_entropy(logits, labels, ignore_index=0, class_weights=weights)
+    value = jax.jit(functools.partial(jaxloss.cross_entropy, ignore_index=0))(
+        logits, labels, class_weights=weights
+    )
     nll = -log_softmax(logits)[keep, labels[keep]]
     expected = np.sum(weights[labels[keep]] * nll) / np.sum(weights[labels[keep]])
     np.testing.assert_allclose(value, expected, rtol=1e-6)
@@ -270,15 +377,20 @@ def test_where_combines_with_ignore_index_and_weights():
     weights = rng.uniform(0.5, 2, size=5).astype(np.float32)
     where = np.array([True, True, False, True, False, True, True, True])
     options = {"ignore_index": 3, "class_weights": weights, "label_smoothing": 0.2}
-    masked = jaxloss.cross_entropy(logits, labels, where=where, **options)
-    dropped = jaxloss.cross_entropy(logits[where], labels[where], **options)
+
+    @jax.jit
+    def run(logits, labels, where, logits_kept, labels_kept):
+        masked = jaxloss.cross_entropy(logits, labels, where=where, **options)
+        return masked, jaxloss.cross_entropy(logits_kept, labels_kept, **options)
+
+    masked, dropped = run(logits, labels, where, logits[where], labels[where])
     np.testing.assert_allclose(masked, dropped, rtol=1e-6)
 
 
 def test_large_logits_are_stable():
-    logits = jnp.array([[1e4, -1e4, 0.0], [3e38, 0.0, -3e38]])
-    labels = jnp.array([1, 0])
-    value, grad = jax.value_and_grad(lambda x: jaxloss.cross_entropy(x, labels))(logits)
+    logits = np.array([[1e4, -1e4, 0.0], [3e38, 0.0, -3e38]], np.float32)
+    labels = np.array([1, 0], np.int32)
+    value, grad = jax.jit(jax.value_and_grad(jaxloss.cross_entropy))(logits, labels)
     np.testing.assert_allclose(value, 1e4, rtol=1e-6)
     assert np.all(np.isfinite(grad))
 
@@ -300,12 +412,26 @@ def test_label_smoothing_can_be_traced_without_retracing():
 # --- Focal losses: reductions to known losses, and the torchvision formula ---------------
 
 
-@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (-1.0, 2.0), (0.6, 0.0), (0.25, 0.5)])
+SIGMOID_FOCAL_OPTIONS = [(0.25, 2.0), (-1.0, 2.0), (0.6, 0.0), (0.25, 0.5)]
+
+
+@jax.jit
+def _sigmoid_focal_options(logits, targets):
+    # Every (alpha, gamma) in one compilation; Python floats, as a user passes them.
+    return {
+        (alpha, gamma): jaxloss.sigmoid_focal(
+            logits, targets, alpha=alpha, gamma=gamma, reduction="none"
+        )
+        for alpha, gamma in SIGMOID_FOCAL_OPTIONS
+    }
+
+
+@pytest.mark.parametrize("alpha, gamma", SIGMOID_FOCAL_OPTIONS)
 def test_sigmoid_focal_matches_torchvision_formula(alpha, gamma):
     rng = np.random.default_rng(9)
     logits = (3 * rng.normal(size=(7, 4))).astype(np.float32)
     targets = (rng.uniform(size=(7, 4)) < 0.4).astype(np.float32)
-    ours = jaxloss.sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma, reduction="none")
+    ours = _sigmoid_focal_options(logits, targets)[alpha, gamma]
     np.testing.assert_allclose(
         ours, ref.sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma), rtol=1e-5, atol=1e-7
     )
@@ -315,8 +441,9 @@ def test_sigmoid_focal_without_focusing_is_bce():
     rng = np.random.default_rng(10)
     logits = rng.normal(size=(5, 3)).astype(np.float32)
     targets = rng.uniform(size=(5, 3)).astype(np.float32)
+    ours = jax.jit(functools.partial(jaxloss.sigmoid_focal, alpha=-1.0, gamma=0.0))
     np.testing.assert_allclose(
-        jaxloss.sigmoid_focal(logits, targets, alpha=-1.0, gamma=0.0),
+        ours(logits, targets),
         F.binary_cross_entropy_with_logits(_torch(logits), _torch(targets)).numpy(),
         rtol=RTOL,
     )
@@ -324,17 +451,20 @@ def test_sigmoid_focal_without_focusing_is_bce():
 
 def test_focal_gradients_are_finite_at_certainty():
     # (1 - p)^γ with γ < 1 has an infinite derivative at p = 1 unless guarded.
-    logits = jnp.array([[60.0, -60.0]])
-    labels = jnp.array([0])
-    for gamma in (0.0, 0.5, 2.0):
-        grads = jax.grad(lambda x, g: jaxloss.softmax_focal(x, labels, gamma=g), argnums=(0, 1))(
-            logits, gamma
-        )
-        assert all(np.all(np.isfinite(g)) for g in grads)
-        grads = jax.grad(
-            lambda x, g: jaxloss.sigmoid_focal(x, jnp.array([1.0, 0.0]), gamma=g), argnums=(0, 1)
-        )(logits[0], gamma)
-        assert all(np.all(np.isfinite(g)) for g in grads)
+    logits = np.array([[60.0, -60.0]], np.float32)
+    labels = np.array([0], np.int32)
+    targets = np.array([1.0, 0.0], np.float32)
+
+    @jax.jit
+    def run(logits, labels, targets, gammas):
+        # Every gamma (traced, differentiated too) for both losses, in one compilation.
+        softmax = jax.grad(lambda x, g: jaxloss.softmax_focal(x, labels, gamma=g), argnums=(0, 1))
+        sigmoid = jax.grad(lambda x, g: jaxloss.sigmoid_focal(x, targets, gamma=g), argnums=(0, 1))
+        return [(softmax(logits, gamma), sigmoid(logits[0], gamma)) for gamma in gammas]
+
+    for both in run(logits, labels, targets, (0.0, 0.5, 2.0)):
+        for grads in both:
+            assert all(np.all(np.isfinite(g)) for g in grads)
 
 
 def test_softmax_focal_without_focusing_is_cross_entropy():
@@ -342,7 +472,7 @@ def test_softmax_focal_without_focusing_is_cross_entropy():
     logits = rng.normal(size=(6, 4)).astype(np.float32)
     labels = rng.integers(0, 4, size=6)
     np.testing.assert_allclose(
-        jaxloss.softmax_focal(logits, labels, gamma=0.0),
+        jax.jit(functools.partial(jaxloss.softmax_focal, gamma=0.0))(logits, labels),
         F.cross_entropy(_torch(logits), torch.tensor(labels)).numpy(),
         rtol=RTOL,
     )
@@ -353,8 +483,9 @@ def test_softmax_focal_alpha_per_class():
     logits = rng.normal(size=(6, 4)).astype(np.float32)
     labels = rng.integers(0, 4, size=6)
     alpha = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    ours = jax.jit(functools.partial(jaxloss.softmax_focal, gamma=2.0, reduction="none"))
     np.testing.assert_allclose(
-        jaxloss.softmax_focal(logits, labels, alpha=alpha, gamma=2.0, reduction="none"),
+        ours(logits, labels, alpha=alpha),
         ref.softmax_focal(logits, labels, alpha=alpha, gamma=2.0),
         rtol=1e-5,
     )

@@ -35,6 +35,22 @@ def _one_hot(labels, num_classes):
 DICE_GRID = list(itertools.product([False, True], [False, True], ["labels", "one_hot", "soft"]))
 
 
+@jax.jit
+def _dice_options(probs, target):
+    # Every (squared, include_background) in one compilation per kind of target.
+    return {
+        (squared, background): jaxloss.dice(
+            probs,
+            target,
+            reduction="none",
+            squared=squared,
+            include_background=background,
+            smooth_nr=0.1,
+        )
+        for squared, background in itertools.product([False, True], [False, True])
+    }
+
+
 @pytest.mark.parametrize(
     "squared, include_background, targets",
     DICE_GRID,
@@ -50,36 +66,66 @@ def test_dice_matches_the_reference(squared, include_background, targets):
     }[targets]
     options = {"squared": squared, "include_background": include_background, "smooth_nr": 0.1}
     expected = ref.dice(probs, target, **options)
-    ours = jaxloss.dice(probs, target, reduction="none", **options)
+    ours = _dice_options(probs, target)[squared, include_background]
     assert ours.shape == (3, 4 if include_background else 3)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("alpha, beta", [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)])
+OPTAX_GRID = [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)]
+OPTAX_SMOOTH = 0.3
+
+
+@jax.jit
+def _overlaps_for_optax(probs, labels):
+    # Every (alpha, beta) of the grid in one compilation, and Dice with 2s.
+    smooth = OPTAX_SMOOTH
+    tversky = {
+        (alpha, beta): jaxloss.tversky(
+            probs,
+            labels,
+            alpha=alpha,
+            beta=beta,
+            smooth_nr=smooth,
+            smooth_dr=smooth,
+            reduction="none",
+        )
+        for alpha, beta in OPTAX_GRID
+    }
+    return tversky, jaxloss.dice(probs, labels, smooth_nr=2 * smooth, smooth_dr=2 * smooth)
+
+
+@pytest.mark.parametrize("alpha, beta", OPTAX_GRID)
 def test_dice_and_tversky_match_optax_where_it_runs(alpha, beta):
     # optax's dice_loss is the Tversky index with one smoothing s in numerator and
     # denominator; at alpha = beta = 0.5 that is Dice with 2s on both. It only runs eagerly
-    # with apply_softmax=False, so this is an eager comparison.
+    # with apply_softmax=False, so optax runs eagerly (ours is compiled).
     probs, labels = _segmentation(1)
-    onehot, smooth = _one_hot(labels, 4), 0.3
+    onehot, smooth = _one_hot(labels, 4), OPTAX_SMOOTH
     theirs = optax.losses.dice_loss(
         probs, onehot, smooth=smooth, alpha=alpha, beta=beta, apply_softmax=False, reduction="none"
     )
-    ours = jaxloss.tversky(
-        probs, labels, alpha=alpha, beta=beta, smooth_nr=smooth, smooth_dr=smooth, reduction="none"
-    )
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    tversky, dice = _overlaps_for_optax(probs, labels)
+    np.testing.assert_allclose(tversky[alpha, beta], theirs, rtol=1e-5, atol=1e-6)
     if alpha == beta == 0.5:
-        dice = jaxloss.dice(probs, labels, smooth_nr=2 * smooth, smooth_dr=2 * smooth)
         np.testing.assert_allclose(dice, jnp.mean(theirs), rtol=1e-5)
 
 
-@pytest.mark.parametrize("gamma", [1.0, 0.75, 2.0])
+TVERSKY_GAMMAS = [1.0, 0.75, 2.0]
+
+
+@jax.jit
+def _tversky_gammas(probs, labels):
+    # Every gamma in one compilation; a Python float each, as a user passes it.
+    options = {"alpha": 0.3, "beta": 0.7, "include_background": False, "reduction": "none"}
+    return {g: jaxloss.tversky(probs, labels, gamma=g, **options) for g in TVERSKY_GAMMAS}
+
+
+@pytest.mark.parametrize("gamma", TVERSKY_GAMMAS)
 def test_tversky_matches_the_reference(gamma):
     probs, labels = _segmentation(2, shape=(2, 3, 3, 2), num_classes=3)
     options = {"alpha": 0.3, "beta": 0.7, "gamma": gamma, "include_background": False}
     np.testing.assert_allclose(
-        jaxloss.tversky(probs, labels, reduction="none", **options),
+        _tversky_gammas(probs, labels)[gamma],
         ref.tversky(probs, labels, **options),
         rtol=1e-5,
         atol=1e-6,
@@ -90,13 +136,21 @@ def test_tversky_at_one_half_is_dice_and_at_one_is_jaccard():
     probs, labels = _segmentation(3)
     onehot = _one_hot(labels, 4)
     zero = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
-    np.testing.assert_allclose(
-        jaxloss.tversky(probs, labels, **zero), jaxloss.dice(probs, labels, **zero), rtol=1e-5
-    )
+
+    @jax.jit
+    def run(probs, labels):
+        return (
+            jaxloss.tversky(probs, labels, **zero),
+            jaxloss.dice(probs, labels, **zero),
+            jaxloss.tversky(probs, labels, alpha=1.0, beta=1.0, **zero),
+        )
+
+    tversky, dice, jaccard = run(probs, labels)
+    np.testing.assert_allclose(tversky, dice, rtol=1e-5)
     intersection = (probs * onehot).sum(axis=(1, 2))
     union = probs.sum(axis=(1, 2)) + onehot.sum(axis=(1, 2)) - intersection
     np.testing.assert_allclose(
-        jaxloss.tversky(probs, labels, alpha=1.0, beta=1.0, **zero),
+        jaccard,
         1 - intersection / union,
         rtol=1e-5,
     )
@@ -107,10 +161,17 @@ def test_dice_hand_computed():
     probs = np.array([[[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.2, 0.8]]], np.float32)
     labels = np.array([[0, 0, 1, 1]], np.int32)
     zero = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
+
+    @jax.jit
+    def run(probs, labels):
+        plain = jaxloss.dice(probs, labels, **zero)
+        return plain, jaxloss.dice(probs, labels, squared=True, **zero)
+
+    plain, squared = run(probs, labels)
     expected = [1 - 3.0 / 4.1, 1 - 2 * 1.4 / 3.9]
-    np.testing.assert_allclose(jaxloss.dice(probs, labels, **zero)[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(plain[0], expected, rtol=1e-6)
     # Squared: Σp² = 0.81 + 0.36 + 0.16 + 0.04 = 1.37 for class 0, Σt² = 2.
-    squared = jaxloss.dice(probs, labels, squared=True, **zero)[0, 0]
+    squared = squared[0, 0]
     np.testing.assert_allclose(squared, 1 - 3.0 / 3.37, rtol=1e-6)
 
 
@@ -121,15 +182,21 @@ def test_absent_classes_are_finite_and_documented():
     labels = np.array([[0, 0]], np.int32)
     unsmoothed = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
 
-    def loss(p, fn, **options):
-        return fn(p, labels, **options)
+    @jax.jit
+    def run(probs, labels):
+        # Both losses, unsmoothed and smoothed, and the unsmoothed gradient, in one compilation.
+        out = {}
+        for fn in (jaxloss.dice, jaxloss.tversky):
+            values = fn(probs, labels, **unsmoothed)
+            smoothed = fn(probs, labels, reduction="none")
+            grads = jax.grad(lambda p, fn=fn: jnp.sum(fn(p, labels, **unsmoothed)))(probs)
+            out[fn.__name__] = values, smoothed, grads
+        return out
 
-    for fn in (jaxloss.dice, jaxloss.tversky):
-        values = loss(probs, fn, **unsmoothed)
+    for values, smoothed, grads in run(probs, labels).values():
         # 0/0 for class 2 scores 1: no loss. Class 1: Σpt = 0, so the loss is 1.
         np.testing.assert_allclose(values[0, 1:], [1.0, 0.0], atol=1e-7)
-        np.testing.assert_allclose(loss(probs, fn, reduction="none")[0, 1:], [1.0, 0.0], atol=1e-4)
-        grads = jax.grad(lambda p, fn=fn: jnp.sum(loss(p, fn, **unsmoothed)))(probs)
+        np.testing.assert_allclose(smoothed[0, 1:], [1.0, 0.0], atol=1e-4)
         assert np.all(np.isfinite(grads))
         np.testing.assert_array_equal(np.asarray(grads)[..., 2], 0.0)
         np.testing.assert_allclose(values, ref.dice(probs, labels, smooth_nr=0, smooth_dr=0))
@@ -144,24 +211,41 @@ def test_void_labels_leave_the_pixel_out():
     # The same sums with those pixels zeroed in both the probabilities and the targets.
     dropped_probs = np.where(kept[..., None], probs, 0.0)
     dropped_targets = np.where(kept[..., None], _one_hot(np.clip(void, 0, 3), 4), 0.0)
-    for fn, reference in ((jaxloss.dice, ref.dice), (jaxloss.tversky, ref.tversky)):
+    fns = (jaxloss.dice, jaxloss.tversky)
+
+    @jax.jit
+    def run(probs, void):
+        # Both losses' values and gradients in one compilation.
+        return [
+            (fn(probs, void, reduction="none"), jax.grad(lambda p, fn=fn: fn(p, void))(probs))
+            for fn in fns
+        ]
+
+    for (values, grads), reference in zip(run(probs, void), (ref.dice, ref.tversky), strict=True):
         np.testing.assert_allclose(
-            fn(probs, void, reduction="none"),
+            values,
             reference(dropped_probs, dropped_targets),
             rtol=1e-5,
             atol=1e-6,
         )
-        grads = jax.grad(lambda p, fn=fn: fn(p, void))(probs)
         assert np.all(np.asarray(grads)[~kept] == 0)
 
 
 def test_focal_tversky_has_finite_gradients_at_a_perfect_prediction():
     labels = np.array([[0, 1, 1]], np.int32)
     perfect = _one_hot(labels, 2)
-    for gamma in (0.5, 0.75, 2.0):
-        grads = jax.grad(
-            lambda p, g=gamma: jaxloss.tversky(p, labels, gamma=g, smooth_nr=0.0, smooth_dr=0.0)
-        )(perfect)
+
+    @jax.jit
+    def run(perfect, labels):
+        # Every gamma's gradient in one compilation.
+        return [
+            jax.grad(
+                lambda p, g=gamma: jaxloss.tversky(p, labels, gamma=g, smooth_nr=0.0, smooth_dr=0.0)
+            )(perfect)
+            for gamma in (0.5, 0.75, 2.0)
+        ]
+
+    for grads in run(perfect, labels):
         assert np.all(np.isfinite(grads))
 
 
@@ -226,6 +310,29 @@ CHAMFER_GRID = list(itertools.product([True, False], ["mean", "sum"], [False, Tr
 CHUNK_SIZES = (None, 1, 4, 64)
 
 
+@jax.jit
+def _chamfer_grid(x, y, x_lengths, y_lengths):
+    # Every option set of the grid in one compilation (the cases share one input shape): for
+    # each, every chunk size's summed value and gradients, and the per-pair values.
+    out = {}
+    for squared, point_reduction, single_directional in CHAMFER_GRID:
+        options = {
+            "squared": squared,
+            "point_reduction": point_reduction,
+            "single_directional": single_directional,
+            "x_lengths": x_lengths,
+            "y_lengths": y_lengths,
+        }
+
+        def loss(x, y, chunk_size, options=options):
+            return jaxloss.chamfer(x, y, chunk_size=chunk_size, reduction="sum", **options)
+
+        runs = [jax.value_and_grad(loss, argnums=(0, 1))(x, y, c) for c in CHUNK_SIZES]
+        none = jaxloss.chamfer(x, y, reduction="none", **options)
+        out[squared, point_reduction, single_directional] = runs, none
+    return out
+
+
 @pytest.mark.parametrize(
     "squared, point_reduction, single_directional",
     CHAMFER_GRID,
@@ -242,26 +349,8 @@ def test_chamfer_matches_brute_force_values_and_gradients(
         "point_reduction": point_reduction,
         "single_directional": single_directional,
     }
-
-    def loss(x, y, chunk_size):
-        return jaxloss.chamfer(
-            x,
-            y,
-            x_lengths=x_lengths,
-            y_lengths=y_lengths,
-            chunk_size=chunk_size,
-            reduction="sum",
-            **options,
-        )
-
-    @jax.jit  # one compilation: every chunk size's value and gradients, and "none"
-    def run(x, y):
-        none = jaxloss.chamfer(
-            x, y, x_lengths=x_lengths, y_lengths=y_lengths, reduction="none", **options
-        )
-        return [jax.value_and_grad(loss, argnums=(0, 1))(x, y, c) for c in CHUNK_SIZES], none
-
-    runs, none = run(x, y)
+    grid = _chamfer_grid(x, y, x_lengths, y_lengths)
+    runs, none = grid[squared, point_reduction, single_directional]
     expected, ex, ey = _torch_chamfer(x, y, x_lengths, y_lengths, **options)
     np.testing.assert_allclose(
         none,
@@ -281,34 +370,61 @@ def test_chamfer_matches_brute_force_values_and_gradients(
 def test_chamfer_empty_clouds_are_zero():
     x, y = _clouds(1, batch=2)
     lengths = np.array([0, 0], np.int32)
-    assert float(jaxloss.chamfer(x, y, x_lengths=lengths)) == 0.0
-    assert float(jaxloss.chamfer(x, y, x_lengths=lengths, y_lengths=lengths)) == 0.0
+
+    @jax.jit
+    def run(x, y, lengths):
+        return (
+            jaxloss.chamfer(x, y, x_lengths=lengths),
+            jaxloss.chamfer(x, y, x_lengths=lengths, y_lengths=lengths),
+            jaxloss.chamfer(x, y, y_lengths=lengths),
+        )
+
+    x_empty, both_empty, y_empty = run(x, y, lengths)
+    assert float(x_empty) == 0.0
+    assert float(both_empty) == 0.0
     # y empty: x → y has no neighbour (0); y → x is over no points (0).
-    assert float(jaxloss.chamfer(x, y, y_lengths=lengths)) == 0.0
+    assert float(y_empty) == 0.0
 
 
 def test_chamfer_hand_computed_with_padding():
     x = np.array([[[0.0, 0.0], [3.0, 4.0], [99.0, 99.0]]], np.float32)  # last point is padding
     y = np.array([[[0.0, 1.0], [3.0, 3.0]]], np.float32)
     lengths = np.array([2], np.int32)
+
+    @jax.jit
+    def run(x, y, lengths):
+        return (
+            jaxloss.chamfer(x, y, x_lengths=lengths),
+            jaxloss.chamfer(x, y, x_lengths=lengths, squared=False),
+            jaxloss.chamfer(x, y, single_directional=True, point_reduction="sum"),
+        )
+
+    squared, plain, full = run(x, y, lengths)
     # x → y squared: (1, 1), mean 1; y → x: (1, 1), mean 1.
-    assert float(jaxloss.chamfer(x, y, x_lengths=lengths)) == pytest.approx(2.0)
+    assert float(squared) == pytest.approx(2.0)
     # Plain distances from (0,0): to (0,1) is 1; from (3,4): to (3,3) is 1.
-    assert float(jaxloss.chamfer(x, y, x_lengths=lengths, squared=False)) == pytest.approx(2.0)
+    assert float(plain) == pytest.approx(2.0)
     # Without the lengths the padding point counts: its nearest is (3, 3), 96² + 96².
-    full = jaxloss.chamfer(x, y, single_directional=True, point_reduction="sum")
     assert float(full) == pytest.approx(1 + 1 + 2 * 96.0**2)
 
 
 def test_chamfer_high_dimensional_points_use_the_gram_form():
     x, y = _clouds(2, dim=_dense._DIRECT_MAX_DIM + 4)
     lengths = np.array([9, 9, 9], np.int32), np.array([6, 6, 6], np.int32)
-    for chunk_size in (None, 4):
-        value, (dx, dy) = jax.value_and_grad(
-            lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, chunk_size=c, reduction="sum"),
-            argnums=(0, 1),
-        )(x, y)
-        expected, ex, ey = _torch_chamfer(x, y, *lengths, True, "mean", False)
+
+    @jax.jit
+    def run(x, y):
+        # Both chunk sizes' values and gradients in one compilation.
+        return [
+            jax.value_and_grad(
+                lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, chunk_size=c, reduction="sum"),
+                argnums=(0, 1),
+            )(x, y)
+            for chunk_size in (None, 4)
+        ]
+
+    expected, ex, ey = _torch_chamfer(x, y, *lengths, True, "mean", False)
+    for value, (dx, dy) in run(x, y):
         np.testing.assert_allclose(value, expected, rtol=1e-5)
         np.testing.assert_allclose(dx, ex, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(dy, ey, rtol=1e-4, atol=1e-6)
@@ -319,18 +435,25 @@ def test_chamfer_is_exact_far_from_the_origin():
     # cancellation; the direct form and the exact recomputation from indices do not.
     # The float64 reference sees the same float32 coordinates.
     x, y = (cloud + np.float32(1e4) for cloud in _clouds(3, scale=1e-2))
-    np.testing.assert_allclose(
-        jaxloss.chamfer(x, y, reduction="none"), ref.chamfer(x, y), rtol=1e-5
-    )
+    ours = jax.jit(lambda x, y: jaxloss.chamfer(x, y, reduction="none"))(x, y)
+    np.testing.assert_allclose(ours, ref.chamfer(x, y), rtol=1e-5)
 
 
 def test_chamfer_plain_distances_have_zero_gradients_at_coincident_points():
     x, _ = _clouds(4)
-    for chunk_size in (None, 2):
-        grads = jax.grad(
-            lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, squared=False, chunk_size=c),
-            argnums=(0, 1),
-        )(x, x)
+
+    @jax.jit
+    def run(x, y):
+        # Both chunk sizes' gradients in one compilation.
+        return [
+            jax.grad(
+                lambda a, b, c=chunk_size: jaxloss.chamfer(a, b, squared=False, chunk_size=c),
+                argnums=(0, 1),
+            )(x, y)
+            for chunk_size in (None, 2)
+        ]
+
+    for grads in run(x, x):
         for g in grads:
             assert np.all(np.isfinite(g))
             np.testing.assert_array_equal(g, 0.0)
@@ -377,7 +500,7 @@ def test_chamfer_errors():
 
 def test_gram_matrix_matches_the_reference():
     features = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)
-    gram = jaxloss.gram_matrix(features)
+    gram = jax.jit(jaxloss.gram_matrix)(features)
     assert gram.shape == (2, 5, 5)
     np.testing.assert_allclose(gram, ref.gram_matrix(features), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(gram, np.swapaxes(gram, 1, 2))
@@ -388,7 +511,11 @@ def test_style_loss_takes_one_style_image_of_another_size():
     features = [rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 4, 4, 6))]
     style = [rng.normal(size=(1, 6, 5, 4)), rng.normal(size=(1, 3, 2, 6))]
     weights = [0.2, 1.5]
-    ours = jaxloss.style_loss(features, style, weights=weights, reduction="none")
+    ours = jax.jit(
+        lambda features, style: jaxloss.style_loss(
+            features, style, weights=weights, reduction="none"
+        )
+    )(features, style)
     expected = ref.style_loss(features, [np.repeat(s, 3, axis=0) for s in style], weights=weights)
     np.testing.assert_allclose(ours, expected, rtol=1e-5)
 
@@ -399,14 +526,18 @@ def test_style_loss_is_gatys_formula():
     f, a = rng.normal(size=(1, 5, 3)), rng.normal(size=(1, 5, 3))
     g_raw, a_raw = f[0].T @ f[0], a[0].T @ a[0]
     expected = np.sum((g_raw - a_raw) ** 2) / (4 * 3**2 * 5**2)
-    np.testing.assert_allclose(jaxloss.style_loss(f, a), expected, rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(jaxloss.style_loss)(f, a), expected, rtol=1e-5)
 
 
 def test_perceptual_loss_broadcasts_targets_and_weights_layers():
     rng = np.random.default_rng(3)
     features = [rng.normal(size=(2, 4, 4, 3)), rng.normal(size=(2, 2, 2, 5))]
     targets = [rng.normal(size=(1, 4, 4, 3)), rng.normal(size=(2, 2, 2, 5))]
-    ours = jaxloss.perceptual_loss(features, targets, weights=[1.0, 3.0], reduction="none")
+    ours = jax.jit(
+        lambda features, targets: jaxloss.perceptual_loss(
+            features, targets, weights=[1.0, 3.0], reduction="none"
+        )
+    )(features, targets)
     expected = ref.perceptual_loss(features, targets, weights=[1.0, 3.0])
     np.testing.assert_allclose(ours, expected, rtol=1e-5)
 

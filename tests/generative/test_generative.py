@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,8 +25,20 @@ def _torch_value_and_grads(fn, *arrays):
     return value.item(), [t.grad.numpy() for t in tensors]
 
 
-def _jax_value_and_grads(fn, *arrays):
+# Every JAX computation of a test runs in one compiled function (eager dispatch would compile
+# each operation on its own); parametrized cases with the same inputs are computed together,
+# once, by a cached function, and each case checks its own part.
+
+
+def _value_and_grads(fn, *arrays):
+    """Traceable: ``fn``'s value and gradients with respect to every input."""
     return jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+
+
+def _jax_value_and_grads(fn, *arrays):
+    """``_value_and_grads``, compiled (and returned as NumPy)."""
+    out = jax.jit(functools.partial(_value_and_grads, fn))(*arrays)
+    return jax.tree.map(np.asarray, out)
 
 
 def _assert_close(ours, theirs, rtol=1e-5):
@@ -53,6 +67,18 @@ def test_gan_discriminator_is_torch_bce_with_real_1_and_fake_0():
     )
 
 
+@functools.cache
+def _gan_generator_ours():
+    @jax.jit
+    def run(fake):
+        return [
+            _value_and_grads(lambda f, s=s: jaxloss.gan_generator(f, saturating=s), fake)
+            for s in (False, True)
+        ]
+
+    return jax.tree.map(np.asarray, run(_logits(2)))
+
+
 @pytest.mark.parametrize("saturating", [False, True])
 def test_gan_generator_matches_torch(saturating):
     fake = _logits(2)
@@ -62,58 +88,70 @@ def test_gan_generator_matches_torch(saturating):
             return -F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
         return F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
 
-    _assert_close(
-        _jax_value_and_grads(lambda f: jaxloss.gan_generator(f, saturating=saturating), fake),
-        _torch_value_and_grads(theirs, fake),
-    )
+    _assert_close(_gan_generator_ours()[int(saturating)], _torch_value_and_grads(theirs, fake))
 
 
 def test_saturating_generator_gradient_vanishes_where_the_discriminator_wins():
     # Goodfellow et al.'s reason for the non-saturating loss: at D(G(z)) ≈ 0 the minimax
     # loss has almost no gradient, the non-saturating one a gradient of about −1.
-    confident_fake = jnp.array([-12.0])
-    minimax = jax.grad(lambda f: jaxloss.gan_generator(f, saturating=True))(confident_fake)
-    non_saturating = jax.grad(jaxloss.gan_generator)(confident_fake)
+    confident_fake = np.array([-12.0], np.float32)
+
+    @jax.jit
+    def run(f):
+        minimax = jax.grad(lambda f: jaxloss.gan_generator(f, saturating=True))(f)
+        return minimax, jax.grad(jaxloss.gan_generator)(f)
+
+    minimax, non_saturating = jax.tree.map(np.asarray, run(confident_fake))
     assert abs(float(minimax[0])) < 1e-5
     assert float(non_saturating[0]) == pytest.approx(-1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        jaxloss.gan_discriminator,
-        jaxloss.wasserstein_critic,
-        jaxloss.hinge_discriminator,
-    ],
-    ids=lambda f: f.__name__,
-)
-def test_two_sided_gan_losses_are_finite_at_extreme_scores(fn):
+TWO_SIDED = [jaxloss.gan_discriminator, jaxloss.wasserstein_critic, jaxloss.hinge_discriminator]
+
+
+@functools.cache
+def _two_sided_at_extremes():
+    @jax.jit
+    def run(real, fake):
+        return [_value_and_grads(fn, real, fake) for fn in TWO_SIDED]
+
     real, fake = np.meshgrid(EXTREME, EXTREME)
-    value, grads = _jax_value_and_grads(fn, real.ravel(), fake.ravel())
+    return jax.tree.map(np.asarray, run(real.ravel(), fake.ravel()))
+
+
+@pytest.mark.parametrize("fn", TWO_SIDED, ids=lambda f: f.__name__)
+def test_two_sided_gan_losses_are_finite_at_extreme_scores(fn):
+    value, grads = _two_sided_at_extremes()[TWO_SIDED.index(fn)]
     assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)
 
 
+GENERATORS = [
+    jaxloss.gan_generator,
+    lambda f: jaxloss.gan_generator(f, saturating=True),
+    jaxloss.wasserstein_generator,
+    jaxloss.hinge_generator,
+]
+
+
+@functools.cache
+def _generators_at_extremes():
+    run = jax.jit(lambda scores: [jax.value_and_grad(fn)(scores) for fn in GENERATORS])
+    return jax.tree.map(np.asarray, run(EXTREME))
+
+
 @pytest.mark.parametrize(
-    "fn",
-    [
-        jaxloss.gan_generator,
-        lambda f: jaxloss.gan_generator(f, saturating=True),
-        jaxloss.wasserstein_generator,
-        jaxloss.hinge_generator,
-    ],
-    ids=["non_saturating", "saturating", "wasserstein", "hinge"],
+    "fn", GENERATORS, ids=["non_saturating", "saturating", "wasserstein", "hinge"]
 )
 def test_generator_losses_are_finite_at_extreme_scores(fn):
-    value, grad = jax.value_and_grad(fn)(EXTREME)
+    value, grad = _generators_at_extremes()[GENERATORS.index(fn)]
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
 def test_hinge_discriminator_hand_computed():
     real, fake = np.array([0.5, 2.0, -1.0]), np.array([-2.0, 0.0, 1.0])
     # real: 0.5, 0, 2; fake: 0, 1, 2.
-    np.testing.assert_allclose(
-        jaxloss.hinge_discriminator(real, fake, reduction="none"), [0.5, 1.0, 4.0]
-    )
+    ours = jax.jit(functools.partial(jaxloss.hinge_discriminator, reduction="none"))
+    np.testing.assert_allclose(ours(real, fake), [0.5, 1.0, 4.0])
 
 
 # ------------------------------------------------------------------------- gradient penalty
@@ -151,24 +189,34 @@ def test_gradient_penalty_and_its_second_order_gradient_match_torch():
     real = rng.normal(size=(6, 3, 2, 2)).astype(np.float32)
     fake = rng.normal(size=(6, 3, 2, 2)).astype(np.float32)
     critic = _TorchCritic(12)
-    key = jax.random.key(3)
-    epsilon = np.asarray(jax.random.uniform(key, (6, 1, 1, 1)))
-    expected, expected_dw, expected_dv = critic.torch_penalty(real, fake, epsilon)
 
-    def penalty(w, v):
-        return jaxloss.gradient_penalty(critic.jax(w, v), real, fake, key)
+    @jax.jit  # ε, the penalty and its gradients, compiled together
+    def run(w, v):
+        key = jax.random.key(3)
 
-    w, v = jnp.asarray(critic.w, jnp.float32), jnp.asarray(critic.v, jnp.float32)
-    value, (dw, dv) = jax.value_and_grad(penalty, argnums=(0, 1))(w, v)
+        def penalty(w, v):
+            return jaxloss.gradient_penalty(critic.jax(w, v), real, fake, key)
+
+        epsilon = jax.random.uniform(key, (6, 1, 1, 1))
+        return epsilon, jax.value_and_grad(penalty, argnums=(0, 1))(w, v)
+
+    epsilon, (value, (dw, dv)) = run(critic.w.astype(np.float32), critic.v.astype(np.float32))
+    expected, expected_dw, expected_dv = critic.torch_penalty(real, fake, np.asarray(epsilon))
     np.testing.assert_allclose(value, expected, rtol=1e-5)
     np.testing.assert_allclose(dw, expected_dw, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(dv, expected_dv, rtol=1e-4, atol=1e-6)
     with jax.enable_x64(True):
+        # Compiled: check_grads calls the function and its VJP several times.
         check_grads(
-            lambda w, v: jaxloss.gradient_penalty(
-                critic.jax(w, v), real.astype(np.float64), fake.astype(np.float64), key
+            jax.jit(
+                lambda w, v: jaxloss.gradient_penalty(
+                    critic.jax(w, v),
+                    real.astype(np.float64),
+                    fake.astype(np.float64),
+                    jax.random.key(3),
+                )
             ),
-            (jnp.asarray(critic.w), jnp.asarray(critic.v)),
+            (critic.w, critic.v),
             order=1,
             modes=("rev",),
         )
@@ -178,12 +226,18 @@ def test_gradient_penalty_interpolates_between_real_and_fake():
     # With D(x) = ½‖x‖², ∇D(x̂) = x̂ and ‖x̂‖ = ε‖real‖ when fake = 0: ε is recovered.
     real = np.tile(np.array([[3.0, 4.0]], np.float32), (64, 1))
     fake = np.zeros_like(real)
-    key = jax.random.key(0)
-    penalties = jaxloss.gradient_penalty(
-        lambda x: 0.5 * jnp.sum(x**2, axis=1), real, fake, key, target=0.0, reduction="none"
-    )
+
+    @jax.jit
+    def run(real, fake):
+        key = jax.random.key(0)
+        penalties = jaxloss.gradient_penalty(
+            lambda x: 0.5 * jnp.sum(x**2, axis=1), real, fake, key, target=0.0, reduction="none"
+        )
+        return penalties, jax.random.uniform(key, (64, 1))
+
+    penalties, drawn = run(real, fake)
     epsilon = np.sqrt(np.asarray(penalties)) / 5
-    np.testing.assert_allclose(epsilon, np.asarray(jax.random.uniform(key, (64, 1)))[:, 0], 1e-5)
+    np.testing.assert_allclose(epsilon, np.asarray(drawn)[:, 0], 1e-5)
     assert 0 <= epsilon.min() and epsilon.max() <= 1 and epsilon.std() > 0.1
 
 
@@ -199,7 +253,7 @@ def test_gradient_penalty_is_finite_where_the_critic_is_flat():
             jax.random.key(1),
         )
 
-    value, grad = jax.value_and_grad(penalty)(2.0)
+    value, grad = jax.jit(jax.value_and_grad(penalty))(np.float32(2.0))
     assert float(value) == 1.0 and np.isfinite(grad)
 
 
@@ -207,20 +261,27 @@ def test_gradient_penalty_where_masks_examples():
     rng = np.random.default_rng(1)
     real, fake = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
     critic = _TorchCritic(3, seed=4)
-    key = jax.random.key(5)
     keep = np.array([True, False, True, True, False, True])
-    per_example = jaxloss.gradient_penalty(
-        critic.jax(critic.w, critic.v), real, fake, key, reduction="none"
+
+    @jax.jit  # every value and gradient the test reads, compiled together
+    def run(real, fake, keep):
+        key = jax.random.key(5)
+        d = critic.jax(critic.w, critic.v)
+        per_example = jaxloss.gradient_penalty(d, real, fake, key, reduction="none")
+        masked = jaxloss.gradient_penalty(d, real, fake, key, where=keep)
+        grads = jax.grad(lambda r: jaxloss.gradient_penalty(d, r, fake, key, where=keep))(real)
+        return per_example, masked, jax.random.uniform(key, (6, 1)), grads
+
+    # float32, as the loss would take the float64 inputs; the reference reads the float64 ones.
+    per_example, masked, epsilon, grads = run(
+        real.astype(np.float32), fake.astype(np.float32), keep
     )
-    masked = jaxloss.gradient_penalty(critic.jax(critic.w, critic.v), real, fake, key, where=keep)
     np.testing.assert_allclose(masked, np.asarray(per_example)[keep].mean(), rtol=1e-6)
-    epsilon = np.asarray(jax.random.uniform(key, (6, 1)))
     np.testing.assert_allclose(
-        per_example, ref.gradient_penalty(critic.w, critic.v, real, fake, epsilon), rtol=1e-5
+        per_example,
+        ref.gradient_penalty(critic.w, critic.v, real, fake, np.asarray(epsilon)),
+        rtol=1e-5,
     )
-    grads = jax.grad(
-        lambda r: jaxloss.gradient_penalty(critic.jax(critic.w, critic.v), r, fake, key, where=keep)
-    )(real)
     assert np.all(np.asarray(grads)[~keep] == 0) and np.any(np.asarray(grads)[keep] != 0)
 
 
@@ -240,8 +301,13 @@ def test_elbo_is_reconstruction_plus_beta_gaussian_kl():
     rng = np.random.default_rng(0)
     reconstruction = rng.uniform(size=5).astype(np.float32)
     mean, log_var = rng.normal(size=(2, 5, 3)).astype(np.float32)
-    ours = jaxloss.elbo_loss(reconstruction, mean, log_var, beta=4.0, reduction="none")
-    kl = jaxloss.gaussian_kl(mean, log_var, reduction="none")
+
+    @jax.jit
+    def run(reconstruction, mean, log_var):
+        ours = jaxloss.elbo_loss(reconstruction, mean, log_var, beta=4.0, reduction="none")
+        return ours, jaxloss.gaussian_kl(mean, log_var, reduction="none")
+
+    ours, kl = (np.asarray(x) for x in run(reconstruction, mean, log_var))
     np.testing.assert_allclose(ours, reconstruction + 4.0 * kl, rtol=1e-6)
     # torch's closed-form KL of the two Normals, as an independent check of the KL term.
     q = torch.distributions.Normal(torch.tensor(mean), torch.tensor(np.exp(0.5 * log_var)))
@@ -259,7 +325,7 @@ def test_free_bits_charge_the_floor_and_stop_the_gradient_of_quiet_dimensions():
     def loss(m):
         return jaxloss.elbo_loss(reconstruction, m, log_var, free_bits=0.5)
 
-    value, grad = jax.value_and_grad(loss)(mean)
+    value, grad = jax.jit(jax.value_and_grad(loss))(mean)
     # Dimension 0: KL 2 > 0.5, charged as is; dimension 1: 0.005 < 0.5, charged 0.5.
     assert float(value) == pytest.approx(2.0 + 0.5, rel=1e-6)
     np.testing.assert_allclose(np.asarray(grad)[:, 1], 0.0)
@@ -274,7 +340,9 @@ def test_free_bits_average_over_the_unmasked_batch():
     reconstruction = rng.uniform(size=6).astype(np.float32)
     mean, log_var = rng.normal(size=(2, 6, 4)).astype(np.float32)
     keep = np.array([True, True, False, True, False, False])
-    masked = jaxloss.elbo_loss(reconstruction, mean, log_var, free_bits=0.6, where=keep)
+    masked = jax.jit(functools.partial(jaxloss.elbo_loss, free_bits=0.6))(
+        reconstruction, mean, log_var, where=keep
+    )
     expected = ref.elbo_loss(reconstruction, mean, log_var, free_bits=0.6, where=keep)
     np.testing.assert_allclose(masked, expected[keep].mean(), rtol=1e-6)
 

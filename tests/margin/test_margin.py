@@ -89,35 +89,76 @@ def _aligned(cos_targets, classes=4):
     return embeddings, centers, np.zeros(len(cos_targets), np.int32)
 
 
+# m = 0.5: the fallback starts at cos θ = cos(π - 0.5) ≈ -0.878; cos θ <= 0 for easy.
+FALLBACK_COS = np.array([0.95, 0.3, -0.2, -0.85, -0.9, -0.99, -1.0])
+
+
+@functools.cache
+def _arcface_fallback():
+    """Both ``easy_margin`` cases of the test below, from one compiled function."""
+    options = {easy: {"scale": 4.0, "margin": 0.5, "easy_margin": easy} for easy in (False, True)}
+
+    @jax.jit
+    def run(embeddings, centers, labels):
+        return {
+            easy: jaxloss.arcface(embeddings, centers, labels, reduction="none", **o)
+            for easy, o in options.items()
+        }
+
+    return options, run(*_aligned(FALLBACK_COS))
+
+
 @pytest.mark.parametrize("easy_margin", [False, True])
 def test_arcface_fallback_region(easy_margin):
-    # m = 0.5: the fallback starts at cos θ = cos(π - 0.5) ≈ -0.878; cos θ <= 0 for easy.
-    cos = np.array([0.95, 0.3, -0.2, -0.85, -0.9, -0.99, -1.0])
-    embeddings, centers, labels = _aligned(cos)
-    options = {"scale": 4.0, "margin": 0.5, "easy_margin": easy_margin}
-    ours = jaxloss.arcface(embeddings, centers, labels, reduction="none", **options)
-    expected = ref.arcface(embeddings, centers, labels, **options)
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+    embeddings, centers, labels = _aligned(FALLBACK_COS)
+    options, ours = _arcface_fallback()
+    expected = ref.arcface(embeddings, centers, labels, **options[easy_margin])
+    np.testing.assert_allclose(ours[easy_margin], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_arcface_target_logit_decreases_through_the_fallback():
     # The point of the fallback: a worse angle never gives a larger target logit.
     cos = np.linspace(0.999, -0.999, 41)
     embeddings, centers, labels = _aligned(cos)
-    losses = jaxloss.arcface(embeddings, centers, labels, scale=4.0, reduction="none")
+    loss = functools.partial(jaxloss.arcface, scale=4.0, reduction="none")
+    losses = jax.jit(loss)(embeddings, centers, labels)
     assert np.all(np.diff(np.asarray(losses)) > 0)
+
+
+SPHEREFACE_OPTIONS = list(itertools.product([1, 2, 3, 4], [None, 5.0]))  # margin, scale
+
+
+def _sphereface_inputs():
+    # Angles across [0, π] visit every k = 0 .. m-1.
+    cos = np.cos(np.linspace(0.05, np.pi - 0.05, 17))
+    embeddings, centers, labels = _aligned(cos)
+    embeddings = embeddings * np.linspace(0.5, 3.0, 17, dtype=np.float32)[:, None]
+    return embeddings, centers, labels
+
+
+@functools.cache
+def _sphereface_every_option():
+    """Every (margin, scale) case of the test below, from one compiled function."""
+
+    @jax.jit
+    def run(embeddings, centers, labels):
+        return [
+            jaxloss.sphereface(
+                embeddings, centers, labels, margin=margin, scale=scale, lam=0.7, reduction="none"
+            )
+            for margin, scale in SPHEREFACE_OPTIONS
+        ]
+
+    return run(*_sphereface_inputs())
 
 
 @pytest.mark.parametrize("margin", [1, 2, 3, 4])
 @pytest.mark.parametrize("scale", [None, 5.0])
 def test_sphereface_every_piece(margin, scale):
-    # Angles across [0, π] visit every k = 0 .. m-1.
-    cos = np.cos(np.linspace(0.05, np.pi - 0.05, 17))
-    embeddings, centers, labels = _aligned(cos)
-    embeddings = embeddings * np.linspace(0.5, 3.0, 17, dtype=np.float32)[:, None]
+    embeddings, centers, labels = _sphereface_inputs()
     options = {"margin": margin, "scale": scale, "lam": 0.7}
     np.testing.assert_allclose(
-        jaxloss.sphereface(embeddings, centers, labels, reduction="none", **options),
+        _sphereface_every_option()[SPHEREFACE_OPTIONS.index((margin, scale))],
         ref.sphereface(embeddings, centers, labels, **options),
         rtol=1e-5,
         atol=1e-6,
@@ -140,7 +181,8 @@ def test_gradients_are_finite_at_zero_and_pi(name):
 
 
 def test_zero_embedding_has_finite_gradients():
-    embeddings, centers, labels = _head(batch=3)
+    # The shapes of the test above (2 x 5 embeddings, 4 classes): its compilations serve.
+    embeddings, centers, labels = _head(batch=2, classes=4, dim=5)
     embeddings[1] = 0.0
     for name in MARGIN_LOSSES:
         grads = _head_grads(name)(embeddings, centers, labels)
@@ -154,16 +196,19 @@ def test_am_softmax_is_cosface():
 def test_combined_margin_special_cases():
     embeddings, centers, labels = _head(seed=2)
     s = {"scale": 6.0}
-    np.testing.assert_allclose(
-        jaxloss.combined_margin(embeddings, centers, labels, m1=1.0, m2=0.0, m3=0.3, **s),
-        jaxloss.cosface(embeddings, centers, labels, margin=0.3, **s),
-        rtol=1e-5,
-    )
-    np.testing.assert_allclose(
-        jaxloss.combined_margin(embeddings, centers, labels, m1=1.0, m2=0.0, m3=0.0, **s),
-        jaxloss.norm_softmax(embeddings, centers, labels, **s),
-        rtol=1e-5,
-    )
+
+    @jax.jit
+    def run(*args):
+        return (
+            jaxloss.combined_margin(*args, m1=1.0, m2=0.0, m3=0.3, **s),
+            jaxloss.cosface(*args, margin=0.3, **s),
+            jaxloss.combined_margin(*args, m1=1.0, m2=0.0, m3=0.0, **s),
+            jaxloss.norm_softmax(*args, **s),
+        )
+
+    combined_cos, cosface, combined_plain, norm_softmax = run(embeddings, centers, labels)
+    np.testing.assert_allclose(combined_cos, cosface, rtol=1e-5)
+    np.testing.assert_allclose(combined_plain, norm_softmax, rtol=1e-5)
 
 
 # --- linear_cross_entropy ------------------------------------------------------------------
@@ -225,28 +270,30 @@ def test_linear_cross_entropy_bias_gradient_chunked():
     rng = np.random.default_rng(3)
     hidden, weight = rng.normal(size=(6, 4)), rng.normal(size=(11, 4))
     bias, labels = rng.normal(size=11), rng.integers(0, 11, size=6)
-    grads = [
-        jax.grad(
-            lambda b, chunk=chunk: jaxloss.linear_cross_entropy(
-                hidden.astype(np.float32),
-                weight.astype(np.float32),
-                labels,
-                bias=b,
-                chunk_size=chunk,
-                label_smoothing=0.1,
-            )
-        )(bias.astype(np.float32))
-        for chunk in (None, 4)
-    ]
+
+    @jax.jit
+    def run(hidden, weight, bias):
+        return [
+            jax.grad(
+                lambda b, chunk=chunk: jaxloss.linear_cross_entropy(
+                    hidden, weight, labels, bias=b, chunk_size=chunk, label_smoothing=0.1
+                )
+            )(bias)
+            for chunk in (None, 4)
+        ]
+
+    grads = run(*(a.astype(np.float32) for a in (hidden, weight, bias)))
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-7)
 
 
 def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
     rng = np.random.default_rng(4)
-    hidden = jnp.asarray(rng.normal(size=(16, 32)), jnp.bfloat16)
-    weight = jnp.asarray(rng.normal(size=(50, 32)) / 4, jnp.bfloat16)
+    hidden = rng.normal(size=(16, 32)).astype(jnp.bfloat16)
+    weight = (rng.normal(size=(50, 32)) / 4).astype(jnp.bfloat16)
     labels = rng.integers(0, 50, size=16)
-    value = jaxloss.linear_cross_entropy(hidden, weight, labels, chunk_size=16)
+    value = jax.jit(functools.partial(jaxloss.linear_cross_entropy, chunk_size=16))(
+        hidden, weight, labels
+    )
     assert value.dtype == jnp.float32
     exact = ref.linear_cross_entropy(
         np.asarray(hidden, np.float64), np.asarray(weight, np.float64), labels
@@ -254,41 +301,70 @@ def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
     np.testing.assert_allclose(value, exact, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rows_per_block", [1, 3, 10, 64])
-def test_weighted_lse_sum_matches_the_formula(rows_per_block):
-    # 10 rows in blocks of 3: the last block is padded; rows with a zero coefficient (one of
-    # them NaN) stay out of the value and every gradient.
+ROWS_PER_BLOCK = [1, 3, 10, 64]
+
+
+def _weighted_lse_inputs():
     rng = np.random.default_rng(5)
     x, w, b = rng.normal(size=(10, 4)), rng.normal(size=(13, 4)), rng.normal(size=13)
     a = rng.uniform(0.1, 2.0, size=10)
     a[[2, 7]] = 0.0
-    value, dx, dw, db, lse = ref.weighted_lse_sum(x, w, b, a)
+    return x, w, b, a
+
+
+@functools.cache
+def _weighted_lse_every_block_size():
+    """Value, gradients and forward-only value for every ``rows_per_block``, compiled once."""
+    x, w, b, a = _weighted_lse_inputs()
     x_nan = x.copy()
     x_nan[7] = np.nan
-    args = [np.asarray(v, np.float32) for v in (x_nan, w, b, a)]
-    got, grads = jax.value_and_grad(
-        lambda *v: weighted_lse_sum(*v, rows_per_block), argnums=(0, 1, 2, 3)
-    )(*args)
+
+    @jax.jit
+    def run(*args):
+        out = {}
+        for rows in ROWS_PER_BLOCK:
+            loss = functools.partial(weighted_lse_sum, rows_per_block=rows)
+            value_and_grads = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(*args)
+            out[rows] = (value_and_grads, loss(*args))
+        return out
+
+    return run(*(np.asarray(v, np.float32) for v in (x_nan, w, b, a)))
+
+
+@pytest.mark.parametrize("rows_per_block", ROWS_PER_BLOCK)
+def test_weighted_lse_sum_matches_the_formula(rows_per_block):
+    # 10 rows in blocks of 3: the last block is padded; rows with a zero coefficient (one of
+    # them NaN) stay out of the value and every gradient.
+    x, w, b, a = _weighted_lse_inputs()
+    value, dx, dw, db, lse = ref.weighted_lse_sum(x, w, b, a)
+    (got, grads), forward_only = _weighted_lse_every_block_size()[rows_per_block]
     np.testing.assert_allclose(got, value, rtol=1e-5)
     dx[[2, 7]] = 0.0
     for g, e in zip(grads, (dx, dw, db, np.where(a != 0, lse, 0)), strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
     # Without differentiation the value comes from the forward-only scan.
-    np.testing.assert_allclose(weighted_lse_sum(*args, rows_per_block), value, rtol=1e-5)
+    np.testing.assert_allclose(forward_only, value, rtol=1e-5)
 
 
 def test_linear_weights_reproduce_reduce_loss():
     rng = np.random.default_rng(6)
-    loss = jnp.asarray(rng.normal(size=12), jnp.float32)
-    for where in (None, rng.uniform(size=12) < 0.6, np.zeros(12, bool)):
-        for reduction in ("mean", "sum"):
-            weights = linear_weights(where, (12,), reduction)
-            np.testing.assert_allclose(
-                jnp.sum(weights * loss),
+    loss = rng.normal(size=12).astype(np.float32)
+    wheres = [None, rng.uniform(size=12) < 0.6, np.zeros(12, bool)]
+
+    @jax.jit
+    def run(loss, wheres):
+        # Every (where, reduction) case in one compiled function.
+        return [
+            (
+                jnp.sum(linear_weights(where, (12,), reduction) * loss),
                 reduce_loss(loss, reduction, where=where),
-                rtol=1e-6,
-                atol=1e-7,
             )
+            for where in wheres
+            for reduction in ("mean", "sum")
+        ]
+
+    for weighted, reduced in run(loss, wheres):
+        np.testing.assert_allclose(weighted, reduced, rtol=1e-6, atol=1e-7)
 
 
 def test_linear_cross_entropy_path_selection():
@@ -313,23 +389,32 @@ def test_linear_cross_entropy_row_blocks_equal_unchunked():
     labels = rng.integers(0, 256, size=600)
     where = rng.uniform(size=600) < 0.8
     assert _rows_per_block(600, 256, 64, "mean") == 256
+
+    @jax.jit
+    def run(*args):
+        # Both reductions, unchunked and chunked, in one compiled function.
+        out = {}
+        for reduction, chunk in itertools.product(("mean", "sum"), (0, 64)):
+
+            def loss(h, w, b, reduction=reduction, chunk=chunk):
+                return jaxloss.linear_cross_entropy(
+                    h,
+                    w,
+                    labels,
+                    bias=b,
+                    where=where,
+                    label_smoothing=0.1,
+                    reduction=reduction,
+                    chunk_size=chunk or None,  # 0: unchunked
+                )
+
+            out[reduction, chunk] = jax.value_and_grad(loss, argnums=(0, 1, 2))(*args)
+        return out
+
+    got = run(hidden, weight, bias)
     for reduction in ("mean", "sum"):
-
-        def loss(h, w, b, chunk, reduction=reduction):
-            return jaxloss.linear_cross_entropy(
-                h,
-                w,
-                labels,
-                bias=b,
-                where=where,
-                label_smoothing=0.1,
-                reduction=reduction,
-                chunk_size=chunk,
-            )
-
-        step = jax.value_and_grad(loss, argnums=(0, 1, 2))
-        value, grads = step(hidden, weight, bias, None)
-        chunked, chunked_grads = step(hidden, weight, bias, 64)
+        value, grads = got[reduction, 0]
+        chunked, chunked_grads = got[reduction, 64]
         np.testing.assert_allclose(chunked, value, rtol=1e-5)
         for g, cg in zip(grads, chunked_grads, strict=True):
             np.testing.assert_allclose(cg, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
@@ -337,13 +422,16 @@ def test_linear_cross_entropy_row_blocks_equal_unchunked():
 
 # --- center loss and its update -------------------------------------------------------------
 
+# ``alpha`` and ``where`` are traced: the two tests below with the same shapes share one compile.
+_center_update = jax.jit(jaxloss.center_update)
+
 
 def test_center_update_matches_the_paper():
     rng = np.random.default_rng(5)
     centers = rng.normal(size=(6, 3)).astype(np.float32)
     features = rng.normal(size=(10, 3)).astype(np.float32)
     labels = rng.integers(0, 4, size=10)  # classes 4 and 5 are absent: they must not move
-    new = jaxloss.center_update(centers, features, labels, alpha=0.3)
+    new = _center_update(centers, features, labels, alpha=0.3)
     np.testing.assert_allclose(new, ref.center_update(centers, features, labels, 0.3), rtol=1e-5)
     np.testing.assert_array_equal(new[4:], centers[4:])
 
@@ -356,7 +444,7 @@ def test_center_update_where_and_out_of_range_labels():
     keep = np.array([True, False, True, True, True, True])
     counted = keep & (labels >= 0) & (labels < 4)
     np.testing.assert_allclose(
-        jaxloss.center_update(centers, features, labels, where=keep),
+        _center_update(centers, features, labels, where=keep),
         ref.center_update(centers, features[counted], labels[counted]),
         rtol=1e-5,
     )
@@ -370,7 +458,7 @@ def test_center_update_masked_or_invalid_rows_with_nan_move_no_center():
     keep = np.array([True, False, True, True, True, True])
     features[1] = np.nan  # masked
     features[2] = np.inf  # label 9 is no class
-    new = jaxloss.center_update(centers, features, labels, where=keep)
+    new = _center_update(centers, features, labels, where=keep)
     counted = keep & (labels < 4)
     np.testing.assert_allclose(
         new, ref.center_update(centers, features[counted], labels[counted]), rtol=1e-5

@@ -41,15 +41,19 @@ def test_head_equals_the_functional_loss(name, chunk_size):
     x, y = _batch()
     centers = np.asarray(head.centers[...])
     where = np.arange(12) % 4 != 1
-    # Both sides compiled (value and gradient in one function each), not run eagerly.
-    value, grads = nnx.jit(nnx.value_and_grad(lambda h: h(x, y, where=where)))(head)
-    expected, expected_grad = jax.jit(
-        jax.value_and_grad(
+
+    @nnx.jit
+    def run(head, centers):
+        # Both sides' values and gradients in one compiled function, not run eagerly.
+        module = nnx.value_and_grad(lambda h: h(x, y, where=where))(head)
+        functional = jax.value_and_grad(
             lambda c: getattr(jaxloss, name)(
                 x, c, y, where=where, chunk_size=chunk_size, **HEADS[name]
             )
-        )
-    )(centers)
+        )(centers)
+        return module, functional
+
+    (value, grads), (expected, expected_grad) = run(head, centers)
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grads["centers"][...], expected_grad, rtol=1e-5, atol=1e-7)
 
@@ -64,15 +68,21 @@ def test_call_options_override_the_defaults_and_may_be_traced():
         traces.append(None)
         return head(x, y, margin=margin)
 
-    centers = np.asarray(head.centers[...])
+    @nnx.jit
+    def default_and_expected(head, centers):
+        # The head with its own margin, and the functional loss at every margin, compiled once.
+        expected = {
+            margin: jaxloss.arcface(x, centers, y, scale=16.0, margin=margin)
+            for margin in (0.0, 0.1, 0.3, 0.5)
+        }
+        return head(x, y), expected
+
+    default, expected = default_and_expected(head, np.asarray(head.centers[...]))
     for margin in (0.0, 0.1, 0.3):
-        expected = jaxloss.arcface(x, centers, y, scale=16.0, margin=margin)
-        np.testing.assert_allclose(loss(head, jnp.float32(margin)), expected, rtol=1e-6)
+        np.testing.assert_allclose(loss(head, jnp.float32(margin)), expected[margin], rtol=1e-6)
     assert len(traces) == 1
     # the constructor's value is the default
-    np.testing.assert_allclose(
-        head(x, y), jaxloss.arcface(x, centers, y, scale=16.0, margin=0.5), rtol=1e-6
-    )
+    np.testing.assert_allclose(default, expected[0.5], rtol=1e-6)
 
 
 def test_head_options_are_checked():
@@ -90,16 +100,23 @@ def test_head_options_are_checked():
 def test_head_trains_with_an_nnx_optimizer_as_the_functional_loss_with_optax():
     x, y = _batch(3)
     head = MarginSoftmaxHead(5, 7, loss="cosface", scale=16.0, rngs=nnx.Rngs(2))
-    centers = jnp.asarray(head.centers[...])
+    centers = np.asarray(head.centers[...])
     optimizer = nnx.Optimizer(head, optax.sgd(0.1), wrt=nnx.Param)
     tx = optax.sgd(0.1)
     opt_state = tx.init(centers)
-    for _ in range(3):
+
+    @nnx.jit
+    def step(head, optimizer, centers, opt_state):
+        # One step of both, compiled once.
         grads = nnx.grad(lambda h: h(x, y))(head)
         optimizer.update(head, grads)
         g = jax.grad(lambda c: jaxloss.cosface(x, c, y, scale=16.0))(centers)
         updates, opt_state = tx.update(g, opt_state)
-        centers = optax.apply_updates(centers, updates)
+        return optax.apply_updates(centers, updates), opt_state
+
+    for _ in range(3):
+        # NumPy in at every step: the jit signature (and compilation) of the first one.
+        centers, opt_state = jax.tree.map(np.asarray, step(head, optimizer, centers, opt_state))
     np.testing.assert_allclose(head.centers[...], centers, rtol=1e-5, atol=1e-7)
 
 
@@ -110,7 +127,8 @@ def test_cosines_are_the_normalized_scores():
     expected = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (
         w / np.linalg.norm(w, axis=1, keepdims=True)
     ).T
-    np.testing.assert_allclose(head.cosines(x), expected, rtol=1e-5, atol=1e-6)
+    cosines = nnx.jit(lambda h: h.cosines(x))(head)
+    np.testing.assert_allclose(cosines, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_class_sharded_head_declares_its_partition_spec():
@@ -124,13 +142,22 @@ def test_center_loss_module_follows_wen_et_al():
     module = CenterLoss(5, 3, alpha=0.6, rngs=nnx.Rngs(0))
     centers = np.asarray(module.centers[...])
     where = np.arange(12) % 3 != 0
-    loss = module(x, y, where=where)
-    np.testing.assert_allclose(loss, jaxloss.center_loss(x, centers, y, where=where), rtol=1e-6)
-    expected = jaxloss.center_update(centers, x, y, alpha=0.6, where=where)
-    np.testing.assert_allclose(module.centers[...], expected, rtol=1e-6)
-    before = np.asarray(module.centers[...])
-    module(x, y, update=False)
-    np.testing.assert_array_equal(module.centers[...], before)
+
+    @nnx.jit
+    def run(module, centers):
+        # The module's two calls and the functional references, compiled once.
+        loss = module(x, y, where=where)
+        updated = module.centers[...]
+        module(x, y, update=False)
+        expected_loss = jaxloss.center_loss(x, centers, y, where=where)
+        expected = jaxloss.center_update(centers, x, y, alpha=0.6, where=where)
+        return loss, updated, expected_loss, expected
+
+    loss, updated, expected_loss, expected = run(module, centers)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+    np.testing.assert_allclose(updated, expected, rtol=1e-6)
+    # the call with update=False left the centers as the first call set them
+    np.testing.assert_array_equal(module.centers[...], updated)
 
 
 class _Embedder(nnx.Module):
@@ -153,14 +180,19 @@ def test_center_buffer_is_state_moved_by_its_rule_not_by_the_optimizer():
         optimizer.update(model, grads)
         return loss, grads
 
-    features = np.asarray(model.linear(x))
+    features = np.asarray(nnx.jit(lambda m: m.linear(x))(model))
     loss, grads = step(model, optimizer)
     # the gradient holds the linear layer only: the centers are a CenterBuffer
     assert "center" not in grads
     assert isinstance(model.center.centers, CenterBuffer)
-    np.testing.assert_allclose(loss, jaxloss.center_loss(features, np.zeros((3, 4)), y), rtol=1e-6)
+    expected_loss, expected = jax.jit(
+        lambda f, c: (
+            jaxloss.center_loss(f, c, y),
+            jaxloss.center_update(c, f, y, alpha=0.5),
+        )
+    )(features, np.zeros((3, 4), np.float32))
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
     # the update inside nnx.jit and nnx.value_and_grad reached the module
-    expected = jaxloss.center_update(np.zeros((3, 4)), features, y, alpha=0.5)
     np.testing.assert_allclose(model.center.centers[...], expected, rtol=1e-5, atol=1e-7)
 
 
@@ -169,7 +201,13 @@ def test_learned_centers_are_parameters_with_the_functional_gradient():
     module = CenterLoss(5, 3, alpha=None, rngs=nnx.Rngs(1))
     assert isinstance(module.centers, nnx.Param)
     centers = np.asarray(module.centers[...])
-    grads = nnx.grad(lambda m: m(x, y))(module)
-    expected = jax.grad(lambda c: jaxloss.center_loss(x, c, y))(centers)
+
+    @nnx.jit
+    def run(module, centers):
+        # Both gradients in one compiled function.
+        grads = nnx.grad(lambda m: m(x, y))(module)
+        return grads, jax.grad(lambda c: jaxloss.center_loss(x, c, y))(centers)
+
+    grads, expected = run(module, centers)
     np.testing.assert_allclose(grads["centers"][...], expected, rtol=1e-6)
     np.testing.assert_array_equal(module.centers[...], centers)  # no rule moves them

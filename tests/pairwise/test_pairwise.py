@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -14,6 +15,10 @@ import torch.nn.functional as F
 import jaxloss
 from tests.pairwise import reference as ref
 
+# Every JAX computation of a test runs in one compiled function (eager dispatch would compile
+# each operation on its own); parametrized cases that share their input shapes are computed
+# together, once, by a cached function, and each case checks its own part.
+
 
 def _torch_grads(fn, *arrays):
     """torch's value and gradients (float64) of ``fn(*tensors).sum()``."""
@@ -23,11 +28,31 @@ def _torch_grads(fn, *arrays):
     return value.detach().numpy(), [t.grad.numpy() for t in tensors]
 
 
-def _jax_grads(fn, *arrays):
-    arrays = [np.asarray(a, np.float32) for a in arrays]
-    value = fn(*arrays)
-    grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(arrays))))(*arrays)
+def _value_and_grads(fn, *arrays):
+    """``fn``'s value and the gradients of its sum with respect to every input (traceable)."""
+
+    def total(*a):
+        value = fn(*a)
+        return jnp.sum(value), value
+
+    argnums = tuple(range(len(arrays)))
+    (_, value), grads = jax.value_and_grad(total, argnums, has_aux=True)(*arrays)
     return value, grads
+
+
+def _jax_grads_of_cases(fn, cases):
+    """``_value_and_grads`` of ``fn(*arrays, **options)`` at float32 for every
+    ``(arrays, options)`` of ``cases``, in one compilation."""
+    inputs = [[np.asarray(a, np.float32) for a in arrays] for arrays, _ in cases]
+
+    @jax.jit
+    def run(inputs):
+        return [
+            _value_and_grads(functools.partial(fn, **options), *arrays)
+            for arrays, (_, options) in zip(inputs, cases, strict=True)
+        ]
+
+    return jax.tree.map(np.asarray, run(inputs))
 
 
 def _assert_matches_torch(ours, theirs, rtol=1e-5, atol=1e-6):
@@ -42,22 +67,35 @@ TRIPLET_GRID = list(
 )
 
 
+def _triplet_case(index):
+    p, swap, reduction = TRIPLET_GRID[index]
+    rng = np.random.default_rng(index)
+    arrays = [rng.normal(size=(12, 5)) for _ in range(3)]
+    return arrays, {"margin": 1.3, "p": p, "eps": 1e-3, "swap": swap, "reduction": reduction}
+
+
+@functools.cache
+def _triplet_grid_ours():
+    cases = [_triplet_case(index) for index in range(len(TRIPLET_GRID))]
+    return _jax_grads_of_cases(jaxloss.triplet_margin, cases)
+
+
 @pytest.mark.parametrize(
     "p, swap, reduction", TRIPLET_GRID, ids=[f"p{p}-swap{s}-{r}" for p, s, r in TRIPLET_GRID]
 )
 def test_triplet_margin_matches_torch(p, swap, reduction):
-    rng = np.random.default_rng(TRIPLET_GRID.index((p, swap, reduction)))
-    a, pos, neg = (rng.normal(size=(12, 5)) for _ in range(3))
-    options = {"margin": 1.3, "p": p, "eps": 1e-3, "swap": swap, "reduction": reduction}
-    theirs = _torch_grads(lambda *t: F.triplet_margin_loss(*t, **options), a, pos, neg)
-    ours = _jax_grads(lambda *x: jaxloss.triplet_margin(*x, **options), a, pos, neg)
-    _assert_matches_torch(ours, theirs)
+    index = TRIPLET_GRID.index((p, swap, reduction))
+    arrays, options = _triplet_case(index)
+    theirs = _torch_grads(lambda *t: F.triplet_margin_loss(*t, **options), *arrays)
+    _assert_matches_torch(_triplet_grid_ours()[index], theirs)
 
 
 def test_triplet_margin_odd_p_uses_the_absolute_difference():
     # optax's triplet loss drops the absolute value: with p = 1 these give 7.0 there.
-    anchor, positive, negative = jnp.zeros((1, 2)), jnp.array([[-3.0, -4.0]]), jnp.ones((1, 2))
-    ours = jaxloss.triplet_margin(anchor, positive, negative, p=1.0, eps=0.0)
+    anchor, positive, negative = np.zeros((1, 2)), np.array([[-3.0, -4.0]]), np.ones((1, 2))
+    ours = jax.jit(functools.partial(jaxloss.triplet_margin, p=1.0, eps=0.0))(
+        *(x.astype(np.float32) for x in (anchor, positive, negative))
+    )
     theirs = F.triplet_margin_loss(
         torch.zeros(1, 2), torch.tensor([[-3.0, -4.0]]), torch.ones(1, 2), p=1.0, eps=0.0
     )
@@ -65,13 +103,29 @@ def test_triplet_margin_odd_p_uses_the_absolute_difference():
     np.testing.assert_allclose(ours, 7 - 2 + 1)
 
 
-@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, float("inf")])
+TRIPLET_PS = [0.5, 1.0, 2.0, 3.0, float("inf")]
+
+
+@functools.cache
+def _triplet_gradients_at_zero_difference():
+    @jax.jit
+    def run(anchor):
+        return [
+            jax.grad(
+                lambda a, pos, p=p: jaxloss.triplet_margin(
+                    a, pos, a + 5.0, p=p, eps=0.0, margin=20.0
+                ),
+                argnums=(0, 1),
+            )(anchor, anchor)
+            for p in TRIPLET_PS
+        ]
+
+    return jax.tree.map(np.asarray, run(np.array([[1.0, 2.0, 3.0]], np.float32)))
+
+
+@pytest.mark.parametrize("p", TRIPLET_PS)
 def test_triplet_margin_gradients_are_finite_at_zero_difference(p):
-    anchor = jnp.array([[1.0, 2.0, 3.0]])
-    grads = jax.grad(
-        lambda a, pos: jaxloss.triplet_margin(a, pos, a + 5.0, p=p, eps=0.0, margin=20.0),
-        argnums=(0, 1),
-    )(anchor, anchor)
+    grads = _triplet_gradients_at_zero_difference()[TRIPLET_PS.index(p)]
     for g in grads:
         assert np.all(np.isfinite(g))
 
@@ -82,48 +136,78 @@ def test_triplet_margin_squared_is_facenet():
     expected = np.maximum(
         ((a - pos) ** 2).sum(1).astype(np.float64) - ((a - neg) ** 2).sum(1) + 0.5, 0
     )
-    np.testing.assert_allclose(
-        jaxloss.triplet_margin(a, pos, neg, margin=0.5, squared=True, reduction="none"),
-        expected,
-        rtol=1e-5,
-        atol=1e-6,
+    ours = jax.jit(
+        functools.partial(jaxloss.triplet_margin, margin=0.5, squared=True, reduction="none")
     )
+    np.testing.assert_allclose(ours(a, pos, neg), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("margin", [0.0, 0.4])
-def test_margin_ranking_matches_torch(reduction, margin):
+REDUCTIONS = ["mean", "sum", "none"]
+MARGIN_RANKING_GRID = list(itertools.product([0.0, 0.4], REDUCTIONS))
+
+
+def _margin_ranking_inputs():
     rng = np.random.default_rng(2)
     x1, x2 = rng.normal(size=10), rng.normal(size=10)
     y = rng.choice([-1.0, 1.0], size=10)
     x2[0] = x1[0]  # a tie: torch's clamp passes the gradient at exactly 0
+    return x1, x2, y
+
+
+@functools.cache
+def _margin_ranking_ours():
+    x1, x2, y = _margin_ranking_inputs()
+    cases = [((x1, x2), {"margin": m, "reduction": r}) for m, r in MARGIN_RANKING_GRID]
+    return _jax_grads_of_cases(lambda a, b, **o: jaxloss.margin_ranking(a, b, y, **o), cases)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("margin", [0.0, 0.4])
+def test_margin_ranking_matches_torch(reduction, margin):
+    x1, x2, y = _margin_ranking_inputs()
     options = {"margin": margin, "reduction": reduction}
     theirs = _torch_grads(
         lambda a, b: F.margin_ranking_loss(a, b, torch.tensor(y), **options), x1, x2
     )
-    ours = _jax_grads(lambda a, b: jaxloss.margin_ranking(a, b, y, **options), x1, x2)
+    ours = _margin_ranking_ours()[MARGIN_RANKING_GRID.index((margin, reduction))]
     _assert_matches_torch(ours, theirs)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("margin", [-0.3, 0.0, 0.5])
-def test_cosine_embedding_matches_torch(reduction, margin):
+COSINE_GRID = list(itertools.product([-0.3, 0.0, 0.5], REDUCTIONS))
+
+
+def _cosine_inputs():
     rng = np.random.default_rng(3)
     x1, x2 = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
     x1[0] = 0.0  # a zero vector: cos = 0 with finite gradients
     y = rng.choice([-1, 1], size=9)
+    return x1, x2, y
+
+
+@functools.cache
+def _cosine_embedding_ours():
+    x1, x2, y = _cosine_inputs()
+    cases = [((x1, x2), {"margin": m, "reduction": r}) for m, r in COSINE_GRID]
+    return _jax_grads_of_cases(lambda a, b, **o: jaxloss.cosine_embedding(a, b, y, **o), cases)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("margin", [-0.3, 0.0, 0.5])
+def test_cosine_embedding_matches_torch(reduction, margin):
+    x1, x2, y = _cosine_inputs()
     options = {"margin": margin, "reduction": reduction}
     theirs = _torch_grads(
         lambda a, b: F.cosine_embedding_loss(a, b, torch.tensor(y), **options), x1, x2
     )
-    ours = _jax_grads(lambda a, b: jaxloss.cosine_embedding(a, b, y, **options), x1, x2)
+    ours = _cosine_embedding_ours()[COSINE_GRID.index((margin, reduction))]
     _assert_matches_torch(ours, theirs)
 
 
 def test_cosine_embedding_other_targets_cost_nothing():
     x = np.ones((3, 2), np.float32)
     y = np.array([0, 2, -2])
-    np.testing.assert_array_equal(jaxloss.cosine_embedding(x, -x, y, reduction="none"), 0)
+    ours = jax.jit(functools.partial(jaxloss.cosine_embedding, reduction="none"))(x, -x, y)
+    np.testing.assert_array_equal(ours, 0)
     np.testing.assert_allclose(ref.cosine_embedding(x, -x, y), 0)
 
 
@@ -133,55 +217,78 @@ def test_contrastive_matches_the_paper():
     x2[:3] = x1[:3]  # zero distances, similar and dissimilar
     similar = (rng.uniform(size=20) < 0.5).astype(np.float32)
     similar[:2] = [1.0, 0.0]
-    for margin in (0.5, 3.0):
+    margins = (0.5, 3.0)
+
+    @jax.jit  # both margins' values and the gradients, compiled together
+    def run(a, b):
+        values = [
+            jaxloss.contrastive(a, b, similar, margin=margin, reduction="none")
+            for margin in margins
+        ]
+        grads = jax.grad(lambda a, b: jaxloss.contrastive(a, b, similar), argnums=(0, 1))(a, b)
+        return values, grads
+
+    values, grads = run(x1.astype(np.float32), x2.astype(np.float32))
+    for margin, value in zip(margins, values, strict=True):
         np.testing.assert_allclose(
-            jaxloss.contrastive(
-                x1.astype(np.float32),
-                x2.astype(np.float32),
-                similar,
-                margin=margin,
-                reduction="none",
-            ),
-            ref.contrastive(x1, x2, similar, margin=margin),
-            rtol=1e-5,
-            atol=1e-6,
+            value, ref.contrastive(x1, x2, similar, margin=margin), rtol=1e-5, atol=1e-6
         )
-    grads = jax.grad(lambda a, b: jaxloss.contrastive(a, b, similar), argnums=(0, 1))(
-        jnp.asarray(x1, jnp.float32), jnp.asarray(x2, jnp.float32)
-    )
     assert all(np.all(np.isfinite(g)) for g in grads)
 
 
 def test_ratio_loss_matches_the_paper_and_saturates_without_overflow():
     rng = np.random.default_rng(5)
     a, pos, neg = (rng.normal(size=(15, 4)) for _ in range(3))
-    np.testing.assert_allclose(
-        jaxloss.ratio_loss(*(x.astype(np.float32) for x in (a, pos, neg)), reduction="none"),
-        ref.ratio_loss(a, pos, neg),
-        rtol=1e-5,
+    zero, far = np.zeros((1, 2), np.float32), np.array([[1e4, 0.0]], np.float32)
+
+    @jax.jit
+    def run(a, pos, neg, zero, far):
+        per_example = jaxloss.ratio_loss(a, pos, neg, reduction="none")
+        saturated = jax.value_and_grad(jaxloss.ratio_loss, argnums=(0, 1, 2))(zero, zero, far)
+        return per_example, saturated, jaxloss.ratio_loss(zero, far, zero)
+
+    per_example, (value, grads), reversed_ = run(
+        *(x.astype(np.float32) for x in (a, pos, neg)), zero, far
     )
-    far = jnp.array([[1e4, 0.0]])
-    value, grads = jax.value_and_grad(jaxloss.ratio_loss, argnums=(0, 1, 2))(
-        jnp.zeros((1, 2)), jnp.zeros((1, 2)), far
-    )
+    np.testing.assert_allclose(per_example, ref.ratio_loss(a, pos, neg), rtol=1e-5)
     assert float(value) == 0.0 and all(np.all(np.isfinite(g)) for g in grads)
-    np.testing.assert_allclose(jaxloss.ratio_loss(jnp.zeros((1, 2)), far, jnp.zeros((1, 2))), 2)
+    np.testing.assert_allclose(reversed_, 2)
 
 
-@pytest.mark.parametrize("temperature", [0.05, 0.5, 1.0])
-def test_nt_xent_matches_simclr(temperature):
+NT_XENT_TEMPERATURES = [0.05, 0.5, 1.0]
+
+
+def _nt_xent_inputs():
     rng = np.random.default_rng(6)
     z1, z2 = rng.normal(size=(10, 8)), rng.normal(size=(10, 8))
     where = rng.uniform(size=10) < 0.7
-    for mask in (None, where):
+    return z1, z2, where
+
+
+@functools.cache
+def _nt_xent_ours():
+    z1, z2, where = _nt_xent_inputs()
+
+    @jax.jit
+    def run(z1, z2, where):
+        return [
+            [
+                jaxloss.nt_xent(z1, z2, temperature=t, where=mask, reduction="none")
+                for mask in (None, where)
+            ]
+            for t in NT_XENT_TEMPERATURES
+        ]
+
+    return jax.tree.map(np.asarray, run(z1.astype(np.float32), z2.astype(np.float32), where))
+
+
+@pytest.mark.parametrize("temperature", NT_XENT_TEMPERATURES)
+def test_nt_xent_matches_simclr(temperature):
+    z1, z2, where = _nt_xent_inputs()
+    ours = _nt_xent_ours()[NT_XENT_TEMPERATURES.index(temperature)]
+    for mask, value in zip((None, where), ours, strict=True):
         np.testing.assert_allclose(
-            jaxloss.nt_xent(
-                z1.astype(np.float32),
-                z2.astype(np.float32),
-                temperature=temperature,
-                where=mask,
-                reduction="none",
-            ),
+            value,
             ref.nt_xent(z1, z2, temperature=temperature, where=mask),
             rtol=2e-5,
             atol=1e-5,
@@ -196,13 +303,16 @@ def test_nt_xent_mean_is_simclrs_mean_over_all_views():
     logits = (u @ u.T / 0.3).fill_diagonal_(-float("inf"))
     targets = torch.tensor(np.concatenate([np.arange(6, 12), np.arange(6)]))
     expected = F.cross_entropy(logits, targets).item()
-    ours = jaxloss.nt_xent(z1.astype(np.float32), z2.astype(np.float32), temperature=0.3)
+    ours = jax.jit(functools.partial(jaxloss.nt_xent, temperature=0.3))(
+        z1.astype(np.float32), z2.astype(np.float32)
+    )
     np.testing.assert_allclose(ours, expected, rtol=1e-5)
 
 
 # --- batch_triplet -----------------------------------------------------------------------------
 
 MININGS = ["all", "hard", "semihard"]
+MINING_SQUARED = list(itertools.product(MININGS, [False, True]))
 
 
 def _identities(batch, num_ids, seed, dim=5):
@@ -213,33 +323,53 @@ def _identities(batch, num_ids, seed, dim=5):
     return embeddings.astype(np.float32), labels.astype(np.int32)
 
 
+def _reference_case(mining, squared):
+    return _identities(30, 7, seed=MININGS.index(mining) + 10 * int(squared))
+
+
+REFERENCE_WHERE = np.random.default_rng(8).uniform(size=30) < 0.8
+
+
+@functools.cache
+def _batch_triplet_reference_run():
+    # Every (mining, squared) case, with and without the mask, every reduction: one function
+    # with a traced margin, so one compilation for all the cases and margins.
+    @jax.jit
+    def run(inputs, margin, where):
+        return [
+            [
+                {
+                    reduction: jaxloss.batch_triplet(
+                        x,
+                        labels,
+                        margin=margin,
+                        mining=mining,
+                        squared=squared,
+                        where=mask,
+                        reduction=reduction,
+                    )
+                    for reduction in ("none", "sum", "mean")
+                }
+                for mask in (None, where)
+            ]
+            for (x, labels), (mining, squared) in zip(inputs, MINING_SQUARED, strict=True)
+        ]
+
+    return run
+
+
 @pytest.mark.parametrize("mining", MININGS)
 @pytest.mark.parametrize("squared", [False, True])
 def test_batch_triplet_matches_the_reference(mining, squared):
     # 30 examples of 7 identities: some appear once (anchors without a positive). Margins
-    # 0.2, 1 and 3 (traced) and every reduction, with and without a mask: two compilations.
-    embeddings, labels = _identities(30, 7, seed=MININGS.index(mining) + 10 * int(squared))
-    where = np.random.default_rng(8).uniform(size=30) < 0.8
-
-    @jax.jit
-    def run(x, margin, mask):
-        return {
-            reduction: jaxloss.batch_triplet(
-                x,
-                labels,
-                margin=margin,
-                mining=mining,
-                squared=squared,
-                where=mask,
-                reduction=reduction,
-            )
-            for reduction in ("none", "sum", "mean")
-        }
-
+    # 0.2, 1 and 3 (traced) and every reduction, with and without a mask.
+    embeddings, labels = _reference_case(mining, squared)
+    inputs = [_reference_case(*case) for case in MINING_SQUARED]
+    index = MINING_SQUARED.index((mining, squared))
     for margin in (0.2, 1.0, 3.0):
         options = {"margin": margin, "mining": mining, "squared": squared}
-        for mask in (None, where):
-            got = run(embeddings, jnp.float32(margin), mask)
+        outputs = _batch_triplet_reference_run()(inputs, np.float32(margin), REFERENCE_WHERE)
+        for mask, got in zip((None, REFERENCE_WHERE), outputs[index], strict=True):
             totals, count = ref.batch_triplet_terms(embeddings, labels, where=mask, **options)
             expected = {
                 "none": totals,
@@ -256,42 +386,76 @@ def test_batch_triplet_matches_the_reference(mining, squared):
                 )
 
 
-# Compiled once per option set (eager dispatch would compile every operation on its own).
-_triplet_value_and_grad = jax.jit(
-    jax.value_and_grad(jaxloss.batch_triplet), static_argnames=("mining", "squared")
-)
+def _triplet_value_and_grad(x, labels, where=None, **options):
+    """Traceable: ``batch_triplet``'s mean and its gradient."""
+    return jax.value_and_grad(jaxloss.batch_triplet)(x, labels, where=where, **options)
+
+
+@functools.cache
+def _degenerate_batches():
+    @jax.jit
+    def run(x, labels):
+        return [_triplet_value_and_grad(x, labels, mining=mining) for mining in MININGS]
+
+    one_identity = np.zeros(6, np.int32)
+    all_different = np.arange(6, dtype=np.int32)
+    embeddings = np.random.default_rng(9).normal(size=(6, 3)).astype(np.float32)
+    return [jax.tree.map(np.asarray, run(embeddings, y)) for y in (one_identity, all_different)]
 
 
 @pytest.mark.parametrize("mining", MININGS)
 def test_batch_triplet_degenerate_batches_are_zero_with_finite_gradients(mining):
-    one_identity = np.zeros(6, np.int32)
-    all_different = np.arange(6, dtype=np.int32)
-    embeddings = np.random.default_rng(9).normal(size=(6, 3)).astype(np.float32)
-    for labels in (one_identity, all_different):
-        value, grad = _triplet_value_and_grad(embeddings, labels, mining=mining)
+    for per_mining in _degenerate_batches():  # one identity, then every example its own
+        value, grad = per_mining[MININGS.index(mining)]
         assert float(value) == 0.0
         assert np.all(grad == 0)
+
+
+@functools.cache
+def _identical_embeddings():
+    @jax.jit
+    def run(x, labels):
+        return [
+            _triplet_value_and_grad(x, labels, mining=mining, squared=squared)
+            for mining, squared in MINING_SQUARED
+        ]
+
+    return jax.tree.map(np.asarray, run(np.ones((6, 4), np.float32), np.array([0, 0, 1, 1, 2, 2])))
 
 
 @pytest.mark.parametrize("mining", MININGS)
 @pytest.mark.parametrize("squared", [False, True])
 def test_batch_triplet_identical_embeddings_have_finite_gradients(mining, squared):
     # Zero distances everywhere: the safe square root, not sqrt'(0) = inf.
-    embeddings = np.ones((6, 4), np.float32)
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    value, grad = _triplet_value_and_grad(embeddings, labels, mining=mining, squared=squared)
+    value, grad = _identical_embeddings()[MINING_SQUARED.index((mining, squared))]
     np.testing.assert_allclose(value, 1.0)  # every triplet costs the margin
     assert np.all(np.isfinite(grad))
 
 
-@pytest.mark.parametrize("mining", MININGS)
-def test_batch_triplet_masked_nan_rows_stay_out(mining):
+def _masked_nan_rows_inputs():
     embeddings, labels = _identities(12, 3, seed=11)
     where = np.ones(12, bool)
     where[[2, 5]] = False
     poisoned = embeddings.copy()
     poisoned[[2, 5]] = np.nan
-    value, grad = _triplet_value_and_grad(poisoned, labels, mining=mining, where=where)
+    return embeddings, poisoned, labels, where
+
+
+@functools.cache
+def _masked_nan_rows():
+    _, poisoned, labels, where = _masked_nan_rows_inputs()
+
+    @jax.jit
+    def run(x, labels, where):
+        return [_triplet_value_and_grad(x, labels, where, mining=mining) for mining in MININGS]
+
+    return jax.tree.map(np.asarray, run(poisoned, labels, where))
+
+
+@pytest.mark.parametrize("mining", MININGS)
+def test_batch_triplet_masked_nan_rows_stay_out(mining):
+    embeddings, _, labels, where = _masked_nan_rows_inputs()
+    value, grad = _masked_nan_rows()[MININGS.index(mining)]
     np.testing.assert_allclose(
         value, ref.batch_triplet_mean(embeddings, labels, mining=mining, where=where), rtol=2e-5
     )
@@ -323,7 +487,8 @@ def test_batch_triplet_semihard_picks_the_closest_farther_negative():
     # Mean over the 8 pairs: 9.5 / 8.
     x = np.array([[0.0], [1.0], [0.5], [1.5], [4.0]], np.float32)
     labels = np.array([0, 0, 1, 1, 1])
-    np.testing.assert_allclose(jaxloss.batch_triplet(x, labels, mining="semihard"), 9.5 / 8)
+    ours = jax.jit(functools.partial(jaxloss.batch_triplet, mining="semihard"))(x, labels)
+    np.testing.assert_allclose(ours, 9.5 / 8)
     np.testing.assert_allclose(ref.batch_triplet_mean(x, labels, mining="semihard"), 9.5 / 8)
 
 

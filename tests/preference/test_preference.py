@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -22,13 +23,42 @@ def _torch_value_and_grads(fn, *arrays):
     return value.item(), [t.grad.numpy() for t in tensors]
 
 
-def _assert_matches(fn, theirs, *arrays, rtol=1e-5):
-    arrays = [np.asarray(a, np.float32) for a in arrays]
-    value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
-    expected, expected_grads = _torch_value_and_grads(theirs, *arrays)
+# Every JAX computation of a test runs in one compiled function (eager dispatch would compile
+# each operation on its own); parametrized cases with the same input shapes are computed
+# together, once, by a cached function, and each case checks its own part.
+
+
+def _value_and_grads(fn, *arrays):
+    """Traceable: ``fn``'s value and gradients with respect to every input."""
+    return jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+
+
+def _jax_value_and_grads_of_cases(fn, cases):
+    """``_value_and_grads`` of ``fn(*arrays, **options)`` at float32 for every
+    ``(arrays, options)`` of ``cases``, in one compilation (as NumPy)."""
+    inputs = [[np.asarray(a, np.float32) for a in arrays] for arrays, _ in cases]
+
+    @jax.jit
+    def run(inputs):
+        return [
+            _value_and_grads(functools.partial(fn, **options), *arrays)
+            for arrays, (_, options) in zip(inputs, cases, strict=True)
+        ]
+
+    return jax.tree.map(np.asarray, run(inputs))
+
+
+def _assert_close(ours, arrays, theirs, rtol=1e-5):
+    (value, grads), (expected, expected_grads) = ours, _torch_value_and_grads(theirs, *arrays)
     np.testing.assert_allclose(value, expected, rtol=rtol, atol=1e-6)
     for g, e in zip(grads, expected_grads, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+def _assert_matches(fn, theirs, *arrays, rtol=1e-5):
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    (ours,) = _jax_value_and_grads_of_cases(fn, [(arrays, {})])
+    _assert_close(ours, arrays, theirs, rtol)
 
 
 def _sequence_logps(seed, n=12, count=4):
@@ -36,8 +66,7 @@ def _sequence_logps(seed, n=12, count=4):
     return [-30 + 8 * rng.normal(size=n) for _ in range(count)]
 
 
-def _assert_finite(fn, *arrays):
-    value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+def _assert_finite(value, grads):
     assert np.isfinite(value), value
     for g in grads:
         assert np.all(np.isfinite(g)), g
@@ -63,10 +92,24 @@ def test_bradley_terry_matches_trl_reward_trainer():
 DPO_GRID = [("sigmoid", 0.0), ("sigmoid", 0.2), ("hinge", 0.0), ("ipo", 0.0)]
 
 
+DPO_BETAS = [0.1, 0.5]
+
+
+@functools.cache
+def _dpo_ours():
+    cases = [
+        (_sequence_logps(index), {"beta": beta, "label_smoothing": smoothing, "loss_type": kind})
+        for index, (kind, smoothing) in enumerate(DPO_GRID)
+        for beta in DPO_BETAS
+    ]
+    return _jax_value_and_grads_of_cases(jaxloss.dpo, cases)
+
+
 @pytest.mark.parametrize("loss_type, label_smoothing", DPO_GRID)
-@pytest.mark.parametrize("beta", [0.1, 0.5])
+@pytest.mark.parametrize("beta", DPO_BETAS)
 def test_dpo_matches_trl(loss_type, label_smoothing, beta):
-    logps = _sequence_logps(DPO_GRID.index((loss_type, label_smoothing)))
+    index = DPO_GRID.index((loss_type, label_smoothing))
+    logps = _sequence_logps(index)
 
     def theirs(pc, pr, rc, rr):  # TRL's DPOTrainer.dpo_loss, as published
         logits = (pc - pr) - (rc - rr)
@@ -81,10 +124,8 @@ def test_dpo_matches_trl(loss_type, label_smoothing, beta):
             losses = (logits - 1 / (2 * beta)) ** 2
         return losses.mean()
 
-    def ours(*logps):
-        return jaxloss.dpo(*logps, beta=beta, label_smoothing=label_smoothing, loss_type=loss_type)
-
-    _assert_matches(ours, theirs, *logps)
+    ours = _dpo_ours()[index * len(DPO_BETAS) + DPO_BETAS.index(beta)]
+    _assert_close(ours, [np.asarray(a, np.float32) for a in logps], theirs)
 
 
 def test_dpo_rejects_smoothing_it_would_ignore_and_unknown_types():
@@ -129,11 +170,18 @@ def test_orpo_matches_trl_per_pair():
 def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
     chosen = np.array([0.0, -1e-12, -1e4, -1e4, 0.0, -0.5], np.float32)
     rejected = np.array([0.0, -1e4, 0.0, -1e4, -1e-12, -0.5], np.float32)
-    _assert_finite(jaxloss.orpo, chosen, rejected)
+    logps = (-1e-5, -1e-3, -0.5, -5.0, -40.0)
+
+    @jax.jit
+    def run(chosen, rejected, logps):
+        odds = [jaxloss.preference.pairs._log_odds(logp) for logp in logps]
+        return _value_and_grads(jaxloss.orpo, chosen, rejected), odds
+
+    (value, grads), odds = run(chosen, rejected, [np.float32(logp) for logp in logps])
+    _assert_finite(value, grads)
     # log(1 − p) is accurate near p = 1 (expm1) and for tiny p (log1p).
-    for logp in (-1e-5, -1e-3, -0.5, -5.0, -40.0):
-        odds = jaxloss.preference.pairs._log_odds(jnp.float32(logp))
-        assert float(odds) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
+    for logp, odd in zip(logps, odds, strict=True):
+        assert float(odd) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
 
 
 def test_kto_matches_trl_and_stops_the_gradient_of_the_reference_point():
@@ -151,36 +199,49 @@ def test_kto_matches_trl_and_stops_the_gradient_of_the_reference_point():
     def ours(p, r):
         return jaxloss.kto(p, r, desirable, reference_point=kl, beta=beta, undesirable_weight=1.5)
 
-    _assert_matches(ours, theirs, policy, reference)
-    point_grad = jax.grad(lambda z: jaxloss.kto(policy, reference, desirable, reference_point=z))(
-        1.0
-    )
+    policy, reference = (x.astype(np.float32) for x in (policy, reference))
+
+    @jax.jit  # the value and gradients, the reference point's gradient, the clamp
+    def run(p, r, points):
+        point_grad = jax.grad(lambda z: jaxloss.kto(p, r, desirable, reference_point=z))(points[0])
+        clamped = [jaxloss.kto(p, r, desirable, reference_point=z) for z in points[1:]]
+        return _value_and_grads(ours, p, r), point_grad, clamped
+
+    points = [np.float32(1.0), np.float32(-3.0), np.float32(0.0)]
+    value_and_grads, point_grad, (negative, zero) = run(policy, reference, points)
+    _assert_close(value_and_grads, [policy, reference], theirs)
     assert float(point_grad) == 0.0
     # A negative KL estimate is clamped at 0, as TRL's.
-    np.testing.assert_allclose(
-        jaxloss.kto(policy, reference, desirable, reference_point=-3.0),
-        jaxloss.kto(policy, reference, desirable, reference_point=0.0),
-    )
+    np.testing.assert_allclose(negative, zero)
     with pytest.raises(TypeError, match="desirable"):
         jaxloss.kto(policy, reference, desirable.astype(np.float32))
 
 
+SEQUENCE_LOSSES = [
+    lambda a, b: jaxloss.bradley_terry(a, b),
+    lambda a, b: jaxloss.dpo(a, b, b, a),
+    lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="hinge"),
+    lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="ipo", beta=0.5),
+    lambda a, b: jaxloss.dpo(a, b, b, a, label_smoothing=0.3),
+    lambda a, b: jaxloss.simpo(a, b),
+    lambda a, b: jaxloss.orpo(a, b),
+    lambda a, b: jaxloss.kto(a, b, jnp.arange(6) % 2 == 0, reference_point=5.0),
+]
+
+
+@functools.cache
+def _sequence_losses_at_extremes():
+    run = jax.jit(lambda a, b: [_value_and_grads(fn, a, b) for fn in SEQUENCE_LOSSES])
+    return jax.tree.map(np.asarray, run(EXTREMES, EXTREMES[::-1].copy()))
+
+
 @pytest.mark.parametrize(
     "fn",
-    [
-        lambda a, b: jaxloss.bradley_terry(a, b),
-        lambda a, b: jaxloss.dpo(a, b, b, a),
-        lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="hinge"),
-        lambda a, b: jaxloss.dpo(a, b, b, a, loss_type="ipo", beta=0.5),
-        lambda a, b: jaxloss.dpo(a, b, b, a, label_smoothing=0.3),
-        lambda a, b: jaxloss.simpo(a, b),
-        lambda a, b: jaxloss.orpo(a, b),
-        lambda a, b: jaxloss.kto(a, b, jnp.arange(6) % 2 == 0, reference_point=5.0),
-    ],
+    SEQUENCE_LOSSES,
     ids=["bradley_terry", "dpo", "dpo_hinge", "dpo_ipo", "dpo_smoothed", "simpo", "orpo", "kto"],
 )
 def test_sequence_losses_are_finite_at_extreme_log_probabilities(fn):
-    _assert_finite(fn, EXTREMES, EXTREMES[::-1].copy())
+    _assert_finite(*_sequence_losses_at_extremes()[SEQUENCE_LOSSES.index(fn)])
 
 
 # ------------------------------------------------------------------------------ PPO and KL
@@ -215,9 +276,15 @@ def test_ppo_clip_matches_trl_masked_mean(epsilon):
 
 def test_ppo_dual_clip_caps_negative_advantages():
     # ρ = e³ ≈ 20 with A = −1: the clipped loss is ρ·1 = 20; dual clip c = 3 caps it at 3.
-    logp, old, adv = jnp.array([3.0, 3.0]), jnp.zeros(2), jnp.array([-1.0, 1.0])
-    plain = jaxloss.ppo_clip(logp, old, adv, reduction="none")
-    capped = jaxloss.ppo_clip(logp, old, adv, dual_clip=3.0, reduction="none")
+    logp, old = np.array([3.0, 3.0], np.float32), np.zeros(2, np.float32)
+    adv = np.array([-1.0, 1.0], np.float32)
+
+    @jax.jit
+    def run(logp, old, adv):
+        plain = jaxloss.ppo_clip(logp, old, adv, reduction="none")
+        return plain, jaxloss.ppo_clip(logp, old, adv, dual_clip=3.0, reduction="none")
+
+    plain, capped = run(logp, old, adv)
     np.testing.assert_allclose(plain, [math.exp(3.0), -1.2], rtol=1e-6)
     np.testing.assert_allclose(capped, [3.0, -1.2], rtol=1e-6)
     np.testing.assert_allclose(capped, ref.ppo_clip(logp, old, adv, dual_clip=3.0), rtol=1e-6)
@@ -228,12 +295,18 @@ def test_ppo_clip_gradients_are_finite_at_extreme_log_ratios():
     logp, adv = np.meshgrid(log_ratios, np.array([-2.0, 0.0, 3.0], np.float32))
     logp, adv = logp.ravel(), adv.ravel()
     old = np.zeros_like(logp)
+
     # Where the loss is finite, the gradient is finite: only A < 0 with ρ = e^1e4 overflows
     # the loss itself (to +inf, the unbounded PPO objective), and dual clip caps that.
-    capped = lambda lp: jaxloss.ppo_clip(lp, old, adv, dual_clip=3.0)  # noqa: E731
-    _assert_finite(capped, logp)
-    values = jaxloss.ppo_clip(logp, old, adv, reduction="none")
-    grads = jax.grad(lambda lp: jnp.sum(jaxloss.ppo_clip(lp, old, adv, reduction="none")))(logp)
+    @jax.jit
+    def run(logp, old, adv):
+        capped = _value_and_grads(lambda lp: jaxloss.ppo_clip(lp, old, adv, dual_clip=3.0), logp)
+        values = jaxloss.ppo_clip(logp, old, adv, reduction="none")
+        grads = jax.grad(lambda lp: jnp.sum(jaxloss.ppo_clip(lp, old, adv, reduction="none")))(logp)
+        return capped, values, grads
+
+    capped, values, grads = jax.tree.map(np.asarray, run(logp, old, adv))
+    _assert_finite(*capped)
     assert not np.any(np.isnan(values)) and not np.any(np.isnan(grads))
     overflow = (adv < 0) & (logp > 100)
     assert np.all(np.isinf(np.asarray(values)[overflow]))
@@ -241,7 +314,20 @@ def test_ppo_clip_gradients_are_finite_at_extreme_log_ratios():
     assert np.all(np.isfinite(np.asarray(grads)[~overflow]))
 
 
-@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+ESTIMATORS = ["k1", "k2", "k3"]
+
+
+@functools.cache
+def _kl_penalty_ours():
+    logprobs, ref_logprobs, _, mask = _tokens(5)
+    cases = [((logprobs, ref_logprobs), {"estimator": e}) for e in ESTIMATORS]
+    return _jax_value_and_grads_of_cases(
+        lambda lp, rp, estimator: jaxloss.kl_penalty(lp, rp, estimator=estimator, where=mask),
+        cases,
+    )
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_kl_penalty_matches_the_estimators(estimator):
     logprobs, ref_logprobs, _, mask = _tokens(5)
 
@@ -255,44 +341,50 @@ def test_kl_penalty_matches_the_estimators(estimator):
         m = torch.tensor(mask, dtype=torch.float64)
         return (k * m).sum() / m.sum()
 
-    _assert_matches(
-        lambda lp, rp: jaxloss.kl_penalty(lp, rp, estimator=estimator, where=mask),
-        theirs,
-        logprobs,
-        ref_logprobs,
-    )
+    arrays = [np.asarray(a, np.float32) for a in (logprobs, ref_logprobs)]
+    _assert_close(_kl_penalty_ours()[ESTIMATORS.index(estimator)], arrays, theirs)
 
 
 def test_kl_k3_keeps_precision_for_small_differences():
     # exp(−d) − 1 + d at d = 1e-4 is 5e-9; computed naively in float32 it is lost.
     d = np.float32(1e-4)
-    k3 = jaxloss.kl_penalty(jnp.array([d]), jnp.zeros(1), estimator="k3")
+    k3 = jax.jit(functools.partial(jaxloss.kl_penalty, estimator="k3"))(
+        np.array([d]), np.zeros(1, np.float32)
+    )
     assert float(k3) == pytest.approx(d**2 / 2 - d**3 / 6, rel=1e-3)
 
 
-@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
-def test_kl_penalty_extremes_are_not_nan(estimator):
+@functools.cache
+def _kl_penalty_at_extremes():
+    @jax.jit
+    def run(logp, zeros):
+        def values(lp, estimator):
+            return jaxloss.kl_penalty(lp, zeros, estimator=estimator, reduction="none")
+
+        return [
+            (values(logp, e), jax.grad(lambda lp, e=e: jnp.sum(values(lp, e)))(logp))
+            for e in ESTIMATORS
+        ]
+
     logp = np.array([1e4, -1e4, 0.0, 5.0], np.float32)
-    values = jaxloss.kl_penalty(logp, np.zeros(4), estimator=estimator, reduction="none")
-    grads = jax.grad(
-        lambda lp: jnp.sum(
-            jaxloss.kl_penalty(lp, jnp.zeros(4), estimator=estimator, reduction="none")
-        )
-    )(logp)
+    return jax.tree.map(np.asarray, run(logp, np.zeros(4, np.float32)))
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_kl_penalty_extremes_are_not_nan(estimator):
+    values, grads = _kl_penalty_at_extremes()[ESTIMATORS.index(estimator)]
     assert not np.any(np.isnan(values)) and not np.any(np.isnan(grads))
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, where=m),
-        lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, dual_clip=2.0, where=m),
-        lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k3", where=m),
-        lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k2", where=m),
-    ],
-    ids=["ppo_clip", "ppo_dual_clip", "kl_k3", "kl_k2"],
-)
-def test_token_losses_ignore_anything_in_masked_tokens(fn):
+TOKEN_LOSSES = [
+    lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, where=m),
+    lambda lp, old, adv, m: jaxloss.ppo_clip(lp, old, adv, dual_clip=2.0, where=m),
+    lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k3", where=m),
+    lambda lp, old, adv, m: jaxloss.kl_penalty(lp, old, estimator="k2", where=m),
+]
+
+
+def _masked_token_inputs():
     logprobs, old, advantages, mask = _tokens(6)
     advantages = np.broadcast_to(advantages, logprobs.shape).copy()
     poisoned = logprobs.copy()
@@ -300,22 +392,61 @@ def test_token_losses_ignore_anything_in_masked_tokens(fn):
     old_poisoned = old.copy()
     old_poisoned[~mask] = -1e30
     advantages[~mask] = np.inf
-    clean = fn(logprobs, old, np.where(mask, advantages, 0.0), mask)
-    value, grad = jax.value_and_grad(fn)(poisoned, old_poisoned, advantages, mask)
+    # float32, as the losses would take the float64 inputs.
+    clean = [logprobs, old, np.where(mask, advantages, 0.0)]
+    poisoned = [poisoned, old_poisoned, advantages]
+    return [a.astype(np.float32) for a in clean], [a.astype(np.float32) for a in poisoned], mask
+
+
+@functools.cache
+def _token_losses_with_masked_tokens():
+    @jax.jit
+    def run(clean, poisoned, mask, nothing):
+        return [
+            (
+                fn(*clean, mask),
+                jax.value_and_grad(fn)(*poisoned, mask),
+                jax.value_and_grad(fn)(*poisoned, nothing),
+            )
+            for fn in TOKEN_LOSSES
+        ]
+
+    clean, poisoned, mask = _masked_token_inputs()
+    return jax.tree.map(np.asarray, run(clean, poisoned, mask, np.zeros_like(mask)))
+
+
+@pytest.mark.parametrize("fn", TOKEN_LOSSES, ids=["ppo_clip", "ppo_dual_clip", "kl_k3", "kl_k2"])
+def test_token_losses_ignore_anything_in_masked_tokens(fn):
+    _, _, mask = _masked_token_inputs()
+    clean, (value, grad), masked_out = _token_losses_with_masked_tokens()[TOKEN_LOSSES.index(fn)]
     np.testing.assert_allclose(value, clean, rtol=1e-6)
     assert np.all(np.asarray(grad)[~mask] == 0) and np.all(np.isfinite(grad))
     # An entirely masked batch: 0 with zero gradients, not NaN.
-    nothing = np.zeros_like(mask)
-    value, grad = jax.value_and_grad(fn)(poisoned, old_poisoned, advantages, nothing)
+    value, grad = masked_out
     assert float(value) == 0.0 and np.all(np.asarray(grad) == 0)
 
 
 # --------------------------------------------------------------------------- GRPO advantages
 
 
-@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+GRPO_SCALES = ["group", "batch", "none"]
+
+
+def _grpo_rewards():
+    return np.random.default_rng(7).normal(size=(3, 8)).astype(np.float32)
+
+
+@functools.cache
+def _grpo_advantages_ours():
+    run = jax.jit(
+        lambda r: [jaxloss.grpo_advantages(r, scale_rewards=scale) for scale in GRPO_SCALES]
+    )
+    return [np.asarray(x) for x in run(_grpo_rewards())]
+
+
+@pytest.mark.parametrize("scale", GRPO_SCALES)
 def test_grpo_advantages_match_trl(scale):
-    rewards = np.random.default_rng(7).normal(size=(3, 8)).astype(np.float32)
+    rewards = _grpo_rewards()
     torch_rewards = torch.tensor(rewards, dtype=torch.float64)
     centred = torch_rewards - torch_rewards.mean(dim=1, keepdim=True)
     std = {  # TRL: torch's default (unbiased) std, per group or over the whole batch
@@ -324,7 +455,7 @@ def test_grpo_advantages_match_trl(scale):
         "none": None,
     }[scale]
     expected = centred if std is None else centred / (std + 1e-4)
-    ours = jaxloss.grpo_advantages(rewards, scale_rewards=scale)
+    ours = _grpo_advantages_ours()[GRPO_SCALES.index(scale)]
     np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours, ref.grpo_advantages(rewards, scale=scale), rtol=1e-5)
 
@@ -333,15 +464,24 @@ def test_grpo_advantages_edge_cases():
     # A constant group, a group with one valid completion, and masked entries.
     rewards = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 5.0, -1.0, 0.0]], np.float32)
     where = np.array([[True, True, True, True], [True, False, False, False]])
-    out = jaxloss.grpo_advantages(rewards, where=where, eps=0.0)
-    np.testing.assert_array_equal(out, 0.0)
     partial = np.array([[True, True, False, True]] * 2)
-    out = jaxloss.grpo_advantages(rewards, where=partial)
+
+    @jax.jit
+    def run(rewards, where, partial):
+        grad = jax.grad(lambda r: jnp.sum(jaxloss.grpo_advantages(r) * r))(rewards)
+        return (
+            jaxloss.grpo_advantages(rewards, where=where, eps=0.0),
+            jaxloss.grpo_advantages(rewards, where=partial),
+            grad,
+            jaxloss.grpo_advantages(rewards),
+        )
+
+    constant, out, grad, advantages = jax.tree.map(np.asarray, run(rewards, where, partial))
+    np.testing.assert_array_equal(constant, 0.0)
     expected = ref.grpo_advantages(rewards[:, [0, 1, 3]])
     np.testing.assert_allclose(np.asarray(out)[:, [0, 1, 3]], expected, rtol=1e-5, atol=1e-6)
     assert np.all(np.asarray(out)[:, 2] == 0)
-    grad = jax.grad(lambda r: jnp.sum(jaxloss.grpo_advantages(r) * r))(rewards)
-    np.testing.assert_allclose(grad, jaxloss.grpo_advantages(rewards))  # constants only
+    np.testing.assert_allclose(grad, advantages)  # constants only
     with pytest.raises(ValueError, match="scale"):
         jaxloss.grpo_advantages(rewards, scale_rewards="std")
 
@@ -360,12 +500,9 @@ def test_token_logprobs_match_torch_log_softmax():
     logits, tokens = _lm_batch()
     expected = torch.log_softmax(torch.tensor(logits, dtype=torch.float64), -1)
     expected = expected.gather(-1, torch.tensor(tokens, dtype=torch.int64)[..., None])[..., 0]
-    np.testing.assert_allclose(
-        jaxloss.token_logprobs(logits, tokens), expected.numpy(), rtol=1e-5, atol=1e-6
-    )
-    np.testing.assert_allclose(
-        jaxloss.token_logprobs(logits, tokens), ref.token_logprobs(logits, tokens), rtol=1e-5
-    )
+    ours = jax.jit(jaxloss.token_logprobs)(logits, tokens)
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours, ref.token_logprobs(logits, tokens), rtol=1e-5)
 
 
 @pytest.mark.parametrize("average", [False, True])
@@ -397,12 +534,16 @@ def test_sequence_logprobs_sum_or_average_the_valid_tokens(average):
 
 def test_token_logprobs_take_bfloat16_logits_and_compute_in_float32():
     logits, tokens = _lm_batch(2)
-    half = jnp.asarray(logits, jnp.bfloat16)
-    out = jaxloss.token_logprobs(half, tokens)
+    half = logits.astype(jnp.bfloat16)  # a NumPy (ml_dtypes) bfloat16 array
+
+    @jax.jit
+    def run(half, tokens):
+        out = jaxloss.token_logprobs(half, tokens)
+        return out, jaxloss.token_logprobs(half.astype(jnp.float32), tokens)
+
+    out, upcast = run(half, tokens)
     assert out.dtype == jnp.float32
-    np.testing.assert_allclose(
-        out, jaxloss.token_logprobs(half.astype(jnp.float32), tokens), rtol=1e-6
-    )
+    np.testing.assert_allclose(out, upcast, rtol=1e-6)
 
 
 def test_sequence_logprobs_store_no_log_softmax_copy():
@@ -455,6 +596,6 @@ def test_dpo_from_sequence_logprobs_end_to_end():
     per_token_ref = ref.token_logprobs(ref_logits, tokens) * answer
     lp, rp = per_token.sum(-1), per_token_ref.sum(-1)
     expected = ref.dpo(lp[:2], lp[2:], rp[:2], rp[2:], beta=0.1).mean()
-    value, grad = jax.value_and_grad(loss)(logits)
+    value, grad = jax.jit(jax.value_and_grad(loss))(logits)
     np.testing.assert_allclose(value, expected, rtol=1e-5)
     assert np.all(np.asarray(grad)[:, :2] == 0) and np.any(np.asarray(grad)[:, 2:] != 0)

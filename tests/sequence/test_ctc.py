@@ -3,6 +3,7 @@ and the greedy decoder."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -66,31 +67,53 @@ REDUCTIONS = ("none", "sum", "mean")
 GRID = list(itertools.product(range(len(SHAPES)), ["first", "last"], [False, True]))
 
 
+def _blank(shape, blank_at):
+    return 0 if blank_at == "first" else shape[2] - 1
+
+
+@functools.cache
+def _ctc_of_shape(shape_index):
+    """``{GRID index: {reduction: (value, gradient)}}`` for the four configurations of one
+    shape (blank first or last, with or without zero_infinity): one compiled function for
+    the shape instead of one per configuration."""
+    shape = SHAPES[shape_index]
+    cases = {index: params for index, params in enumerate(GRID) if params[0] == shape_index}
+    inputs = {
+        index: _inputs(shape, _blank(shape, params[1]), index) for index, params in cases.items()
+    }
+
+    @jax.jit
+    def run(inputs):
+        out = {}
+        for index, (logits, labels, logit_lengths, label_lengths) in inputs.items():
+            _, blank_at, zero_infinity = cases[index]
+            loss = functools.partial(
+                jaxloss.ctc,
+                labels=labels,
+                logit_lengths=logit_lengths,
+                label_lengths=label_lengths,
+                blank=_blank(shape, blank_at),
+                zero_infinity=zero_infinity,
+            )
+            out[index] = compiled.reductions_and_grads(loss, reductions=REDUCTIONS)(logits)
+        return out
+
+    return run(inputs)
+
+
 @pytest.mark.parametrize(
     "shape_index, blank_at, zero_infinity",
     GRID,
     ids=[f"shape{s}-blank_{b}-zi{z}" for s, b, z in GRID],
 )
 def test_ctc_matches_torch(shape_index, blank_at, zero_infinity):
-    # Every reduction's value and gradient, from one compiled function per configuration.
+    # Every reduction's value and gradient; the configurations of a shape are compiled together.
     shape = SHAPES[shape_index]
-    blank = 0 if blank_at == "first" else shape[2] - 1
-    logits, labels, logit_lengths, label_lengths = _inputs(
-        shape, blank, GRID.index((shape_index, blank_at, zero_infinity))
-    )
+    blank = _blank(shape, blank_at)
+    index = GRID.index((shape_index, blank_at, zero_infinity))
+    logits, labels, logit_lengths, label_lengths = _inputs(shape, blank, index)
     options = {"blank": blank, "zero_infinity": zero_infinity}
-
-    def loss(x, *, reduction):
-        return jaxloss.ctc(
-            x,
-            labels,
-            logit_lengths=logit_lengths,
-            label_lengths=label_lengths,
-            reduction=reduction,
-            **options,
-        )
-
-    got = compiled.reductions_and_grads(loss, reductions=REDUCTIONS)(logits)
+    got = _ctc_of_shape(shape_index)[index]
     for reduction in REDUCTIONS:
         expected, expected_grad = _torch_ctc(
             logits, labels, logit_lengths, label_lengths, reduction=reduction, **options
@@ -122,36 +145,44 @@ def test_ctc_matches_the_float64_reference(shape):
 
 
 def test_impossible_alignment_is_inf_with_a_zero_gradient():
-    logits = jnp.zeros((1, 2, 3))
-    labels = jnp.array([[1, 1]])  # a repeat needs 3 frames
-    value, grad = jax.value_and_grad(lambda x: ctc(x, labels, reduction="sum"))(logits)
+    logits = np.zeros((1, 2, 3), np.float32)
+    labels = np.array([[1, 1]], np.int32)  # a repeat needs 3 frames
+
+    @jax.jit
+    def run(logits, labels):
+        # With and without zero_infinity in one compilation.
+        return [
+            jax.value_and_grad(
+                functools.partial(jaxloss.ctc, labels=labels, zero_infinity=zi, reduction="sum")
+            )(logits)
+            for zi in (False, True)
+        ]
+
+    (value, grad), (value_zi, grad_zi) = run(logits, labels)
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
-    value, grad = jax.value_and_grad(lambda x: ctc(x, labels, zero_infinity=True, reduction="sum"))(
-        logits
-    )
-    assert float(value) == 0.0
-    assert np.all(np.asarray(grad) == 0)
+    assert float(value_zi) == 0.0
+    assert np.all(np.asarray(grad_zi) == 0)
 
 
 def test_loss_is_never_below_zero():
     # A confident, correct model: -log p rounds to about 0 and must not go negative.
     labels = np.array([[1, 2, 3]])
     frames = np.array([0, 1, 0, 2, 0, 3, 0])
-    logits = 60.0 * jax.nn.one_hot(frames, 4)[None]
+    logits = 60.0 * np.eye(4, dtype=np.float32)[frames][None]  # one-hot
     value = ctc(logits, labels, reduction="none")
     assert float(value[0]) >= 0.0
     assert float(value[0]) < 1e-6
 
 
 def test_no_frames_and_empty_labels():
-    logits = jnp.zeros((2, 4, 3))
-    labels = jnp.array([[1], [1]])
+    logits = np.zeros((2, 4, 3), np.float32)
+    labels = np.array([[1], [1]], np.int32)
     value = ctc(
         logits,
         labels,
-        logit_lengths=jnp.array([0, 0]),
-        label_lengths=jnp.array([0, 1]),
+        logit_lengths=np.array([0, 0], np.int32),
+        label_lengths=np.array([0, 1], np.int32),
         reduction="none",
     )
     assert float(value[0]) == 0.0  # nothing to say in no time: probability 1
@@ -159,8 +190,9 @@ def test_no_frames_and_empty_labels():
 
 
 def test_labels_outside_the_classes_make_the_sequence_impossible():
-    logits = jnp.zeros((1, 6, 3))
-    value, grad = jax.value_and_grad(lambda x: ctc(x, jnp.array([[1, 7]]), reduction="sum"))(logits)
+    logits = np.zeros((1, 6, 3), np.float32)
+    loss = functools.partial(jaxloss.ctc, reduction="sum")
+    value, grad = jax.jit(jax.value_and_grad(loss))(logits, np.array([[1, 7]], np.int32))
     assert np.isinf(value)
     assert np.all(np.asarray(grad) == 0)
 
@@ -168,14 +200,14 @@ def test_labels_outside_the_classes_make_the_sequence_impossible():
 def test_mean_divides_by_label_length_at_least_one():
     logits, labels, logit_lengths, label_lengths = _inputs((4, 20, 5, 3), 0, 3)
     logit_lengths[2] = 20  # keep every sequence possible
-    none = ctc(
-        logits,
-        labels,
-        logit_lengths=logit_lengths,
-        label_lengths=label_lengths,
-        reduction="none",
-    )
-    mean = ctc(logits, labels, logit_lengths=logit_lengths, label_lengths=label_lengths)
+
+    @jax.jit
+    def run(logits, labels, logit_lengths, label_lengths):
+        lengths = {"logit_lengths": logit_lengths, "label_lengths": label_lengths}
+        none = jaxloss.ctc(logits, labels, reduction="none", **lengths)
+        return none, jaxloss.ctc(logits, labels, **lengths)
+
+    none, mean = run(logits, labels, logit_lengths, label_lengths)
     np.testing.assert_allclose(mean, np.mean(none / np.maximum(label_lengths, 1)), rtol=1e-6)
 
 
@@ -183,21 +215,15 @@ def test_where_drops_sequences():
     logits, labels, logit_lengths, label_lengths = _inputs((6, 20, 5, 3), 0, 4)
     keep = np.array([True, False, False, True, True, False])
     options = {"reduction": "mean"}
-    masked = ctc(
-        logits,
-        labels,
-        logit_lengths=logit_lengths,
-        label_lengths=label_lengths,
-        where=keep,
-        **options,
-    )
-    dropped = ctc(
-        logits[keep],
-        labels[keep],
-        logit_lengths=logit_lengths[keep],
-        label_lengths=label_lengths[keep],
-        **options,
-    )
+
+    def loss(logits, labels, logit_lengths, label_lengths, where=None):
+        lengths = {"logit_lengths": logit_lengths, "label_lengths": label_lengths}
+        return jaxloss.ctc(logits, labels, where=where, **lengths, **options)
+
+    # Masked and dropped in one compilation.
+    run = jax.jit(lambda inputs, keep, kept: (loss(*inputs, where=keep), loss(*kept)))
+    inputs = (logits, labels, logit_lengths, label_lengths)
+    masked, dropped = run(inputs, keep, tuple(x[keep] for x in inputs))
     np.testing.assert_allclose(masked, dropped, rtol=1e-6)
 
 
@@ -209,11 +235,21 @@ def test_agrees_with_optax_where_both_are_defined():
     frames, max_labels = logits.shape[1], labels.shape[1]
     logit_paddings = (np.arange(frames)[None] >= logit_lengths[:, None]).astype(np.float32)
     label_paddings = (np.arange(max_labels)[None] >= label_lengths[:, None]).astype(np.float32)
-    np.testing.assert_allclose(
-        _ctc(logits, labels, logit_lengths, label_lengths, reduction="none"),
-        optax.ctc_loss(logits, logit_paddings, labels, label_paddings),
-        rtol=1e-5,
-    )
+
+    @jax.jit
+    def run(logits, labels, logit_lengths, label_lengths, logit_paddings, label_paddings):
+        # Both in one compilation.
+        ours = jaxloss.ctc(
+            logits,
+            labels,
+            logit_lengths=logit_lengths,
+            label_lengths=label_lengths,
+            reduction="none",
+        )
+        return ours, optax.ctc_loss(logits, logit_paddings, labels, label_paddings)
+
+    ours, theirs = run(logits, labels, logit_lengths, label_lengths, logit_paddings, label_paddings)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
 
 
 def test_shape_errors_name_the_argument():
@@ -233,12 +269,24 @@ def test_shape_errors_name_the_argument():
 # --- Greedy decoding -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blank", [0, 4])
+GREEDY_BLANKS = [0, 4]
+
+
+@jax.jit
+def _greedy_decodes(logits, logit_lengths):
+    # Every blank of the test in one compilation.
+    return {
+        blank: jaxloss.ctc_greedy_decode(logits, logit_lengths=logit_lengths, blank=blank)
+        for blank in GREEDY_BLANKS
+    }
+
+
+@pytest.mark.parametrize("blank", GREEDY_BLANKS)
 def test_greedy_decode_matches_the_reference(blank):
     rng = np.random.default_rng(6)
     logits = rng.normal(size=(7, 15, 5)).astype(np.float32)
     logit_lengths = rng.integers(0, 16, size=7)
-    tokens, lengths = jaxloss.ctc_greedy_decode(logits, logit_lengths=logit_lengths, blank=blank)
+    tokens, lengths = _greedy_decodes(logits, logit_lengths)[blank]
     assert tokens.shape == (7, 15) and tokens.dtype == jnp.int32
     expected = ref.ctc_greedy_decode(logits, logit_lengths, blank)
     for row, length, want in zip(np.asarray(tokens), np.asarray(lengths), expected, strict=True):
@@ -248,8 +296,8 @@ def test_greedy_decode_matches_the_reference(blank):
 
 
 def test_greedy_decode_keeps_repeats_separated_by_blank():
-    frames = jnp.array([[0, 3, 3, 0, 3, 1, 1, 2]])
-    tokens, lengths = jaxloss.ctc_greedy_decode(jax.nn.one_hot(frames, 4))
+    frames = np.array([[0, 3, 3, 0, 3, 1, 1, 2]])
+    tokens, lengths = jax.jit(jaxloss.ctc_greedy_decode)(np.eye(4, dtype=np.float32)[frames])
     assert tokens[0, : int(lengths[0])].tolist() == [3, 3, 1, 2]
 
 
@@ -264,9 +312,16 @@ def test_greedy_decode_rejects_a_blank_outside_the_classes(blank):
 def test_greedy_decode_under_jit_and_vmap():
     rng = np.random.default_rng(7)
     logits = rng.normal(size=(3, 2, 9, 4)).astype(np.float32)
-    tokens, lengths = jax.jit(jax.vmap(jaxloss.ctc_greedy_decode))(logits)
+
+    @jax.jit
+    def run(logits):
+        # The vmapped decoder and each batch decoded alone, in one compilation.
+        decode = jaxloss.ctc_greedy_decode
+        return jax.vmap(decode)(logits), [decode(batch) for batch in logits]
+
+    (tokens, lengths), alone = run(logits)
     for i in range(3):
-        t, n = jaxloss.ctc_greedy_decode(logits[i])
+        t, n = alone[i]
         np.testing.assert_array_equal(tokens[i], t)
         np.testing.assert_array_equal(lengths[i], n)
 
@@ -278,7 +333,8 @@ def test_classes_masked_with_minus_infinity():
     logits[:, :, 4] = -np.inf
     logits[0, 3:6, 2] = -np.inf
     labels = np.array([[1, 2, 1], [3, 3, 1]])
-    value, grad = jax.value_and_grad(lambda x: jaxloss.ctc(x, labels, reduction="sum"))(logits)
+    loss = functools.partial(jaxloss.ctc, reduction="sum")
+    value, grad = jax.jit(jax.value_and_grad(loss))(logits, labels)
     # torch's gradient is NaN with -inf logits; -1e4 changes the probabilities by e^-1e4.
     expected, expected_grad = _torch_ctc(
         np.where(np.isfinite(logits), logits, -1e4),
