@@ -154,15 +154,44 @@ def reductions_and_grads(loss, argnums=0, reductions=("none", "sum", "mean")):
     """
 
     def run(*args):
-        out = {}
-        for reduction in reductions:
-
-            def total(*a, reduction=reduction):
-                value = loss(*a, reduction=reduction)
-                return jnp.sum(value), value
-
-            (_, value), grads = jax.value_and_grad(total, argnums, has_aux=True)(*args)
-            out[reduction] = (value, grads)
-        return out
+        return {
+            reduction: value_and_grads(
+                functools.partial(loss, reduction=reduction), *args, argnums=argnums
+            )
+            for reduction in reductions
+        }
 
     return jax.jit(run)
+
+
+def value_and_grads(fn, *args, argnums=None):
+    """Traceable: ``fn(*args)`` and the gradients of its sum (the value itself when it is a
+    scalar) with respect to ``argnums`` (default: every argument), tracing ``fn`` once."""
+
+    def total(*a):
+        value = fn(*a)
+        return jnp.sum(value), value
+
+    if argnums is None:
+        argnums = tuple(range(len(args)))
+    (_, value), grads = jax.value_and_grad(total, argnums, has_aux=True)(*args)
+    return value, grads
+
+
+def values_and_grads_of_cases(fn, cases) -> list:
+    """``value_and_grads`` of ``fn(*arrays, **options)`` for every ``(arrays, options)`` of
+    ``cases``, with the arrays in float32, in one compilation; as NumPy.
+
+    For a family test whose parametrized cases share their input shapes: a cached call
+    computes them all, and each case checks its own entry.
+    """
+    inputs = [[np.asarray(a, np.float32) for a in arrays] for arrays, _ in cases]
+
+    @jax.jit
+    def run(inputs):
+        return [
+            value_and_grads(functools.partial(fn, **options), *arrays)
+            for arrays, (_, options) in zip(inputs, cases, strict=True)
+        ]
+
+    return jax.tree.map(np.asarray, run(inputs))

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from jax.test_util import check_grads
 
 import jaxloss
+from tests._suite import compiled
 from tests.generative import reference as ref
 
 EXTREME = np.array([-1e4, -50.0, 0.0, 50.0, 1e4], np.float32)
@@ -30,14 +31,9 @@ def _torch_value_and_grads(fn, *arrays):
 # once, by a cached function, and each case checks its own part.
 
 
-def _value_and_grads(fn, *arrays):
-    """Traceable: ``fn``'s value and gradients with respect to every input."""
-    return jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
-
-
 def _jax_value_and_grads(fn, *arrays):
-    """``_value_and_grads``, compiled (and returned as NumPy)."""
-    out = jax.jit(functools.partial(_value_and_grads, fn))(*arrays)
+    """``compiled.value_and_grads``, compiled (and returned as NumPy)."""
+    out = jax.jit(functools.partial(compiled.value_and_grads, fn))(*arrays)
     return jax.tree.map(np.asarray, out)
 
 
@@ -72,7 +68,7 @@ def _gan_generator_ours():
     @jax.jit
     def run(fake):
         return [
-            _value_and_grads(lambda f, s=s: jaxloss.gan_generator(f, saturating=s), fake)
+            compiled.value_and_grads(lambda f, s=s: jaxloss.gan_generator(f, saturating=s), fake)
             for s in (False, True)
         ]
 
@@ -113,7 +109,7 @@ TWO_SIDED = [jaxloss.gan_discriminator, jaxloss.wasserstein_critic, jaxloss.hing
 def _two_sided_at_extremes():
     @jax.jit
     def run(real, fake):
-        return [_value_and_grads(fn, real, fake) for fn in TWO_SIDED]
+        return [compiled.value_and_grads(fn, real, fake) for fn in TWO_SIDED]
 
     real, fake = np.meshgrid(EXTREME, EXTREME)
     return jax.tree.map(np.asarray, run(real.ravel(), fake.ravel()))

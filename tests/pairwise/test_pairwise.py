@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxloss
+from tests._suite import compiled
 from tests.pairwise import reference as ref
 
 # Every JAX computation of a test runs in one compiled function (eager dispatch would compile
@@ -26,33 +27,6 @@ def _torch_grads(fn, *arrays):
     value = fn(*tensors)
     value.sum().backward()
     return value.detach().numpy(), [t.grad.numpy() for t in tensors]
-
-
-def _value_and_grads(fn, *arrays):
-    """``fn``'s value and the gradients of its sum with respect to every input (traceable)."""
-
-    def total(*a):
-        value = fn(*a)
-        return jnp.sum(value), value
-
-    argnums = tuple(range(len(arrays)))
-    (_, value), grads = jax.value_and_grad(total, argnums, has_aux=True)(*arrays)
-    return value, grads
-
-
-def _jax_grads_of_cases(fn, cases):
-    """``_value_and_grads`` of ``fn(*arrays, **options)`` at float32 for every
-    ``(arrays, options)`` of ``cases``, in one compilation."""
-    inputs = [[np.asarray(a, np.float32) for a in arrays] for arrays, _ in cases]
-
-    @jax.jit
-    def run(inputs):
-        return [
-            _value_and_grads(functools.partial(fn, **options), *arrays)
-            for arrays, (_, options) in zip(inputs, cases, strict=True)
-        ]
-
-    return jax.tree.map(np.asarray, run(inputs))
 
 
 def _assert_matches_torch(ours, theirs, rtol=1e-5, atol=1e-6):
@@ -77,7 +51,7 @@ def _triplet_case(index):
 @functools.cache
 def _triplet_grid_ours():
     cases = [_triplet_case(index) for index in range(len(TRIPLET_GRID))]
-    return _jax_grads_of_cases(jaxloss.triplet_margin, cases)
+    return compiled.values_and_grads_of_cases(jaxloss.triplet_margin, cases)
 
 
 @pytest.mark.parametrize(
@@ -158,7 +132,9 @@ def _margin_ranking_inputs():
 def _margin_ranking_ours():
     x1, x2, y = _margin_ranking_inputs()
     cases = [((x1, x2), {"margin": m, "reduction": r}) for m, r in MARGIN_RANKING_GRID]
-    return _jax_grads_of_cases(lambda a, b, **o: jaxloss.margin_ranking(a, b, y, **o), cases)
+    return compiled.values_and_grads_of_cases(
+        lambda a, b, **o: jaxloss.margin_ranking(a, b, y, **o), cases
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -188,7 +164,9 @@ def _cosine_inputs():
 def _cosine_embedding_ours():
     x1, x2, y = _cosine_inputs()
     cases = [((x1, x2), {"margin": m, "reduction": r}) for m, r in COSINE_GRID]
-    return _jax_grads_of_cases(lambda a, b, **o: jaxloss.cosine_embedding(a, b, y, **o), cases)
+    return compiled.values_and_grads_of_cases(
+        lambda a, b, **o: jaxloss.cosine_embedding(a, b, y, **o), cases
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

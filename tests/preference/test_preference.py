@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxloss
+from tests._suite import compiled
 from tests.preference import reference as ref
 
 
@@ -28,26 +29,6 @@ def _torch_value_and_grads(fn, *arrays):
 # together, once, by a cached function, and each case checks its own part.
 
 
-def _value_and_grads(fn, *arrays):
-    """Traceable: ``fn``'s value and gradients with respect to every input."""
-    return jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
-
-
-def _jax_value_and_grads_of_cases(fn, cases):
-    """``_value_and_grads`` of ``fn(*arrays, **options)`` at float32 for every
-    ``(arrays, options)`` of ``cases``, in one compilation (as NumPy)."""
-    inputs = [[np.asarray(a, np.float32) for a in arrays] for arrays, _ in cases]
-
-    @jax.jit
-    def run(inputs):
-        return [
-            _value_and_grads(functools.partial(fn, **options), *arrays)
-            for arrays, (_, options) in zip(inputs, cases, strict=True)
-        ]
-
-    return jax.tree.map(np.asarray, run(inputs))
-
-
 def _assert_close(ours, arrays, theirs, rtol=1e-5):
     (value, grads), (expected, expected_grads) = ours, _torch_value_and_grads(theirs, *arrays)
     np.testing.assert_allclose(value, expected, rtol=rtol, atol=1e-6)
@@ -57,7 +38,7 @@ def _assert_close(ours, arrays, theirs, rtol=1e-5):
 
 def _assert_matches(fn, theirs, *arrays, rtol=1e-5):
     arrays = [np.asarray(a, np.float32) for a in arrays]
-    (ours,) = _jax_value_and_grads_of_cases(fn, [(arrays, {})])
+    (ours,) = compiled.values_and_grads_of_cases(fn, [(arrays, {})])
     _assert_close(ours, arrays, theirs, rtol)
 
 
@@ -102,7 +83,7 @@ def _dpo_ours():
         for index, (kind, smoothing) in enumerate(DPO_GRID)
         for beta in DPO_BETAS
     ]
-    return _jax_value_and_grads_of_cases(jaxloss.dpo, cases)
+    return compiled.values_and_grads_of_cases(jaxloss.dpo, cases)
 
 
 @pytest.mark.parametrize("loss_type, label_smoothing", DPO_GRID)
@@ -175,7 +156,7 @@ def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
     @jax.jit
     def run(chosen, rejected, logps):
         odds = [jaxloss.preference.pairs._log_odds(logp) for logp in logps]
-        return _value_and_grads(jaxloss.orpo, chosen, rejected), odds
+        return compiled.value_and_grads(jaxloss.orpo, chosen, rejected), odds
 
     (value, grads), odds = run(chosen, rejected, [np.float32(logp) for logp in logps])
     _assert_finite(value, grads)
@@ -205,7 +186,7 @@ def test_kto_matches_trl_and_stops_the_gradient_of_the_reference_point():
     def run(p, r, points):
         point_grad = jax.grad(lambda z: jaxloss.kto(p, r, desirable, reference_point=z))(points[0])
         clamped = [jaxloss.kto(p, r, desirable, reference_point=z) for z in points[1:]]
-        return _value_and_grads(ours, p, r), point_grad, clamped
+        return compiled.value_and_grads(ours, p, r), point_grad, clamped
 
     points = [np.float32(1.0), np.float32(-3.0), np.float32(0.0)]
     value_and_grads, point_grad, (negative, zero) = run(policy, reference, points)
@@ -231,7 +212,7 @@ SEQUENCE_LOSSES = [
 
 @functools.cache
 def _sequence_losses_at_extremes():
-    run = jax.jit(lambda a, b: [_value_and_grads(fn, a, b) for fn in SEQUENCE_LOSSES])
+    run = jax.jit(lambda a, b: [compiled.value_and_grads(fn, a, b) for fn in SEQUENCE_LOSSES])
     return jax.tree.map(np.asarray, run(EXTREMES, EXTREMES[::-1].copy()))
 
 
@@ -300,7 +281,9 @@ def test_ppo_clip_gradients_are_finite_at_extreme_log_ratios():
     # the loss itself (to +inf, the unbounded PPO objective), and dual clip caps that.
     @jax.jit
     def run(logp, old, adv):
-        capped = _value_and_grads(lambda lp: jaxloss.ppo_clip(lp, old, adv, dual_clip=3.0), logp)
+        capped = compiled.value_and_grads(
+            lambda lp: jaxloss.ppo_clip(lp, old, adv, dual_clip=3.0), logp
+        )
         values = jaxloss.ppo_clip(logp, old, adv, reduction="none")
         grads = jax.grad(lambda lp: jnp.sum(jaxloss.ppo_clip(lp, old, adv, reduction="none")))(logp)
         return capped, values, grads
@@ -321,7 +304,7 @@ ESTIMATORS = ["k1", "k2", "k3"]
 def _kl_penalty_ours():
     logprobs, ref_logprobs, _, mask = _tokens(5)
     cases = [((logprobs, ref_logprobs), {"estimator": e}) for e in ESTIMATORS]
-    return _jax_value_and_grads_of_cases(
+    return compiled.values_and_grads_of_cases(
         lambda lp, rp, estimator: jaxloss.kl_penalty(lp, rp, estimator=estimator, where=mask),
         cases,
     )
