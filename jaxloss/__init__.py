@@ -11,17 +11,29 @@ from jaxloss.classification import (
     binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
 )
 from jaxloss.classification import cross_entropy as cross_entropy
+from jaxloss.classification import hinge as hinge
+from jaxloss.classification import hinge_embedding as hinge_embedding
+from jaxloss.classification import multi_margin as multi_margin
+from jaxloss.classification import multiclass_hinge as multiclass_hinge
+from jaxloss.classification import multiclass_perceptron as multiclass_perceptron
+from jaxloss.classification import multilabel_margin as multilabel_margin
+from jaxloss.classification import multilabel_soft_margin as multilabel_soft_margin
 from jaxloss.classification import nll as nll
+from jaxloss.classification import perceptron as perceptron
+from jaxloss.classification import poly_cross_entropy as poly_cross_entropy
 from jaxloss.classification import sigmoid_focal as sigmoid_focal
+from jaxloss.classification import smooth_labels as smooth_labels
 from jaxloss.classification import soft_margin as soft_margin
 from jaxloss.classification import softmax_focal as softmax_focal
 from jaxloss.dense import chamfer as chamfer
 from jaxloss.dense import dice as dice
+from jaxloss.dense import generalized_dice as generalized_dice
 from jaxloss.dense import gram_matrix as gram_matrix
 from jaxloss.dense import perceptual_loss as perceptual_loss
 from jaxloss.dense import style_loss as style_loss
 from jaxloss.dense import tversky as tversky
 from jaxloss.divergence import gaussian_kl as gaussian_kl
+from jaxloss.divergence import generalized_kl as generalized_kl
 from jaxloss.divergence import kl_div as kl_div
 from jaxloss.generative import elbo_loss as elbo_loss
 from jaxloss.generative import gan_discriminator as gan_discriminator
@@ -42,11 +54,14 @@ from jaxloss.margin import norm_softmax as norm_softmax
 from jaxloss.margin import sphereface as sphereface
 from jaxloss.pairwise import batch_triplet as batch_triplet
 from jaxloss.pairwise import contrastive as contrastive
+from jaxloss.pairwise import cosine_distance as cosine_distance
 from jaxloss.pairwise import cosine_embedding as cosine_embedding
+from jaxloss.pairwise import cosine_similarity as cosine_similarity
 from jaxloss.pairwise import margin_ranking as margin_ranking
 from jaxloss.pairwise import nt_xent as nt_xent
 from jaxloss.pairwise import ratio_loss as ratio_loss
 from jaxloss.pairwise import triplet_margin as triplet_margin
+from jaxloss.pairwise import triplet_margin_with_distance as triplet_margin_with_distance
 from jaxloss.preference import bradley_terry as bradley_terry
 from jaxloss.preference import dpo as dpo
 from jaxloss.preference import grpo_advantages as grpo_advantages
@@ -57,14 +72,24 @@ from jaxloss.preference import ppo_clip as ppo_clip
 from jaxloss.preference import sequence_logprobs as sequence_logprobs
 from jaxloss.preference import simpo as simpo
 from jaxloss.preference import token_logprobs as token_logprobs
+from jaxloss.ranking import pairwise_hinge_ranking as pairwise_hinge_ranking
+from jaxloss.ranking import pairwise_logistic_ranking as pairwise_logistic_ranking
+from jaxloss.ranking import ranking_softmax as ranking_softmax
+from jaxloss.regression import gaussian_nll as gaussian_nll
 from jaxloss.regression import huber as huber
 from jaxloss.regression import l1 as l1
 from jaxloss.regression import log_cosh as log_cosh
 from jaxloss.regression import mae as mae
 from jaxloss.regression import mse as mse
+from jaxloss.regression import poisson_nll as poisson_nll
 from jaxloss.regression import smooth_l1 as smooth_l1
 from jaxloss.sequence import ctc as ctc
 from jaxloss.sequence import ctc_greedy_decode as ctc_greedy_decode
+from jaxloss.sequence import ctc_with_forward_probs as ctc_with_forward_probs
+from jaxloss.structured import fenchel_young as fenchel_young
+from jaxloss.structured import multiclass_sparsemax_loss as multiclass_sparsemax_loss
+from jaxloss.structured import sparsemax as sparsemax
+from jaxloss.structured import sparsemax_loss as sparsemax_loss
 
 __version__ = "0.2.0"
 
@@ -82,20 +107,29 @@ __all__ = [
     "combined_margin",
     "contrastive",
     "cosface",
+    "cosine_distance",
     "cosine_embedding",
+    "cosine_similarity",
     "cross_entropy",
     "ctc",
     "ctc_greedy_decode",
+    "ctc_with_forward_probs",
     "dice",
     "dpo",
     "elbo_loss",
+    "fenchel_young",
     "gan_discriminator",
     "gan_generator",
     "gaussian_kl",
+    "gaussian_nll",
+    "generalized_dice",
+    "generalized_kl",
     "gradient_penalty",
     "gram_matrix",
     "grpo_advantages",
+    "hinge",
     "hinge_discriminator",
+    "hinge_embedding",
     "hinge_generator",
     "huber",
     "kl_div",
@@ -107,23 +141,39 @@ __all__ = [
     "mae",
     "margin_ranking",
     "mse",
+    "multi_margin",
+    "multiclass_hinge",
+    "multiclass_perceptron",
+    "multiclass_sparsemax_loss",
+    "multilabel_margin",
+    "multilabel_soft_margin",
     "nll",
     "norm_softmax",
     "nt_xent",
     "orpo",
+    "pairwise_hinge_ranking",
+    "pairwise_logistic_ranking",
+    "perceptron",
     "perceptual_loss",
+    "poisson_nll",
+    "poly_cross_entropy",
     "ppo_clip",
+    "ranking_softmax",
     "ratio_loss",
     "sequence_logprobs",
     "sigmoid_focal",
     "simpo",
     "smooth_l1",
+    "smooth_labels",
     "soft_margin",
     "softmax_focal",
+    "sparsemax",
+    "sparsemax_loss",
     "sphereface",
     "style_loss",
     "token_logprobs",
     "triplet_margin",
+    "triplet_margin_with_distance",
     "tversky",
     "wasserstein_critic",
     "wasserstein_generator",

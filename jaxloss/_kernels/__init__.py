@@ -1,4 +1,5 @@
-"""Every ``jax.custom_vjp`` kernel of jaxloss, each module with its notation and memory.
+"""Every ``jax.custom_vjp`` (or ``custom_jvp``) kernel of jaxloss, each module with its
+notation and memory.
 
 The rule: a ``custom_vjp`` lives in ``_kernels/``; a family module only calls it. A kernel
 takes checked, masked arrays (the family module does the checks, the masking door and the
@@ -11,6 +12,9 @@ that autodiff of the plain expression cannot reach.
 * ``ctc``: the CTC negative log-likelihood, alpha recursion forward and its adjoint back.
 * ``nearest_neighbours``: Chamfer's blocked nearest-neighbour search, differentiated from
   the neighbours' indices alone.
+* ``soft_cross_entropy``: the cross-entropy of probability targets with ``0 · log 0 = 0``
+  for classes left out by a −inf logit, a ``custom_jvp`` (forward mode kept) at the cost of
+  the plain expression.
 * ``blocks``: splitting an axis into padded blocks for a ``scan``, and back (not a kernel;
   the kernels' one copy of it).
 """

@@ -18,6 +18,11 @@ faster. The gradient with respect to the logits is then the closed form
 
 Notation inside the kernel: ``B`` batch, ``T`` time, ``K`` classes, ``S`` labels, ``L`` states.
 
+``negative_log_likelihood_and_alphas`` (``jaxloss.ctc_with_forward_probs``) is the same
+forward pass returning the alphas too. Its backward pass is the one above for the loss, plus,
+only when the alphas are differentiated (symbolic zeros tell), the same adjoint scan with
+their cotangents added at every frame.
+
 Memory: the residuals are the alphas and emissions (``T × B × (2S+1)`` floats each) and the
 logits' log-normalizers (``B × T``), besides the logits themselves; nothing per step. The
 backward pass holds the occupancies (``T × B × (2S+1)``) and the gradient (``B × T × K``).
@@ -30,6 +35,7 @@ from typing import Literal, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import DTypeLike
 
 from jaxloss._labels import valid_class_ids
@@ -159,43 +165,54 @@ def _share(part: jax.Array, total: jax.Array) -> jax.Array:
     return jnp.exp(part - jnp.maximum(total, jnp.finfo(total.dtype).min))
 
 
+def _end_occupancies(
+    final_alpha: _States, log_likelihood: jax.Array, label_lengths: jax.Array
+) -> _States:
+    """γ at each sequence's last frame: d log p / d α of its two end states, 0 elsewhere
+    and for impossible sequences (log p = -inf)."""
+    last = label_lengths[:, None]
+    finite = jnp.isfinite(log_likelihood)
+    log_likelihood = jnp.where(finite, log_likelihood, 0)[:, None]
+    blank_end = jnp.arange(final_alpha[0].shape[1])[None, :] == last
+    label_end = jnp.arange(final_alpha[1].shape[1])[None, :] == last - 1
+    return (
+        jnp.where(blank_end & finite[:, None], jnp.exp(final_alpha[0] - log_likelihood), 0),
+        jnp.where(label_end & finite[:, None], jnp.exp(final_alpha[1] - log_likelihood), 0),
+    )
+
+
 def _occupancies(
     emit: _States,
     skip: jax.Array,
     previous_alphas: _States,
     final_alpha: _States,
-    log_likelihood: jax.Array,
-    label_lengths: jax.Array,
+    start: _States,
     logit_lengths: jax.Array,
+    added: _States | None = None,
 ) -> _States:
     """State occupancies γ_t(s), the posterior of being in state ``s`` at frame ``t``.
 
     γ is the adjoint of the alpha recursion in log space (d log p / d α_t(s)), so it runs
     backward through the *stored* alphas with no beta recursion and no logarithm: each
     edge of :func:`_alpha_step` passes back its share ``exp(input - output)`` (at most 1,
-    so nothing overflows). Starting from the end states, γ_{t-1}(s) = Σ_{s'} γ_t(s')
-    exp(α_{t-1}(s) - (α_t(s') - e_t(s'))). Impossible sequences (log p = -inf) and frames
-    past a sequence's end get no occupancy.
+    so nothing overflows). Starting from ``start`` (:func:`_end_occupancies`), γ_{t-1}(s)
+    = Σ_{s'} γ_t(s') exp(α_{t-1}(s) - (α_t(s') - e_t(s'))). Frames past a sequence's end
+    get no occupancy. ``added`` (``[T, B, S+1]``, ``[T, B, S]``), if given, is added to
+    the adjoint of each frame's alphas before it passes back: the adjoint of any linear
+    function of the alphas (:func:`_alphas_gradient`).
 
     Returns:
       γ summed over the blank states ``[T, B]``, and γ of the label states ``[T, B, S]``.
     """
     num_frames = emit[1].shape[0]
-    last = label_lengths[:, None]
-    finite = jnp.isfinite(log_likelihood)
-    log_likelihood = jnp.where(finite, log_likelihood, 0)[:, None]
-    blank_end = jnp.arange(final_alpha[0].shape[1])[None, :] == last
-    label_end = jnp.arange(final_alpha[1].shape[1])[None, :] == last - 1
-    start = (
-        jnp.where(blank_end & finite[:, None], jnp.exp(final_alpha[0] - log_likelihood), 0),
-        jnp.where(label_end & finite[:, None], jnp.exp(final_alpha[1] - log_likelihood), 0),
-    )
 
     def step(
-        carry: tuple[_States, _States], inputs: tuple[_States, _States, jax.Array]
+        carry: tuple[_States, _States], inputs: tuple[_States, _States, jax.Array, _States | None]
     ) -> tuple[tuple[_States, _States], _States]:
         (gamma_blank, gamma_label), (alpha_blank, alpha_label) = carry
-        (emit_blank, emit_label), (before_blank, before_label), t = inputs
+        (emit_blank, emit_label), (before_blank, before_label), t, added_t = inputs
+        if added_t is not None:
+            gamma_blank, gamma_label = gamma_blank + added_t[0], gamma_label + added_t[1]
         # The logaddexp outputs of _alpha_step, recovered from the alphas; a state that
         # cannot emit (a -inf logit, an impossible label) passes nothing back.
         into_blank = _unemitted(alpha_blank, emit_blank[:, None])
@@ -227,7 +244,7 @@ def _occupancies(
     _, gammas = jax.lax.scan(
         step,
         (start, final_alpha),
-        (emit, previous_alphas, jnp.arange(num_frames)),
+        (emit, previous_alphas, jnp.arange(num_frames), added),
         reverse=True,
     )
     return gammas
@@ -352,29 +369,142 @@ def _negative_log_likelihood_fwd(
     return _nll(log_likelihood), saved
 
 
+def _class_occupancy(
+    blank_gammas: jax.Array,
+    label_gammas: jax.Array,
+    labels: jax.Array,
+    num_classes: int,
+    blank: int,
+) -> jax.Array:
+    """Occupancies (or any adjoint of the states) summed per class, ``[B, T, K]``."""
+    occupancy = _label_occupancy(label_gammas, labels, num_classes)
+    is_blank = (jnp.arange(num_classes) == blank)[None, None, :]
+    return occupancy + jnp.where(is_blank, jnp.transpose(blank_gammas)[..., None], 0)
+
+
+def _softmax(saved: _Residuals) -> jax.Array:
+    return jnp.exp(saved.logits - saved.log_normalizer[..., None])
+
+
+def _negative_log_likelihood_gradient(
+    blank: int, saved: _Residuals, cotangent: jax.Array
+) -> jax.Array:
+    logits, log_likelihood, logit_lengths = saved.logits, saved.log_likelihood, saved.logit_lengths
+    num_frames, num_classes = logits.shape[1:]
+    start = _end_occupancies(saved.final_alpha, log_likelihood, saved.label_lengths)
+    blank_gammas, label_gammas = _occupancies(
+        saved.emit, saved.skip, saved.alphas, saved.final_alpha, start, logit_lengths
+    )
+    occupancy = _class_occupancy(blank_gammas, label_gammas, saved.labels, num_classes, blank)
+    counts = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & jnp.isfinite(
+        log_likelihood
+    )[:, None]
+    scale = jnp.where(counts, cotangent[:, None], 0)[..., None]
+    return scale * (_softmax(saved) - occupancy)
+
+
 def _negative_log_likelihood_bwd(
     blank: int, saved: _Residuals, cotangent: jax.Array
 ) -> tuple[jax.Array, None, None, None, None]:
-    logits, log_likelihood, logit_lengths = saved.logits, saved.log_likelihood, saved.logit_lengths
-    num_frames, num_classes = logits.shape[1:]
-    blank_gammas, label_gammas = _occupancies(
+    return (_negative_log_likelihood_gradient(blank, saved, cotangent), None, None, None, None)
+
+
+negative_log_likelihood.defvjp(_negative_log_likelihood_fwd, _negative_log_likelihood_bwd)
+
+
+# --- The loss with its alphas ------------------------------------------------------------
+
+
+def _alphas_after(alphas: _States, final_alpha: _States) -> _States:
+    """The alphas *after* each frame, α_t at index t, from those before it (α_{t-1} at t)."""
+    if alphas[1].shape[0] == 0:
+        return alphas
+    return (
+        jnp.concatenate([alphas[0][1:], final_alpha[0][None]]),
+        jnp.concatenate([alphas[1][1:], final_alpha[1][None]]),
+    )
+
+
+def _alphas_gradient(blank: int, saved: _Residuals, cotangents: _States) -> jax.Array:
+    """Gradient with respect to the logits of Σ_{t,s} c_t(s) α_t(s) (the alphas after each
+    frame, ``c`` their cotangents): the adjoint of the recursion with each frame's
+    cotangent added (:func:`_occupancies`), then the closed form of the emissions
+    e_t(s) = logits_t[class of s] - logsumexp(logits_t): Σ_s adjoint_t(s) (onehot - softmax).
+    """
+    after = _alphas_after(saved.alphas, saved.final_alpha)
+    # An unreachable state's alpha is -inf whatever the logits: it passes nothing back.
+    blank_added = jnp.where(after[0] > _NEG_INF, cotangents[0], 0)
+    label_added = jnp.where(after[1] > _NEG_INF, cotangents[1], 0)
+    start = (jnp.zeros_like(saved.final_alpha[0]), jnp.zeros_like(saved.final_alpha[1]))
+    blank_adjoint, label_adjoint = _occupancies(
         saved.emit,
         saved.skip,
         saved.alphas,
         saved.final_alpha,
-        log_likelihood,
-        saved.label_lengths,
-        logit_lengths,
+        start,
+        saved.logit_lengths,
+        (blank_added, label_added),
     )
-    occupancy = _label_occupancy(label_gammas, saved.labels, num_classes)
-    is_blank = (jnp.arange(num_classes) == blank)[None, None, :]
-    occupancy = occupancy + jnp.where(is_blank, jnp.transpose(blank_gammas)[..., None], 0)
-    counts = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & jnp.isfinite(
-        log_likelihood
-    )[:, None]
-    softmax = jnp.exp(logits - saved.log_normalizer[..., None])
-    scale = jnp.where(counts, cotangent[:, None], 0)[..., None]
-    return (scale * (softmax - occupancy), None, None, None, None)
+    num_classes = saved.logits.shape[-1]
+    occupancy = _class_occupancy(blank_adjoint, label_adjoint, saved.labels, num_classes, blank)
+    total = jnp.transpose(blank_adjoint + jnp.sum(label_adjoint, axis=-1))[..., None]
+    return occupancy - _softmax(saved) * total
 
 
-negative_log_likelihood.defvjp(_negative_log_likelihood_fwd, _negative_log_likelihood_bwd)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def negative_log_likelihood_and_alphas(
+    logits: jax.Array,
+    labels: jax.Array,
+    skip: jax.Array,
+    logit_lengths: jax.Array,
+    label_lengths: jax.Array,
+    blank: int,
+) -> tuple[jax.Array, _States]:
+    """:func:`negative_log_likelihood` and the log-alphas after each frame.
+
+    The same forward pass, which keeps the alphas anyway; reverse mode through both. The
+    loss's gradient is :func:`negative_log_likelihood`'s; the alphas' is a second reverse
+    scan, run only when they are differentiated (symbolic zeros tell).
+
+    Returns:
+      ``(nll [B], (blank [T, B, S+1], label [T, B, S]))``: α_t at index t; a sequence's
+      frames past ``logit_lengths`` repeat its last alphas (the start, log 1 in blank state
+      0, for a sequence with no frames).
+    """
+    nll, saved = _negative_log_likelihood_fwd(
+        logits, labels, skip, logit_lengths, label_lengths, blank
+    )
+    return nll, _alphas_after(saved.alphas, saved.final_alpha)
+
+
+def _and_alphas_fwd(
+    logits: CustomVJPPrimal,
+    labels: CustomVJPPrimal,
+    skip: CustomVJPPrimal,
+    logit_lengths: CustomVJPPrimal,
+    label_lengths: CustomVJPPrimal,
+    blank: int,
+) -> tuple[tuple[jax.Array, _States], _Residuals]:
+    args = (logits, labels, skip, logit_lengths, label_lengths)
+    nll, saved = _negative_log_likelihood_fwd(*(arg.value for arg in args), blank)
+    return (nll, _alphas_after(saved.alphas, saved.final_alpha)), saved
+
+
+def _and_alphas_bwd(
+    blank: int, saved: _Residuals, cotangents: tuple[jax.Array, _States]
+) -> tuple[jax.Array, None, None, None, None]:
+    nll_cotangent, alpha_cotangents = cotangents
+    grads = []
+    if not isinstance(nll_cotangent, SymbolicZero):
+        grads.append(_negative_log_likelihood_gradient(blank, saved, nll_cotangent))
+    if not all(isinstance(c, SymbolicZero) for c in alpha_cotangents):
+        blank_cotangent, label_cotangent = (
+            jnp.zeros(c.shape, c.dtype) if isinstance(c, SymbolicZero) else c
+            for c in alpha_cotangents
+        )
+        grads.append(_alphas_gradient(blank, saved, (blank_cotangent, label_cotangent)))
+    grad = sum(grads[1:], grads[0]) if grads else jnp.zeros_like(saved.logits)
+    return (grad, None, None, None, None)
+
+
+negative_log_likelihood_and_alphas.defvjp(_and_alphas_fwd, _and_alphas_bwd, symbolic_zeros=True)

@@ -1,5 +1,5 @@
 """Binary (per-element) classification: binary cross-entropy on probabilities or logits,
-sigmoid focal loss.
+sigmoid focal loss, and the ±1-target losses (soft margin, hinge embedding).
 
 ``targets`` has the shape of ``probs``/``logits``; the per-element loss too.
 """
@@ -243,3 +243,55 @@ def soft_margin(
     return reduce_loss(
         jax.nn.softplus(-targets * logits), reduction, where=mask, axis_name=axis_name
     )
+
+
+def hinge_embedding(
+    inputs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    margin: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
+
+    .. math::
+      \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0,\ \text{margin} - x_i) & y_i = -1
+      \end{cases}
+
+    for a distance (or dissimilarity) :math:`x` between two items and a target of 1
+    (similar: pull together) or −1 (dissimilar: push past ``margin``). Any other target
+    value gets both terms, :math:`x + \max(0, \text{margin} - x)`, as in torch.
+
+    Numerics: exact; NaN propagates. At ``x = margin`` the hinge's gradient is −1, as
+    torch's.
+
+    Args:
+      inputs: distances of any shape (any real value is accepted).
+      targets: 1 or −1 of the same shape.
+      margin: the margin of the dissimilar pairs; may be traced.
+      where: optional boolean mask of that shape.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
+      axis_name: mapped axis of the batch (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-element losses for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> float(jaxloss.hinge_embedding(jnp.array([0.5, 0.25]), jnp.array([1, -1])))
+      0.625
+
+    References:
+      Hadsell, Chopra and LeCun, "Dimensionality Reduction by Learning an Invariant
+      Mapping", 2006. https://doi.org/10.1109/CVPR.2006.100
+    """
+    inputs, targets, mask = _elementwise_targets(
+        inputs, targets, "inputs", where, probability_targets=False
+    )
+    hinge = jnp.asarray(margin, inputs.dtype) - inputs
+    # torch's clamp_min: the gradient is -1 at the margin itself, and NaN stays NaN.
+    hinge = jnp.where(hinge < 0, 0, hinge)
+    loss = jnp.where(targets != 1, hinge, 0) + jnp.where(targets != -1, inputs, 0)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

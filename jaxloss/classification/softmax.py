@@ -12,6 +12,7 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
 from jaxloss._deprecation import renamed
+from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._labels import counted_labels
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
@@ -93,7 +94,10 @@ def cross_entropy(
     targets :math:`t` (float, the logits' shape):
     :math:`\ell_i = -\sum_c w_c\, t'_{ic} \log p_{ic}` with
     :math:`t' = (1 - \varepsilon) t + \varepsilon / C`, and the mean divides by the number
-    of entries — torch's rules in both cases.
+    of entries — torch's rules in both cases. A class left out of the softmax by a logit
+    of −inf adds 0 where its target :math:`t'_{ic}` is 0 (:math:`0 \log 0 = 0`, with finite
+    gradients, as optax's ``safe_softmax_cross_entropy``; torch gives NaN), and +inf where
+    it is above 0.
 
     The default path never materializes ``log_softmax``: it computes the log-normalizer and
     gathers the label's logit, which XLA fuses with the backward pass.
@@ -145,13 +149,12 @@ def cross_entropy(
         _checks.equal_shapes(logits=logits, labels=targets)
         _checked.probabilities(targets, "labels")
         mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
-        log_normalizer = jax.nn.logsumexp(logits, axis=-1)
         if not _checks.is_static_zero(label_smoothing):
             eps = jnp.asarray(label_smoothing, targets.dtype)
             targets = (1 - eps) * targets + eps / num_classes
         if weights is not None:
             targets = targets * _as_class_vector(weights, targets.ndim)
-        loss = jnp.sum(targets * (log_normalizer[..., None] - logits), axis=-1)
+        loss = soft_cross_entropy(logits, targets)
         return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)

@@ -2,9 +2,10 @@
 
 Shapes:
 
-* ``dice`` and ``tversky`` take channel-last probabilities ``[batch, ..., num_classes]`` (any
-  number of spatial axes) and targets of the same shape, or integer label maps
-  ``[batch, ...]``; they return one value per (sample, class), ``[batch, num_classes]``.
+* ``dice``, ``tversky`` and ``generalized_dice`` take channel-last probabilities (or logits)
+  ``[batch, ..., num_classes]`` (any number of spatial axes) and targets of the same shape,
+  or integer label maps ``[batch, ...]``; ``dice`` and ``tversky`` return one value per
+  (sample, class), ``[batch, num_classes]``, ``generalized_dice`` one per sample, ``[batch]``.
 * ``chamfer`` takes point clouds ``x`` ``[batch, num_x, dim]`` and ``y``
   ``[batch, num_y, dim]``, padded, with their lengths; one value per cloud pair, ``[batch]``.
 * ``gram_matrix`` maps feature maps ``[batch, ..., channels]`` to ``[batch, channels,
@@ -22,6 +23,7 @@ the nearest-neighbour indices alone (a ``custom_vjp``), so the backward pass cos
 """
 
 from jaxloss.dense.overlap import dice as dice
+from jaxloss.dense.overlap import generalized_dice as generalized_dice
 from jaxloss.dense.overlap import tversky as tversky
 from jaxloss.dense.point_clouds import chamfer as chamfer
 from jaxloss.dense.style import gram_matrix as gram_matrix

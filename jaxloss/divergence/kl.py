@@ -1,4 +1,5 @@
-"""Kullback–Leibler divergences: ``kl_div`` (torch's) and the Gaussian KL of a VAE's latents.
+"""Kullback–Leibler divergences: ``kl_div`` (torch's), the Gaussian KL of a VAE's latents,
+and ``generalized_kl`` (optax's, for unnormalized measures).
 
 ``gaussian_kl_terms`` (the per-dimension terms) is shared with ``generative.vae``.
 """
@@ -158,3 +159,79 @@ def gaussian_kl(
     """
     terms, mask, latent = _terms_and_mask(mean, log_var, axis, where)
     return reduce_loss(jnp.sum(terms, axis=latent), reduction, where=mask, axis_name=axis_name)
+
+
+def _summed_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints, or None for all) as sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    return tuple(sorted({_checks.class_axis(a, ndim, "log_predictions") for a in axes}))
+
+
+def generalized_kl(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Generalized KL divergence of unnormalized measures, as optax's
+    ``generalized_kl_divergence``.
+
+    .. math::
+      D(t \,\|\, p) = \sum_{\text{axis}} \left(t \log t - t x + e^{x} - t\right),
+      \quad x = \log p
+
+    with :math:`x` = ``log_predictions`` and :math:`t` = ``targets``, non-negative but not
+    summing to 1; :math:`0 \log 0 = 0`. The Bregman divergence of :math:`f(t) = t\log t - t`:
+    non-negative, 0 only at :math:`p = t`, and equal to :math:`\mathrm{KL}(t \,\|\, p)` when
+    both sum to 1. The loss of non-negative matrix factorization with the KL objective and of
+    fitting intensities or counts.
+
+    Numerics: ``e^x`` overflows float32 past ``x ≈ 88.7`` (+inf). A ``log_predictions`` of
+    −inf (zero mass) is allowed: +inf where ``t > 0``, NaN (``0·inf``) where ``t = 0``, as in
+    optax. A target of 0 contributes ``e^x`` with finite gradients (optax's gradient in
+    ``targets`` is NaN there).
+
+    Args:
+      log_predictions: log of the predicted measure, e.g. ``[batch, dim]``.
+      targets: the target measure (non-negative), broadcastable with ``log_predictions``.
+      axis: the axis, tuple of axes, or None (all) summed over (static), as optax's.
+      where: optional boolean mask broadcastable to ``"none"`` (whole examples; optax's
+        ``where`` masks elements inside the sum instead).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the inputs' broadcast shape without
+        ``axis``: optax's output).
+      axis_name: mapped axis of the batch (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-example divergences for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> log_p, t = jnp.log(jnp.array([[1.0, 2.0]])), jnp.array([[1.0, 4.0]])
+      >>> round(float(jaxloss.generalized_kl(log_p, t)), 4)
+      0.7726
+
+    References:
+      Boyd and Vandenberghe, "Convex Optimization", 2004, p. 90.
+      https://stanford.edu/~boyd/cvxbook/bv_cvxbook.pdf
+    """
+    shape = _checks.broadcast_shapes(log_predictions=log_predictions, targets=targets)
+    log_predictions = _checks.float_array(log_predictions, "log_predictions", allow_inf=True)
+    targets = _checks.float_array(targets, "targets", allow_int=True)
+    axes = _summed_axes(axis, len(shape))
+    log_predictions = jnp.broadcast_to(log_predictions, shape)
+    targets = jnp.broadcast_to(targets, shape)
+    mask, _ = masked_inputs(where, tuple(n for i, n in enumerate(shape) if i not in axes))
+    if mask is not None:
+        log_predictions, targets = zero_masked(
+            jnp.expand_dims(mask, axes), log_predictions, targets
+        )
+    _checked.value_check(targets >= 0, "`targets` must be non-negative.")
+    terms = (
+        _numerics.xlogx(targets) - targets * log_predictions + jnp.exp(log_predictions) - targets
+    )
+    return reduce_loss(jnp.sum(terms, axis=axes), reduction, where=mask, axis_name=axis_name)

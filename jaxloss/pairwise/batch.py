@@ -29,16 +29,21 @@ def _kept_rows(
 
 
 def _batch(
-    embeddings: ArrayLike, labels: ArrayLike, where: ArrayLike | None, axis_name: AxisName
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    where: ArrayLike | None,
+    axis_name: AxisName,
+    name: str = "embeddings",
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Checks a ``[batch, dim]`` batch; returns local and global views and this device's rows.
+    """Checks a ``[batch, dim]`` batch (``embeddings`` is the argument ``name``); returns
+    local and global views and this device's rows.
 
     Returns:
       ``(x, labels, kept, all_x, all_labels, all_kept, rows)``: the local embeddings,
       labels and kept mask, the same over the global batch, and the local rows' global
       indices ``[batch]``.
     """
-    x = _checks.rows(embeddings, "embeddings")
+    x = _checks.rows(embeddings, name)
     labels = _checks.per_row(_checks.integer_array(labels, "labels"), x.shape[0], "labels")
     kept, (x,) = _kept_rows(where, x)
     all_x, offset = gather_batch(x, axis_name)
@@ -215,56 +220,92 @@ def _per_anchor(
 
 def nt_xent(
     z1: ArrayLike,
-    z2: ArrayLike,
+    z2: ArrayLike | None = None,
     *,
+    labels: ArrayLike | None = None,
     temperature: ArrayLike = 0.1,
     where: ArrayLike | None = None,
     reduction: str = "mean",
     axis_name: AxisName = None,
 ) -> jax.Array:
-    r"""NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR.
+    r"""NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR, of two views or labels.
 
-    The ``2N`` embeddings of ``N`` pairs (two views of each example) are L2-normalized;
-    each one's positive is its pair's other view and its negatives are the ``2N - 2``
-    other embeddings:
+    The embeddings are L2-normalized, and :math:`s_{ik} = \cos(u_i, u_k) / \tau`.
+
+    **Two views** (``nt_xent(z1, z2)``): the ``2N`` embeddings of ``N`` pairs; each one's
+    positive is its pair's other view and its negatives are the ``2N - 2`` other embeddings:
 
     .. math::
-      \ell_i = -\log \frac{\exp(\cos(u_i, u_{j(i)}) / \tau)}
-      {\sum_{k \ne i} \exp(\cos(u_i, u_k) / \tau)}
+      \ell_i = -\log \frac{\exp(s_{i j(i)})}{\sum_{k \ne i} \exp(s_{ik})}
 
     The per-pair value is the mean of its two views' losses, so the ``"mean"`` is SimCLR's
     mean over all ``2N`` embeddings.
 
+    **Labels** (``nt_xent(embeddings, labels=labels)``, as ``optax.losses.ntxent`` and
+    pytorch-metric-learning's ``NTXentLoss``): any two rows with the same label are a
+    positive pair, rows with other labels the negatives :math:`N(i)`; each positive pair
+    :math:`(i, j)` is a softmax over itself and the anchor's negatives:
+
+    .. math::
+      \ell_{ij} = -\log \frac{\exp(s_{ij})}{\exp(s_{ij}) + \sum_{k \in N(i)} \exp(s_{ik})}
+
+    ``"none"`` gives each anchor's sum over its positives, ``"sum"`` their total and
+    ``"mean"`` the mean over positive pairs (optax's value; 0, not NaN, when there are none).
+    Two views are the labels ``[0..N-1, 0..N-1]``: ``nt_xent(concatenate([z1, z2]),
+    labels=...)`` has the same mean as ``nt_xent(z1, z2)``.
+
     Numerics: embeddings are normalized by their norms floored at 1e-12 (a zero embedding has
-    cosine 0 with every other), so the logits are cosines divided by τ and the normalizer is a
-    log-sum-exp: finite for finite inputs and any ``τ > 0`` whose ``1/τ`` is finite. Masked
-    pairs are zeroed before any similarity, and an anchor left without candidates gets a finite
-    (unused) value.
+    cosine 0 with every other), so the logits are cosines divided by τ and the normalizers are
+    log-sum-exps: finite for finite inputs and any ``τ > 0`` whose ``1/τ`` is finite. Masked
+    rows are zeroed before any similarity, and an anchor left without candidates gets a finite
+    (unused) value. A positive pair whose anchor has no negative costs 0 and counts.
 
     Args:
-      z1: ``[batch, dim]`` embeddings of the first views.
-      z2: ``[batch, dim]`` embeddings of the second views.
+      z1: ``[batch, dim]`` embeddings of the first views; with ``labels``, the embeddings.
+      z2: ``[batch, dim]`` embeddings of the second views; None with ``labels``.
+      labels: ``[batch]`` integer labels of the embeddings; None for two views.
       temperature: τ.
-      where: optional ``[batch]`` boolean mask; masked pairs are neither anchors nor
-        negatives (equal to dropping them).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[batch]``).
-      axis_name: mapped axis over which the batch is split: the negatives come from every
-        device and the mean is over the global batch.
+      where: optional ``[batch]`` boolean mask; masked pairs (or rows) are neither anchors
+        nor candidates (equal to dropping them).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, or per anchor, ``[batch]``).
+      axis_name: mapped axis over which the batch is split: the negatives (and positives)
+        come from every device and the mean is over the global batch.
 
     Returns:
-      A float32 scalar, or the per-pair losses for ``reduction="none"``.
+      A float32 scalar, or the per-pair (per-anchor) losses for ``reduction="none"``.
+
+    Raises:
+      TypeError: unless exactly one of ``z2`` and ``labels`` is given.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> z = jnp.eye(2)
       >>> round(float(jaxloss.nt_xent(z, z, temperature=1.0)), 4)
       0.5514
+      >>> views = jnp.concatenate([z, z])
+      >>> labels = jnp.array([0, 1, 0, 1])
+      >>> round(float(jaxloss.nt_xent(views, labels=labels, temperature=1.0)), 4)
+      0.5514
 
     References:
       Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive Learning of
-      Visual Representations", ICML 2020.
+      Visual Representations", ICML 2020. Khosla et al., "Supervised Contrastive Learning",
+      NeurIPS 2020.
     """
     _checks.in_range(temperature, "temperature", low=0, low_open=True)
+    if (z2 is None) == (labels is None):
+        given = "both" if labels is not None else "neither"
+        raise TypeError(
+            "`nt_xent` takes `z2` (two views, nt_xent(z1, z2)) or `labels` (labelled "
+            f"embeddings, nt_xent(embeddings, labels=labels)), not {given}."
+        )
+    if labels is not None:
+        return _nt_xent_of_labels(z1, labels, temperature, where, reduction, axis_name)
+    if jnp.issubdtype(jnp.result_type(z2), jnp.integer):
+        raise TypeError(
+            "`z2` holds integers: pass labels by keyword, nt_xent(embeddings, labels=labels) "
+            "(optax's ntxent(embeddings, labels))."
+        )
     z1, z2 = _checks.rows(z1, "z1"), _checks.rows(z2, "z2")
     _checks.equal_shapes(z1=z1, z2=z2)
     batch = z1.shape[0]
@@ -290,3 +331,35 @@ def nt_xent(
     per_view = normalizer - jnp.concatenate([positive, positive])
     loss = 0.5 * (per_view[:batch] + per_view[batch:])
     return reduce_loss(loss, reduction, where=kept, axis_name=axis_name)
+
+
+def _nt_xent_of_labels(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    temperature: ArrayLike,
+    where: ArrayLike | None,
+    reduction: str,
+    axis_name: AxisName,
+) -> jax.Array:
+    """``nt_xent(embeddings, labels=labels)``: each positive pair against its anchor's
+    negatives; per anchor the sum over its positives."""
+    _checks.reduction(reduction)
+    x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
+        embeddings, labels, where, axis_name, name="z1"
+    )
+    u, all_u = _numerics.l2_normalize(x), _numerics.l2_normalize(all_x)
+    similarities = jnp.einsum("nd,md->nm", u, all_u, precision=_numerics.GRAM_PRECISION)
+    logits = similarities * (1 / jnp.asarray(temperature, u.dtype))
+    same = labels[:, None] == all_labels[None, :]
+    others = kept[:, None] & all_kept[None, :]
+    is_positive = others & same & (rows[:, None] != jnp.arange(all_x.shape[0])[None, :])
+    is_negative = others & ~same
+    has_negative = jnp.any(is_negative, axis=1, keepdims=True)
+    # An anchor without negatives: any finite row keeps its (unused) normalizer finite.
+    negatives = jax.nn.logsumexp(
+        jnp.where(is_negative | ~has_negative, logits, -jnp.inf), axis=1, keepdims=True
+    )
+    negatives = jnp.where(has_negative, negatives, -jnp.inf)
+    # -log(e^s / (e^s + e^N)) = log(1 + e^(N - s)); 0 for an anchor without negatives.
+    pair_losses = jax.nn.softplus(negatives - logits)
+    return _per_anchor(pair_losses, reduction, is_positive, None, axis_name)

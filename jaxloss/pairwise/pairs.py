@@ -1,14 +1,14 @@
-"""Losses of given pairs and triplets: contrastive, triplet margin, ratio, ranking, cosine.
+"""Losses of given pairs and triplets: contrastive, ratio, ranking, cosine embedding.
 
 Each example is a pair or triplet of embeddings ``[..., dim]`` (or of scores, for
-``margin_ranking``); the per-example loss has their leading shape.
+``margin_ranking``); the per-example loss has their leading shape. The triplet margin losses
+are in ``triplets.py``.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
@@ -38,24 +38,6 @@ def _per_example(x: ArrayLike, shape: tuple[int, ...], name: str) -> jax.Array:
     """A per-pair target (``similar``, ``targets``) as float, broadcast to the per-example shape."""
     x = _checks.float_array(x, name, allow_int=True)
     return _checks.broadcast_to(x, shape, name, "the per-example loss (reduction='none')")
-
-
-def _lp_distance(diff: jax.Array, p: ArrayLike) -> jax.Array:
-    """``(Σ |d|^p)^(1/p)`` over the last axis, finite gradients where ``d = 0``.
-
-    A concrete ``p`` of 2, 1 or inf takes its direct form; other values (and traced ones)
-    the general one.
-    """
-    if isinstance(p, (int, float)):
-        if p == 2:
-            return _numerics.safe_norm(diff)
-        if p == 1:
-            return jnp.sum(_numerics.abs_zero_subgradient(diff), axis=-1)
-        if p == np.inf:
-            return jnp.max(_numerics.abs_zero_subgradient(diff), axis=-1)
-    p = jnp.asarray(p, diff.dtype)
-    powered = jnp.sum(_numerics.safe_pow(_numerics.abs_zero_subgradient(diff), p), axis=-1)
-    return _numerics.safe_pow(powered, 1 / p)
 
 
 def contrastive(
@@ -116,90 +98,6 @@ def contrastive(
     pull = 0.5 * jnp.sum(jnp.square(diff), axis=-1)
     push = 0.5 * jnp.square(jnp.maximum(jnp.asarray(margin, distance.dtype) - distance, 0))
     loss = similar * pull + (1 - similar) * push
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
-
-
-def triplet_margin(
-    anchor: ArrayLike,
-    positive: ArrayLike,
-    negative: ArrayLike,
-    *,
-    margin: ArrayLike = 1.0,
-    p: ArrayLike = 2.0,
-    eps: ArrayLike = 1e-6,
-    swap: bool = False,
-    squared: bool = False,
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
-
-    .. math::
-      \ell_i = \max(0,\ d(a_i, p_i) - d(a_i, n_i) + m), \qquad
-      d(x, y) = \|x - y + \epsilon\|_p
-
-    as torch's ``pairwise_distance`` (the ε is added to the difference). With ``swap``
-    (Balntas et al. 2016) the negative distance is ``min(d(a, n), d(p, n))``. With
-    ``squared=True`` it is FaceNet's form, ``d(x, y) = ‖x - y‖²`` (no ε; ``p`` must be 2).
-
-    Every ``p > 0`` is a true norm of the absolute difference (optax's triplet loss omits
-    the absolute value, so odd ``p`` give wrong distances there). Gradients are finite at
-    zero differences for any ``p``, and NaN in an input gives NaN (the hinge keeps it).
-
-    Args:
-      anchor: ``[..., dim]`` anchor embeddings.
-      positive: ``[..., dim]`` embeddings of the anchor's class.
-      negative: ``[..., dim]`` embeddings of another class.
-      margin: m, how much closer the positive must be than the negative.
-      p: the norm's order (> 0; ``float("inf")`` for the max norm).
-      eps: added to each difference, as torch.
-      swap: use the harder of the two negative distances.
-      squared: FaceNet's squared Euclidean distances instead.
-      where: optional boolean mask of the per-triplet shape.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per triplet, ``[...]``).
-      axis_name: mapped axis of the batch (global mean and sum).
-
-    Returns:
-      A float32 scalar, or the per-triplet losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> a, pos, neg = jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]]), jnp.array([[3.0, 0.0]])
-      >>> float(jaxloss.triplet_margin(a, pos, neg, margin=1.0, eps=0.0))
-      0.0
-      >>> float(jaxloss.triplet_margin(a, pos, neg, margin=3.0, eps=0.0))
-      1.0
-
-    References:
-      Schroff, Kalenichenko and Philbin, "FaceNet: A Unified Embedding for Face
-      Recognition and Clustering", CVPR 2015. Balntas, Riba, Ponsa and Mikolajczyk,
-      "Learning local feature descriptors with triplets and shallow convolutional neural
-      networks", BMVC 2016.
-    """
-    _checks.in_range(p, "p", low=0, low_open=True)
-    _checks.in_range(eps, "eps", low=0)
-    if isinstance(p, (int, float)) and not p > 0:
-        raise ValueError(f"`p` must be > 0, got {p}.")
-    if squared and not (isinstance(p, (int, float)) and p == 2):
-        raise ValueError(f"`squared=True` is the squared Euclidean distance; got p={p}.")
-    (a, pos, neg), shape = _embeddings(anchor=anchor, positive=positive, negative=negative)
-    mask, (a, pos, neg) = masked_inputs(where, shape, a, pos, neg)
-    if squared:
-
-        def distance(x: jax.Array, y: jax.Array) -> jax.Array:
-            return jnp.sum(jnp.square(x - y), axis=-1)
-
-    else:
-        eps = jnp.asarray(eps, a.dtype)
-
-        def distance(x: jax.Array, y: jax.Array) -> jax.Array:
-            return _lp_distance(x - y + eps, p)
-
-    d_neg = distance(a, neg)
-    if swap:
-        d_neg = jnp.minimum(d_neg, distance(pos, neg))
-    loss = _hinge(distance(a, pos) - d_neg + jnp.asarray(margin, a.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

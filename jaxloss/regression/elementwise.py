@@ -22,19 +22,54 @@ def _difference(
     Masked entries are zeroed first (the masking door), so padding such as inf − inf never
     reaches the value or a gradient.
     """
+    diff, _, mask = _weighted_difference(predictions, targets, None, where)
+    return diff, mask
+
+
+def _weighted_difference(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike | None,
+    where: ArrayLike | None,
+) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+    """``_difference`` and the per-element ``weights`` broadcast to the loss's shape.
+
+    The weights pass through the masking door with the inputs: a NaN weight in a masked
+    entry reaches neither the weighted sum nor the sum of weights of torch's mean.
+    """
     shape = _checks.broadcast_shapes(predictions=predictions, targets=targets)
     predictions = _checks.float_array(predictions, "predictions")
     targets = _checks.float_array(targets, "targets", allow_int=True)
-    mask, (predictions, targets) = masked_inputs(
-        where, shape, jnp.broadcast_to(predictions, shape), jnp.broadcast_to(targets, shape)
-    )
-    return predictions - targets, mask
+    arrays = [jnp.broadcast_to(predictions, shape), jnp.broadcast_to(targets, shape)]
+    if weights is not None:
+        weights = _checks.float_array(weights, "weights", allow_int=True)
+        arrays.append(_checks.broadcast_to(weights, shape, "weights", "the per-element loss"))
+    mask, (predictions, targets, *weights_or_none) = masked_inputs(where, shape, *arrays)
+    return predictions - targets, (weights_or_none or [None])[0], mask
+
+
+def _weighted_mean_of(
+    loss: jax.Array,
+    weights: jax.Array | None,
+    reduction: str,
+    mask: jax.Array | None,
+    axis_name: AxisName,
+) -> jax.Array:
+    """torch 2.13's weighted ``mse_loss``/``l1_loss``: ``w·ℓ``, summed, or ``Σ w·ℓ / Σ w``.
+
+    The sums run over the counted entries (on every device of ``axis_name``); a total weight
+    of 0 gives 0, not NaN.
+    """
+    if weights is not None:
+        loss = weights * loss
+    return reduce_loss(loss, reduction, where=mask, mean_weights=weights, axis_name=axis_name)
 
 
 def mse(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
     axis_name: AxisName = None,
@@ -47,6 +82,14 @@ def mse(
     The loss of regression and of denoising: its minimizer is the conditional mean, and it
     punishes large errors quadratically, so outliers dominate it (see :func:`huber`).
 
+    With ``weights`` (torch 2.13's ``weight=``) each term is :math:`w_i \ell_i` and
+    ``"mean"`` is the weighted mean :math:`\sum_i w_i \ell_i / \sum_i w_i` over the counted
+    entries (``where``), as torch's; a total weight of 0 gives 0, not NaN. torch requires
+    ``weight`` of the predictions' shape; jaxloss takes any shape that broadcasts to the
+    loss's, and its sum of weights runs over the loss's elements (the same number as
+    torch's whenever the predictions have the loss's shape, the only case torch does not
+    warn about).
+
     Numerics: nothing is clamped; with ``d = predictions - targets``, a term is finite unless
     ``d²`` overflows float32, which it does past ``|d| ≈ 1.8e19`` (+inf there). Half-precision
     inputs are computed in float32.
@@ -54,27 +97,32 @@ def mse(
     Args:
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
+      weights: optional per-element weights broadcastable to the broadcast shape;
+        ``"mean"`` then divides by their sum.
       where: optional boolean mask broadcastable to the broadcast shape; masked elements
         add 0 and do not count in the mean.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
-      A float32 scalar, or the per-element losses for ``reduction="none"``.
+      A float32 scalar, or the per-element (weighted) losses for ``reduction="none"``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxloss
       >>> float(jaxloss.mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])))
       2.5
+      >>> float(jaxloss.mse(jnp.array([1.0, 2.0]), jnp.zeros(2), weights=jnp.array([3.0, 1.0])))
+      1.75
     """
-    diff, mask = _difference(predictions, targets, where)
-    return reduce_loss(jnp.square(diff), reduction, where=mask, axis_name=axis_name)
+    diff, weights, mask = _weighted_difference(predictions, targets, weights, where)
+    return _weighted_mean_of(jnp.square(diff), weights, reduction, mask, axis_name)
 
 
 def mae(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
     axis_name: AxisName = None,
@@ -87,12 +135,18 @@ def mae(
     Its minimizer is the conditional median, so it is robust to outliers; the gradient has
     constant magnitude (and is 0 at an exact match, as in torch).
 
+    ``weights`` (torch 2.13's ``weight=``) make ``"mean"`` the weighted mean
+    :math:`\sum_i w_i \ell_i / \sum_i w_i` over the counted entries, as in :func:`mse`
+    (0 for a total weight of 0).
+
     Numerics: finite for all finite inputs (nothing is squared or clamped), as long as
     ``predictions - targets`` itself does not overflow float32.
 
     Args:
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
+      weights: optional weights of the elements (broadcastable to the broadcast shape),
+        for torch's weighted mean.
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -105,9 +159,9 @@ def mae(
       >>> float(jaxloss.mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
       2.0
     """
-    diff, mask = _difference(predictions, targets, where)
-    return reduce_loss(
-        _numerics.abs_zero_subgradient(diff), reduction, where=mask, axis_name=axis_name
+    diff, weights, mask = _weighted_difference(predictions, targets, weights, where)
+    return _weighted_mean_of(
+        _numerics.abs_zero_subgradient(diff), weights, reduction, mask, axis_name
     )
 
 
@@ -125,6 +179,7 @@ def huber(
     targets: ArrayLike,
     *,
     delta: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
     axis_name: AxisName = None,
@@ -139,6 +194,11 @@ def huber(
     Quadratic near the target and linear in the tails: MSE's smooth optimum with MAE's
     robustness to outliers.
 
+    With ``weights`` (torch 2.13's ``weight=``) each term is :math:`w_i \ell_i`, and
+    ``"mean"`` is torch's for this loss: the plain mean of the weighted terms (divided by
+    the number of counted entries, *not* by the sum of the weights as :func:`mse` and
+    :func:`mae` do).
+
     Numerics: finite for finite inputs, with nothing clamped: a term is +inf only where ``d²``
     (in the quadratic zone, so only for ``delta`` above ~1.8e19) or ``delta·|d|`` (in the linear
     zone) passes the float32 maximum, ~3.4e38.
@@ -147,6 +207,8 @@ def huber(
       predictions: floating array of any shape.
       targets: array broadcastable with ``predictions``.
       delta: positive threshold between the quadratic and the linear part; may be traced.
+      weights: optional per-element factors broadcastable to the broadcast shape (the mean
+        still divides by the count, as torch's weighted Huber).
       where: optional boolean mask broadcastable to the broadcast shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -164,8 +226,10 @@ def huber(
       https://doi.org/10.1214/aoms/1177703732
     """
     _checks.in_range(delta, "delta", low=0, low_open=True)
-    diff, mask = _difference(predictions, targets, where)
+    diff, weights, mask = _weighted_difference(predictions, targets, weights, where)
     loss = _quadratic_then_linear(jnp.abs(diff), jnp.asarray(delta, diff.dtype))
+    if weights is not None:
+        loss = weights * loss
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

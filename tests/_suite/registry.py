@@ -1,7 +1,8 @@
 """The catalogue the shared suites iterate over: one ``Case`` per public loss (and variant).
 
 Each family declares its cases in ``tests/<family>/cases.py`` (``CASES``, and ``ALIASES``
-and ``NOT_LOSSES`` for its public names that are not separate losses); this module collects
+and ``NOT_LOSSES`` for its public names that are not separate losses, and ``PEERS`` for the
+torch and optax functions its losses translate); this module collects
 them into ``REGISTRY``. Every per-loss fact a shared suite needs is a field of ``Case``:
 adding a loss adds one entry in its family's ``cases.py`` and nothing here.
 """
@@ -17,11 +18,15 @@ import numpy as np
 import tests
 from tests._suite.case import Case
 from tests._suite.case import public_name as public_name
+from tests._suite.peer import Peer
 
 
-def _collect() -> tuple[dict[str, Case], dict[str, str], dict[str, str], dict[str, str]]:
-    """``CASES``, ``ALIASES`` and ``NOT_LOSSES`` of every ``tests/<family>/cases.py``."""
+def _collect() -> tuple[
+    dict[str, Case], dict[str, str], dict[str, str], dict[str, str], dict[str, Peer]
+]:
+    """``CASES``, ``ALIASES``, ``NOT_LOSSES`` and ``PEERS`` of every ``tests/<family>/cases.py``."""
     cases: dict[str, Case] = {}
+    peers: dict[str, Peer] = {}
     aliases: dict[str, str] = {}
     not_losses: dict[str, str] = {"checked": "tests/_suite/test_checked.py"}
     families: dict[str, str] = {}
@@ -36,17 +41,19 @@ def _collect() -> tuple[dict[str, Case], dict[str, str], dict[str, str], dict[st
             ("CASES", cases),
             ("ALIASES", aliases),
             ("NOT_LOSSES", not_losses),
+            ("PEERS", peers),
         ):
             entries = getattr(module, table, {})
             repeated = set(entries) & set(collected)
             assert not repeated, f"{sorted(repeated)} declared twice (tests/{package.name})"
             collected.update(entries)
         families.update(dict.fromkeys(getattr(module, "CASES", {}), package.name))
-    return dict(sorted(cases.items())), aliases, not_losses, families
+    return dict(sorted(cases.items())), aliases, not_losses, families, dict(sorted(peers.items()))
 
 
-REGISTRY, ALIASES, NOT_LOSSES, FAMILY = _collect()
-"""Every case by name; public aliases; public names that are not losses; each case's family."""
+REGISTRY, ALIASES, NOT_LOSSES, FAMILY, PEERS = _collect()
+"""Every case by name; public aliases; public names that are not losses; each case's family;
+the peer libraries' losses and their translations (``tests/_suite/peer.py``)."""
 
 
 def call(name: str, *args, **options):

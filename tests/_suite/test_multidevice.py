@@ -406,7 +406,9 @@ REGISTRY_KEEP = np.array(
 WITH_AXIS_NAME = sorted(
     name
     for name in REGISTRY
+    # A factory's (``fenchel_young``) axis_name is on the loss it returns: the case's function.
     if "axis_name" in inspect.signature(getattr(jaxloss, public_name(name))).parameters
+    or "axis_name" in inspect.signature(REGISTRY[name].fn).parameters
 )
 
 

@@ -54,3 +54,42 @@ def softmax_focal(logits, labels, gamma=2.0, alpha=None):
     if alpha is not None:
         loss = np.asarray(alpha, np.float64)[np.asarray(labels)] * loss
     return loss
+
+
+def poly_cross_entropy(logits, labels, epsilon=2.0):
+    """Leng et al. 2022: −log p_t + Σ_j ε_j (1 − p_t)^j; probability targets: optax's
+    −Σ t log p and 1 − p_t = Σ t (1 − p)."""
+    log_p = log_softmax(logits)
+    labels = np.asarray(labels)
+    if np.issubdtype(labels.dtype, np.floating):
+        t = np.asarray(labels, np.float64)
+        cross_entropy = -np.sum(np.where(t == 0, 0.0, t * log_p), axis=-1)
+        one_minus_pt = np.sum(t * (1 - np.exp(log_p)), axis=-1)
+    else:
+        cross_entropy = -_pick(log_p, labels)
+        one_minus_pt = 1 - np.exp(-cross_entropy)
+    coefficients = np.atleast_1d(np.asarray(epsilon, np.float64))
+    powers = one_minus_pt[..., None] ** np.arange(1, len(coefficients) + 1)
+    return cross_entropy + powers @ coefficients
+
+
+def multiclass_hinge(scores, labels, margin=1.0):
+    """Crammer and Singer 2001: max_c (s_c + m [c ≠ y]) − s_y."""
+    s = np.asarray(scores, np.float64)
+    not_label = np.arange(s.shape[-1]) != np.asarray(labels)[..., None]
+    return np.max(s + margin * not_label, axis=-1) - _pick(s, labels)
+
+
+def multiclass_perceptron(scores, labels):
+    s = np.asarray(scores, np.float64)
+    return np.max(s, axis=-1) - _pick(s, labels)
+
+
+def hinge(scores, targets, margin=1.0):
+    s, y = _f64(scores, targets)
+    return np.maximum(0.0, margin - y * s)
+
+
+def perceptron(scores, targets):
+    s, y = _f64(scores, targets)
+    return np.maximum(0.0, -y * s)

@@ -10,9 +10,18 @@ import numpy as np
 from tests._suite.numpy_reference import f64 as _f64
 
 
-def _overlap_inputs(probs, targets, include_background):
+def _activated(logits, from_logits):
+    if from_logits == "sigmoid":
+        return 1 / (1 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _overlap_inputs(probs, targets, include_background, from_logits=None):
     """Per-pixel probabilities and one-hot targets ``[batch, pixels, classes]``."""
     p = np.asarray(probs, np.float64)
+    if from_logits is not None:
+        p = _activated(p, from_logits)
     num_classes = p.shape[-1]
     t = np.asarray(targets)
     if t.shape == p.shape[:-1]:  # integer labels; other ids leave the pixel out
@@ -44,9 +53,10 @@ def dice(
     smooth_dr=1e-5,
     squared=False,
     include_background=True,
+    from_logits=None,
 ):
     """Milletari et al. / MONAI: 1 − (2Σpt + s_nr) / (Σp + Σt + s_dr) per (sample, class)."""
-    p, t = _overlap_inputs(probs, targets, include_background)
+    p, t = _overlap_inputs(probs, targets, include_background, from_logits)
     power = 2 if squared else 1
     numerator = 2 * (p * t).sum(axis=1) + smooth_nr
     denominator = (p**power).sum(axis=1) + (t**power).sum(axis=1) + smooth_dr
@@ -62,12 +72,46 @@ def tversky(
     smooth_nr=1e-5,
     smooth_dr=1e-5,
     include_background=True,
+    from_logits=None,
 ):
     """Salehi et al.; focal form (1 − TI)^γ of Abraham and Khan with their 1/γ as γ."""
-    p, t = _overlap_inputs(probs, targets, include_background)
+    p, t = _overlap_inputs(probs, targets, include_background, from_logits)
     tp, fp, fn = (p * t).sum(1), (p * (1 - t)).sum(1), ((1 - p) * t).sum(1)
     index = _ratio_or_one(tp + smooth_nr, tp + alpha * fp + beta * fn + smooth_dr)
     return np.maximum(1 - index, 0) ** gamma
+
+
+def generalized_dice(
+    probs,
+    targets,
+    weight_type="square",
+    batch_weights=False,
+    weighted_mean=False,
+    smooth_nr=1e-5,
+    smooth_dr=1e-5,
+    include_background=True,
+    from_logits=None,
+):
+    """Sudre et al. as MONAI's GeneralizedDiceLoss (an infinite weight becomes the largest
+    finite one of its row); ``weighted_mean``: Σ_c w_c ℓ_c / Σ_c w_c of per-class Dice."""
+    p, t = _overlap_inputs(probs, targets, include_background, from_logits)
+    intersection, ground, predicted = (p * t).sum(1), t.sum(1), p.sum(1)
+    volumes = np.broadcast_to(ground.sum(0), ground.shape) if batch_weights else ground
+    with np.errstate(divide="ignore"):
+        weights = {"square": 1 / volumes**2, "simple": 1 / volumes}.get(weight_type)
+    weights = np.ones_like(volumes) if weights is None else weights.copy()
+    for row in weights:
+        infinite = np.isinf(row)
+        row[infinite] = 0.0
+        row[infinite] = row.max(initial=0.0)
+    if weighted_mean:
+        per_class = 1 - _ratio_or_one(2 * intersection + smooth_nr, predicted + ground + smooth_dr)
+        total = weights.sum(1)
+        return np.where(total == 0, 0.0, (weights * per_class).sum(1) / np.where(total, total, 1))
+    return 1 - _ratio_or_one(
+        2 * (weights * intersection).sum(1) + smooth_nr,
+        (weights * (predicted + ground)).sum(1) + smooth_dr,
+    )
 
 
 def chamfer(

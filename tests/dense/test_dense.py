@@ -263,7 +263,259 @@ def test_overlap_losses_run_under_jit_with_traced_hyperparameters():
         np.testing.assert_allclose(loss(alpha, beta, 0.01), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("fn", [jaxloss.dice, jaxloss.tversky], ids=["dice", "tversky"])
+# ------------------------------------------------------------------ logits, generalized Dice
+
+
+def _torch_generalized_dice(x, labels, *, w_type, batch, include_background, activation):
+    """MONAI's ``GeneralizedDiceLoss.forward`` transcribed in torch float64 (channel last in,
+    moved first as MONAI takes it): per-sample values, or the one ``batch=True`` value, and
+    the gradient of their sum."""
+    x = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+    num_classes = x.shape[-1]
+    inputs = x.movedim(-1, 1)
+    if activation == "sigmoid":
+        inputs = torch.sigmoid(inputs)
+    elif activation == "softmax":
+        inputs = torch.softmax(inputs, 1)
+    target = torch.nn.functional.one_hot(torch.tensor(labels).long(), num_classes)
+    target = target.movedim(-1, 1).double()
+    if not include_background:
+        inputs, target = inputs[:, 1:], target[:, 1:]
+    reduce_axis = list(range(2, inputs.ndim))
+    if batch:
+        reduce_axis = [0, *reduce_axis]
+    intersection = torch.sum(target * inputs, reduce_axis)
+    ground_o = torch.sum(target, reduce_axis)
+    denominator = ground_o + torch.sum(inputs, reduce_axis)
+    w = {"simple": torch.reciprocal(ground_o), "square": torch.reciprocal(ground_o * ground_o)}
+    w = w.get(w_type, torch.ones_like(ground_o))
+    infs = torch.isinf(w)
+    w[infs] = 0.0
+    w = w + infs * (torch.max(w) if batch else torch.max(w, dim=1)[0].unsqueeze(1))
+    reduce = 0 if batch else 1
+    numer = 2.0 * (intersection * w).sum(reduce, keepdim=True) + 1e-5
+    denom = (denominator * w).sum(reduce, keepdim=True) + 1e-5
+    f = (1.0 - numer / denom).reshape(-1)
+    f.sum().backward()
+    return f.detach().numpy(), x.grad.numpy()
+
+
+MONAI_GRID = list(
+    itertools.product(["square", "simple", "uniform"], [None, "sigmoid", "softmax"], [True, False])
+)
+
+
+@jax.jit
+def _generalized_dice_grid(x, labels):
+    # Every (weight type, activation, background) of the grid, per sample and with MONAI's
+    # batch=True (the batch folded into one sample), values and gradients in one compilation.
+    out = {}
+    for weight_type, from_logits, background in MONAI_GRID:
+        for batch in (False, True):
+
+            def loss(x, o=(weight_type, from_logits, background, batch)):
+                weight_type, from_logits, background, batch = o
+                if batch:
+                    x, labels_ = x.reshape(1, -1, x.shape[-1]), labels.reshape(1, -1)
+                else:
+                    labels_ = labels
+                return jaxloss.generalized_dice(
+                    x,
+                    labels_,
+                    weight_type=weight_type,
+                    from_logits=from_logits,
+                    include_background=background,
+                    reduction="none",
+                )
+
+            values, pullback = jax.vjp(loss, x)
+            out[str((weight_type, from_logits, background, batch))] = (
+                values,
+                pullback(jnp.ones_like(values))[0],
+            )
+    return out
+
+
+@pytest.mark.parametrize(
+    "weight_type, from_logits, include_background",
+    MONAI_GRID,
+    ids=[f"{w}-{a}-background{b}" for w, a, b in MONAI_GRID],
+)
+def test_generalized_dice_matches_monai_in_torch(weight_type, from_logits, include_background):
+    # Class 3 is absent from sample 0 and class 1 from every sample: the infinite weights
+    # become the largest finite one, per sample or over the batch.
+    probs, labels = _segmentation(8)
+    labels = np.where(labels == 1, 2, labels)
+    labels[0] = np.where(labels[0] == 3, 0, labels[0])
+    x = probs if from_logits is None else 3 * np.log(probs)
+    grid = _generalized_dice_grid(x, labels)
+    for batch in (False, True):
+        values, grads = grid[str((weight_type, from_logits, include_background, batch))]
+        expected, expected_grads = _torch_generalized_dice(
+            x,
+            labels,
+            w_type=weight_type,
+            batch=batch,
+            include_background=include_background,
+            activation=from_logits,
+        )
+        np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6, err_msg=f"{batch}")
+        np.testing.assert_allclose(grads, expected_grads, rtol=1e-4, atol=1e-6)
+
+
+GENERALIZED_OPTIONS = list(itertools.product([False, True], [False, True], ["labels", "soft"]))
+
+
+@jax.jit
+def _generalized_dice_options(probs, labels, soft):
+    return {
+        (batch_weights, weighted_mean, kind): jaxloss.generalized_dice(
+            probs,
+            {"labels": labels, "soft": soft}[kind],
+            batch_weights=batch_weights,
+            weighted_mean=weighted_mean,
+            smooth_nr=0.1,
+            smooth_dr=0.2,
+            reduction="none",
+        )
+        for batch_weights, weighted_mean, kind in GENERALIZED_OPTIONS
+    }
+
+
+def test_generalized_dice_options_match_the_reference():
+    probs, labels = _segmentation(9)
+    labels[1] = np.where(labels[1] == 2, 0, labels[1])  # class 2 absent from sample 1
+    soft = np.random.default_rng(9).uniform(size=probs.shape).astype(np.float32)
+    ours = _generalized_dice_options(probs, labels, soft)
+    for batch_weights, weighted_mean, kind in GENERALIZED_OPTIONS:
+        options = {"batch_weights": batch_weights, "weighted_mean": weighted_mean}
+        target = {"labels": labels, "soft": soft}[kind]
+        expected = ref.generalized_dice(probs, target, smooth_nr=0.1, smooth_dr=0.2, **options)
+        np.testing.assert_allclose(
+            ours[batch_weights, weighted_mean, kind], expected, rtol=1e-5, err_msg=str(options)
+        )
+
+
+def test_generalized_dice_of_a_sample_without_classes_is_smoothing_only():
+    # Sample 1 holds only void pixels: no class present, every weight 0. Its loss is
+    # 1 − s_nr/s_dr whatever it predicts, 0 (not NaN) without smoothing, and it has no
+    # gradient; sample 0 is unaffected.
+    probs, labels = _segmentation(10, shape=(2, 3, 3), num_classes=3)
+    labels[1] = 255
+
+    @jax.jit
+    def run(probs):
+        def loss(p, smooth):
+            return jaxloss.generalized_dice(
+                p, labels, smooth_nr=smooth[0], smooth_dr=smooth[1], reduction="none"
+            )
+
+        out = {}
+        for smooth in ((0.0, 0.0), (0.1, 0.4), (1.0, 1.0)):
+            values, pullback = jax.vjp(lambda p, s=smooth: loss(p, s), probs)
+            out[smooth] = values, pullback(jnp.ones_like(values))[0]
+        return out
+
+    for (smooth_nr, smooth_dr), (values, grads) in run(probs).items():
+        np.testing.assert_allclose(values[1], 1 - (smooth_nr / smooth_dr if smooth_dr else 1))
+        assert np.all(np.isfinite(grads)) and np.all(np.asarray(grads)[1] == 0)
+        np.testing.assert_allclose(
+            values[0],
+            ref.generalized_dice(probs[:1], labels[:1], smooth_nr=smooth_nr, smooth_dr=smooth_dr)[
+                0
+            ],
+            rtol=1e-5,
+        )
+
+
+def test_from_logits_is_the_activation_then_the_loss():
+    # Values and gradients through the logits equal those of the activated probabilities
+    # (jax.nn's activations, whose gradients are chained by hand below). A softmax reads a
+    # sample's every class, so masking one (sample, class) entry leaves its other entries.
+    rng = np.random.default_rng(11)
+    logits = (3 * rng.normal(size=(3, 4, 5, 4))).astype(np.float32)
+    labels = rng.integers(0, 4, size=(3, 4, 5)).astype(np.int32)
+    where = np.ones((3, 4), bool)
+    where[0, 2] = False
+    activations = {"sigmoid": jax.nn.sigmoid, "softmax": lambda z: jax.nn.softmax(z, axis=-1)}
+
+    @jax.jit
+    def run(logits):
+        out = {}
+        for fn in (jaxloss.dice, jaxloss.tversky, jaxloss.generalized_dice):
+            for name, activation in activations.items():
+
+                def through_logits(z, fn=fn, name=name):
+                    return fn(z, labels, from_logits=name, reduction="sum")
+
+                def through_probs(z, fn=fn, activation=activation):
+                    return fn(activation(z), labels, reduction="sum")
+
+                out[fn.__name__, name] = (
+                    jax.value_and_grad(through_logits)(logits),
+                    jax.value_and_grad(through_probs)(logits),
+                )
+        masked = jaxloss.dice(logits, labels, from_logits="softmax", where=where, reduction="none")
+        unmasked = jaxloss.dice(logits, labels, from_logits="softmax", reduction="none")
+        return out, masked, unmasked
+
+    out, masked, unmasked = run(logits)
+    for key, ((value, grad), (expected, expected_grad)) in out.items():
+        np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=str(key))
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7, err_msg=str(key))
+    np.testing.assert_allclose(masked, np.where(where, unmasked, 0), rtol=1e-6)
+
+
+def test_optax_probability_paths_fail_under_jit_where_ours_run():
+    # optax 0.2.8 checks `jnp.allclose(sum(predictions), 1)` in Python when
+    # apply_softmax=False: under jit that is a TracerBoolConversionError, and for one
+    # sigmoid channel (binary_dice_loss(apply_sigmoid=False)) a ValueError even eagerly,
+    # since binary probabilities do not sum to 1. Our translations run compiled.
+    probs, labels = _segmentation(12)
+    onehot = _one_hot(labels, 4)
+    for fn in (optax.losses.dice_loss, optax.losses.multiclass_generalized_dice_loss):
+        with pytest.raises(jax.errors.TracerBoolConversionError):
+            jax.jit(lambda p, t, fn=fn: fn(p, t, apply_softmax=False))(probs, onehot)
+    binary_probs, binary_targets = probs[..., 0], onehot[..., 0]
+    with pytest.raises(ValueError, match="sum to 1"):
+        optax.losses.binary_dice_loss(binary_probs, binary_targets, apply_sigmoid=False)
+
+    @jax.jit
+    def ours(probs, labels, binary_logits, binary_targets):
+        return (
+            jaxloss.dice(probs, labels, smooth_nr=2.0, smooth_dr=2.0, reduction="none").mean(-1),
+            jaxloss.generalized_dice(
+                probs, labels, batch_weights=True, weighted_mean=True, smooth_nr=2.0, smooth_dr=2.0
+            ),
+            jaxloss.dice(
+                binary_logits[..., None],
+                binary_targets[..., None],
+                from_logits="sigmoid",
+                smooth_nr=2.0,
+                smooth_dr=2.0,
+                reduction="none",
+            )[..., 0],
+        )
+
+    binary_logits = np.log(binary_probs) - np.log1p(-binary_probs)
+    dice, generalized, binary = ours(probs, labels, binary_logits, binary_targets)
+    with jax.numpy_rank_promotion("allow"):  # optax's class weights broadcast by promotion
+        expected_generalized = optax.losses.multiclass_generalized_dice_loss(
+            probs, onehot, apply_softmax=False
+        )
+    np.testing.assert_allclose(
+        dice, optax.losses.dice_loss(probs, onehot, apply_softmax=False), rtol=1e-5
+    )
+    np.testing.assert_allclose(generalized, expected_generalized, rtol=1e-5)
+    np.testing.assert_allclose(
+        binary, optax.losses.binary_dice_loss(binary_logits, binary_targets), rtol=1e-5
+    )
+
+
+OVERLAP_LOSSES = [jaxloss.dice, jaxloss.tversky, jaxloss.generalized_dice]
+
+
+@pytest.mark.parametrize("fn", OVERLAP_LOSSES, ids=["dice", "tversky", "generalized_dice"])
 def test_overlap_shape_errors(fn):
     probs, labels = _segmentation(6)
     with pytest.raises(ValueError, match=r"`targets` must have the shape of `probs`"):
@@ -276,6 +528,18 @@ def test_overlap_shape_errors(fn):
         fn(probs[..., :1], labels, include_background=False)
     with pytest.raises(ValueError, match="where"):
         fn(probs, labels, where=np.ones((3, 5), bool))
+    with pytest.raises(ValueError, match="`from_logits`"):
+        fn(probs, labels, from_logits="tanh")
+    with pytest.raises(ValueError, match="from_logits='sigmoid'"):
+        fn(probs[..., :1], labels, from_logits="softmax")
+
+
+def test_generalized_dice_option_errors():
+    probs, labels = _segmentation(13)
+    with pytest.raises(ValueError, match="`weight_type`"):
+        jaxloss.generalized_dice(probs, labels, weight_type="cube")
+    with pytest.raises(ValueError, match="`smooth_dr`"):
+        jaxloss.generalized_dice(probs, labels, smooth_dr=-1.0)
 
 
 # ---------------------------------------------------------------------------------- chamfer

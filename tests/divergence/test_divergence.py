@@ -1,19 +1,23 @@
-"""Divergences: torch parity for kl_div (every reduction, log_target) and gaussian_kl against
-torch.distributions."""
+"""Divergences: torch parity for kl_div (every reduction, log_target), gaussian_kl against
+torch.distributions, generalized_kl against its formula and optax."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
 
 import jaxloss
+from tests._suite import compiled
 from tests._suite.numpy_reference import log_softmax
+from tests.divergence import reference as ref
 
 
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
@@ -71,3 +75,107 @@ def test_gaussian_kl_matches_torch_distributions(axis):
     expected = torch.distributions.kl_divergence(posterior, prior).sum(axis).numpy()
     ours = jaxloss.gaussian_kl(mean, log_var, axis=axis, reduction="none")
     np.testing.assert_allclose(ours, expected, rtol=2e-5, atol=1e-6)
+
+
+# generalized_kl: every JAX computation below runs in one compiled function, cached.
+GENERALIZED_AXES = [-1, 0, (0, 2), None]
+
+
+def _measures():
+    rng = np.random.default_rng(3)
+    log_predictions = rng.normal(size=(3, 4, 5))
+    targets = rng.uniform(0.1, 3.0, size=(3, 4, 5))
+    targets[0, 0, :2] = 0.0  # 0 log 0 = 0
+    return log_predictions, targets
+
+
+def _generalized_kl_gradients(log_predictions, targets):
+    """d/dx = eˣ − t, d/dt = log t − x; at t = 0 (where it is −inf) ``xlogx``'s finite
+    convention, its gradient 0 for t log t, leaves −x − 1."""
+    safe = np.where(targets > 0, targets, 1)
+    d_targets = np.where(targets > 0, np.log(safe), -1) - log_predictions
+    return np.exp(log_predictions) - targets, d_targets
+
+
+@functools.cache
+def _generalized_kl_ours():
+    log_predictions, targets = _measures()
+    keep = np.array([True, False, True])
+
+    def run(x, t):
+        out = {
+            str(axis): compiled.value_and_grads(
+                lambda x, t, axis=axis: jaxloss.generalized_kl(x, t, axis=axis, reduction="none"),
+                x,
+                t,
+            )
+            for axis in GENERALIZED_AXES
+        }
+        for reduction in ("mean", "sum"):
+            out[reduction] = compiled.value_and_grads(
+                lambda x, t, r=reduction: jaxloss.generalized_kl(
+                    x, t, where=keep[:, None], reduction=r
+                ),
+                x,
+                t,
+            )
+        # Normalized distributions: the KL divergence, as kl_div summed over the classes.
+        p, q = jax.nn.log_softmax(x), jax.nn.softmax(t)
+        out["normalized"] = (
+            jaxloss.generalized_kl(p, q, reduction="none"),
+            jaxloss.kl_div(p, q, reduction="none").sum(-1),
+        )
+        return out
+
+    return jax.tree.map(
+        np.asarray, jax.jit(run)(*(a.astype(np.float32) for a in (log_predictions, targets)))
+    )
+
+
+@pytest.mark.parametrize("axis", GENERALIZED_AXES, ids=str)
+def test_generalized_kl_is_the_formula_over_any_axes(axis):
+    log_predictions, targets = _measures()
+    value, grads = _generalized_kl_ours()[str(axis)]
+    expected = ref.generalized_kl(log_predictions, targets, axis=axis)
+    assert value.shape == np.shape(expected)
+    np.testing.assert_allclose(value, expected, rtol=2e-5, atol=1e-5)
+    for g, e in zip(grads, _generalized_kl_gradients(log_predictions, targets), strict=True):
+        np.testing.assert_allclose(g, e, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_generalized_kl_where_leaves_out_whole_examples(reduction):
+    log_predictions, targets = _measures()
+    value, grads = _generalized_kl_ours()[reduction]
+    kept = ref.generalized_kl(log_predictions[[0, 2]], targets[[0, 2]])  # [2, 4]
+    np.testing.assert_allclose(value, kept.mean() if reduction == "mean" else kept.sum(), rtol=2e-5)
+    for g in grads:
+        assert np.all(g[1] == 0)
+    scale = 1 / kept.size if reduction == "mean" else 1
+    for g, e in zip(grads, _generalized_kl_gradients(log_predictions, targets), strict=True):
+        np.testing.assert_allclose(g[[0, 2]], scale * e[[0, 2]], rtol=2e-5, atol=1e-6)
+
+
+def test_generalized_kl_of_distributions_is_the_kl_divergence():
+    ours, kl = _generalized_kl_ours()["normalized"]
+    np.testing.assert_allclose(ours, kl, rtol=1e-5, atol=1e-6)
+
+
+def test_generalized_kl_zero_targets_match_optax_with_finite_gradients():
+    # optax's value; its gradient in the targets is NaN at 0 (log 0 behind a where).
+    log_predictions, targets = (a.astype(np.float32) for a in _measures())
+    theirs = optax.losses.generalized_kl_divergence(log_predictions, targets)
+    value, grads = _generalized_kl_ours()["-1"]
+    np.testing.assert_allclose(value, theirs, rtol=1e-5, atol=1e-6)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_generalized_kl_axis_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="`axis`=3"):
+        jax.eval_shape(
+            lambda: jaxloss.generalized_kl(jnp.zeros((2, 3)), jnp.ones((2, 3)), axis=(0, 3))
+        )
+    with pytest.raises(TypeError, match="`axis`"):
+        jax.eval_shape(
+            lambda: jaxloss.generalized_kl(jnp.zeros((2, 3)), jnp.ones((2, 3)), axis=1.0)
+        )

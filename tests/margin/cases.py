@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
 import jaxloss
 from tests._suite.case import Case
 from tests._suite.inputs import EMBEDDING_DIM, NUM_CLASSES
+from tests._suite.peer import Peer
 from tests.margin import reference as ref
 
 
@@ -116,3 +118,134 @@ ALIASES = {"am_softmax": "cosface"}
 
 # Public names that are not losses, with the module that tests them.
 NOT_LOSSES = {"center_update": "tests/margin/test_margin.py"}
+
+
+def _grid(**choices) -> tuple[dict, ...]:
+    """Every combination of the options' choices, as option dicts."""
+    combinations = itertools.product(*choices.values())
+    return tuple(dict(zip(choices, values, strict=True)) for values in combinations)
+
+
+def _linear_head_inputs(rng) -> tuple:
+    """Hidden states, a head of random size, labels (-100 first, excluded by jaxloss and
+    ignored by torch's default; a 0 second, never ignored), bias, class weights and class
+    probabilities."""
+    batch, dim, vocab = (int(n) for n in rng.integers((4, 1, 2), (10, 6, 12)))
+    labels = rng.integers(0, vocab, size=batch)
+    labels[:2] = (-100, 0)
+    arrays = (
+        rng.normal(size=(batch, dim)),
+        rng.normal(size=(vocab, dim)),
+        labels,
+        rng.normal(size=vocab),
+        rng.uniform(0.2, 2.0, size=vocab),
+        rng.dirichlet(np.ones(vocab), size=batch),
+    )
+    return tuple(a.astype(np.int32 if a is labels else np.float32) for a in arrays)
+
+
+def _torch_linear_cross_entropy(
+    hidden, weight, labels, bias, class_weights, probabilities, *, targets, **options
+):
+    """torch's ``linear_cross_entropy`` with the options' translation: ``with_bias``,
+    ``weighted``, ``chunked`` (torch's chunked path), and integer ``targets`` or
+    probabilities."""
+    import torch
+
+    ignore_index = options.pop("ignore_index", None)
+    if targets == "labels":
+        if ignore_index is not None:  # torch raises for -100 with another ignore_index
+            labels = torch.where(labels == -100, ignore_index, labels)
+        target = labels.long()
+    else:
+        target = probabilities
+    return torch.nn.functional.linear_cross_entropy(
+        hidden,
+        weight,
+        target,
+        linear_bias=bias if options.pop("with_bias") else None,
+        weight=class_weights if options.pop("weighted", False) else None,
+        ignore_index=ignore_index,
+        options=(
+            torch.nn.LinearCrossEntropyOptions(batch_chunk_size=2, chunking_method=None)
+            if options.pop("chunked", False)
+            else None
+        ),
+        **options,
+    )
+
+
+def _ours_linear_cross_entropy(
+    hidden, weight, labels, bias, class_weights, probabilities, *, targets, **options
+):
+    bias = bias if options.pop("with_bias") else None
+    if targets == "labels" and not options.get("weighted"):
+        chunk_size = 2 if options.pop("chunked") else None
+        return jaxloss.linear_cross_entropy(
+            hidden, weight, labels, bias=bias, chunk_size=chunk_size, **options
+        )
+    # torch's class weights and probability targets: cross_entropy on the logits.
+    logits = hidden @ weight.T + (0 if bias is None else bias[None, :])
+    weighted = options.pop("weighted")
+    return jaxloss.cross_entropy(
+        logits,
+        labels if targets == "labels" else probabilities,
+        class_weights=class_weights if weighted else None,
+        **options,
+    )
+
+
+REDUCTIONS = ("none", "mean", "sum")
+
+PEERS: dict[str, Peer] = {
+    "torch:linear_cross_entropy": Peer(
+        _torch_linear_cross_entropy,
+        _ours_linear_cross_entropy,
+        _linear_head_inputs,
+        "linear_cross_entropy(hidden, weight, labels, bias=, ignore_index=, label_smoothing=, "
+        "chunk_size=)",
+        # torch's chunked path has no label smoothing (it falls back to the plain one).
+        options=tuple(
+            o
+            for o in _grid(
+                targets=("labels",),
+                with_bias=(False, True),
+                ignore_index=(None, 1),
+                label_smoothing=(0.0, 0.1),
+                chunked=(False, True),
+                reduction=REDUCTIONS,
+            )
+            if not (o["chunked"] and o["label_smoothing"])
+        ),
+        differentiable=(0, 1),
+    ),
+    "torch:linear_cross_entropy[weight]": Peer(
+        _torch_linear_cross_entropy,
+        _ours_linear_cross_entropy,
+        _linear_head_inputs,
+        "cross_entropy(hidden @ weight.T + bias, labels, class_weights=)",
+        options=_grid(
+            targets=("labels",),
+            weighted=(True,),
+            with_bias=(False, True),
+            ignore_index=(None, 1),
+            label_smoothing=(0.0, 0.1),
+            reduction=REDUCTIONS,
+        ),
+        differentiable=(0, 1),
+    ),
+    "torch:linear_cross_entropy[probabilities]": Peer(
+        _torch_linear_cross_entropy,
+        _ours_linear_cross_entropy,
+        _linear_head_inputs,
+        "cross_entropy(hidden @ weight.T + bias, probabilities, class_weights=)",
+        options=_grid(
+            targets=("probabilities",),
+            weighted=(False, True),
+            with_bias=(False, True),
+            label_smoothing=(0.0, 0.1),
+            reduction=REDUCTIONS,
+        ),
+        differentiable=(0, 1, 5),
+    ),
+}

@@ -44,6 +44,33 @@ def triplet_margin(
     return np.maximum(d_pos - d_neg + margin, 0.0)
 
 
+def triplet_margin_with_distance(anchor, positive, negative, margin=1.0, swap=False):
+    """torch.nn.functional.triplet_margin_with_distance_loss with its default distance,
+    torch.pairwise_distance (p = 2, eps = 1e-6 added to the difference)."""
+    return triplet_margin(anchor, positive, negative, margin=margin, swap=swap, p=2.0, eps=1e-6)
+
+
+def cosine_similarity(x1, x2, axis=-1, eps=1e-8):
+    """Each vector over its norm floored at eps (torch.nn.functional.cosine_similarity)."""
+    x1, x2 = _f64(x1, x2)
+    n1 = np.sqrt(np.sum(x1**2, axis=axis, keepdims=True))
+    n2 = np.sqrt(np.sum(x2**2, axis=axis, keepdims=True))
+    return np.sum(x1 / np.maximum(n1, eps) * (x2 / np.maximum(n2, eps)), axis=axis)
+
+
+def triplet_margin_with_cosine_distance(anchor, positive, negative, margin=1.0, swap=False):
+    """triplet_margin_with_distance_loss with d(x, y) = 1 - cos(x, y)."""
+    a, pos, neg = _f64(anchor, positive, negative)
+
+    def d(x, y):
+        return 1 - cosine_similarity(x, y)
+
+    d_neg = d(a, neg)
+    if swap:
+        d_neg = np.minimum(d_neg, d(pos, neg))
+    return np.maximum(d(a, pos) - d_neg + margin, 0.0)
+
+
 def ratio_loss(anchor, positive, negative):
     """Balntas et al. 2016 (PN-Net ratio loss): (e+/(e+ + e-))² + (1 - e-/(e+ + e-))²."""
     a, pos, neg = _f64(anchor, positive, negative)
@@ -92,6 +119,37 @@ def nt_xent(z1, z2, temperature=0.1, where=None):
         losses[i] = -sim[i, j] + np.logaddexp.reduce(others)
     out[kept] = (losses[:n] + losses[n:]) / 2
     return out
+
+
+def nt_xent_of_labels_terms(embeddings, labels, temperature=0.1, where=None):
+    """NT-Xent with labels (optax.losses.ntxent, pytorch-metric-learning's NTXentLoss): per
+    positive pair (i, j), -log(e^s_ij / (e^s_ij + sum over i's negatives k of e^s_ik)),
+    s = cos / temperature. Returns every anchor's sum over its positives and the number of
+    positive pairs."""
+    e = unit(np.asarray(embeddings, np.float64))
+    labels = np.asarray(labels)
+    b = len(e)
+    keep = np.ones(b, bool) if where is None else np.asarray(where, bool)
+    s = e @ e.T / temperature
+    totals, count = np.zeros(b), 0
+    for i in np.flatnonzero(keep):
+        negatives = [s[i, k] for k in np.flatnonzero(keep) if labels[k] != labels[i]]
+        for j in np.flatnonzero(keep):
+            if j != i and labels[j] == labels[i]:
+                totals[i] += np.logaddexp.reduce([s[i, j], *negatives]) - s[i, j]
+                count += 1
+    return totals, count
+
+
+def nt_xent_of_labels(embeddings, labels, **options):
+    """Per-anchor sums (``reduction="none"``)."""
+    return nt_xent_of_labels_terms(embeddings, labels, **options)[0]
+
+
+def nt_xent_of_labels_mean(embeddings, labels, **options):
+    """The mean over positive pairs; 0 when there is none."""
+    totals, count = nt_xent_of_labels_terms(embeddings, labels, **options)
+    return float(totals.sum() / count) if count else 0.0
 
 
 def batch_triplet_terms(embeddings, labels, margin=1.0, mining="all", squared=False, where=None):

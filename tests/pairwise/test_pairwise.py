@@ -8,6 +8,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,7 @@ def test_triplet_margin_matches_torch(p, swap, reduction):
 
 
 def test_triplet_margin_odd_p_uses_the_absolute_difference():
-    # optax's triplet loss drops the absolute value: with p = 1 these give 7.0 there.
+    # optax's triplet loss drops the absolute value: with p = 1 these give 10.0 there (below).
     anchor, positive, negative = np.zeros((1, 2)), np.array([[-3.0, -4.0]]), np.ones((1, 2))
     ours = jax.jit(functools.partial(jaxloss.triplet_margin, p=1.0, eps=0.0))(
         *(x.astype(np.float32) for x in (anchor, positive, negative))
@@ -492,3 +493,303 @@ def test_pairwise_shape_errors_name_the_argument():
         jaxloss.nt_xent(x, np.zeros((4, 2), np.float32))
     with pytest.raises(ValueError, match=r"x1.*x2.*targets"):
         jaxloss.margin_ranking(np.zeros(3), np.zeros(4), np.ones(3))
+
+
+# --- triplet_margin_with_distance --------------------------------------------------------------
+
+
+def _torch_cosine_distance(x, y):
+    return 1 - F.cosine_similarity(x, y, dim=-1)
+
+
+def _torch_l1(x, y):
+    return torch.sum(torch.abs(x - y), dim=-1)
+
+
+def _jax_l1(x, y):
+    return jnp.sum(jnp.abs(x - y), axis=-1)
+
+
+DISTANCES = {
+    "default": (None, None),
+    "cosine": (jaxloss.cosine_distance, _torch_cosine_distance),
+    "l1": (_jax_l1, _torch_l1),
+}
+WITH_DISTANCE_GRID = list(
+    itertools.product(DISTANCES, [False, True], [0.4, 1.5], ["mean", "sum", "none"])
+)
+
+
+def _with_distance_inputs():
+    rng = np.random.default_rng(12)
+    return [rng.normal(size=(11, 6)) for _ in range(3)]
+
+
+@functools.cache
+def _with_distance_ours():
+    arrays = _with_distance_inputs()
+    cases = [
+        (arrays, {"distance_function": DISTANCES[d][0], "swap": s, "margin": m, "reduction": r})
+        for d, s, m, r in WITH_DISTANCE_GRID
+    ]
+    return compiled.values_and_grads_of_cases(jaxloss.triplet_margin_with_distance, cases)
+
+
+@pytest.mark.parametrize(
+    "distance, swap, margin, reduction",
+    WITH_DISTANCE_GRID,
+    ids=[f"{d}-swap{s}-m{m}-{r}" for d, s, m, r in WITH_DISTANCE_GRID],
+)
+def test_triplet_margin_with_distance_matches_torch(distance, swap, margin, reduction):
+    options = {"swap": swap, "margin": margin, "reduction": reduction}
+    theirs = _torch_grads(
+        lambda *t: F.triplet_margin_with_distance_loss(
+            *t, distance_function=DISTANCES[distance][1], **options
+        ),
+        *_with_distance_inputs(),
+    )
+    ours = _with_distance_ours()[WITH_DISTANCE_GRID.index((distance, swap, margin, reduction))]
+    _assert_matches_torch(ours, theirs)
+
+
+def test_triplet_margin_with_distance_is_safe_at_zero_distance():
+    # Identical anchor, positive and negative: every distance 0 (or eps-sized), the hinge
+    # active; the default and the cosine distance keep finite gradients, and a zero vector too.
+    x = np.array([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0]], np.float32)
+
+    @jax.jit
+    def run(x):
+        return [
+            jax.value_and_grad(
+                lambda a, p, n, d=d: jaxloss.triplet_margin_with_distance(
+                    a, p, n, distance_function=d, swap=True
+                ),
+                argnums=(0, 1, 2),
+            )(x, x, x)
+            for d in (None, jaxloss.cosine_distance)
+        ]
+
+    for value, grads in run(x):
+        np.testing.assert_allclose(value, 1.0, atol=1e-5)
+        assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_triplet_margin_with_distance_errors_name_the_option():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="margin"):
+        jaxloss.triplet_margin_with_distance(x, x, x, margin=0.0)
+    with pytest.raises(TypeError, match="distance_function"):
+        jaxloss.triplet_margin_with_distance(x, x, x, distance_function="cosine")
+    with pytest.raises(ValueError, match=r"distance_function.*\(4,\)"):
+        jaxloss.triplet_margin_with_distance(x, x, x, distance_function=lambda a, b: a - b)
+
+
+# --- optax's triplet_margin_loss ----------------------------------------------------------------
+
+
+def test_optax_triplet_margin_agrees_at_p2_and_drops_the_absolute_value_at_p1():
+    # optax computes (Σ (a - x)^p + eps)^(1/p): for p = 1 the differences' signs survive.
+    # Here a - pos = (3, 4) and a - neg = (-1, -1): the true L1 distances are 7 and 2, so
+    # torch and jaxloss give 7 - 2 + 1 = 6; optax's "distance" to neg is -2, giving 10.
+    anchor, positive, negative = (
+        np.zeros((1, 2), np.float32),
+        np.array([[-3.0, -4.0]], np.float32),
+        np.ones((1, 2), np.float32),
+    )
+
+    @jax.jit
+    def run(a, pos, neg):
+        return {
+            p: (
+                jaxloss.triplet_margin(a, pos, neg, p=p, eps=0.0, reduction="none"),
+                optax.losses.triplet_margin_loss(a, pos, neg, norm_degree=p, eps=0.0),
+            )
+            for p in (1, 2)
+        }
+
+    out = run(anchor, positive, negative)
+    np.testing.assert_allclose(out[1][0], [6.0])
+    np.testing.assert_allclose(out[1][1], [10.0])
+    np.testing.assert_allclose(out[2][0], out[2][1], rtol=1e-6)
+    np.testing.assert_allclose(out[2][0], [5 - np.sqrt(2) + 1], rtol=1e-6)
+
+
+# --- nt_xent with labels ------------------------------------------------------------------------
+
+LABELLED_TEMPERATURES = [0.07, 0.5]
+
+
+def _labelled_inputs():
+    rng = np.random.default_rng(13)
+    labels = rng.integers(0, 4, size=12)
+    labels[5] = 9  # an anchor without positives: it adds nothing and is not counted
+    where = rng.uniform(size=12) < 0.75
+    return rng.normal(size=(12, 6)), labels, where
+
+
+@functools.cache
+def _labelled_ours():
+    x, labels, where = _labelled_inputs()
+
+    @jax.jit
+    def run(x, labels, where):
+        def of(t, mask, reduction):
+            return compiled.value_and_grads(
+                lambda e: jaxloss.nt_xent(
+                    e, labels=labels, temperature=t, where=mask, reduction=reduction
+                ),
+                x,
+            )
+
+        return [
+            [{r: of(t, mask, r) for r in ("none", "mean")} for mask in (None, where)]
+            for t in LABELLED_TEMPERATURES
+        ]
+
+    return jax.tree.map(np.asarray, run(x.astype(np.float32), labels, where))
+
+
+@pytest.mark.parametrize("temperature", LABELLED_TEMPERATURES)
+def test_nt_xent_of_labels_matches_the_reference_and_optax(temperature):
+    x, labels, where = _labelled_inputs()
+    out = _labelled_ours()[LABELLED_TEMPERATURES.index(temperature)]
+    for mask, got in zip((None, where), out, strict=True):
+        options = {"temperature": temperature, "where": mask}
+        np.testing.assert_allclose(
+            got["none"][0], ref.nt_xent_of_labels(x, labels, **options), rtol=2e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            got["mean"][0], ref.nt_xent_of_labels_mean(x, labels, **options), rtol=2e-5
+        )
+    kept = where
+    expected = optax.losses.ntxent(
+        jnp.asarray(x[kept], jnp.float32), jnp.asarray(labels[kept]), temperature
+    )
+    np.testing.assert_allclose(out[1]["mean"][0], expected, rtol=2e-5)
+    assert np.all(out[1]["mean"][1][0][~kept] == 0)
+
+
+@pytest.mark.parametrize("temperature", LABELLED_TEMPERATURES)
+def test_nt_xent_of_labels_matches_pytorch_metric_learning(temperature):
+    losses = pytest.importorskip("pytorch_metric_learning.losses")
+    x, labels, _ = _labelled_inputs()
+    loss = losses.NTXentLoss(temperature=temperature)
+    theirs = _torch_grads(lambda e: loss(e, torch.tensor(labels)), x)
+    ours = _labelled_ours()[LABELLED_TEMPERATURES.index(temperature)][0]["mean"]
+    _assert_matches_torch(ours, theirs)
+
+
+def test_nt_xent_of_labels_of_two_views_is_the_two_view_form():
+    rng = np.random.default_rng(14)
+    z1, z2 = (rng.normal(size=(5, 3)).astype(np.float32) for _ in range(2))
+    views = np.concatenate([z1, z2])
+    labels = np.concatenate([np.arange(5), np.arange(5)])
+
+    @jax.jit
+    def run(z1, z2, views):
+        return (
+            jaxloss.nt_xent(z1, z2, temperature=0.3),
+            jaxloss.nt_xent(views, labels=labels, temperature=0.3),
+        )
+
+    two_views, labelled = run(z1, z2, views)
+    np.testing.assert_allclose(labelled, two_views, rtol=1e-5)
+
+
+@functools.cache
+def _labelled_degenerate():
+    x = np.random.default_rng(15).normal(size=(4, 3)).astype(np.float32)
+
+    @jax.jit
+    def run(x):
+        return [
+            jax.value_and_grad(lambda e, y=y: jaxloss.nt_xent(e, labels=y))(x)
+            for y in (np.arange(4), np.zeros(4, np.int32))
+        ]
+
+    return jax.tree.map(np.asarray, run(x))
+
+
+def test_nt_xent_of_labels_degenerate_batches():
+    # No positive pair: 0 with zero gradients (optax: 0/0 = NaN). One label: every pair
+    # costs 0 (no negatives), as optax.
+    (no_pairs, no_pairs_grad), (one_label, one_label_grad) = _labelled_degenerate()
+    assert float(no_pairs) == 0.0 and np.all(no_pairs_grad == 0)
+    assert float(one_label) == 0.0 and np.all(np.isfinite(one_label_grad))
+
+
+def test_nt_xent_forms_need_exactly_one_of_z2_and_labels():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(TypeError, match="not both"):
+        jaxloss.nt_xent(x, x, labels=np.zeros(4, np.int32))
+    with pytest.raises(TypeError, match="not neither"):
+        jaxloss.nt_xent(x)
+    with pytest.raises(TypeError, match="labels=labels"):  # optax's positional labels
+        jaxloss.nt_xent(x, np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="labels"):
+        jaxloss.nt_xent(x, labels=np.zeros(5, np.int32))
+    with pytest.raises(TypeError, match="labels"):
+        jaxloss.nt_xent(x, labels=np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="z1"):
+        jaxloss.nt_xent(np.zeros(4, np.float32), labels=np.zeros(4, np.int32))
+
+
+# --- cosine_similarity and cosine_distance (utilities) ------------------------------------------
+
+COSINE_AXES = [-1, 0, (0, 2)]
+
+
+def _cosine_utility_inputs():
+    rng = np.random.default_rng(16)
+    x1, x2 = rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 3, 5))
+    x1[0, 0] = 0.0  # zero vectors along the last axis: cosine 0, finite gradients
+    x2[1, :, :] = 0.0
+    return x1, x2
+
+
+@functools.cache
+def _cosine_utility_ours():
+    x1, x2 = _cosine_utility_inputs()
+
+    @jax.jit
+    def run(x1, x2):
+        return {
+            (name, str(axis)): compiled.value_and_grads(
+                functools.partial(getattr(jaxloss, name), axis=axis), x1, x2
+            )
+            for name in ("cosine_similarity", "cosine_distance")
+            for axis in COSINE_AXES
+        }
+
+    return jax.tree.map(np.asarray, run(*(x.astype(np.float32) for x in (x1, x2))))
+
+
+@pytest.mark.parametrize("axis", COSINE_AXES, ids=str)
+@pytest.mark.parametrize("name", ["cosine_similarity", "cosine_distance"])
+def test_cosine_utilities_match_torch_and_are_finite_at_zero_vectors(name, axis):
+    x1, x2 = _cosine_utility_inputs()
+    value, grads = _cosine_utility_ours()[(name, str(axis))]
+    similarity = ref.cosine_similarity(x1, x2, axis=axis)
+    expected = similarity if name == "cosine_similarity" else 1 - similarity
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    if axis == -1:  # torch's cosine_similarity: the same eps, one axis; values and gradients
+        sign = 1 if name == "cosine_similarity" else -1
+        theirs = _torch_grads(lambda a, b: sign * F.cosine_similarity(a, b, dim=-1), x1, x2)
+        theirs = (expected, theirs[1])
+        _assert_matches_torch((value, grads), theirs)
+
+
+def test_cosine_utilities_broadcast_upcast_and_check():
+    x = np.array([[3.0, 4.0]], np.float16)
+    out = jax.jit(jaxloss.cosine_similarity)(x, np.array([1.0, 0.0], np.float32))
+    assert out.dtype == jnp.float32 and out.shape == (1,)
+    np.testing.assert_allclose(out, [0.6], rtol=1e-6)
+    with pytest.raises(TypeError, match="x1"):
+        jaxloss.cosine_similarity(np.ones(3, np.int32), np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"x1.*x2"):
+        jaxloss.cosine_distance(np.ones(3, np.float32), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="axis"):
+        jaxloss.cosine_similarity(np.ones(3, np.float32), np.ones(3, np.float32), axis=1)
+    with pytest.raises(ValueError, match="eps"):
+        jaxloss.cosine_similarity(np.ones(3, np.float32), np.ones(3, np.float32), eps=-1.0)

@@ -1,5 +1,6 @@
 """CTC: torch parity of values and gradients, the float64 reference, impossible alignments,
-and the greedy decoder."""
+the loss with its forward variables (against the reference and optax), and the greedy
+decoder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
@@ -228,8 +230,6 @@ def test_where_drops_sequences():
 
 
 def test_agrees_with_optax_where_both_are_defined():
-    import optax
-
     logits, labels, logit_lengths, label_lengths = _inputs((5, 30, 6, 8), 0, 5)
     logit_lengths[2] = 30
     frames, max_labels = logits.shape[1], labels.shape[1]
@@ -347,3 +347,194 @@ def test_classes_masked_with_minus_infinity():
     finite = np.isfinite(logits)
     assert np.all(np.isfinite(np.asarray(grad)[finite]))
     np.testing.assert_allclose(np.asarray(grad)[finite], expected_grad[finite], atol=1e-5)
+
+
+# --- The loss with its forward variables ---------------------------------------------------
+
+# The emission layouts (classes <= labels and classes > labels) and both occupancy paths.
+FORWARD_PROBS_SHAPES = [SHAPES[0], SHAPES[1]]
+
+
+def _forward_probs_inputs(shape):
+    """``_inputs`` (a repeat, an empty target, an impossible sequence) plus a sequence with
+    no frames and no labels, and random cotangents for the loss and the log-alphas."""
+    logits, labels, logit_lengths, label_lengths = _inputs(shape, 0, 11)
+    logit_lengths[3], label_lengths[3] = 0, 0
+    rng = np.random.default_rng(12)
+    batch, frames, _, max_labels = shape
+    cotangents = (
+        rng.normal(size=batch).astype(np.float32),
+        rng.normal(size=(frames, batch, max_labels + 1)).astype(np.float32),
+        rng.normal(size=(frames, batch, max_labels)).astype(np.float32),
+    )
+    return (logits, labels, logit_lengths, label_lengths), cotangents
+
+
+def _within_labels(label_lengths, max_labels):
+    """Masks ``[1, B, S+1]`` and ``[1, B, S]`` of the states of each sequence's labels."""
+    lengths = np.asarray(label_lengths)[None, :, None]
+    return np.arange(max_labels + 1) <= lengths, np.arange(max_labels) < lengths
+
+
+@functools.cache
+def _forward_probs_of_shape(shape):
+    """Everything the forward-probs tests read for one shape, in one compiled function:
+    ours and optax's values, and gradients of the loss, of a random linear function of the
+    log-alphas, and of both, for plain, hostile-padded, half-precision and vmapped inputs."""
+    inputs, (loss_cotangent, blank_cotangent, label_cotangent) = _forward_probs_inputs(shape)
+    _, labels, logit_lengths, label_lengths = inputs
+    frames, max_labels = shape[1], shape[3]
+    blank_states, label_states = _within_labels(label_lengths, max_labels)
+    # Losses that optax cannot give (impossible: ours inf, optax's about 1e5) are left out.
+    possible = np.isfinite(ref.ctc(*inputs))
+    loss_cotangent = np.where(possible, loss_cotangent, 0).astype(np.float32)
+    logit_paddings = (np.arange(frames)[None] >= logit_lengths[:, None]).astype(np.float32)
+    label_paddings = (np.arange(max_labels)[None] >= label_lengths[:, None]).astype(np.float32)
+    lengths = {"logit_lengths": logit_lengths, "label_lengths": label_lengths}
+
+    def linear(loss, blank_alphas, label_alphas, reachable, with_loss=True, with_alphas=True):
+        blank_alphas = jnp.where(blank_states & reachable(blank_alphas), blank_alphas, 0)
+        label_alphas = jnp.where(label_states & reachable(label_alphas), label_alphas, 0)
+        total = jnp.sum(loss * loss_cotangent) if with_loss else 0.0
+        if with_alphas:
+            total = total + jnp.sum(blank_alphas * blank_cotangent)
+            total = total + jnp.sum(label_alphas * label_cotangent)
+        return total
+
+    def ours(logits, **parts):
+        loss, blank_alphas, label_alphas = jaxloss.ctc_with_forward_probs(logits, labels, **lengths)
+        return linear(loss, blank_alphas, label_alphas, jnp.isfinite, **parts)
+
+    def ours_folded(logits):
+        # optax's last row of blank alphas also holds the label states before them.
+        loss, blank_alphas, label_alphas = jaxloss.ctc_with_forward_probs(logits, labels, **lengths)
+        last = jnp.logaddexp(blank_alphas[-1, :, 1:], label_alphas[-1])
+        blank_alphas = blank_alphas.at[-1, :, 1:].set(last)
+        return linear(loss, blank_alphas, label_alphas, jnp.isfinite)
+
+    def theirs(logits):
+        outputs = optax.ctc_loss_with_forward_probs(logits, logit_paddings, labels, label_paddings)
+        return linear(*outputs, lambda alpha: alpha > -1e4)
+
+    @jax.jit
+    def run(logits, hostile):
+        forward = functools.partial(jaxloss.ctc_with_forward_probs, labels=labels, **lengths)
+        return {
+            "values": forward(logits),
+            "zero_infinity": forward(logits, zero_infinity=True)[0],
+            "half": forward(logits.astype(jnp.float16)),
+            "hostile": forward(hostile),
+            "optax": optax.ctc_loss_with_forward_probs(
+                logits, logit_paddings, labels, label_paddings
+            ),
+            "ctc": jax.value_and_grad(
+                lambda x: jnp.sum(jaxloss.ctc(x, labels, reduction="none", **lengths))
+            )(logits),
+            "grad_loss": jax.grad(lambda x: jnp.sum(forward(x)[0]))(logits),
+            "grad_loss_part": jax.grad(functools.partial(ours, with_alphas=False))(logits),
+            "grad_alphas_part": jax.grad(functools.partial(ours, with_loss=False))(logits),
+            "grad": jax.grad(ours)(logits),
+            "grad_hostile": jax.grad(ours)(hostile),
+            "grad_vmapped": jax.vmap(jax.grad(ours))(jnp.stack([logits, hostile])),
+            "grad_folded": jax.grad(ours_folded)(logits),
+            "grad_optax": jax.grad(theirs)(logits),
+        }
+
+    logits = inputs[0]
+    past = np.arange(frames)[None, :, None] >= logit_lengths[:, None, None]
+    hostile = np.where(
+        past,
+        np.array([np.nan, np.inf, -np.inf, 1e30])[np.arange(frames) % 4][None, :, None],
+        logits,
+    ).astype(np.float32)
+    return inputs, past, possible, run(logits, hostile)
+
+
+@pytest.mark.parametrize("shape", FORWARD_PROBS_SHAPES)
+def test_forward_probs_match_the_float64_reference(shape):
+    inputs, _, _, got = _forward_probs_of_shape(shape)
+    expected = ref.ctc_forward_probs(*inputs)
+    for name, value, want in zip(("loss", "blank", "label"), got["values"], expected, strict=True):
+        assert value.dtype == jnp.float32 and value.shape == want.shape, name
+        # -inf exactly where the reference has -inf: unreachable states and those past the
+        # labels; the loss is inf for the impossible sequence.
+        np.testing.assert_array_equal(np.isfinite(value), np.isfinite(want), err_msg=name)
+        np.testing.assert_array_equal(value[~np.isfinite(want)], want[~np.isfinite(want)])
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(value[finite], want[finite], rtol=1e-5, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("shape", FORWARD_PROBS_SHAPES)
+def test_forward_probs_match_optax(shape):
+    # Values on the states within the labels (optax computes the padded ones from the padding
+    # labels) that optax reaches (its unreachable states hold about -1e5, ours -inf); its
+    # last row of blank alphas also folds in the label states.
+    inputs, _, possible, got = _forward_probs_of_shape(shape)
+    loss, blank_alphas, label_alphas = map(np.array, got["values"])
+    optax_loss, optax_blank, optax_label = map(np.asarray, got["optax"])
+    blank_alphas[-1, :, 1:] = np.logaddexp(blank_alphas[-1, :, 1:], label_alphas[-1])
+    blank_states, label_states = _within_labels(inputs[3], shape[3])
+    for ours, theirs, states in [
+        (blank_alphas, optax_blank, blank_states),
+        (label_alphas, optax_label, label_states),
+    ]:
+        states = np.broadcast_to(states, ours.shape)
+        reached = theirs > -1e4
+        np.testing.assert_array_equal(np.isfinite(ours)[states], reached[states])
+        both = states & reached
+        np.testing.assert_allclose(ours[both], theirs[both], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(loss[possible], optax_loss[possible], rtol=1e-5)
+    assert np.all(optax_loss[~possible] > 1e4) and np.all(np.isinf(loss[~possible]))
+    # Gradients of the loss and of a random linear function of every log-alpha: ours by the
+    # adjoint of the recursion, optax's by autodiff through its scan.
+    scale = np.abs(got["grad_optax"]).max()
+    np.testing.assert_allclose(got["grad_folded"], got["grad_optax"], atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("shape", FORWARD_PROBS_SHAPES)
+def test_forward_probs_gradients(shape):
+    _, past, possible, got = _forward_probs_of_shape(shape)
+    # The loss is ctc's, value and gradient (the same kernel and the same backward pass).
+    ctc_value, ctc_grad = got["ctc"]
+    np.testing.assert_array_equal(np.sum(got["values"][0]), ctc_value)
+    np.testing.assert_array_equal(got["grad_loss"], ctc_grad)
+    # The loss's and the alphas' parts of the backward pass add up; each runs alone when
+    # the other output is not differentiated.
+    grad = np.asarray(got["grad"])
+    scale = np.abs(grad).max()
+    assert np.isfinite(scale)
+    parts = got["grad_loss_part"] + got["grad_alphas_part"]
+    np.testing.assert_allclose(parts, grad, rtol=1e-5, atol=1e-6 * scale)
+    assert np.any(got["grad_alphas_part"] != 0)
+    # Frames past logit_lengths: never read (NaN, ±inf, 1e30 there change nothing) and
+    # exactly zero gradient.
+    for hostile, plain in zip(got["hostile"], got["values"], strict=True):
+        np.testing.assert_array_equal(hostile, plain)
+    np.testing.assert_array_equal(
+        np.asarray(got["grad_hostile"])[np.broadcast_to(past, grad.shape)], 0
+    )
+    np.testing.assert_array_equal(grad[np.broadcast_to(past, grad.shape)], 0)
+    np.testing.assert_allclose(got["grad_hostile"], grad, rtol=1e-5, atol=1e-6 * scale)
+    # vmap over a leading axis gives each slice's gradient.
+    np.testing.assert_allclose(got["grad_vmapped"][0], grad, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(
+        got["grad_vmapped"][1], got["grad_hostile"], rtol=1e-5, atol=1e-6 * scale
+    )
+    # zero_infinity: impossible sequences lose 0; half precision is computed in float32.
+    np.testing.assert_array_equal(got["zero_infinity"][~possible], 0)
+    np.testing.assert_array_equal(got["zero_infinity"][possible], got["values"][0][possible])
+    for half, plain in zip(got["half"], got["values"], strict=True):
+        assert half.dtype == jnp.float32
+        np.testing.assert_array_equal(np.isfinite(half), np.isfinite(plain))
+
+
+def test_forward_probs_shape_errors_name_the_argument():
+    logits = jnp.zeros((2, 5, 4))
+    with pytest.raises(ValueError, match=r"`labels`.*\(3, 2\)"):
+        jaxloss.ctc_with_forward_probs(logits, jnp.zeros((3, 2), jnp.int32))
+    with pytest.raises(ValueError, match="`label_lengths`"):
+        jaxloss.ctc_with_forward_probs(
+            logits, jnp.ones((2, 2), jnp.int32), label_lengths=jnp.array([1])
+        )
+    with pytest.raises(ValueError, match="`blank`"):
+        jaxloss.ctc_with_forward_probs(logits, jnp.ones((2, 2), jnp.int32), blank=-1)
