@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import optax
 from _harness import Case, normal
@@ -17,6 +18,7 @@ def cases(quick: bool, rng) -> list[Case]:
     n = 1 << 14 if quick else 1 << 20
     binary_logits = normal(rng, n, scale=2.0)
     binary_targets = rng.integers(0, 2, n).astype(np.float32)
+    one_hot = np.eye(c, dtype=np.float32)[labels]
 
     def focal_torch(torch):
         # torchvision.ops.sigmoid_focal_loss's formula (torchvision has no CPU build here).
@@ -61,5 +63,85 @@ def cases(quick: bool, rng) -> list[Case]:
                 "optax": lambda z, t: optax.losses.sigmoid_focal_loss(z, t, alpha=0.25).mean(),
             },
             {"torch (torchvision's formula)": focal_torch},
+        ),
+        Case(
+            "classification",
+            f"poly_cross_entropy (epsilon=2), B={b}, C={c}",
+            [logits, labels],
+            (0,),
+            {
+                "jaxloss": jaxloss.poly_cross_entropy,
+                "optax (one-hot labels)": lambda z, y: optax.losses.poly_loss_cross_entropy(
+                    z, jax.nn.one_hot(y, c)
+                ).mean(),
+            },
+        ),
+        Case(
+            "classification",
+            f"poly_cross_entropy, probabilities (one-hot), B={b}, C={c}",
+            [logits, one_hot],
+            (0,),
+            {
+                "jaxloss": jaxloss.poly_cross_entropy,
+                "optax": lambda z, t: optax.losses.poly_loss_cross_entropy(z, t).mean(),
+            },
+        ),
+        Case(
+            "classification",
+            f"multiclass_hinge, B={b}, C={c}",
+            [logits, labels],
+            (0,),
+            {
+                "jaxloss": jaxloss.multiclass_hinge,
+                "optax": lambda s, y: optax.losses.multiclass_hinge_loss(s, y).mean(),
+            },
+        ),
+        Case(
+            "classification",
+            f"multiclass_perceptron, B={b}, C={c}",
+            [logits, labels],
+            (0,),
+            {
+                "jaxloss": jaxloss.multiclass_perceptron,
+                "optax": lambda s, y: optax.losses.multiclass_perceptron_loss(s, y).mean(),
+            },
+        ),
+        *_torch_margin_cases(quick, rng, logits, labels),
+    ]
+
+
+def _torch_margin_cases(quick: bool, rng, logits: np.ndarray, labels: np.ndarray) -> list[Case]:
+    """torch's multi-class and multi-label margin losses (optax has none of them)."""
+    b, c = logits.shape
+    # Multi-label problems: 1 to 10 labels per sample, torch's -1-padded target lists.
+    lengths = rng.integers(1, 11, b)
+    order = np.argsort(rng.uniform(size=(b, c)), axis=1)
+    target_lists = np.where(np.arange(c) < lengths[:, None], order, -1).astype(np.int32)
+    multi_hot = np.zeros((b, c), np.float32)
+    np.put_along_axis(multi_hot, np.maximum(target_lists, 0), (target_lists >= 0), axis=1)
+    return [
+        Case(
+            "classification",
+            f"multi_margin (p=1), B={b}, C={c}",
+            [logits, labels],
+            (0,),
+            {"jaxloss": jaxloss.multi_margin},
+            {"torch": lambda torch: torch.nn.functional.multi_margin_loss},
+        ),
+        Case(
+            "classification",
+            f"multilabel_margin (1-10 labels, -1-padded), B={b}, C={c}",
+            [logits, target_lists],
+            (0,),
+            {"jaxloss": jaxloss.multilabel_margin},
+            {"torch": lambda torch: torch.nn.functional.multilabel_margin_loss},
+        ),
+        Case(
+            "classification",
+            f"multilabel_soft_margin (1-10 labels), B={b}, C={c}",
+            [logits, multi_hot],
+            (0,),
+            {"jaxloss": jaxloss.multilabel_soft_margin},
+            {"torch": lambda torch: torch.nn.functional.multilabel_soft_margin_loss},
         ),
     ]

@@ -1,4 +1,5 @@
-"""Dense-prediction losses: Dice against optax, chunked Chamfer against dense distances."""
+"""Dense-prediction losses: Dice, generalized and binary Dice against optax, chunked Chamfer
+against dense distances."""
 
 from __future__ import annotations
 
@@ -26,6 +27,35 @@ def cases(quick: bool, rng) -> list[Case]:
     def optax_dice(z, t):
         return optax.losses.dice_loss(z, t, smooth=1.0).mean()
 
+    gb, ghw = (4, 32) if quick else (16, 128)
+    g_logits = normal(rng, gb, ghw, ghw, c)
+    g_onehot = np.eye(c, dtype=np.float32)[rng.integers(0, c, (gb, ghw, ghw))]
+    b_logits = normal(rng, gb, ghw, ghw)
+    b_targets = rng.integers(0, 2, (gb, ghw, ghw)).astype(np.float32)
+
+    def ours_generalized(z, t):
+        # optax's form: batch volumes, the weighted mean of per-class Dice losses, 2s.
+        return jaxloss.generalized_dice(
+            z,
+            t,
+            from_logits="softmax",
+            batch_weights=True,
+            weighted_mean=True,
+            smooth_nr=2.0,
+            smooth_dr=2.0,
+        )
+
+    def optax_generalized(z, t):
+        return optax.losses.multiclass_generalized_dice_loss(z, t, smooth=1.0)
+
+    def ours_binary(z, t):
+        return jaxloss.dice(
+            z[..., None], t[..., None], from_logits="sigmoid", smooth_nr=2.0, smooth_dr=2.0
+        )
+
+    def optax_binary(z, t):
+        return optax.losses.binary_dice_loss(z, t, smooth=1.0).mean()
+
     cb, cn, cm = (1, 512, 400) if quick else (2, 4096, 3000)
     x, y = normal(rng, cb, cn, 3), normal(rng, cb, cm, 3)
 
@@ -43,6 +73,20 @@ def cases(quick: bool, rng) -> list[Case]:
             [logits, onehot],
             (0,),
             {"jaxloss": ours_dice, "optax": optax_dice},
+        ),
+        Case(
+            "dense",
+            f"generalized_dice (softmax logits), {gb} x {ghw}x{ghw}, {c} classes",
+            [g_logits, g_onehot],
+            (0,),
+            {"jaxloss": ours_generalized, "optax": optax_generalized},
+        ),
+        Case(
+            "dense",
+            f"binary dice (sigmoid logits), {gb} x {ghw}x{ghw}",
+            [b_logits, b_targets],
+            (0,),
+            {"jaxloss": ours_binary, "optax": optax_binary},
         ),
         Case(
             "dense",

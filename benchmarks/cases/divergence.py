@@ -1,4 +1,5 @@
-"""Divergences against optax and torch (Gaussian KL: torch.distributions)."""
+"""Divergences against optax and torch (Gaussian KL: torch.distributions; generalized KL:
+optax)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def cases(quick: bool, rng) -> list[Case]:
     target = np.asarray(jax.nn.softmax(normal(rng, b, c)))
     n, d = (256, 16) if quick else (16384, 64)
     mean, log_var = normal(rng, n, d), normal(rng, n, d, scale=0.5)
+    measures = rng.uniform(0.0, 3.0, (b, c)).astype(np.float32)
 
     def gaussian_kl_torch(torch):
         def loss(mu, lv):
@@ -50,5 +52,15 @@ def cases(quick: bool, rng) -> list[Case]:
             (0, 1),
             {"jaxloss": jaxloss.gaussian_kl},
             {"torch (distributions)": gaussian_kl_torch},
+        ),
+        Case(
+            "divergence",
+            f"generalized_kl, B={b}, C={c}",
+            [log_input, measures],
+            (0,),
+            {
+                "jaxloss": jaxloss.generalized_kl,
+                "optax": lambda x, t: optax.losses.generalized_kl_divergence(x, t).mean(),
+            },
         ),
     ]

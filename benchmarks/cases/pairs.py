@@ -40,6 +40,24 @@ def cases(quick: bool, rng) -> list[Case]:
             {f"{PML} NTXentLoss": pml_ntxent},
         )
     )
+    # The same 2p rows as one labelled batch (no new draws): 2p / 8 labels of 8 rows each.
+    embeddings = np.concatenate([z1, z2])
+    class_labels = (np.arange(2 * p) % (p // 4)).astype(np.int32)
+
+    out.append(
+        Case(
+            "pairs",
+            f"nt_xent with labels (τ=0.07), B={2 * p}, {p // 4} labels, D={d}",
+            [embeddings, class_labels],
+            (0,),
+            {
+                "jaxloss": lambda x, y: jaxloss.nt_xent(x, labels=y, temperature=0.07),
+                "optax": lambda x, y: optax.losses.ntxent(x, y, 0.07),
+            },
+            # pytorch-metric-learning's labelled NTXentLoss is in the two-view row above; with
+            # 64 labels its pair enumeration takes minutes per call at this size.
+        )
+    )
     t = 256 if quick else 8192
     a, pos, neg = (normal(rng, t, d) for _ in range(3))
     out.append(
@@ -57,6 +75,26 @@ def cases(quick: bool, rng) -> list[Case]:
             {
                 "torch": lambda torch: (
                     lambda a, p, n: torch.nn.functional.triplet_margin_loss(a, p, n, margin=0.2)
+                )
+            },
+        )
+    )
+    out.append(
+        Case(
+            "pairs",
+            f"triplet_margin_with_distance (default distance, swap), {t} triplets, D={d}",
+            [a, pos, neg],
+            (0, 1, 2),
+            {
+                "jaxloss": lambda a, p, n: jaxloss.triplet_margin_with_distance(
+                    a, p, n, margin=0.2, swap=True
+                )
+            },
+            {
+                "torch": lambda torch: (
+                    lambda a, p, n: torch.nn.functional.triplet_margin_with_distance_loss(
+                        a, p, n, margin=0.2, swap=True
+                    )
                 )
             },
         )

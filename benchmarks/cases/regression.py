@@ -1,7 +1,8 @@
-"""Regression losses against optax and torch."""
+"""Regression losses against optax and torch (weighted MSE, Gaussian and Poisson NLL: torch)."""
 
 from __future__ import annotations
 
+import numpy as np
 import optax
 from _harness import Case, normal
 
@@ -13,6 +14,9 @@ ORDER = 1
 def cases(quick: bool, rng) -> list[Case]:
     n = 1 << 14 if quick else 1 << 20
     p, t = normal(rng, n), normal(rng, n)
+    weights = rng.uniform(0.0, 2.0, n).astype(np.float32)
+    variances = np.exp(normal(rng, n))
+    counts = rng.poisson(2.0, n).astype(np.float32)
     shape = f"N={n}"
     return [
         Case(
@@ -46,5 +50,29 @@ def cases(quick: bool, rng) -> list[Case]:
                 "jaxloss": jaxloss.log_cosh,
                 "optax": lambda p, t: optax.losses.log_cosh(p, t).mean(),
             },
+        ),
+        Case(
+            "regression",
+            f"mse (weights), {shape}",
+            [p, t, weights],
+            (0,),
+            {"jaxloss": lambda p, t, w: jaxloss.mse(p, t, weights=w)},
+            {"torch": lambda torch: lambda p, t, w: torch.nn.functional.mse_loss(p, t, weight=w)},
+        ),
+        Case(
+            "regression",
+            f"gaussian_nll (mean and variance), {shape}",
+            [p, t, variances],
+            (0, 2),
+            {"jaxloss": jaxloss.gaussian_nll},
+            {"torch": lambda torch: torch.nn.functional.gaussian_nll_loss},
+        ),
+        Case(
+            "regression",
+            f"poisson_nll (log_input), {shape}",
+            [p, counts],
+            (0,),
+            {"jaxloss": jaxloss.poisson_nll},
+            {"torch": lambda torch: torch.nn.functional.poisson_nll_loss},
         ),
     ]
