@@ -485,8 +485,14 @@ def _and_alphas_fwd(
     label_lengths: CustomVJPPrimal,
     blank: int,
 ) -> tuple[tuple[jax.Array, _States], _Residuals]:
-    args = (logits, labels, skip, logit_lengths, label_lengths)
-    nll, saved = _negative_log_likelihood_fwd(*(arg.value for arg in args), blank)
+    nll, saved = _negative_log_likelihood_fwd(
+        logits.value,
+        labels.value,
+        skip.value,
+        logit_lengths.value,
+        label_lengths.value,
+        blank,
+    )
     return (nll, _alphas_after(saved.alphas, saved.final_alpha)), saved
 
 

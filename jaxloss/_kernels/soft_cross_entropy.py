@@ -51,7 +51,7 @@ def soft_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return _loss(logits, targets, jax.nn.logsumexp(logits, axis=-1))
 
 
-def _soft_cross_entropy_jvp(primals, tangents):
+def _soft_cross_entropy_jvp(primals: tuple, tangents: tuple) -> tuple:
     logits, targets = primals
     logits_dot, targets_dot = tangents
     # logsumexp spelled out, so that the gradient reuses its exponentials: one exp pass.

@@ -207,12 +207,12 @@ def _hinge_blocks(
     shapes = (target_logits.shape, logits.shape) if with_grads else ((), ())
     grads = tuple(jnp.zeros(shape, logits.dtype) for shape in shapes)
 
-    def more(state):
+    def more(state: tuple) -> jax.Array:
         start = state[0]
         slot = jax.lax.dynamic_index_in_dim(before_end, start, -1, keepdims=False)
         return (start < padded) & jnp.any(slot)
 
-    def block(state):
+    def block(state: tuple) -> tuple:
         start, value, grad_targets, grad_logits = state
         hinge = 1 - jax.lax.dynamic_slice_in_dim(target_logits, start, step, -1)[..., None]
         hinge = hinge + logits[..., None, :]
@@ -231,18 +231,25 @@ def _hinge_blocks(
     if padded > 0:
         # shard_map: the carry varies over the devices of the batch, as the inputs do.
         carry = vary_like((value, *grads), target_logits, logits, listed, others, before_end)
-        _, value, *grads = jax.lax.while_loop(more, block, (jnp.int32(0), *carry))
+        _, value, *looped = jax.lax.while_loop(more, block, (jnp.int32(0), *carry))
+        grads = tuple(looped)
     grad_targets, grad_logits = grads
     return value, grad_targets[..., :slots] if with_grads else grad_targets, grad_logits
 
 
 @jax.custom_jvp
-def _pair_hinges(target_logits, logits, listed, others, before_end):
+def _pair_hinges(
+    target_logits: jax.Array,
+    logits: jax.Array,
+    listed: jax.Array,
+    others: jax.Array,
+    before_end: jax.Array,
+) -> jax.Array:
     return _hinge_blocks(target_logits, logits, listed, others, before_end, with_grads=False)[0]
 
 
 @_pair_hinges.defjvp
-def _pair_hinges_jvp(primals, tangents):
+def _pair_hinges_jvp(primals: tuple, tangents: tuple) -> tuple:
     # The loss is piecewise linear: its tangent is the gradient (computed in the forward
     # loop, constant where it exists) times the inputs' tangents, which transposes for
     # reverse mode without differentiating the loop.

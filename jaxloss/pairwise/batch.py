@@ -306,6 +306,7 @@ def nt_xent(
             "`z2` holds integers: pass labels by keyword, nt_xent(embeddings, labels=labels) "
             "(optax's ntxent(embeddings, labels))."
         )
+    assert z2 is not None  # checked above: exactly one of z2 and labels
     z1, z2 = _checks.rows(z1, "z1"), _checks.rows(z2, "z2")
     _checks.equal_shapes(z1=z1, z2=z2)
     batch = z1.shape[0]

@@ -34,15 +34,17 @@ class Lists(NamedTuple):
     items: jax.Array | None
 
 
-def _check_where(where: ArrayLike | None, shape: tuple[int, ...], items_shape: tuple[int, ...]):
+def _check_where(
+    where: ArrayLike | None, shape: tuple[int, ...], items_shape: tuple[int, ...]
+) -> None:
     """A ``where`` of the items' shape is optax's item mask: say so in the error."""
     try:
         _checks.mask(where, shape)
     except ValueError:
-        if np.shape(where) == items_shape:
+        if where is not None and np.shape(where) == items_shape:
             raise ValueError(
                 f"`where` masks whole lists: its shape must broadcast to {shape}, got "
-                f"{np.shape(where)}. To mask items inside the lists (optax's and rax's "
+                f"{items_shape}. To mask items inside the lists (optax's and rax's "
                 "`where`), pass `item_mask`."
             ) from None
         raise
@@ -83,9 +85,10 @@ def lists(
     list_shape = shape[:-1]
     _check_where(where, list_shape, shape)
     counted = None if items is None else jnp.any(items, axis=-1)
-    mask, arrays = masked_inputs(where, list_shape, *arrays, counted=counted)
+    mask, zeroed = masked_inputs(where, list_shape, *arrays, counted=counted)
     if items is not None:
-        items = items & mask[..., None]
-        arrays = tuple(jnp.where(items, a, 0) for a in arrays)
-    scores, labels, *rest = arrays
+        if mask is not None:
+            items = items & mask[..., None]
+        zeroed = tuple(jnp.where(items, a, 0) for a in zeroed)
+    scores, labels, *rest = zeroed
     return Lists(scores, labels, rest[0] if rest else None, mask, items)

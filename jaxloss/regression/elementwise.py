@@ -45,7 +45,7 @@ def _weighted_difference(
         weights = _checks.float_array(weights, "weights", allow_int=True)
         arrays.append(_checks.broadcast_to(weights, shape, "weights", "the per-element loss"))
     mask, (predictions, targets, *weights_or_none) = masked_inputs(where, shape, *arrays)
-    return predictions - targets, (weights_or_none or [None])[0], mask
+    return predictions - targets, weights_or_none[0] if weights_or_none else None, mask
 
 
 def _weighted_mean_of(

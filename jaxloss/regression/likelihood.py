@@ -28,7 +28,7 @@ def _clamp_below(x: jax.Array, low: jax.Array) -> jax.Array:
 
 
 @_clamp_below.defjvp
-def _clamp_below_jvp(primals, tangents):
+def _clamp_below_jvp(primals: tuple, tangents: tuple) -> tuple:
     x, low = primals
     x_dot, _ = tangents
     return jnp.maximum(x, low), x_dot

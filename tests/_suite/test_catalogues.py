@@ -18,13 +18,12 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+import torch
 
 from tests._suite.peer import LIBRARIES, library, peer_name
 from tests._suite.registry import PEERS
-
-torch = pytest.importorskip("torch")
-optax = pytest.importorskip("optax")
 
 PAGES = {"torch": "docs/porting.md", "optax": "docs/porting_optax.md"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
