@@ -43,25 +43,44 @@ from jaxloss.generative import hinge_discriminator as hinge_discriminator
 from jaxloss.generative import hinge_generator as hinge_generator
 from jaxloss.generative import wasserstein_critic as wasserstein_critic
 from jaxloss.generative import wasserstein_generator as wasserstein_generator
+from jaxloss.margin import adaface as adaface
+from jaxloss.margin import adaface_update as adaface_update
 from jaxloss.margin import am_softmax as am_softmax
 from jaxloss.margin import arcface as arcface
 from jaxloss.margin import center_loss as center_loss
 from jaxloss.margin import center_update as center_update
 from jaxloss.margin import combined_margin as combined_margin
 from jaxloss.margin import cosface as cosface
+from jaxloss.margin import curricularface as curricularface
+from jaxloss.margin import curricularface_update as curricularface_update
+from jaxloss.margin import elasticface as elasticface
 from jaxloss.margin import linear_cross_entropy as linear_cross_entropy
+from jaxloss.margin import magface as magface
 from jaxloss.margin import norm_softmax as norm_softmax
+from jaxloss.margin import proxy_anchor as proxy_anchor
+from jaxloss.margin import proxy_nca as proxy_nca
+from jaxloss.margin import soft_triple as soft_triple
 from jaxloss.margin import sphereface as sphereface
+from jaxloss.margin import subcenter_arcface as subcenter_arcface
 from jaxloss.pairwise import batch_triplet as batch_triplet
+from jaxloss.pairwise import circle as circle
 from jaxloss.pairwise import contrastive as contrastive
 from jaxloss.pairwise import cosine_distance as cosine_distance
 from jaxloss.pairwise import cosine_embedding as cosine_embedding
 from jaxloss.pairwise import cosine_similarity as cosine_similarity
+from jaxloss.pairwise import fast_ap as fast_ap
+from jaxloss.pairwise import info_nce as info_nce
+from jaxloss.pairwise import lifted_structure as lifted_structure
+from jaxloss.pairwise import margin_loss as margin_loss
 from jaxloss.pairwise import margin_ranking as margin_ranking
+from jaxloss.pairwise import multi_similarity as multi_similarity
+from jaxloss.pairwise import n_pairs as n_pairs
 from jaxloss.pairwise import nt_xent as nt_xent
 from jaxloss.pairwise import ratio_loss as ratio_loss
+from jaxloss.pairwise import supcon as supcon
 from jaxloss.pairwise import triplet_margin as triplet_margin
 from jaxloss.pairwise import triplet_margin_with_distance as triplet_margin_with_distance
+from jaxloss.pairwise import tuplet_margin as tuplet_margin
 from jaxloss.preference import bradley_terry as bradley_terry
 from jaxloss.preference import dpo as dpo
 from jaxloss.preference import grpo_advantages as grpo_advantages
@@ -94,6 +113,8 @@ from jaxloss.structured import sparsemax_loss as sparsemax_loss
 __version__ = "0.2.0"
 
 __all__ = [
+    "adaface",
+    "adaface_update",
     "am_softmax",
     "arcface",
     "batch_triplet",
@@ -104,6 +125,7 @@ __all__ = [
     "center_update",
     "chamfer",
     "checked",
+    "circle",
     "combined_margin",
     "contrastive",
     "cosface",
@@ -114,9 +136,13 @@ __all__ = [
     "ctc",
     "ctc_greedy_decode",
     "ctc_with_forward_probs",
+    "curricularface",
+    "curricularface_update",
     "dice",
     "dpo",
+    "elasticface",
     "elbo_loss",
+    "fast_ap",
     "fenchel_young",
     "gan_discriminator",
     "gan_generator",
@@ -132,21 +158,27 @@ __all__ = [
     "hinge_embedding",
     "hinge_generator",
     "huber",
+    "info_nce",
     "kl_div",
     "kl_penalty",
     "kto",
     "l1",
+    "lifted_structure",
     "linear_cross_entropy",
     "log_cosh",
     "mae",
+    "magface",
+    "margin_loss",
     "margin_ranking",
     "mse",
     "multi_margin",
+    "multi_similarity",
     "multiclass_hinge",
     "multiclass_perceptron",
     "multiclass_sparsemax_loss",
     "multilabel_margin",
     "multilabel_soft_margin",
+    "n_pairs",
     "nll",
     "norm_softmax",
     "nt_xent",
@@ -158,6 +190,8 @@ __all__ = [
     "poisson_nll",
     "poly_cross_entropy",
     "ppo_clip",
+    "proxy_anchor",
+    "proxy_nca",
     "ranking_softmax",
     "ratio_loss",
     "sequence_logprobs",
@@ -166,14 +200,18 @@ __all__ = [
     "smooth_l1",
     "smooth_labels",
     "soft_margin",
+    "soft_triple",
     "softmax_focal",
     "sparsemax",
     "sparsemax_loss",
     "sphereface",
     "style_loss",
+    "subcenter_arcface",
+    "supcon",
     "token_logprobs",
     "triplet_margin",
     "triplet_margin_with_distance",
+    "tuplet_margin",
     "tversky",
     "wasserstein_critic",
     "wasserstein_generator",

@@ -197,16 +197,24 @@ def is_static_zero(value: ArrayLike) -> bool:
 
 
 def rows_and_classes(
-    x: ArrayLike, w: ArrayLike, labels: ArrayLike, x_name: str, w_name: str
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    x_name: str,
+    w_name: str,
+    *,
+    class_rank: int = 2,
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Float ``x`` ``[batch, dim]``, float ``w`` ``[num_classes, dim]``, int ``labels``
-    ``[batch]``: the inputs of a softmax head over class rows."""
+    ``[batch]``: the inputs of a softmax head over class rows. ``class_rank`` 3 asks for
+    ``w`` ``[num_classes, sub_centers, dim]``."""
     x = float_array(x, x_name)
     w = float_array(w, w_name)
     labels = integer_array(labels, "labels")
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+    if x.ndim != 2 or w.ndim != class_rank or x.shape[1] != w.shape[-1]:
+        classes = "[num_classes, dim]" if class_rank == 2 else "[num_classes, sub_centers, dim]"
         raise ValueError(
-            f"`{x_name}` must be [batch, dim] and `{w_name}` [num_classes, dim] with the same "
+            f"`{x_name}` must be [batch, dim] and `{w_name}` {classes} with the same "
             f"dim, got {x.shape} and {w.shape}."
         )
     return x, w, per_row(labels, x.shape[0], "labels")

@@ -66,6 +66,16 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
     return x * jnp.sign(x)
 
 
+# cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
+# -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
+COS_LIMIT = 1.0 - 1e-6
+
+
+def angle(cos_theta: jax.Array) -> jax.Array:
+    """θ = arccos(cos θ) with cos θ clipped to ±(1 − 1e-6): finite gradients at θ = 0 and π."""
+    return jnp.arccos(jnp.clip(cos_theta, -COS_LIMIT, COS_LIMIT))
+
+
 def safe_sqrt(x: jax.Array) -> jax.Array:
     """``sqrt(x)`` for ``x >= 0`` with a zero (not inf or NaN) gradient at ``x = 0``."""
     special = x <= 0

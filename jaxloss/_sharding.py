@@ -76,7 +76,13 @@ def vary_like(init: T, *inputs: jax.Array | None) -> T:
     for array in inputs:
         if array is not None:
             axes |= _varying_axes(jax.typeof(array))
-    return jax.lax.pcast(init, tuple(sorted(axes)), to="varying") if axes else init
+
+    def vary(leaf: jax.Array) -> jax.Array:
+        # Only the axes a leaf does not vary over yet: pcast rejects varying to varying.
+        missing = tuple(sorted(axes - _varying_axes(jax.typeof(leaf))))
+        return jax.lax.pcast(leaf, missing, to="varying") if missing else leaf
+
+    return jax.tree.map(vary, init) if axes else init
 
 
 def sum_to(cotangent: jax.Array, primal: jax.Array) -> jax.Array:

@@ -14,6 +14,8 @@ those pure and jit-friendly, the way optax does for optimizers:
   ``optax.inject_hyperparams``.
 * ``center_loss_with_update`` is center loss with Wen et al.'s center update, as a
   ``StatefulLoss``.
+* ``curricularface_with_state`` and ``adaface_with_state`` are the face heads with running
+  statistics, updated on each batch before its loss as the official modules do.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss._sharding import AxisName
+from jaxloss.margin.adaptive import adaface_and_update, curricularface_and_update
 from jaxloss.margin.center import center_loss_and_update
 
 # A weight or hyperparameter: a number, an array, or an optax-style schedule step -> value.
@@ -222,5 +225,110 @@ def center_loss_with_update(alpha: ArrayLike = 0.5) -> StatefulLoss:
             axis_name=axis_name,
         )
         return loss, CenterLossState(new_centers)
+
+    return StatefulLoss(init, apply)
+
+
+class CurricularFaceState(NamedTuple):
+    """CurricularFace's running mean of cos θ_y (the official module's buffer ``t``)."""
+
+    t: jax.Array
+
+
+def curricularface_with_state(momentum: ArrayLike = 0.01) -> StatefulLoss:
+    """CurricularFace (Huang et al. 2020) with its running t, as the official module.
+
+    ``apply(state, embeddings, centers, labels, **options)`` updates t on the batch
+    (``jaxloss.curricularface_update``), then returns ``jaxloss.curricularface`` with the
+    new t, and the new state: the official forward pass, which updates its buffer before
+    reweighting the hard negatives. ``options`` are ``curricularface``'s (``scale``,
+    ``margin``, ``where``, ``reduction``, ``chunk_size``, ``axis_name``,
+    ``class_axis_name``); with ``axis_name`` t is that of the global batch, the same on
+    every device. t is state: the loss's gradient does not flow into it.
+
+    Args:
+      momentum: the batch's weight in the running mean (number or traced).
+
+    Returns:
+      A ``StatefulLoss``: ``init(t=0.0) -> CurricularFaceState``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss import compose
+      >>> head = compose.curricularface_with_state(momentum=0.5)
+      >>> state = head.init()
+      >>> x, w = jnp.array([[1.0, 0.0]]), jnp.eye(2)
+      >>> loss, state = head.apply(state, x, w, jnp.array([0]), scale=1.0, margin=0.0)
+      >>> float(state.t)  # ½ · cos θ_y + ½ · 0
+      0.5
+    """
+
+    def init(t: ArrayLike = 0.0) -> CurricularFaceState:
+        return CurricularFaceState(jnp.asarray(t, jnp.float32))
+
+    def apply(
+        state: CurricularFaceState,
+        embeddings: ArrayLike,
+        centers: ArrayLike,
+        labels: ArrayLike,
+        **options: Any,
+    ) -> tuple[jax.Array, CurricularFaceState]:
+        loss, t = curricularface_and_update(
+            embeddings, centers, labels, state.t, momentum=momentum, **options
+        )
+        return loss, CurricularFaceState(t)
+
+    return StatefulLoss(init, apply)
+
+
+class AdaFaceState(NamedTuple):
+    """AdaFace's running mean and standard deviation of the feature norms."""
+
+    batch_mean: jax.Array
+    batch_std: jax.Array
+
+
+def adaface_with_state(momentum: ArrayLike = 0.01) -> StatefulLoss:
+    """AdaFace (Kim et al. 2022) with its running norm statistics, as the official module.
+
+    ``apply(state, embeddings, centers, labels, **options)`` updates the statistics on the
+    norms of the rows the loss counts (``jaxloss.adaface_update``), then returns
+    ``jaxloss.adaface`` with the new statistics, and the new state: the official forward
+    pass. ``embeddings`` are the features before normalization. ``options`` are
+    ``adaface``'s; with ``axis_name`` the statistics are those of the global batch.
+
+    Args:
+      momentum: the batch's weight (the official ``t_alpha``; number or traced).
+
+    Returns:
+      A ``StatefulLoss``: ``init(batch_mean=20.0, batch_std=100.0) -> AdaFaceState``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss import compose
+      >>> head = compose.adaface_with_state(momentum=0.5)
+      >>> state = head.init()
+      >>> x, w = jnp.array([[3.0, 4.0], [0.0, 2.0]]), jnp.eye(2)
+      >>> loss, state = head.apply(state, x, w, jnp.array([0, 1]))
+      >>> float(state.batch_mean), round(float(state.batch_std), 4)  # norms 5 and 2
+      (11.75, 51.0607)
+    """
+
+    def init(batch_mean: ArrayLike = 20.0, batch_std: ArrayLike = 100.0) -> AdaFaceState:
+        return AdaFaceState(
+            jnp.asarray(batch_mean, jnp.float32), jnp.asarray(batch_std, jnp.float32)
+        )
+
+    def apply(
+        state: AdaFaceState,
+        embeddings: ArrayLike,
+        centers: ArrayLike,
+        labels: ArrayLike,
+        **options: Any,
+    ) -> tuple[jax.Array, AdaFaceState]:
+        loss, statistics = adaface_and_update(
+            embeddings, centers, labels, *state, momentum=momentum, **options
+        )
+        return loss, AdaFaceState(*statistics)
 
     return StatefulLoss(init, apply)

@@ -23,7 +23,13 @@ from tests.test_readme import python_blocks
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES_WITH_CODE = ["index.md", "conventions.md", "porting.md", "porting_optax.md"]
+PAGES_WITH_CODE = [
+    "index.md",
+    "conventions.md",
+    "porting.md",
+    "porting_optax.md",
+    "porting_pml.md",
+]
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE)

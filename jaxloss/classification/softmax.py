@@ -16,6 +16,7 @@ from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._labels import counted_labels
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
+from jaxloss.classification.labels import smooth_labels
 
 
 def _classes_last(x: ArrayLike, axis: int, name: str) -> jax.Array:
@@ -150,8 +151,7 @@ def cross_entropy(
         _checked.probabilities(targets, "labels")
         mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
         if not _checks.is_static_zero(label_smoothing):
-            eps = jnp.asarray(label_smoothing, targets.dtype)
-            targets = (1 - eps) * targets + eps / num_classes
+            targets = smooth_labels(targets, label_smoothing)
         if weights is not None:
             targets = targets * _as_class_vector(weights, targets.ndim)
         loss = soft_cross_entropy(logits, targets)

@@ -19,8 +19,15 @@ its own classes; the shards combine with a ``pmax`` of the (stop-gradient) maxim
 ``psum``, and the label's class row is ``psum``-ed from the device that holds it.
 """
 
+from jaxloss.margin.adaptive import adaface as adaface
+from jaxloss.margin.adaptive import adaface_update as adaface_update
+from jaxloss.margin.adaptive import curricularface as curricularface
+from jaxloss.margin.adaptive import curricularface_update as curricularface_update
 from jaxloss.margin.center import center_loss as center_loss
 from jaxloss.margin.center import center_update as center_update
+from jaxloss.margin.face import elasticface as elasticface
+from jaxloss.margin.face import magface as magface
+from jaxloss.margin.face import subcenter_arcface as subcenter_arcface
 from jaxloss.margin.heads import am_softmax as am_softmax
 from jaxloss.margin.heads import arcface as arcface
 from jaxloss.margin.heads import combined_margin as combined_margin
@@ -28,3 +35,6 @@ from jaxloss.margin.heads import cosface as cosface
 from jaxloss.margin.heads import norm_softmax as norm_softmax
 from jaxloss.margin.heads import sphereface as sphereface
 from jaxloss.margin.linear import linear_cross_entropy as linear_cross_entropy
+from jaxloss.margin.proxies import proxy_anchor as proxy_anchor
+from jaxloss.margin.proxies import proxy_nca as proxy_nca
+from jaxloss.margin.proxies import soft_triple as soft_triple

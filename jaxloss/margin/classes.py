@@ -10,7 +10,8 @@ shard's non-target classes (``_kernels.chunked_logsumexp`` on each shard, combin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
 from jaxloss._kernels.chunked_logsumexp import lse_excluding_targets
+from jaxloss._kernels.class_blocks import class_logsumexp
 from jaxloss._labels import counted_labels, widened
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import (
@@ -147,11 +149,88 @@ def non_target_logsumexp(
     return logsumexp_over_shards(local, class_axis_name)
 
 
+class TargetRows(NamedTuple):
+    """What a head's target logit may read besides ``cos θ_y`` and the scale, row by row.
+
+    Attributes:
+      x: ``[n, dim]`` the scored rows as given (not normalized), rows that do not count
+        zeroed; every device's rows under Partial FC.
+      ids: ``[n]`` their indices in the global batch (a per-example draw keyed by them is
+        the same on one device and on many).
+      values: the ``per_row`` dict given to ``margin_softmax`` (``[batch]`` arrays),
+        gathered like the rows; rows that do not count zeroed. Empty without one.
+      counted: ``[n]`` bool, the rows that count.
+    """
+
+    x: jax.Array
+    ids: jax.Array
+    values: dict[str, jax.Array]
+    counted: jax.Array
+
+
+class ScoredRows(NamedTuple):
+    """What a head's non-target logits may read besides the cosines, row by row.
+
+    Float arrays only: the class-block kernel differentiates them.
+
+    Attributes:
+      scale: ``[n]`` the row scale (``scale``, or ‖x‖ without one).
+      cos_target: ``[n]`` cos θ_y, clipped to [-1, 1] (CurricularFace's hard negatives
+        are the classes closer than the target with its margin).
+      values: the ``per_row`` arrays, as in :class:`TargetRows`.
+    """
+
+    scale: jax.Array
+    cos_target: jax.Array
+    values: dict[str, jax.Array]
+
+
+ClassCosines = Callable[[jax.Array, jax.Array], jax.Array]
+"""``(unit rows [n, dim], class rows [m, ..., dim]) -> [n, m]``: cos θ of each row to each
+class, from the class rows as given (not normalized). Pure: it is re-run per class block."""
+NonTargetLogits = Callable[[jax.Array, ScoredRows], jax.Array]
+"""``(cos [n, m], rows) -> [n, m]``: the logits of the non-target classes. Pure, as above:
+anything traced (a margin, CurricularFace's t) comes in ``rows.values``."""
+
+
+def plain_cosines(unit_x: jax.Array, class_rows: jax.Array) -> jax.Array:
+    """cos θ_j = x̂ · ŵ_j, one row per class."""
+    return unit_x @ _numerics.l2_normalize(class_rows).T
+
+
+def scaled_cosines(cos: jax.Array, rows: ScoredRows) -> jax.Array:
+    """The plain non-target logits ``row_scale · cos θ_j``."""
+    return rows.scale[:, None] * cos
+
+
+def scored_non_target_logsumexp(
+    unit_x: jax.Array,
+    w: jax.Array,
+    labels: jax.Array,
+    rows: ScoredRows,
+    cosines: ClassCosines,
+    non_target: NonTargetLogits,
+    chunk_size: int | None,
+    class_axis_name: AxisName,
+) -> jax.Array:
+    """log Σ over every non-target class (all shards) of ``non_target(cosines(x̂, w_j))``,
+    in class blocks (``_kernels.class_blocks``): any class scorer, exact gradients."""
+
+    def logits(r: tuple[jax.Array, ScoredRows], block: jax.Array, _: jax.Array) -> jax.Array:
+        return non_target(cosines(r[0], block), r[1])
+
+    first_id, _ = shard_offset(w.shape[0], class_axis_name)
+    local = class_logsumexp(
+        logits, (unit_x, rows), w, labels, first_id=first_id, chunk_size=chunk_size
+    )
+    return logsumexp_over_shards(local, class_axis_name)
+
+
 def margin_softmax(
     embeddings: ArrayLike,
     centers: ArrayLike,
     labels: ArrayLike,
-    target_logit: Callable[[jax.Array, jax.Array], jax.Array],
+    target_logit: Callable[[jax.Array, jax.Array, TargetRows], jax.Array],
     *,
     normalize_embeddings: bool,
     scale: ArrayLike | None,
@@ -160,18 +239,93 @@ def margin_softmax(
     chunk_size: int | None,
     axis_name: AxisName,
     class_axis_name: AxisName,
+    per_row: Mapping[str, ArrayLike] | None = None,
+    cosines: ClassCosines | None = None,
+    non_target: NonTargetLogits | None = None,
 ) -> jax.Array:
-    """The margin heads' shared path: ``target_logit(cos θ_y, row_scale)`` gives each its margin.
+    """The margin heads' shared path: ``target_logit(cos θ_y, row_scale, rows)`` gives each
+    its margin.
 
     Non-target logits are ``row_scale · cos θ_j``; ``row_scale`` is ``scale``, or ‖x‖ when
     ``scale`` is None (SphereFace's original form, with unnormalized embeddings).
+    ``per_row`` maps option names to ``[batch]`` arrays (per-example margins) that reach
+    ``target_logit`` in ``rows.values``, aligned with the rows it scores.
+
+    ``cosines`` (how a row scores a class: Sub-center ArcFace's max over sub-centers, its
+    centers ``[num_classes, ..., dim]``) and ``non_target`` (the non-target logits from
+    their cosines: CurricularFace's reweighted hard negatives) replace the plain ones; with
+    either, the non-target log-sum-exp comes from ``_kernels.class_blocks`` and cos θ_y
+    from ``cosines`` on the label's class row.
     """
-    x, w, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
+    scored = cosines is not None or non_target is not None
+    # A class scorer defines the shape of a class's rows ([num_classes, ..., dim]).
+    class_rank = max(jnp.ndim(centers), 2) if cosines is not None else 2
+    x, w, labels = _checks.rows_and_classes(
+        embeddings, centers, labels, "embeddings", "centers", class_rank=class_rank
+    )
     _checks.chunk_size(chunk_size)
+    values = {
+        name: _checks.per_row(jnp.asarray(v), x.shape[0], name)
+        for name, v in (per_row or {}).items()
+    }
+    first_row, _ = shard_offset(x.shape[0], axis_name)
+    ids = first_row + jnp.arange(x.shape[0])
+    if same_devices(axis_name, class_axis_name):
+        values, ids = jax.tree.map(lambda v: gather_batch(v, axis_name)[0], (values, ids))
     x, labels, where, local = partial_fc(x, labels, where, axis_name, class_axis_name)
     check_labels(labels, w, class_axis_name, where)
     counted, x = counted_rows(x, labels, w, where, class_axis_name)
+    values = jax.tree.map(lambda v: jnp.where(counted, v, 0), values)
     unit_x = _numerics.l2_normalize(x)
+    if scale is None:
+        row_scale = _numerics.safe_norm(x)
+    else:
+        row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
+    target_rows, local_labels = label_rows(w, labels, class_axis_name)
+    if cosines is None:
+        cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
+    else:
+        cos_target = jax.vmap(lambda u, c: cosines(u[None], c[None])[0, 0])(unit_x, target_rows)
+    cos_target = jnp.clip(cos_target, -1.0, 1.0)
+    target = target_logit(cos_target, row_scale, TargetRows(x, ids, values, counted))
+    if scored:
+        others = scored_non_target_logsumexp(
+            unit_x,
+            w,
+            labels,
+            ScoredRows(row_scale, cos_target, values),
+            cosines or plain_cosines,
+            non_target or scaled_cosines,
+            chunk_size,
+            class_axis_name,
+        )
+    else:
+        others = _plain_non_target_logsumexp(
+            x,
+            unit_x,
+            w,
+            local_labels,
+            row_scale,
+            normalize_embeddings or scale is not None,
+            chunk_size,
+            class_axis_name,
+        )
+    loss = jnp.logaddexp(others, target) - target
+    return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)
+
+
+def _plain_non_target_logsumexp(
+    x: jax.Array,
+    unit_x: jax.Array,
+    w: jax.Array,
+    local_labels: jax.Array,
+    row_scale: jax.Array,
+    scaled_rows: bool,
+    chunk_size: int | None,
+    class_axis_name: AxisName,
+) -> jax.Array:
+    """log Σ_{j ≠ y} exp(row_scale · cos θ_j) by the matmul kernel: from s·x̂, or from x
+    itself when the scale is ‖x‖ (``scaled_rows`` False)."""
     if chunk_size is None:
         column_scale, class_rows = None, _numerics.l2_normalize(w)
     else:
@@ -179,17 +333,7 @@ def margin_softmax(
         # normalized copy of the centers (nor its gradient), as large as they are, is made.
         column_scale = 1 / jnp.maximum(_numerics.safe_norm(w), _numerics.NORM_EPS)
         class_rows = w
-    if scale is None:
-        row_scale = _numerics.safe_norm(x)
-    else:
-        row_scale = jnp.broadcast_to(jnp.asarray(scale, x.dtype), x.shape[:1])
-    # Non-target logits row_scale · cos θ_j: from s·x̂, or from x itself when the scale is ‖x‖.
-    rows = unit_x * row_scale[:, None] if normalize_embeddings or scale is not None else x
-    target_rows, local_labels = label_rows(w, labels, class_axis_name)
-    cos_target = jnp.sum(unit_x * _numerics.l2_normalize(target_rows), axis=1)
-    target = target_logit(jnp.clip(cos_target, -1.0, 1.0), row_scale)
-    others = non_target_logsumexp(
+    rows = unit_x * row_scale[:, None] if scaled_rows else x
+    return non_target_logsumexp(
         rows, class_rows, local_labels, None, column_scale, chunk_size, class_axis_name
     )
-    loss = jnp.logaddexp(others, target) - target
-    return reduce_loss(local(loss), reduction, where=local(counted), axis_name=axis_name)

@@ -15,6 +15,9 @@ heads differ in their margin alone, and share everything else, stated here once:
   range. Rows masked by ``where`` or with a label out of range are replaced by 0 before
   any arithmetic: NaN or inf there reaches neither the value nor any gradient (the
   centers' included), and their own gradient is exactly 0.
+* **Per-example margins.** ``cosface``'s and ``arcface``'s ``margin`` and
+  ``combined_margin``'s ``m1``, ``m2``, ``m3`` may be ``[batch]`` arrays, one margin per
+  example; they go with their rows, also under Partial FC.
 * **Options.** ``where [batch]``, ``reduction`` (``"none"``: ``[batch]``), ``chunk_size``,
   ``axis_name`` and ``class_axis_name`` follow the conventions page; the same
   ``class_axis_name`` as ``axis_name`` is Partial FC (each device scores every device's
@@ -32,16 +35,27 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxloss import _numerics
 from jaxloss._sharding import AxisName
-from jaxloss.margin.classes import margin_softmax
-
-# cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
-# -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
-_COS_LIMIT = 1.0 - 1e-6
+from jaxloss.margin.classes import TargetRows, margin_softmax
 
 
-def _angle(cos_theta: jax.Array) -> jax.Array:
-    return jnp.arccos(jnp.clip(cos_theta, -_COS_LIMIT, _COS_LIMIT))
+def per_example(**options: ArrayLike) -> dict[str, jax.Array]:
+    """The options given per example (``[batch]`` arrays), for ``margin_softmax``'s
+    ``per_row``: they travel with their rows (gathered with them under Partial FC), where a
+    closed-over ``[batch]`` array would meet every device's rows. Scalars stay out."""
+    return {name: jnp.asarray(v) for name, v in options.items() if jnp.ndim(v) > 0}
+
+
+def arc_margin(cos: jax.Array, margin: jax.Array, easy_margin: bool = False) -> jax.Array:
+    """ArcFace's target cosine: cos(θ + m), and cos θ − m·sin m past θ + m = π (InsightFace's
+    fallback, which keeps it decreasing as θ grows); with ``easy_margin``, cos θ where
+    cos θ <= 0 instead. CurricularFace's, Sub-center ArcFace's and MagFace's target too."""
+    with_margin = jnp.cos(_numerics.angle(cos) + margin)
+    if easy_margin:
+        return jnp.where(cos > 0, with_margin, cos)
+    fits = cos > jnp.cos(jnp.pi - margin)  # θ + m < π
+    return jnp.where(fits, with_margin, cos - margin * jnp.sin(margin))
 
 
 def norm_softmax(
@@ -96,7 +110,7 @@ def norm_softmax(
         embeddings,
         centers,
         labels,
-        lambda cos, s: s * cos,
+        lambda cos, s, _: s * cos,
         normalize_embeddings=True,
         scale=scale,
         where=where,
@@ -137,7 +151,8 @@ def cosface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       scale: the logit scale s; may be traced.
-      margin: the additive cosine margin m; may be traced.
+      margin: the additive cosine margin m, scalar or ``[batch]`` (a margin per example);
+        may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -158,12 +173,13 @@ def cosface(
       https://arxiv.org/abs/1801.09414 ; Wang, Cheng, Liu and Liu, "Additive Margin Softmax
       for Face Verification", 2018. https://arxiv.org/abs/1801.05599
     """
-    margin = jnp.asarray(margin)
+    per_row = per_example(margin=margin)
     return margin_softmax(
         embeddings,
         centers,
         labels,
-        lambda cos, s: s * (cos - margin),
+        lambda cos, s, rows: s * (cos - rows.values.get("margin", jnp.asarray(margin))),
+        per_row=per_row,
         normalize_embeddings=True,
         scale=jnp.asarray(scale),
         where=where,
@@ -212,7 +228,8 @@ def arcface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       scale: the logit scale s; may be traced.
-      margin: the additive angular margin m (radians); may be traced.
+      margin: the additive angular margin m (radians), scalar or ``[batch]`` (a margin per
+        example, as MagFace's and ElasticFace's); may be traced.
       easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -233,20 +250,17 @@ def arcface(
       Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
       Recognition", 2019. https://arxiv.org/abs/1801.07698
     """
-    margin = jnp.asarray(margin)
+    per_row = per_example(margin=margin)
 
-    def target_logit(cos: jax.Array, s: jax.Array) -> jax.Array:
-        with_margin = jnp.cos(_angle(cos) + margin)
-        if easy_margin:
-            return s * jnp.where(cos > 0, with_margin, cos)
-        fits = cos > jnp.cos(jnp.pi - margin)  # θ + m < π
-        return s * jnp.where(fits, with_margin, cos - margin * jnp.sin(margin))
+    def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:
+        return s * arc_margin(cos, rows.values.get("margin", jnp.asarray(margin)), easy_margin)
 
     return margin_softmax(
         embeddings,
         centers,
         labels,
         target_logit,
+        per_row=per_row,
         normalize_embeddings=True,
         scale=jnp.asarray(scale),
         where=where,
@@ -290,7 +304,8 @@ def combined_margin(
       scale: the logit scale s; may be traced.
       m1: the multiplicative angular margin (SphereFace's); may be traced.
       m2: the additive angular margin (ArcFace's); may be traced.
-      m3: the additive cosine margin (CosFace's); may be traced.
+      m3: the additive cosine margin (CosFace's); may be traced. Each of m1, m2, m3 may
+        be a scalar or ``[batch]`` (margins per example).
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -311,12 +326,19 @@ def combined_margin(
       Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
       Recognition", 2019, section 3.3. https://arxiv.org/abs/1801.07698
     """
-    m1, m2, m3 = jnp.asarray(m1), jnp.asarray(m2), jnp.asarray(m3)
+    margins = {"m1": m1, "m2": m2, "m3": m3}
+    per_row = per_example(**margins)
+
+    def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:
+        m1, m2, m3 = (rows.values.get(k, jnp.asarray(v)) for k, v in margins.items())
+        return s * (jnp.cos(m1 * _numerics.angle(cos) + m2) - m3)
+
     return margin_softmax(
         embeddings,
         centers,
         labels,
-        lambda cos, s: s * (jnp.cos(m1 * _angle(cos) + m2) - m3),
+        target_logit,
+        per_row=per_row,
         normalize_embeddings=True,
         scale=jnp.asarray(scale),
         where=where,
@@ -398,8 +420,8 @@ def sphereface(
         raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
     lam = jnp.asarray(lam)
 
-    def target_logit(cos: jax.Array, s: jax.Array) -> jax.Array:
-        k = jax.lax.stop_gradient(jnp.floor(margin * _angle(cos) / jnp.pi))
+    def target_logit(cos: jax.Array, s: jax.Array, _: TargetRows) -> jax.Array:
+        k = jax.lax.stop_gradient(jnp.floor(margin * _numerics.angle(cos) / jnp.pi))
         sign = 1 - 2 * jnp.mod(k, 2)
         psi = sign * _chebyshev(cos, margin) - 2 * k
         return s * (lam * cos + psi) / (1 + lam)

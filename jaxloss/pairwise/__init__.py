@@ -23,11 +23,20 @@ from jaxloss.pairwise.batch import batch_triplet as batch_triplet
 from jaxloss.pairwise.batch import nt_xent as nt_xent
 from jaxloss.pairwise.cosine import cosine_distance as cosine_distance
 from jaxloss.pairwise.cosine import cosine_similarity as cosine_similarity
+from jaxloss.pairwise.fast_ap import fast_ap as fast_ap
+from jaxloss.pairwise.margins import margin_loss as margin_loss
+from jaxloss.pairwise.margins import tuplet_margin as tuplet_margin
 from jaxloss.pairwise.pairs import contrastive as contrastive
 from jaxloss.pairwise.pairs import cosine_embedding as cosine_embedding
 from jaxloss.pairwise.pairs import margin_ranking as margin_ranking
 from jaxloss.pairwise.pairs import ratio_loss as ratio_loss
+from jaxloss.pairwise.supervised import info_nce as info_nce
+from jaxloss.pairwise.supervised import n_pairs as n_pairs
+from jaxloss.pairwise.supervised import supcon as supcon
 from jaxloss.pairwise.triplets import triplet_margin as triplet_margin
 from jaxloss.pairwise.triplets import (
     triplet_margin_with_distance as triplet_margin_with_distance,
 )
+from jaxloss.pairwise.weighted import circle as circle
+from jaxloss.pairwise.weighted import lifted_structure as lifted_structure
+from jaxloss.pairwise.weighted import multi_similarity as multi_similarity

@@ -12,63 +12,18 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName, gather_batch, global_sum
+from jaxloss.pairwise._labelled import (
+    kept_rows,
+    labelled_batch,
+    pair_masks,
+    pairwise_distances,
+    per_anchor,
+    softplus_over_negatives,
+)
 
 MINING = ("all", "hard", "semihard")
-
-
-def _kept_rows(
-    where: ArrayLike | None, *arrays: jax.Array
-) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    """The ``[batch]`` kept mask (all True without ``where``), and ``arrays`` with their
-    masked rows zeroed: a NaN there must not reach the other rows through the
-    similarities or distances."""
-    kept, arrays = masked_inputs(where, arrays[0].shape[:1], *arrays)
-    return (jnp.ones(arrays[0].shape[:1], bool) if kept is None else kept), arrays
-
-
-def _batch(
-    embeddings: ArrayLike,
-    labels: ArrayLike,
-    where: ArrayLike | None,
-    axis_name: AxisName,
-    name: str = "embeddings",
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Checks a ``[batch, dim]`` batch (``embeddings`` is the argument ``name``); returns
-    local and global views and this device's rows.
-
-    Returns:
-      ``(x, labels, kept, all_x, all_labels, all_kept, rows)``: the local embeddings,
-      labels and kept mask, the same over the global batch, and the local rows' global
-      indices ``[batch]``.
-    """
-    x = _checks.rows(embeddings, name)
-    labels = _checks.per_row(_checks.integer_array(labels, "labels"), x.shape[0], "labels")
-    kept, (x,) = _kept_rows(where, x)
-    all_x, offset = gather_batch(x, axis_name)
-    all_labels, _ = gather_batch(labels, axis_name)
-    all_kept, _ = gather_batch(kept, axis_name)
-    rows = offset + jnp.arange(x.shape[0])
-    return x, labels, kept, all_x, all_labels, all_kept, rows
-
-
-def _pairwise_distances(x: jax.Array, y: jax.Array, squared: bool) -> tuple[jax.Array, jax.Array]:
-    """``[n, m]`` Euclidean (or squared) distances (``_numerics.squared_distances``), and a
-    scalar that is 0, or NaN if a row of ``x`` is not finite.
-
-    The square root has a zero gradient at 0, so an anchor's distance to itself and
-    identical embeddings stay finite.
-
-    A NaN row reaches every gradient through the matrix (``0 · NaN`` in the backward pass of
-    entries no triplet uses), but mining may drop it from the value: the scalar, NaN exactly
-    then, lets the caller put it back.
-    """
-    squared_distances = _numerics.squared_distances(x, y)
-    nan_if_not_finite = 0 * jnp.sum(jnp.sum(jnp.square(x), axis=1))
-    if squared:
-        return squared_distances, nan_if_not_finite
-    return _numerics.safe_sqrt(squared_distances), nan_if_not_finite
 
 
 def _search_rows(sorted_rows: jax.Array, values: jax.Array, side: str) -> jax.Array:
@@ -152,16 +107,13 @@ def batch_triplet(
     """
     _checks.choice(mining, MINING, "mining")
     _checks.reduction(reduction)
-    x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
+    x, labels, kept, all_x, all_labels, all_kept, rows = labelled_batch(
         embeddings, labels, where, axis_name
     )
-    distances, nan_if_not_finite = _pairwise_distances(x, all_x, squared)
+    distances, nan_if_not_finite = pairwise_distances(x, all_x, squared)
     # Every device's rows reach every device's gradients, so a NaN on one must show on all.
     nan_if_not_finite = global_sum(nan_if_not_finite, axis_name)
-    same = labels[:, None] == all_labels[None, :]
-    others = kept[:, None] & all_kept[None, :]
-    is_positive = others & same & (rows[:, None] != jnp.arange(all_x.shape[0])[None, :])
-    is_negative = others & ~same
+    is_positive, is_negative = pair_masks(labels, kept, all_labels, all_kept, rows)
     has_negative = jnp.any(is_negative, axis=1)
     margin = jnp.asarray(margin, distances.dtype)
 
@@ -185,7 +137,7 @@ def batch_triplet(
         index = jnp.where(farther_exists, first_farther, num_negatives[:, None] - 1)
         negative = jnp.take_along_axis(sorted_negatives, jnp.maximum(index, 0), axis=1)
         loss = jnp.where(counted, distances - jnp.where(counted, negative, 0) + margin, 0)
-        return _per_anchor(jnp.maximum(loss, 0), reduction, counted, None, axis_name) + (
+        return per_anchor(jnp.maximum(loss, 0), reduction, counted, None, axis_name) + (
             nan_if_not_finite
         )
 
@@ -200,22 +152,7 @@ def batch_triplet(
     )
     pair_total = jnp.where(counted, active * threshold - active_sum, 0)
     weights = active.astype(pair_total.dtype)
-    return _per_anchor(pair_total, reduction, counted, weights, axis_name) + nan_if_not_finite
-
-
-def _per_anchor(
-    pair_losses: jax.Array,
-    reduction: str,
-    counted: jax.Array,
-    mean_weights: jax.Array | None,
-    axis_name: AxisName,
-) -> jax.Array:
-    """``[anchor, positive]`` losses reduced: per anchor for ``"none"``, else over pairs."""
-    if reduction == "none":
-        return jnp.sum(jnp.where(counted, pair_losses, 0), axis=1)
-    return reduce_loss(
-        pair_losses, reduction, where=counted, mean_weights=mean_weights, axis_name=axis_name
-    )
+    return per_anchor(pair_total, reduction, counted, weights, axis_name) + nan_if_not_finite
 
 
 def nt_xent(
@@ -310,7 +247,7 @@ def nt_xent(
     z1, z2 = _checks.rows(z1, "z1"), _checks.rows(z2, "z2")
     _checks.equal_shapes(z1=z1, z2=z2)
     batch = z1.shape[0]
-    kept, (z1, z2) = _kept_rows(where, z1, z2)
+    kept, (z1, z2) = kept_rows(where, z1, z2)
     u1, u2 = _numerics.l2_normalize(z1), _numerics.l2_normalize(z2)
     all_u1, offset = gather_batch(u1, axis_name)
     all_u2, _ = gather_batch(u2, axis_name)
@@ -345,22 +282,13 @@ def _nt_xent_of_labels(
     """``nt_xent(embeddings, labels=labels)``: each positive pair against its anchor's
     negatives; per anchor the sum over its positives."""
     _checks.reduction(reduction)
-    x, labels, kept, all_x, all_labels, all_kept, rows = _batch(
+    x, labels, kept, all_x, all_labels, all_kept, rows = labelled_batch(
         embeddings, labels, where, axis_name, name="z1"
     )
     u, all_u = _numerics.l2_normalize(x), _numerics.l2_normalize(all_x)
     similarities = jnp.einsum("nd,md->nm", u, all_u, precision=_numerics.GRAM_PRECISION)
     logits = similarities * (1 / jnp.asarray(temperature, u.dtype))
-    same = labels[:, None] == all_labels[None, :]
-    others = kept[:, None] & all_kept[None, :]
-    is_positive = others & same & (rows[:, None] != jnp.arange(all_x.shape[0])[None, :])
-    is_negative = others & ~same
-    has_negative = jnp.any(is_negative, axis=1, keepdims=True)
-    # An anchor without negatives: any finite row keeps its (unused) normalizer finite.
-    negatives = jax.nn.logsumexp(
-        jnp.where(is_negative | ~has_negative, logits, -jnp.inf), axis=1, keepdims=True
-    )
-    negatives = jnp.where(has_negative, negatives, -jnp.inf)
+    is_positive, is_negative = pair_masks(labels, kept, all_labels, all_kept, rows)
     # -log(e^s / (e^s + e^N)) = log(1 + e^(N - s)); 0 for an anchor without negatives.
-    pair_losses = jax.nn.softplus(negatives - logits)
-    return _per_anchor(pair_losses, reduction, is_positive, None, axis_name)
+    pair_losses = softplus_over_negatives(logits, is_negative, logits)
+    return per_anchor(pair_losses, reduction, is_positive, None, axis_name)

@@ -49,6 +49,12 @@ class Case:
       padding: ``(*inputs) -> {position: mask}``, the entries of those inputs that the
         loss must not read besides rows masked by ``where`` (ignored labels, entries past a
         length): the hostile-padding property fills them with NaN, ±inf and 1e30.
+      per_class_none: ``"none"`` holds one value per class (a row of the class input, as
+        ``proxy_anchor``'s per-proxy terms), not per batch row: ``where`` is then a
+        ``[batch]`` mask of rows (not of the ``"none"`` shape), ``reference`` returns the
+        per-class values, masked rows leave no zero in ``"none"`` to check (their
+        gradients still are), an empty batch gives zeros (not an empty ``"none"``), and
+        with ``axis_name`` every device returns the global per-class values.
     """
 
     fn: Callable[..., Any]
@@ -69,6 +75,7 @@ class Case:
     token_loss: bool = False
     invalid: dict = dataclasses.field(default_factory=dict)
     padding: Callable[..., dict[int, np.ndarray]] | None = None
+    per_class_none: bool = False
 
 
 def public_name(name: str) -> str:

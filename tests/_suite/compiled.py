@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tests._suite.registry import REGISTRY, call, none_shape
+from tests._suite.registry import REGISTRY, call, where_shape
 
 
 def _with_differentiable(name: str, args: list, diff: tuple) -> list:
@@ -100,7 +100,7 @@ def probe(name: str, args, where=None, *, float32_only: bool = False) -> dict:
         a.astype(np.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in args
     ]
     if where is None:
-        where = np.ones(none_shape(name, args), bool)
+        where = np.ones(where_shape(name, args), bool)
     assert not float32_only or slot == "float32"
     out = _probe(name, not float32_only)(as_float32, np.asarray(where))
     return jax.tree.map(np.asarray, out[slot])

@@ -1,11 +1,14 @@
-"""``Peer``: one loss of a peer library (``torch.nn.functional``, ``optax.losses``) and its
-jaxloss translation, as ``tests/_suite/test_catalogues.py`` checks it.
+"""``Peer``: one loss of a peer library (``torch.nn.functional``, ``optax.losses``,
+pytorch-metric-learning's ``losses``) and its jaxloss translation, as
+``tests/_suite/test_catalogues.py`` checks it.
 
-Each family declares the peers of its losses in ``tests/<family>/cases.py`` (``PEERS``,
-keyed ``"torch:<name>"`` or ``"optax:<name>"``, with an optional ``[variant]`` suffix when
-one peer function needs several translations, e.g. integer labels and probabilities). The
-catalogue test introspects both libraries at their pinned versions and fails on any loss
-without an entry, so a new upstream loss shows up as a failing test when a pin moves.
+Each family declares the peers of its losses in ``tests/<family>/cases*.py`` (``PEERS``,
+keyed ``"torch:<name>"``, ``"optax:<name>"`` or ``"pml:<ClassName>"``, with an optional
+``[variant]`` suffix when one peer function needs several translations, e.g. integer labels
+and probabilities). The catalogue test introspects the libraries at their pinned versions
+and fails on any loss without an entry (for PML: without an entry or a line in
+``tests/_suite/pml_catalogue.py``'s ``PML_NOT_TRANSLATED``), so a new upstream loss shows
+up as a failing test when a pin moves.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-LIBRARIES = ("torch", "optax")
+LIBRARIES = ("torch", "optax", "pml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,10 +28,16 @@ class Peer:
 
     Attributes:
       peer: the peer's function on the inputs, ``(*inputs, **options)``: torch float64
-        tensors for ``"torch:"`` entries (differentiable ones with ``requires_grad``), JAX
-        arrays of the inputs' dtypes for ``"optax:"`` entries; returns the peer's output.
+        tensors for ``"torch:"`` and ``"pml:"`` entries (differentiable ones with
+        ``requires_grad``; integers int64 for PML, which indexes with its labels), JAX
+        arrays of the inputs' dtypes for ``"optax:"`` entries; returns the peer's output (a
+        torch tensor, or a JAX array). A PML peer builds its loss object inside (a miner
+        too, if the translation is of one), and puts a weights input in place of its
+        ``W`` parameter.
       ours: the jaxloss translation on JAX arrays of the inputs' dtypes,
-        ``(*inputs, **options)``; returns an array of the peer's output shape.
+        ``(*inputs, **options)``; returns an array of the peer's output shape. It runs
+        under ``jax.jit`` (the inputs traced, the options static), so it must not need
+        the inputs' values in Python.
       make_inputs: ``rng -> tuple`` of NumPy inputs, drawing random shapes from ``rng``.
       spelling: the translation as the porting page writes it; the page must contain it.
       options: every option combination checked, each passed to both functions.
@@ -55,3 +64,15 @@ def library(key: str) -> str:
 def peer_name(key: str) -> str:
     """``"torch:mse_loss[weights]"`` -> ``"mse_loss"``: the peer function's name."""
     return key.split(":", 1)[1].split("[")[0]
+
+
+# PML's reducers for jaxloss's reductions ("none": DoNothingReducer, which returns PML's loss
+# dictionary; the per-example losses are its ``["loss"]["losses"]``).
+PML_REDUCERS = {"mean": "MeanReducer", "sum": "SumReducer", "none": "DoNothingReducer"}
+
+
+def pml_reducer(reduction: str):
+    """A new PML reducer for jaxloss's ``reduction``, for a ``"pml:"`` peer's loss."""
+    from pytorch_metric_learning import reducers
+
+    return getattr(reducers, PML_REDUCERS[reduction])()

@@ -1,9 +1,10 @@
 """The catalogue the shared suites iterate over: one ``Case`` per public loss (and variant).
 
-Each family declares its cases in ``tests/<family>/cases.py`` (``CASES``, and ``ALIASES``
-and ``NOT_LOSSES`` for its public names that are not separate losses, and ``PEERS`` for the
-torch and optax functions its losses translate); this module collects
-them into ``REGISTRY``. Every per-loss fact a shared suite needs is a field of ``Case``:
+Each family declares its cases in ``tests/<family>/cases.py``, or in several modules
+``tests/<family>/cases_<topic>.py`` for a large family (``CASES``, and ``ALIASES`` and
+``NOT_LOSSES`` for its public names that are not separate losses, and ``PEERS`` for the
+peer libraries' functions its losses translate); this module collects them into
+``REGISTRY``. Every per-loss fact a shared suite needs is a field of ``Case``:
 adding a loss adds one entry in its family's ``cases.py`` and nothing here.
 """
 
@@ -21,10 +22,21 @@ from tests._suite.case import public_name as public_name
 from tests._suite.peer import Peer
 
 
+def _case_modules(family: str) -> list:
+    """The family's ``cases`` module and its ``cases_<topic>`` modules, imported."""
+    package = importlib.import_module(f"tests.{family}")
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules(package.__path__)
+        if m.name == "cases" or m.name.startswith("cases_")
+    )
+    return [importlib.import_module(f"tests.{family}.{name}") for name in names]
+
+
 def _collect() -> tuple[
     dict[str, Case], dict[str, str], dict[str, str], dict[str, str], dict[str, Peer]
 ]:
-    """``CASES``, ``ALIASES``, ``NOT_LOSSES`` and ``PEERS`` of every ``tests/<family>/cases.py``."""
+    """``CASES``, ``ALIASES``, ``NOT_LOSSES`` and ``PEERS`` of ``tests/<family>/cases*.py``."""
     cases: dict[str, Case] = {}
     peers: dict[str, Peer] = {}
     aliases: dict[str, str] = {}
@@ -33,21 +45,18 @@ def _collect() -> tuple[
     for package in pkgutil.iter_modules(tests.__path__):
         if not package.ispkg or package.name.startswith("_"):
             continue
-        try:
-            module = importlib.import_module(f"tests.{package.name}.cases")
-        except ModuleNotFoundError:
-            continue
-        for table, collected in (
-            ("CASES", cases),
-            ("ALIASES", aliases),
-            ("NOT_LOSSES", not_losses),
-            ("PEERS", peers),
-        ):
-            entries = getattr(module, table, {})
-            repeated = set(entries) & set(collected)
-            assert not repeated, f"{sorted(repeated)} declared twice (tests/{package.name})"
-            collected.update(entries)
-        families.update(dict.fromkeys(getattr(module, "CASES", {}), package.name))
+        for module in _case_modules(package.name):
+            for table, collected in (
+                ("CASES", cases),
+                ("ALIASES", aliases),
+                ("NOT_LOSSES", not_losses),
+                ("PEERS", peers),
+            ):
+                entries = getattr(module, table, {})
+                repeated = set(entries) & set(collected)
+                assert not repeated, f"{sorted(repeated)} declared twice (tests/{package.name})"
+                collected.update(entries)
+            families.update(dict.fromkeys(getattr(module, "CASES", {}), package.name))
     return dict(sorted(cases.items())), aliases, not_losses, families, dict(sorted(peers.items()))
 
 
@@ -73,9 +82,17 @@ def none_shape(name: str, args) -> tuple[int, ...]:
     return jax.eval_shape(lambda *a: call(name, *a, reduction="none"), *args).shape
 
 
+def where_shape(name: str, args) -> tuple[int, ...]:
+    """The shape of the entry's ``where``: its ``"none"`` shape, or ``[batch]`` for a
+    ``per_class_none`` entry (whose ``where`` masks rows)."""
+    if not REGISTRY[name].per_class_none:
+        return none_shape(name, args)
+    return np.shape(args[batched_positions(name, args)[0]])[:1]
+
+
 def row_mask(name: str, args: tuple, keep: np.ndarray) -> np.ndarray:
-    """``keep [batch]`` broadcast to the entry's ``"none"`` shape: a ``where`` of whole rows."""
-    shape = none_shape(name, args)
+    """``keep [batch]`` broadcast to the entry's ``where`` shape: a ``where`` of whole rows."""
+    shape = where_shape(name, args)
     return np.broadcast_to(keep.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 

@@ -427,7 +427,8 @@ def _registry_batch(name, seed=0):
 @pytest.mark.parametrize("name", WITH_AXIS_NAME)
 def test_registry_loss_with_axis_name_equals_one_device(name):
     # The global mean (value and gradients) and sum over 8 devices under shard_map, the mean
-    # under pmap, and the one-device values, compiled as one function.
+    # under pmap, and the one-device values, compiled as one function. A per-class "none"
+    # (``Case.per_class_none``) is global too: every device's equals the one-device value.
     case = REGISTRY[name]
     args, where = _registry_batch(name)
     batched = batched_positions(name, args)
@@ -453,7 +454,7 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
             axis_name="batch",
             in_axes=(0, *(0 if i in batched else None for i in range(len(a)))),
         )(split(w), *(split(x) if i in batched else x for i, x in enumerate(a)))
-        return {
+        out = {
             "shard_map": (
                 *jax.value_and_grad(lambda *x: on_devices("mean")(w, *x), argnums=positions)(*a),
                 on_devices("sum")(w, *a),
@@ -464,8 +465,13 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
             ),
             "pmap": mapped,
         }
+        if case.per_class_none:  # the global per-class values, the same on every device
+            out["none"] = (on_devices("none")(w, *a), whole("none")(*a))
+        return out
 
     out = jax.jit(everything)(where, *args)
+    if case.per_class_none:
+        np.testing.assert_allclose(*out["none"], rtol=1e-5, atol=1e-6, err_msg="none")
     (mean, grads, total), (whole_mean, whole_grads, whole_total) = (
         out["shard_map"],
         out["one device"],
@@ -524,7 +530,8 @@ PARTIAL_FC_HEADS = {
 @pytest.mark.parametrize("name", sorted(PARTIAL_FC_HEADS))
 def test_partial_fc_batch_and_classes_on_the_same_devices(name):
     # Each device holds 2 rows of the batch and 1/8 of the classes (Partial FC). The mean
-    # with its gradients, the sum and "none" are compiled as one function.
+    # with its gradients, the sum and "none" are compiled as one function. Each device's
+    # "none" is its rows' (or, ``per_class_none``, its classes'): concatenated, the whole.
     embeddings, centers, labels = _head_inputs(seed=4)
     where = np.ones(16, bool)
     where[[1, 2, 3, 9]] = False  # the second device keeps nothing

@@ -5,7 +5,8 @@
   padding, give exactly zero gradients there, and the other gradients unchanged.
 * **NaN propagates:** NaN in an entry that counts gives NaN in the value; and whenever a NaN
   reaches a gradient, it reaches the value too (an ``isfinite(loss)`` guard then fires).
-* **Empty batches:** a batch of 0 rows gives 0 (an empty ``"none"``) and zero gradients.
+* **Empty batches:** a batch of 0 rows gives 0 (an empty ``"none"``, or zeros for a loss
+  whose ``"none"`` is per class) and zero gradients.
 * **Integer inputs of every width:** uint8, int8, uint16, int16, int32 and int64 labels,
   lengths and signs give the int32 value.
 * **Checked mode** rejects +inf (and NaN) in every floating input.
@@ -108,7 +109,9 @@ def test_nan_in_a_counted_entry_gives_nan(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch_is_zero_with_zero_gradients(name):
     out = probe(name, _inputs(name, batch=0), float32_only=True)
-    assert np.size(out["none"]) == 0 and out["none"].dtype == jnp.float32
+    assert out["none"].dtype == jnp.float32
+    # Per class, "none" keeps its classes: each with no row, so 0.
+    assert np.all(out["none"] == 0) if REGISTRY[name].per_class_none else out["none"].size == 0
     for reduction in ("mean", "sum"):
         value = out[reduction]
         assert value.shape == () and float(value) == 0.0, (reduction, value)

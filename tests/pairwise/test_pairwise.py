@@ -669,17 +669,6 @@ def test_nt_xent_of_labels_matches_the_reference_and_optax(temperature):
     assert np.all(out[1]["mean"][1][0][~kept] == 0)
 
 
-@pytest.mark.parametrize("temperature", LABELLED_TEMPERATURES)
-def test_nt_xent_of_labels_matches_pytorch_metric_learning(temperature):
-    from pytorch_metric_learning import losses
-
-    x, labels, _ = _labelled_inputs()
-    loss = losses.NTXentLoss(temperature=temperature)
-    theirs = _torch_grads(lambda e: loss(e, torch.tensor(labels)), x)
-    ours = _labelled_ours()[LABELLED_TEMPERATURES.index(temperature)][0]["mean"]
-    _assert_matches_torch(ours, theirs)
-
-
 def test_nt_xent_of_labels_of_two_views_is_the_two_view_form():
     rng = np.random.default_rng(14)
     z1, z2 = (rng.normal(size=(5, 3)).astype(np.float32) for _ in range(2))

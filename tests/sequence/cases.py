@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -131,9 +128,6 @@ def _torch_ctc(log_probs, targets, input_lengths, target_lengths, **options):
     )
 
 
-# The JAX sides are jitted (the options static): the catalogue test differentiates them
-# eagerly, and op-by-op dispatch compiles every operation for every random shape.
-@functools.partial(jax.jit, static_argnames=("reduction", "blank", "zero_infinity"))
 def _ours_ctc(log_probs, labels, logit_lengths, label_lengths, **options):
     return jaxloss.ctc(
         log_probs, labels, logit_lengths=logit_lengths, label_lengths=label_lengths, **options
@@ -154,12 +148,10 @@ def _lengths(paddings):
     return jnp.sum(paddings == 0, axis=1, dtype=jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("blank_id", "log_epsilon"))
 def _optax_ctc(logits, logit_paddings, labels, label_paddings, **options):
     return optax.losses.ctc_loss(logits, logit_paddings, labels, label_paddings, **options)
 
 
-@functools.partial(jax.jit, static_argnames=("blank_id", "log_epsilon"))
 def _ours_optax_ctc(logits, logit_paddings, labels, label_paddings, blank_id=0, log_epsilon=None):
     # No log_epsilon: jaxloss's impossible paths are a true -inf (optax's about log_epsilon).
     return jaxloss.ctc(
@@ -184,7 +176,6 @@ def _forward_probs_as_one(loss, blank_alphas, label_alphas, label_paddings, reac
     return jnp.concatenate([loss, blank_alphas.ravel(), label_alphas.ravel()])
 
 
-@functools.partial(jax.jit, static_argnames="blank_id")
 def _optax_forward_probs(logits, logit_paddings, labels, label_paddings, **options):
     loss, blank_alphas, label_alphas = optax.losses.ctc_loss_with_forward_probs(
         logits, logit_paddings, labels, label_paddings, **options
@@ -195,7 +186,6 @@ def _optax_forward_probs(logits, logit_paddings, labels, label_paddings, **optio
     )
 
 
-@functools.partial(jax.jit, static_argnames="blank_id")
 def _ours_forward_probs(logits, logit_paddings, labels, label_paddings, blank_id=0):
     loss, blank_alphas, label_alphas = jaxloss.ctc_with_forward_probs(
         logits,
