@@ -154,6 +154,8 @@ class Case:
       rtol: every contender's value must equal jaxloss's to this relative tolerance;
         ``None`` where they compute different numbers (then ``note`` says why).
       note: one line for the table.
+      rounds: at most this many round-robin rounds (a case of seconds per call), or None
+        for the run's ``--repeats``.
     """
 
     family: str
@@ -164,6 +166,7 @@ class Case:
     torch: dict[str, Callable] = dataclasses.field(default_factory=dict)
     rtol: float | None = 1e-4
     note: str = ""
+    rounds: int | None = None
 
 
 @dataclasses.dataclass
@@ -249,6 +252,6 @@ def measure(case: Case, tc: Torch, repeats: int) -> Result:
             np.testing.assert_allclose(
                 v, value[baseline], rtol=case.rtol, err_msg=f"{case.label}: {name}"
             )
-    times = round_robin(runs, repeats)
+    times = round_robin(runs, repeats if case.rounds is None else min(repeats, case.rounds))
     ratio = {name: paired_ratio(times, name, baseline) for name in runs}
     return Result(case, medians(times), ratio, temp, value)
