@@ -419,12 +419,11 @@ class CurricularFaceHead(_RunningStatisticsHead):
       num_classes: the number of classes ``C`` (the global count when class-sharded).
       rngs: ``nnx.Rngs`` for the initial centers.
       momentum: the batch's weight in the running mean of cos θ_y.
-      t: the initial t.
       chunk_size: classes per block; None materializes the logits.
       class_axis_name: mapped axis over which the centers are split by class, or None.
       param_dtype: dtype of the centers.
       centers_init: ``(key, shape, dtype) -> array``; default unit normal rows.
-      **hyperparameters: ``scale``, ``margin``.
+      **hyperparameters: ``scale``, ``margin``, and ``t``, the initial t (default 0).
     """
 
     _loss = staticmethod(adaptive.curricularface)
@@ -455,13 +454,12 @@ class AdaFaceHead(_RunningStatisticsHead):
       num_classes: the number of classes ``C`` (the global count when class-sharded).
       rngs: ``nnx.Rngs`` for the initial centers.
       momentum: the batch's weight (the official ``t_alpha``).
-      batch_mean: the initial mean of the norms.
-      batch_std: the initial standard deviation of the norms.
       chunk_size: classes per block; None materializes the logits.
       class_axis_name: mapped axis over which the centers are split by class, or None.
       param_dtype: dtype of the centers.
       centers_init: ``(key, shape, dtype) -> array``; default unit normal rows.
-      **hyperparameters: ``scale``, ``margin``, ``h``, ``eps``.
+      **hyperparameters: ``scale``, ``margin``, ``h``, ``eps``, and ``batch_mean`` and
+        ``batch_std``, the initial statistics of the norms (default 20 and 100).
     """
 
     _loss = staticmethod(adaptive.adaface)

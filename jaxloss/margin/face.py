@@ -169,9 +169,10 @@ def magface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       scale: the logit scale s; may be traced.
-      lower_norm, upper_norm: :math:`l_a < u_a`, the range of the magnitude; may be traced.
-      lower_margin, upper_margin: :math:`l_m, u_m`, the margins at :math:`l_a` and
-        :math:`u_a` (radians); may be traced.
+      lower_norm: :math:`l_a`, the lower end of the magnitude's range; may be traced.
+      upper_norm: :math:`u_a > l_a`, its upper end; may be traced.
+      lower_margin: :math:`l_m`, the margin at :math:`l_a` (radians); may be traced.
+      upper_margin: :math:`u_m`, the margin at :math:`u_a` (radians); may be traced.
       reg_weight: :math:`\lambda_g`, the weight of :math:`g`; may be traced.
       easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
       where: optional ``[batch]`` boolean mask.
