@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
-from jaxloss._reduce import reduce_loss, zero_masked
+from jaxloss._reduce import reduce_loss, safe_divide, zero_masked
 from jaxloss._sharding import AxisName, gather_batch
 from jaxloss.pairwise._labelled import cosine_pairs, kept_rows, logsumexp_where
 
@@ -30,7 +30,7 @@ def _mean_log_softmax_loss(
     """
     log_probs = logits - logsumexp_where(logits, candidates)[:, None]
     total = jnp.sum(jnp.where(targets, log_probs, 0), axis=1)
-    return -total / jnp.maximum(jnp.sum(targets, axis=1), 1)
+    return -safe_divide(total, jnp.sum(targets, axis=1))
 
 
 def _against_global_keys(
