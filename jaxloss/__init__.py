@@ -103,8 +103,14 @@ from jaxloss.regression import mse as mse
 from jaxloss.regression import poisson_nll as poisson_nll
 from jaxloss.regression import smooth_l1 as smooth_l1
 from jaxloss.sequence import ctc as ctc
+from jaxloss.sequence import ctc_beam_search as ctc_beam_search
+from jaxloss.sequence import ctc_forced_align as ctc_forced_align
 from jaxloss.sequence import ctc_greedy_decode as ctc_greedy_decode
 from jaxloss.sequence import ctc_with_forward_probs as ctc_with_forward_probs
+from jaxloss.sequence import linear_rnnt as linear_rnnt
+from jaxloss.sequence import rnnt as rnnt
+from jaxloss.sequence import rnnt_beam_search as rnnt_beam_search
+from jaxloss.sequence import rnnt_greedy_decode as rnnt_greedy_decode
 from jaxloss.structured import fenchel_young as fenchel_young
 from jaxloss.structured import multiclass_sparsemax_loss as multiclass_sparsemax_loss
 from jaxloss.structured import sparsemax as sparsemax
@@ -134,6 +140,8 @@ __all__ = [
     "cosine_similarity",
     "cross_entropy",
     "ctc",
+    "ctc_beam_search",
+    "ctc_forced_align",
     "ctc_greedy_decode",
     "ctc_with_forward_probs",
     "curricularface",
@@ -165,6 +173,7 @@ __all__ = [
     "l1",
     "lifted_structure",
     "linear_cross_entropy",
+    "linear_rnnt",
     "log_cosh",
     "mae",
     "magface",
@@ -194,6 +203,9 @@ __all__ = [
     "proxy_nca",
     "ranking_softmax",
     "ratio_loss",
+    "rnnt",
+    "rnnt_beam_search",
+    "rnnt_greedy_decode",
     "sequence_logprobs",
     "sigmoid_focal",
     "simpo",

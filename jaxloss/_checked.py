@@ -125,16 +125,21 @@ def value_check(ok: ArrayLike, message: str) -> None:
         checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
 
 
-def finite(x: jnp.ndarray, name: str, *, allow_inf: bool = False) -> None:
+def finite(
+    x: jnp.ndarray, name: str, *, allow_inf: bool = False, where: jnp.ndarray | None = None
+) -> None:
     """Value check: no NaN nor +inf in ``x``, nor −inf unless ``allow_inf``.
 
     ``allow_inf`` is for logits and log-probabilities, where −inf is a legitimate
-    "impossible"; +inf is never one.
+    "impossible"; +inf is never one. ``where`` (broadcast against ``x``'s leading axes)
+    limits the check to the entries a loss reads (padding past a length may hold anything).
     """
-    if allow_inf:
-        value_check(~jnp.isnan(x) & (x != jnp.inf), f"`{name}` holds NaN or +inf.")
-    else:
-        value_check(jnp.isfinite(x), f"`{name}` holds NaN or inf.")
+    if not _CHECKING.get():
+        return
+    ok = ~jnp.isnan(x) & (x != jnp.inf) if allow_inf else jnp.isfinite(x)
+    if where is not None:
+        ok = ok | ~where.reshape(where.shape + (1,) * (x.ndim - where.ndim))
+    value_check(ok, f"`{name}` holds NaN or {'+inf' if allow_inf else 'inf'}.")
 
 
 def probabilities(x: jnp.ndarray, name: str) -> None:
@@ -165,3 +170,22 @@ def class_ids(
     if ignore_index is not None:
         message += f" or ignore_index {ignore_index}"
     value_check(ok, message + " (masked entries excepted).")
+
+
+def sequence_labels(
+    labels: jnp.ndarray,
+    label_lengths: jnp.ndarray,
+    num_classes: int,
+    blank: int,
+    kept: jnp.ndarray | None = None,
+) -> None:
+    """Value check: within ``label_lengths`` (of the ``kept`` ``[batch]`` sequences), every
+    label of a CTC or RNN-T sequence is a class other than the blank."""
+    in_sequence = jnp.arange(labels.shape[1])[None, :] < label_lengths[:, None]
+    if kept is not None:
+        in_sequence = in_sequence & kept[:, None]
+    value_check(
+        ~in_sequence | ((labels >= 0) & (labels < num_classes) & (labels != blank)),
+        f"`labels` must be class ids in [0, {num_classes}) other than blank={blank} "
+        "within `label_lengths`" + (" (masked sequences excepted)." if kept is not None else "."),
+    )

@@ -237,3 +237,13 @@ def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.nd
     value = per_row(integer_array(value, name), batch, name)
     value_check((value >= 0) & (value <= size), f"`{name}` must lie in [0, {size}].")
     return jnp.clip(value.astype(jnp.int32), 0, size)
+
+
+def label_sequences(labels: ArrayLike, batch: int) -> jnp.ndarray:
+    """Integer ``labels`` of shape ``[batch, max_label_length]`` (padded label sequences)."""
+    labels = integer_array(labels, "labels")
+    if labels.ndim != 2 or labels.shape[0] != batch:
+        raise ValueError(
+            f"`labels` must have shape [batch={batch}, max_label_length], got {labels.shape}."
+        )
+    return labels

@@ -39,6 +39,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import DTypeLike
 
 from jaxloss._labels import valid_class_ids
+from jaxloss._numerics import fast_logaddexp
 from jaxloss._sharding import vary_like
 
 _NEG_INF = -jnp.inf
@@ -46,19 +47,6 @@ _NEG_INF = -jnp.inf
 # A pair of state arrays: the blank states ``[..., S+1]`` and the label states ``[..., S]``
 # (alphas, emissions and occupancies alike).
 _States = tuple[jax.Array, jax.Array]
-
-
-def _logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``log(e^a + e^b)``: one ``exp`` and one ``log``; -inf (not NaN) when both are -inf.
-
-    Cheaper than ``jnp.logaddexp`` (which uses ``log1p`` and inf checks) in the recursions'
-    inner loop, where the transcendental functions dominate the time. ``log(1 + x)`` in
-    place of ``log1p(x)`` costs at most an absolute 6e-8, below an ulp of the result except
-    when the result itself is within ~1 of 0.
-    """
-    top, low = jnp.maximum(a, b), jnp.minimum(a, b)
-    # Flooring the shift keeps -inf - -inf out; the result still adds the true top.
-    return top + jnp.log(1 + jnp.exp(low - jnp.maximum(top, jnp.finfo(top.dtype).min)))
 
 
 def _pad_front(x: jax.Array) -> jax.Array:
@@ -78,8 +66,8 @@ def _alpha_step(
     """
     blank, label = alpha
     emit_blank, emit_label = emit_t
-    into_blank = _logaddexp(blank, _pad_front(label))
-    into_label = _logaddexp(label, jnp.where(skip, into_blank[:, :-1], blank[:, :-1]))
+    into_blank = fast_logaddexp(blank, _pad_front(label))
+    into_label = fast_logaddexp(label, jnp.where(skip, into_blank[:, :-1], blank[:, :-1]))
     running = (t < logit_lengths)[:, None]
     return (
         jnp.where(running, into_blank + emit_blank[:, None], blank),

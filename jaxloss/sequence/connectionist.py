@@ -48,11 +48,7 @@ def _prepared(
     """Checked and masked inputs of the kernel, and the ``[batch]`` mask of ``where``."""
     logits = _checks.sequence_logits(logits)
     batch, num_frames, num_classes = logits.shape
-    labels = _checks.integer_array(labels, "labels")
-    if labels.ndim != 2 or labels.shape[0] != batch:
-        raise ValueError(
-            f"`labels` must have shape [batch={batch}, max_label_length], got {labels.shape}."
-        )
+    labels = _checks.label_sequences(labels, batch)
     _check_blank(blank, num_classes)
     max_labels = labels.shape[1]
     all_frames = logit_lengths is None
@@ -69,12 +65,7 @@ def _prepared(
 
     # Padding becomes blank: it is never reached, and gathers safely.
     in_sequence = jnp.arange(max_labels)[None, :] < label_lengths[:, None]
-    checked_rows = in_sequence if mask is None else in_sequence & mask[:, None]
-    _checked.value_check(
-        ~checked_rows | ((labels >= 0) & (labels < num_classes) & (labels != blank)),
-        f"`labels` must be class ids in [0, {num_classes}) other than blank={blank} "
-        "within `label_lengths` (masked sequences excepted).",
-    )
+    _checked.sequence_labels(labels, label_lengths, num_classes, blank, mask)
     # Labels out of range become -1 (never emitted either way) before the cast to int32,
     # which would wrap an int64 label into the classes.
     valid = valid_class_ids(labels, num_classes)
