@@ -13,10 +13,13 @@
 
 Each loss is compiled once per shape: the properties run on one compiled function with
 different values (``tests/_suite/compiled.py``; the conftest keeps a loss's tests on one
-worker).
+worker). The integer widths run eagerly, on the operations that test_common's eager call
+has compiled.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +30,7 @@ from jax.experimental import checkify
 import jaxloss
 from tests._suite import compiled
 from tests._suite.compiled import probe
-from tests._suite.registry import REGISTRY, batched_positions, row_mask
+from tests._suite.registry import REGISTRY, batched_positions, call, row_mask
 
 BATCH = 6
 KEEP = np.array([True, False, True, True, False, True])
@@ -132,7 +135,11 @@ def test_integer_inputs_of_every_width_give_the_int32_value(name):
         if all(info.min <= a.min() and a.max() <= info.max for a in args if a.dtype.kind in "iu"):
             variants.append([a.astype(width) if a.dtype.kind in "iu" else a for a in args])
     assert len(variants) >= 3  # int32, int64 and some narrower width at least
-    expected, *values = compiled.values_of_variants(name, variants)
+    # Eagerly: past the conversion of the integer inputs the variants share every
+    # operation, most of them compiled already by test_jit_equals_eager (same loss, same
+    # shapes, same worker), while one jitted function of the variants would compile the
+    # loss 7 times.
+    expected, *values = (np.asarray(call(name, *variant, reduction="none")) for variant in variants)
     for variant, value in zip(variants[1:], values, strict=True):
         dtypes = {str(a.dtype) for a in variant if a.dtype.kind in "iu"}
         np.testing.assert_array_equal(value, expected, err_msg=str(dtypes))
@@ -168,18 +175,42 @@ def test_checked_mode_rejects_nan_and_plus_inf(name, poison):
 def test_labels_reaching_the_top_of_their_dtype(loss):
     # uint8 labels of a 256-class problem (byte-level LMs, uint8 masks), int8 of 128, ...:
     # the number of classes does not fit the labels' dtype, and must not wrap. Every width
-    # and its int32 reference are computed by one compiled function.
-    for width in WIDTHS[:4]:
-        _labels_at_the_top(loss, width)
+    # and its int32 reference are computed by one compiled function, the inputs being its
+    # arguments (closed over, they would be constants that XLA folds: seconds at 65,536
+    # classes).
+    widths = WIDTHS[:4]
+    for width, (expected, got, ignored) in zip(
+        widths, _at_the_top(loss, [_batch_at_the_top(width) for width in widths]), strict=True
+    ):
+        name = np.dtype(width).name
+        assert np.all(np.isfinite(expected)) and np.any(expected != 0), name
+        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
+        if loss == "cross_entropy" and np.iinfo(width).min == 0:
+            np.testing.assert_allclose(ignored, expected, rtol=1e-6, err_msg=name)
 
 
-def _labels_at_the_top(loss, width):
+def _batch_at_the_top(width) -> dict:
+    """Labels of ``width`` (and as int32) reaching its top class, and the float inputs."""
     num_classes = int(np.iinfo(width).max) + 1
     rng = np.random.default_rng(0)
     labels = np.array([0, 10, num_classes - 1, num_classes // 2, 1, num_classes - 2])
     x = rng.normal(size=(6, 4)).astype(np.float32)
     w = rng.normal(size=(num_classes, 4)).astype(np.float32)
-    logits = x @ w.T
+    return {
+        "x": x,
+        "w": w,
+        "logits": x @ w.T,
+        "wide": labels.astype(np.int32),
+        "narrow": labels.astype(width),
+    }
+
+
+@functools.partial(jax.jit, static_argnames="loss")
+def _at_the_top(loss, batches):
+    return [_wide_and_narrow(loss, **batch) for batch in batches]
+
+
+def _wide_and_narrow(loss, x, w, logits, wide, narrow):
     calls = {
         "cross_entropy": lambda y: jaxloss.cross_entropy(logits, y, reduction="none"),
         "nll": lambda y: jaxloss.nll(jax.nn.log_softmax(logits), y, reduction="none"),
@@ -190,21 +221,10 @@ def _labels_at_the_top(loss, width):
         "dice": lambda y: jaxloss.dice(jax.nn.softmax(logits)[None], y[None], reduction="none"),
         "token_logprobs": lambda y: jaxloss.token_logprobs(logits, y),
     }
-
-    @jax.jit
-    def both(wide, narrow):
-        # torch's ignore_index -100 is not a label of an unsigned dtype: nothing is ignored.
-        ignored = (
-            jaxloss.cross_entropy(logits, narrow, ignore_index=-100, reduction="none")
-            if loss == "cross_entropy"
-            else jnp.zeros(())
-        )
-        return calls[loss](wide), calls[loss](narrow), ignored
-
-    expected, got, ignored = (
-        np.asarray(v) for v in both(labels.astype(np.int32), labels.astype(width))
+    # torch's ignore_index -100 is not a label of an unsigned dtype: nothing is ignored.
+    ignored = (
+        jaxloss.cross_entropy(logits, narrow, ignore_index=-100, reduction="none")
+        if loss == "cross_entropy"
+        else jnp.zeros(())
     )
-    assert np.all(np.isfinite(expected)) and np.any(expected != 0)
-    np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=np.dtype(width).name)
-    if loss == "cross_entropy" and np.iinfo(width).min == 0:
-        np.testing.assert_allclose(ignored, expected, rtol=1e-6, err_msg=np.dtype(width).name)
+    return calls[loss](wide), calls[loss](narrow), ignored

@@ -230,14 +230,17 @@ def test_statistics_over_eight_devices_equal_one_device():
 @pytest.mark.parametrize("partial_fc", [False, True], ids=["classes", "partial_fc"])
 def test_class_sharded_heads_and_updates_equal_one_device(partial_fc):
     # The classes split over 8 devices, the batch replicated (or split over the same
-    # devices: Partial FC); unchunked and in chunks of 2 classes, compiled together.
+    # devices: Partial FC); unchunked and in chunks of 2 classes, compiled together. Under
+    # Partial FC, the update alone: the heads' Partial FC is tests/_suite/test_multidevice.py's
+    # (test_partial_fc_batch_and_classes_on_the_same_devices).
     x, w, y = _batch(8, batch=DEVICES * 2, classes=DEVICES * 3, spread=3.0)
     y[0] = -100  # excluded on every shard
     batch_spec, axis_name = (P("d"), "d") if partial_fc else (P(), None)
-    options = {
+    heads = {
         "curricularface": {"t": 0.3, "scale": 8.0, "margin": 0.7},
         "adaface": {"batch_mean": 2.0, "batch_std": 0.5, "scale": 8.0},
     }
+    options = {} if partial_fc else heads
 
     def everything(x, w, y, class_axis_name, axis_name):
         out = {}

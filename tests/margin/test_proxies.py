@@ -41,17 +41,27 @@ def test_hand_worked_proxy_anchor_with_two_rows():
     alpha, margin = 2.0, 0.25
     pos = np.log(1 + np.exp(-alpha * (1 - margin)) + np.exp(-alpha * (0 - margin)))
     neg = np.log(1 + np.exp(alpha * (0 + margin)) + np.exp(alpha * (1 + margin)))
-    loss = functools.partial(jaxloss.proxy_anchor, x, p, jnp.array([0, 0]), alpha=alpha)
-    np.testing.assert_allclose(loss(margin=margin), pos + neg / 2, rtol=1e-6)
-    np.testing.assert_allclose(loss(margin=margin, reduction="none"), [pos, neg], rtol=1e-6)
-    np.testing.assert_allclose(loss(margin=margin, reduction="sum"), pos + neg, rtol=1e-6)
+    # Jitted: eagerly, every operation of the three calls would compile on its own.
+    out = jax.jit(
+        lambda: {
+            reduction: jaxloss.proxy_anchor(
+                x, p, jnp.array([0, 0]), alpha=alpha, margin=margin, reduction=reduction
+            )
+            for reduction in ("mean", "none", "sum")
+        }
+    )()
+    np.testing.assert_allclose(out["mean"], pos + neg / 2, rtol=1e-6)
+    np.testing.assert_allclose(out["none"], [pos, neg], rtol=1e-6)
+    np.testing.assert_allclose(out["sum"], pos + neg, rtol=1e-6)
 
 
 def test_hand_worked_soft_triple_regularizer():
     # One class, two orthogonal centers: ‖ŵ_1 − ŵ_2‖ = √2 (+ε), over C·K·(K−1) = 2; a
     # single class has no other class, so the softmax term is 0.
     centers = jnp.array([[[1.0, 0.0], [0.0, 3.0]]])
-    loss = jaxloss.soft_triple(jnp.ones((1, 2)), centers, jnp.array([0]), reg_weight=0.5)
+    loss = jax.jit(functools.partial(jaxloss.soft_triple, reg_weight=0.5))(
+        jnp.ones((1, 2)), centers, jnp.array([0])
+    )
     np.testing.assert_allclose(loss, 0.5 * np.sqrt(2 + 1e-5) / 2, rtol=1e-6)
 
 
@@ -207,7 +217,7 @@ def test_chunks_equal_the_unchunked_loss(name):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6 * np.abs(e).max())
 
 
-# --- 8 devices: the proxies split by class, Partial FC, the batch split ------------------
+# --- 8 devices: the proxies split by class, and soft_triple's Partial FC ------------------
 
 multidevice = pytest.mark.skipif(
     jax.default_backend() != "cpu" or jax.device_count() != DEVICES,
@@ -222,11 +232,12 @@ def _mesh(name):
 @multidevice
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_sharded_proxies_equal_one_device(name):
-    # 16 rows, 48 classes: class-sharded (6 per device), Partial FC (2 rows and 6 classes
-    # per device) and, for proxy_anchor, the batch split with replicated proxies; each
-    # unchunked and in blocks of 4 classes; values and gradients, compiled together.
-    # proxy_anchor's Partial FC, on these shapes, is the shared suite's
-    # (test_partial_fc_batch_and_classes_on_the_same_devices).
+    # 16 rows, 48 classes: class-sharded (6 per device) and, for soft_triple, Partial FC (2
+    # rows and 6 classes per device); each unchunked and in blocks of 4 classes; values and
+    # gradients, compiled together. Partial FC of proxy_nca and proxy_anchor, on these
+    # shapes, is the shared suite's (test_partial_fc_batch_and_classes_on_the_same_devices),
+    # and so is their batch split with replicated proxies
+    # (test_registry_loss_with_axis_name_equals_one_device, chunked in proxy_anchor[classes]).
     fn, per_class, options = LOSSES[name]
     x, w, labels = _inputs(11, batch=16, classes=48, per_class=per_class)
     labels[0] = -100  # excluded on every shard
@@ -256,7 +267,7 @@ def test_sharded_proxies_equal_one_device(name):
         )
         return lambda x, w: local(x, w, labels, where)
 
-    layouts = [(None, "d")] + ([("d", None)] if name == "proxy_anchor" else [("d", "d")])
+    layouts = [(None, "d")] + ([("d", "d")] if name == "soft_triple" else [])
 
     def run(x, w):
         out = []

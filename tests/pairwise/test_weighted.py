@@ -157,6 +157,48 @@ def test_nan_in_masked_rows_is_never_read(name):
     np.testing.assert_allclose(grad[keep], dropped_grad, rtol=1e-5, atol=1e-7)
 
 
+# The options the shared suites' cases leave at their defaults (tests/pairwise/cases_weighted.py).
+OPTIONS = {
+    "multi_similarity": {"mining": False, "alpha": 1.0, "beta": 10.0, "base": 0.2},
+    "lifted_structure": {"normalize": True, "margin": 0.5},
+}
+REFERENCES = {"multi_similarity": ref.multi_similarity, "lifted_structure": ref.lifted_structure}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_options_against_the_reference_with_nan_masked_and_zero_embeddings(name):
+    # In one compilation: "none" against the float64 reference; a masked row of NaN, which
+    # must equal dropping it; identical and zero embeddings, with finite gradients.
+    options = OPTIONS[name]
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(7, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0])
+    keep = np.arange(7) != 2
+    plain = np.ones((4, 3), np.float32)
+
+    @jax.jit
+    def run(x):
+        def loss(reduction="mean", where=None):
+            return lambda x, y: LOSSES[name](x, y, where=where, reduction=reduction, **options)
+
+        return {
+            "none": loss("none")(x, labels),
+            "masked": jax.value_and_grad(loss(where=keep))(x.at[2].set(jnp.nan), labels),
+            "dropped": jax.value_and_grad(loss())(x[keep], labels[keep]),
+            "edges": [jax.value_and_grad(loss())(e, labels[:4]) for e in (plain, 0 * plain)],
+        }
+
+    out = run(x)
+    expected = REFERENCES[name](x, labels, **options)
+    np.testing.assert_allclose(out["none"], expected, rtol=1e-5, atol=1e-7)
+    (value, grad), (dropped, dropped_grad) = out["masked"], out["dropped"]
+    np.testing.assert_allclose(value, dropped, rtol=1e-6)
+    assert np.all(grad[~keep] == 0)
+    np.testing.assert_allclose(grad[keep], dropped_grad, rtol=1e-5, atol=1e-7)
+    for value, grad in out["edges"]:
+        assert np.isfinite(value) and np.all(np.isfinite(grad)), name
+
+
 @pytest.mark.parametrize("key", sorted(PEERS))
 def test_pml_parity_on_more_shapes(key):
     # The catalogue checks seed 0 with every option; here two more shapes, default options:
