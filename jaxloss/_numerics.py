@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
 def clamped_log(x: jax.Array, floor: float = -100.0) -> jax.Array:
@@ -49,13 +50,20 @@ def xlogx(x: jax.Array) -> jax.Array:
     return jnp.where(zero, 0, safe * jnp.log(safe))
 
 
-def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
+def safe_pow(base: jax.Array, exponent: ArrayLike) -> jax.Array:
     """``base ** exponent`` for ``base >= 0`` with finite gradients at ``base = 0``.
 
     ``0 ** 0 = 1``. The focal modulating factor ``(1 - p) ** gamma`` needs this: plain
     ``jnp.power`` differentiates to ``gamma * 0 ** (gamma - 1)``, which is inf or NaN at
     ``p = 1`` for ``gamma < 1``, and its gradient in ``gamma`` holds ``log 0``.
+
+    A whole exponent from 0 to 8 given as a Python number (the focal losses' default
+    ``gamma=2``) is repeated multiplication: exact, with no log and exp per element.
     """
+    if isinstance(exponent, (int, float)) and float(exponent).is_integer():
+        if 0 <= exponent <= 8:
+            return jax.lax.integer_pow(base, int(exponent))
+    exponent = jnp.asarray(exponent, base.dtype)
     special = base <= 0
     at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
     return jnp.where(special, at_zero, jnp.power(jnp.where(special, 1, base), exponent))
@@ -122,3 +130,71 @@ def fast_logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
     top, low = jnp.maximum(a, b), jnp.minimum(a, b)
     # Flooring the shift keeps -inf - -inf out; the result still adds the true top.
     return top + jnp.log(1 + jnp.exp(low - jnp.maximum(top, jnp.finfo(top.dtype).min)))
+
+
+# Up to this many classes, a softmax, log-sum-exp, sum or max over the last axis is written
+# class by class. XLA's CPU backend reduces a short minor axis (the 2 to 16 classes of a
+# segmentation map, channel last) one pixel at a time; class by class, every step is an
+# elementwise operation over all pixels and vectorizes. Measured at 2 x 64³ voxels and 4
+# classes, value and gradient (benchmarks/cases/segmentation.py): the softmax Dice 17.1 ->
+# 9.7 ms, Dice + cross-entropy 31.2 -> 17.5 ms. Past it, one reduction is cheaper than the
+# unrolled columns.
+UNROLLED_CLASSES = 16
+
+
+def _unrolled(x: jax.Array) -> bool:
+    """Whether ``x``'s last axis is short enough (and not empty) to go class by class."""
+    return 0 < x.shape[-1] <= UNROLLED_CLASSES
+
+
+def _class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
+    """The columns ``x[..., k]`` and their maximum as the shift of an exp, as
+    ``jax.nn.logsumexp`` chooses it: constant for the gradient, 0 where it is not finite
+    (a row of -inf then sums exp(-inf) = 0, not exp(nan))."""
+    top = class_max(x)
+    columns = [x[..., k] for k in range(x.shape[-1])]
+    return columns, jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+
+
+def softmax(x: jax.Array) -> jax.Array:
+    """``jax.nn.softmax(x, axis=-1)``, class by class for a short class axis."""
+    if not _unrolled(x):
+        return jax.nn.softmax(x, axis=-1)
+    columns, shift = _class_columns(x)
+    exps = [jnp.exp(column - shift) for column in columns]
+    total = exps[0]
+    for e in exps[1:]:
+        total = total + e
+    inverse = 1 / total
+    return jnp.stack([e * inverse for e in exps], axis=-1)
+
+
+def logsumexp(x: jax.Array) -> jax.Array:
+    """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis."""
+    if not _unrolled(x):
+        return jax.nn.logsumexp(x, axis=-1)
+    columns, shift = _class_columns(x)
+    total = jnp.exp(columns[0] - shift)
+    for column in columns[1:]:
+        total = total + jnp.exp(column - shift)
+    return shift + jnp.log(total)
+
+
+def class_sum(x: jax.Array) -> jax.Array:
+    """``jnp.sum(x, axis=-1)``, class by class for a short class axis."""
+    if not _unrolled(x):
+        return jnp.sum(x, axis=-1)
+    total = x[..., 0]
+    for k in range(1, x.shape[-1]):
+        total = total + x[..., k]
+    return total
+
+
+def class_max(x: jax.Array) -> jax.Array:
+    """``jnp.max(x, axis=-1)``, class by class for a short class axis."""
+    if not _unrolled(x):
+        return jnp.max(x, axis=-1)
+    top = x[..., 0]
+    for k in range(1, x.shape[-1]):
+        top = jnp.maximum(top, x[..., k])
+    return top

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from jaxloss import _numerics
+
 
 def _neg_log_probs(logits: jax.Array, targets: jax.Array, log_normalizer: jax.Array) -> jax.Array:
     """``lse − z`` per class, 0 where a class is left out (target 0, logit −inf)."""
@@ -37,10 +39,10 @@ def _neg_log_probs(logits: jax.Array, targets: jax.Array, log_normalizer: jax.Ar
 
 
 def _loss(logits: jax.Array, targets: jax.Array, log_normalizer: jax.Array) -> jax.Array:
-    loss = jnp.sum(targets * (log_normalizer[..., None] - logits), axis=-1)
+    loss = _numerics.class_sum(targets * (log_normalizer[..., None] - logits))
     return jax.lax.cond(
         jnp.any(jnp.isnan(loss)),
-        lambda: jnp.sum(targets * _neg_log_probs(logits, targets, log_normalizer), axis=-1),
+        lambda: _numerics.class_sum(targets * _neg_log_probs(logits, targets, log_normalizer)),
         lambda: loss,
     )
 
@@ -48,28 +50,28 @@ def _loss(logits: jax.Array, targets: jax.Array, log_normalizer: jax.Array) -> j
 @jax.custom_jvp
 def soft_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """``Σ_c t_c (lse − z_c)`` per row of classes-last ``logits`` and ``targets`` (module doc)."""
-    return _loss(logits, targets, jax.nn.logsumexp(logits, axis=-1))
+    return _loss(logits, targets, _numerics.logsumexp(logits))
 
 
 def _soft_cross_entropy_jvp(primals: tuple, tangents: tuple) -> tuple:
     logits, targets = primals
     logits_dot, targets_dot = tangents
     # logsumexp spelled out, so that the gradient reuses its exponentials: one exp pass.
-    shift = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    shift = jax.lax.stop_gradient(_numerics.class_max(logits)[..., None])
     shift = jnp.where(jnp.isfinite(shift), shift, 0)
     exps = jnp.exp(logits - shift)
-    total = jnp.sum(exps, axis=-1)
+    total = _numerics.class_sum(exps)
     log_normalizer = shift[..., 0] + jnp.log(total)
     loss = _loss(logits, targets, log_normalizer)
     loss_dot = jnp.zeros_like(loss)
     if not isinstance(logits_dot, SymbolicZero):
-        mean_logit_dot = jnp.sum(exps * logits_dot, axis=-1) / total
-        loss_dot = jnp.sum(targets, axis=-1) * mean_logit_dot - jnp.sum(
-            targets * logits_dot, axis=-1
+        mean_logit_dot = _numerics.class_sum(exps * logits_dot) / total
+        loss_dot = _numerics.class_sum(targets) * mean_logit_dot - _numerics.class_sum(
+            targets * logits_dot
         )
     if not isinstance(targets_dot, SymbolicZero):
         neg_log_probs = _neg_log_probs(logits, targets, log_normalizer)
-        loss_dot = loss_dot + jnp.sum(targets_dot * neg_log_probs, axis=-1)
+        loss_dot = loss_dot + _numerics.class_sum(targets_dot * neg_log_probs)
     return loss, loss_dot
 
 

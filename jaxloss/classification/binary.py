@@ -193,7 +193,6 @@ def sigmoid_focal(
     _checks.in_range(gamma, "gamma", low=0)
     logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
     alpha = jnp.asarray(alpha, logits.dtype)
-    gamma = jnp.asarray(gamma, logits.dtype)
     probs = jax.nn.sigmoid(logits)
     # 1 - p_t written without cancellation: p (1 - t) + (1 - p) t.
     one_minus_pt = probs * (1 - targets) + (1 - probs) * targets

@@ -158,7 +158,7 @@ def cross_entropy(
         return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
-    log_normalizer = jax.nn.logsumexp(logits, axis=-1)
+    log_normalizer = _numerics.logsumexp(logits)
     loss = log_normalizer - _take_class(logits, safe_labels)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
@@ -282,9 +282,9 @@ def softmax_focal(
     _checks.in_range(gamma, "gamma", low=0)
     logits = _classes_last(logits, axis, "logits")
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
-    log_p = _take_class(logits, safe_labels) - jax.nn.logsumexp(logits, axis=-1)
+    log_p = _take_class(logits, safe_labels) - _numerics.logsumexp(logits)
     # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
-    loss = -_numerics.safe_pow(-jnp.expm1(log_p), jnp.asarray(gamma, log_p.dtype)) * log_p
+    loss = -_numerics.safe_pow(-jnp.expm1(log_p), gamma) * log_p
     if alpha is not None:
         alpha = _checks.vector_of_length(alpha, logits.shape[-1], "alpha", "one per class")
         loss = alpha[safe_labels] * loss
