@@ -25,12 +25,25 @@ from jaxloss.classification import sigmoid_focal as sigmoid_focal
 from jaxloss.classification import smooth_labels as smooth_labels
 from jaxloss.classification import soft_margin as soft_margin
 from jaxloss.classification import softmax_focal as softmax_focal
+from jaxloss.dense import boundary as boundary
 from jaxloss.dense import chamfer as chamfer
 from jaxloss.dense import dice as dice
+from jaxloss.dense import dice_ce as dice_ce
+from jaxloss.dense import dice_focal as dice_focal
+from jaxloss.dense import distance_transform as distance_transform
 from jaxloss.dense import generalized_dice as generalized_dice
+from jaxloss.dense import gradient_difference as gradient_difference
 from jaxloss.dense import gram_matrix as gram_matrix
+from jaxloss.dense import hausdorff_dt as hausdorff_dt
+from jaxloss.dense import jaccard as jaccard
+from jaxloss.dense import lovasz_hinge as lovasz_hinge
+from jaxloss.dense import lovasz_softmax as lovasz_softmax
+from jaxloss.dense import ms_ssim as ms_ssim
 from jaxloss.dense import perceptual_loss as perceptual_loss
+from jaxloss.dense import soft_cldice as soft_cldice
+from jaxloss.dense import ssim as ssim
 from jaxloss.dense import style_loss as style_loss
+from jaxloss.dense import total_variation as total_variation
 from jaxloss.dense import tversky as tversky
 from jaxloss.divergence import gaussian_kl as gaussian_kl
 from jaxloss.divergence import generalized_kl as generalized_kl
@@ -94,6 +107,7 @@ from jaxloss.preference import token_logprobs as token_logprobs
 from jaxloss.ranking import pairwise_hinge_ranking as pairwise_hinge_ranking
 from jaxloss.ranking import pairwise_logistic_ranking as pairwise_logistic_ranking
 from jaxloss.ranking import ranking_softmax as ranking_softmax
+from jaxloss.regression import charbonnier as charbonnier
 from jaxloss.regression import gaussian_nll as gaussian_nll
 from jaxloss.regression import huber as huber
 from jaxloss.regression import l1 as l1
@@ -126,10 +140,12 @@ __all__ = [
     "batch_triplet",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "boundary",
     "bradley_terry",
     "center_loss",
     "center_update",
     "chamfer",
+    "charbonnier",
     "checked",
     "circle",
     "combined_margin",
@@ -147,6 +163,9 @@ __all__ = [
     "curricularface",
     "curricularface_update",
     "dice",
+    "dice_ce",
+    "dice_focal",
+    "distance_transform",
     "dpo",
     "elasticface",
     "elbo_loss",
@@ -158,15 +177,18 @@ __all__ = [
     "gaussian_nll",
     "generalized_dice",
     "generalized_kl",
+    "gradient_difference",
     "gradient_penalty",
     "gram_matrix",
     "grpo_advantages",
+    "hausdorff_dt",
     "hinge",
     "hinge_discriminator",
     "hinge_embedding",
     "hinge_generator",
     "huber",
     "info_nce",
+    "jaccard",
     "kl_div",
     "kl_penalty",
     "kto",
@@ -175,10 +197,13 @@ __all__ = [
     "linear_cross_entropy",
     "linear_rnnt",
     "log_cosh",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "mae",
     "magface",
     "margin_loss",
     "margin_ranking",
+    "ms_ssim",
     "mse",
     "multi_margin",
     "multi_similarity",
@@ -211,16 +236,19 @@ __all__ = [
     "simpo",
     "smooth_l1",
     "smooth_labels",
+    "soft_cldice",
     "soft_margin",
     "soft_triple",
     "softmax_focal",
     "sparsemax",
     "sparsemax_loss",
     "sphereface",
+    "ssim",
     "style_loss",
     "subcenter_arcface",
     "supcon",
     "token_logprobs",
+    "total_variation",
     "triplet_margin",
     "triplet_margin_with_distance",
     "tuplet_margin",

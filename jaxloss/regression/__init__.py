@@ -13,3 +13,4 @@ from jaxloss.regression.elementwise import mse as mse
 from jaxloss.regression.elementwise import smooth_l1 as smooth_l1
 from jaxloss.regression.likelihood import gaussian_nll as gaussian_nll
 from jaxloss.regression.likelihood import poisson_nll as poisson_nll
+from jaxloss.regression.robust import charbonnier as charbonnier

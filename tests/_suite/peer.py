@@ -1,14 +1,15 @@
 """``Peer``: one loss of a peer library (``torch.nn.functional``, ``optax.losses``,
-pytorch-metric-learning's ``losses``) and its jaxloss translation, as
+pytorch-metric-learning's, MONAI's and kornia's ``losses``) and its jaxloss translation, as
 ``tests/_suite/test_catalogues.py`` checks it.
 
 Each family declares the peers of its losses in ``tests/<family>/cases*.py`` (``PEERS``,
-keyed ``"torch:<name>"``, ``"optax:<name>"`` or ``"pml:<ClassName>"``, with an optional
-``[variant]`` suffix when one peer function needs several translations, e.g. integer labels
-and probabilities). The catalogue test introspects the libraries at their pinned versions
-and fails on any loss without an entry (for PML: without an entry or a line in
-``tests/_suite/pml_catalogue.py``'s ``PML_NOT_TRANSLATED``), so a new upstream loss shows
-up as a failing test when a pin moves.
+keyed ``"torch:<name>"``, ``"optax:<name>"``, ``"pml:<ClassName>"``,
+``"monai:<ClassName>"`` or ``"kornia:<name>"``, with an optional ``[variant]`` suffix when
+one peer function needs several translations, e.g. integer labels and probabilities). The
+catalogue test introspects the libraries at their pinned versions and fails on any loss
+without an entry (for PML, MONAI and kornia: without an entry or a line in the library's
+``NOT_TRANSLATED`` table), so a new upstream loss shows up as a failing test when a pin
+moves.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-LIBRARIES = ("torch", "optax", "pml")
+LIBRARIES = ("torch", "optax", "pml", "monai", "kornia")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +29,10 @@ class Peer:
 
     Attributes:
       peer: the peer's function on the inputs, ``(*inputs, **options)``: torch float64
-        tensors for ``"torch:"`` and ``"pml:"`` entries (differentiable ones with
-        ``requires_grad``; integers int64 for PML, which indexes with its labels), JAX
+        tensors for ``"torch:"``, ``"pml:"``, ``"monai:"`` and ``"kornia:"`` entries
+        (channel-last inputs, which a MONAI or kornia peer moves channel first itself;
+        differentiable ones with ``requires_grad``; integers int64 except for torch, as
+        the other libraries index with their labels), JAX
         arrays of the inputs' dtypes for ``"optax:"`` entries; returns the peer's output (a
         torch tensor, or a JAX array). A PML peer builds its loss object inside (a miner
         too, if the translation is of one), and puts a weights input in place of its

@@ -1,13 +1,15 @@
 """Every loss of ``torch.nn.functional`` and ``optax.losses`` has a jaxloss translation that
-gives the same numbers, and so does every loss of pytorch-metric-learning (PML) that jaxloss
-has, the others being listed with the reason.
+gives the same numbers, and so does every loss of pytorch-metric-learning (PML), MONAI and
+kornia that jaxloss has, the others being listed with the reason.
 
 The catalogues are introspected at the pinned versions: torch's losses are the functions its
 ``torch.nn`` loss modules call plus every ``*_loss`` function; optax's are every public name
 of ``optax.losses``; PML's every loss class of ``pytorch_metric_learning.losses``
-(``tests/_suite/pml_catalogue.py``). Each must have an entry in some
-``tests/<family>/cases*.py`` ``PEERS`` table (``tests/_suite/peer.py``), or, for PML, a line
-in ``PML_NOT_TRANSLATED``; each entry is checked numerically here: values and gradients on
+(``tests/_suite/pml_catalogue.py``); MONAI's and kornia's the loss modules of
+``monai.losses`` and ``kornia.losses`` (``tests/_suite/imaging_catalogues.py``). Each must
+have an entry in some ``tests/<family>/cases*.py`` ``PEERS`` table
+(``tests/_suite/peer.py``), or, for PML, MONAI and kornia, a line in its
+``NOT_TRANSLATED`` table; each entry is checked numerically here: values and gradients on
 random shapes, for every option combination it lists, and its spelling must appear on the
 porting page of its library.
 """
@@ -25,6 +27,12 @@ import optax
 import pytest
 import torch
 
+from tests._suite.imaging_catalogues import (
+    KORNIA_NOT_TRANSLATED,
+    MONAI_NOT_TRANSLATED,
+    kornia_losses,
+    monai_losses,
+)
 from tests._suite.peer import LIBRARIES, library, peer_name
 from tests._suite.pml_catalogue import (
     PML_EXCLUDED,
@@ -34,7 +42,13 @@ from tests._suite.pml_catalogue import (
 )
 from tests._suite.registry import PEERS
 
-PAGES = {"torch": "docs/porting.md", "optax": "docs/porting_optax.md", "pml": "docs/porting_pml.md"}
+PAGES = {
+    "torch": "docs/porting.md",
+    "optax": "docs/porting_optax.md",
+    "pml": "docs/porting_pml.md",
+    "monai": "docs/porting_monai.md",
+    "kornia": "docs/porting_kornia.md",
+}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # One random draw of shapes per entry: its options then share JAX's and torch's per-shape
 # caches (a second draw doubles the module's time). The family tests vary shapes further.
@@ -64,15 +78,32 @@ def optax_losses() -> set[str]:
     }
 
 
-CATALOGUES = {"torch": torch_losses, "optax": optax_losses, "pml": pml_losses}
+CATALOGUES = {
+    "torch": torch_losses,
+    "optax": optax_losses,
+    "pml": pml_losses,
+    "monai": monai_losses,
+    "kornia": kornia_losses,
+}
 # The losses a library has that jaxloss does not translate (yet), with the reason.
-NOT_TRANSLATED = {"pml": PML_NOT_TRANSLATED}
+NOT_TRANSLATED = {
+    "pml": PML_NOT_TRANSLATED,
+    "monai": MONAI_NOT_TRANSLATED,
+    "kornia": KORNIA_NOT_TRANSLATED,
+}
+# Where each NOT_TRANSLATED table is written.
+TABLES = {
+    "pml": "PML_NOT_TRANSLATED (tests/_suite/pml_catalogue.py)",
+    "monai": "MONAI_NOT_TRANSLATED (tests/_suite/imaging_catalogues.py)",
+    "kornia": "KORNIA_NOT_TRANSLATED (tests/_suite/imaging_catalogues.py)",
+}
 
 
 @pytest.mark.parametrize("lib", LIBRARIES)
 def test_every_peer_loss_has_a_translation(lib):
     catalogue = CATALOGUES[lib]()
     assert len(catalogue) > 15, f"introspecting {lib} found only {sorted(catalogue)}"
+    table = TABLES.get(lib, "a NOT_TRANSLATED table")
     translated = {peer_name(key) for key in PEERS if library(key) == lib}
     untranslated = set(NOT_TRANSLATED.get(lib, {}))
     missing = catalogue - translated - untranslated
@@ -82,12 +113,9 @@ def test_every_peer_loss_has_a_translation(lib):
     stale = translated - catalogue
     assert not stale, f"PEERS entries for names {lib} does not have: {sorted(stale)}"
     stale = untranslated - catalogue
-    assert not stale, f"PML_NOT_TRANSLATED lists names {lib} does not have: {sorted(stale)}"
+    assert not stale, f"{table} lists names {lib} does not have: {sorted(stale)}"
     both = translated & untranslated
-    assert not both, (
-        f"{sorted(both)} have PEERS entries: remove their lines from PML_NOT_TRANSLATED "
-        "(tests/_suite/pml_catalogue.py)"
-    )
+    assert not both, f"{sorted(both)} have PEERS entries: remove their lines from {table}"
 
 
 def test_pml_catalogue_leaves_out_only_bases_and_wrappers():
@@ -97,10 +125,11 @@ def test_pml_catalogue_leaves_out_only_bases_and_wrappers():
     )
 
 
-def test_untranslated_pml_losses_are_on_the_porting_page():
-    page = (ROOT / PAGES["pml"]).read_text()
-    absent = [name for name in PML_NOT_TRANSLATED if f"`{name}`" not in page]
-    assert not absent, f"{PAGES['pml']} does not list the untranslated {absent}"
+@pytest.mark.parametrize("lib", sorted(NOT_TRANSLATED))
+def test_untranslated_losses_are_on_the_porting_page(lib):
+    page = (ROOT / PAGES[lib]).read_text()
+    absent = [name for name in NOT_TRANSLATED[lib] if f"`{name}`" not in page]
+    assert not absent, f"{PAGES[lib]} does not list the untranslated {absent}"
 
 
 @pytest.mark.parametrize("key", sorted(PEERS))
@@ -111,11 +140,12 @@ def test_spelling_is_on_the_porting_page(key):
 
 
 def _torch_value_and_grads(key, inputs, options, cotangent_rng):
-    """A ``"torch:"`` or ``"pml:"`` peer's float64 value and the pullback of a normal
-    cotangent of its shape drawn from ``cotangent_rng``."""
+    """A torch-based (``"torch:"``, ``"pml:"``, ``"monai:"``, ``"kornia:"``) peer's float64
+    value and the pullback of a normal cotangent of its shape drawn from ``cotangent_rng``."""
     entry = PEERS[key]
-    # PML indexes with its labels and wants them int64, as torch's class indices.
-    integers = torch.int64 if library(key) == "pml" else None
+    # PML, MONAI and kornia index with their labels and want them int64, as torch's class
+    # indices.
+    integers = None if library(key) == "torch" else torch.int64
     tensors = [
         torch.tensor(x, dtype=torch.float64, requires_grad=i in entry.differentiable)
         if np.issubdtype(x.dtype, np.floating)

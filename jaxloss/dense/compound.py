@@ -1,0 +1,375 @@
+"""Compound segmentation objectives: Dice plus a per-pixel term, MONAI's ``DiceCELoss`` and
+``DiceFocalLoss``.
+
+Dice scores each class by its overlap, however small the class; the per-pixel term
+(cross-entropy, focal) gives every pixel a gradient from the first step, when the overlaps
+are still near 0. Their sum is nnU-Net's default objective.
+
+Reductions. ``"none"`` is one value per sample, ``[batch]``: ``lambda_dice`` times the mean
+of the sample's per-class Dice losses, plus the per-pixel term's weight times that term's
+mean over the sample's counted pixels (torch's rule within the sample: with integer labels
+and class weights, the weighted mean). ``"sum"`` adds those values. ``"mean"`` is MONAI's
+value: the Dice losses' mean over (sample, class) entries plus the per-pixel term's mean
+over every counted pixel of the batch. The two agree (``"mean"`` is the mean of ``"none"``)
+when every sample counts the same pixels with the same total weight; with void pixels
+(labels outside ``[0, num_classes)``, left out of both terms) or weighted labels,
+``"mean"`` weighs each sample by its counted pixels, as MONAI and torch do.
+
+With ``return_terms=True`` each function returns ``(total, terms)``, the terms unweighted
+by the lambdas and reduced as the total, ready for ``jax.value_and_grad(...,
+has_aux=True)`` and for logging.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checks
+from jaxloss._labels import valid_class_ids
+from jaxloss._reduce import reduce_loss, safe_divide
+from jaxloss._sharding import AxisName
+from jaxloss.classification.binary import binary_cross_entropy_with_logits, sigmoid_focal
+from jaxloss.classification.softmax import cross_entropy
+from jaxloss.dense.overlap import ACTIVATIONS, _kept_class_weights, dice
+
+
+def _pixel_inputs(
+    logits: ArrayLike, targets: ArrayLike, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None]:
+    """Float ``logits``; the targets, integer labels ``[batch, ...]`` or float per-class
+    targets of the logits' shape; the pixels that count ``[batch, ...]`` (valid labels of
+    the samples ``where`` keeps; None when every pixel counts, so that no mask or count
+    work enters the program); and the sample mask ``[batch]`` (None: all)."""
+    logits = _checks.float_array(logits, "logits", allow_inf=True)
+    mask = _checks.mask(where, logits.shape[:1])
+    targets = jnp.asarray(targets)
+    pixels = None
+    if targets.shape == logits.shape[:-1]:
+        targets = _checks.integer_array(targets, "targets")
+        pixels = valid_class_ids(targets, logits.shape[-1])
+    elif targets.shape == logits.shape:
+        targets = _checks.float_array(targets, "targets", allow_int=True).astype(logits.dtype)
+    if mask is not None:
+        samples = jnp.expand_dims(mask, tuple(range(1, logits.ndim - 1)))
+        pixels = samples if pixels is None else pixels & samples
+        pixels = jnp.broadcast_to(pixels, logits.shape[:-1])
+    return logits, targets, pixels, mask
+
+
+def _per_class_targets(targets: jax.Array, logits: jax.Array, kept: int) -> jax.Array:
+    """The targets of the last ``kept`` classes, ``[batch, ..., kept]``: one-hot labels."""
+    if targets.shape != logits.shape:
+        targets = jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
+    return targets[..., logits.shape[-1] - kept :]
+
+
+def _combine(
+    dice_loss: jax.Array,
+    pixel_loss: jax.Array,
+    pixel_counts: jax.Array | None,
+    lambdas: tuple[ArrayLike, ArrayLike],
+    pixel_term: str,
+    mask: jax.Array | None,
+    reduction: str,
+    axis_name: AxisName,
+    return_terms: bool,
+) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+    """``λ_dice · dice + λ · pixel term``, reduced as the module docstring says.
+
+    ``dice_loss`` is ``[batch, classes]``; ``pixel_loss`` and ``pixel_counts`` (each entry's
+    share of the mean: 0 where it does not count; None: every entry counts once) have the
+    batch first.
+    """
+    _checks.reduction(reduction)
+    dice_per_sample = jnp.mean(dice_loss, axis=-1)
+    if reduction == "mean":
+        terms = {
+            "dice": reduce_loss(dice_per_sample, "mean", where=mask, axis_name=axis_name),
+            pixel_term: reduce_loss(
+                pixel_loss, "mean", mean_weights=pixel_counts, axis_name=axis_name
+            )
+            if pixel_counts is not None
+            else reduce_loss(pixel_loss, "mean", axis_name=axis_name),
+        }
+    else:
+        axes = tuple(range(1, pixel_loss.ndim))
+        per_sample = {
+            "dice": dice_per_sample,
+            pixel_term: safe_divide(jnp.sum(pixel_loss, axes), jnp.sum(pixel_counts, axes))
+            if pixel_counts is not None
+            else jnp.mean(pixel_loss, axes),
+        }
+        terms = {
+            name: reduce_loss(value, reduction, where=mask, axis_name=axis_name)
+            for name, value in per_sample.items()
+        }
+    dtype = terms["dice"].dtype
+    lambda_dice, lambda_pixel = (jnp.asarray(a, dtype) for a in lambdas)
+    total = lambda_dice * terms["dice"] + lambda_pixel * terms[pixel_term]
+    return (total, terms) if return_terms else total
+
+
+def dice_ce(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    lambda_dice: ArrayLike = 1.0,
+    lambda_ce: ArrayLike = 1.0,
+    class_weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    smooth_nr: ArrayLike = 1e-5,
+    smooth_dr: ArrayLike = 1e-5,
+    squared: bool = False,
+    include_background: bool = True,
+    from_logits: str = "softmax",
+    return_terms: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+    r"""Dice plus cross-entropy, as MONAI's ``DiceCELoss``.
+
+    .. math::
+      \ell = \lambda_{dice}\, \mathrm{Dice}(\sigma(z), t) + \lambda_{ce}\, \mathrm{CE}(z, t)
+
+    where ``Dice`` is :func:`dice` of the activated logits (class weights included) and
+    ``CE`` is computed on the logits :math:`z`: with ``from_logits="softmax"``,
+    :func:`cross_entropy` over every class (whatever ``include_background``, as MONAI), with
+    the class weights as torch's ``weight`` (a weighted mean with integer labels, a plain
+    mean with one-hot or soft targets) and ``label_smoothing``; with ``"sigmoid"``,
+    :func:`binary_cross_entropy_with_logits` per class kept, each class's term times its
+    weight, with ``pos_weight``. The reductions are the module's (``"none"``: ``[batch]``).
+
+    MONAI's ``DiceCELoss(sigmoid=True)`` takes the BCE path for one channel only, with its
+    ``weight`` as ``pos_weight`` and no weight on Dice: ``dice_ce(..., from_logits="sigmoid",
+    pos_weight=weight)``. With several channels it computes a softmax cross-entropy next
+    to the sigmoid Dice; this function does not.
+
+    Args:
+      logits: ``[batch, ..., num_classes]`` logits, channel last; any number of spatial axes.
+      targets: integer labels ``[batch, ...]`` (labels outside ``[0, num_classes)`` leave
+        the pixel out of both terms) or per-class targets of the logits' shape (one-hot,
+        soft, or multi-label with ``"sigmoid"``).
+      lambda_dice: weight of the Dice term, ``>= 0``; may be traced.
+      lambda_ce: weight of the cross-entropy term, ``>= 0``; may be traced.
+      class_weights: optional ``[num_classes]`` (or scalar) non-negative class weights,
+        MONAI's ``weight``, shared by both terms (class 0's unused by Dice without the
+        background); may be traced.
+      pos_weight: optional weight of the positive targets of each class kept, for
+        ``"sigmoid"`` only (torch's ``BCEWithLogitsLoss``).
+      label_smoothing: smoothing of the softmax cross-entropy's targets, in ``[0, 1]``.
+      smooth_nr: Dice's s_nr.
+      smooth_dr: Dice's s_dr.
+      squared: Dice's squared denominator.
+      include_background: if False, class 0 is dropped from Dice (and from the sigmoid
+        cross-entropy).
+      from_logits: ``"softmax"`` (classes exclusive) or ``"sigmoid"`` (per class).
+      return_terms: also return ``{"dice": ..., "cross_entropy": ...}``.
+      where: optional boolean mask of samples, broadcastable to ``[batch]``.
+      reduction: ``"mean"`` (MONAI's), ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis of the batch (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-sample losses ``[batch]`` for ``reduction="none"``; with
+      ``return_terms``, ``(total, {"dice": ..., "cross_entropy": ...})``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> logits = jnp.zeros((1, 2, 2))  # probabilities 1/2 everywhere
+      >>> labels = jnp.array([[0, 1]])
+      >>> # Dice: 1 − 2·0.5 / (1 + 1) = 0.5 per class; CE: log 2 = 0.6931 per pixel
+      >>> total, terms = jaxloss.dice_ce(logits, labels, smooth_nr=0.0, smooth_dr=0.0,
+      ...                                lambda_ce=0.5, return_terms=True)
+      >>> round(float(total), 4), round(float(terms["cross_entropy"]), 4)
+      (0.8466, 0.6931)
+
+    References:
+      Isensee et al., "nnU-Net: a self-configuring method for deep learning-based biomedical
+      image segmentation", Nature Methods 2021. Taghanaki et al., "Combo loss: Handling
+      input and output imbalance in multi-organ segmentation", CMIG 2019.
+    """
+    _checks.in_range(lambda_dice, "lambda_dice", low=0)
+    _checks.in_range(lambda_ce, "lambda_ce", low=0)
+    _checks.choice(from_logits, ACTIVATIONS, "from_logits")
+    logits, targets, pixels, mask = _pixel_inputs(logits, targets, where)
+    num_classes = logits.shape[-1]
+    weights = None
+    if class_weights is not None:
+        weights = _kept_class_weights(class_weights, num_classes, include_background=True)
+    dice_loss = dice(
+        logits,
+        targets,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        squared=squared,
+        class_weights=weights,
+        include_background=include_background,
+        from_logits=from_logits,
+        where=None if mask is None else mask[:, None],
+        reduction="none",
+    )
+    if from_logits == "softmax":
+        if pos_weight is not None:
+            raise ValueError("`pos_weight` applies to `from_logits='sigmoid'` only.")
+        ce = cross_entropy(
+            logits,
+            targets,
+            class_weights=weights,
+            label_smoothing=label_smoothing,
+            where=None if mask is None else jnp.expand_dims(mask, tuple(range(1, logits.ndim - 1))),
+            reduction="none",
+        )
+        counts = None if pixels is None else pixels.astype(ce.dtype)
+        if weights is not None and pixels is not None and targets.shape != logits.shape:
+            # Integer labels: torch's weighted mean, each pixel counting its class's weight.
+            counts = jnp.where(pixels, weights.astype(ce.dtype)[jnp.where(pixels, targets, 0)], 0)
+    else:
+        if not _checks.is_static_zero(label_smoothing):
+            raise ValueError("`label_smoothing` applies to `from_logits='softmax'` only.")
+        kept = num_classes - (0 if include_background else 1)
+        per_class = _per_class_targets(targets, logits, kept)
+        elements = None if pixels is None else jnp.broadcast_to(pixels[..., None], per_class.shape)
+        ce = binary_cross_entropy_with_logits(
+            logits[..., num_classes - kept :],
+            per_class,
+            weights=None if weights is None else weights[num_classes - kept :],
+            pos_weight=pos_weight,
+            where=elements,
+            reduction="none",
+        )
+        counts = None if elements is None else elements.astype(ce.dtype)
+    return _combine(
+        dice_loss,
+        ce,
+        counts,
+        (lambda_dice, lambda_ce),
+        "cross_entropy",
+        mask,
+        reduction,
+        axis_name,
+        return_terms,
+    )
+
+
+def dice_focal(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    lambda_dice: ArrayLike = 1.0,
+    lambda_focal: ArrayLike = 1.0,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
+    smooth_nr: ArrayLike = 1e-5,
+    smooth_dr: ArrayLike = 1e-5,
+    squared: bool = False,
+    include_background: bool = True,
+    from_logits: str = "sigmoid",
+    return_terms: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+    r"""Dice plus the sigmoid focal loss per class, as MONAI's ``DiceFocalLoss``.
+
+    .. math::
+      \ell = \lambda_{dice}\, \mathrm{Dice}(\sigma(z), t)
+             + \lambda_{focal}\, w_c\, \alpha_t (1 - p_t)^{\gamma}\, \mathrm{BCE}(z, t)
+
+    where ``Dice`` is :func:`dice` of the activated logits and the focal term is
+    :func:`sigmoid_focal` of every (pixel, class kept) on the logits :math:`z`, whatever
+    ``from_logits`` (MONAI's ``FocalLoss`` default, which ``DiceFocalLoss`` uses). The class
+    weights :math:`w_c` multiply both terms' per-class values, and the focal term's mean is
+    over every (pixel, class) entry, not a weighted mean. ``alpha=None`` leaves the
+    α-balancing out, as MONAI's default. The reductions are the module's (``"none"``:
+    ``[batch]``). For a softmax focal term, add :func:`softmax_focal` to :func:`dice`.
+
+    MONAI's focal factor is :math:`\sigma(-z(2t - 1))^\gamma`, equal to
+    :math:`(1 - p_t)^\gamma` for hard targets; with soft targets the two differ.
+
+    Args:
+      logits: ``[batch, ..., num_classes]`` logits, channel last; any number of spatial axes.
+      targets: integer labels ``[batch, ...]`` (labels outside ``[0, num_classes)`` leave
+        the pixel out) or per-class targets of the logits' shape (one-hot or multi-label).
+      lambda_dice: weight of the Dice term, ``>= 0``.
+      lambda_focal: weight of the focal term, ``>= 0``; may be traced.
+      gamma: focusing parameter, ``>= 0``.
+      alpha: optional weight of the positive targets, in ``[0, 1]``.
+      class_weights: optional non-negative weights of the classes, shared by both terms:
+        a scalar, ``[num_classes]`` or, with ``include_background=False``,
+        ``[num_classes - 1]`` (MONAI's length).
+      smooth_nr: Dice's s_nr.
+      smooth_dr: Dice's s_dr.
+      squared: Dice's squared denominator.
+      include_background: if False, class 0 is dropped from both terms.
+      from_logits: the activation of Dice, ``"sigmoid"`` (per class) or ``"softmax"``.
+      return_terms: also return ``{"dice": ..., "focal": ...}``.
+      where: optional boolean mask of samples, broadcastable to ``[batch]``.
+      reduction: ``"mean"`` (MONAI's), ``"sum"`` or ``"none"`` (``[batch]``).
+      axis_name: mapped axis of the batch (global mean and sum).
+
+    Returns:
+      A float32 scalar, or the per-sample losses ``[batch]`` for ``reduction="none"``; with
+      ``return_terms``, ``(total, {"dice": ..., "focal": ...})``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> logits = jnp.zeros((1, 2, 1))  # one class, p = 1/2 at both pixels
+      >>> targets = jnp.array([[[1.0], [0.0]]])
+      >>> # Dice: 1 − 2·0.5 / (1 + 1) = 0.5; focal: 0.5² · log 2 = 0.1733 per pixel
+      >>> round(float(jaxloss.dice_focal(logits, targets, smooth_nr=0.0, smooth_dr=0.0)), 4)
+      0.6733
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017. Zhu et al.,
+      "AnatomyNet: Deep learning for fast and fully automated whole-volume segmentation of
+      head and neck anatomy", Medical Physics 2019.
+    """
+    _checks.in_range(lambda_dice, "lambda_dice", low=0)
+    _checks.in_range(lambda_focal, "lambda_focal", low=0)
+    if alpha is not None:
+        _checks.in_range(alpha, "alpha", low=0, high=1)
+    logits, targets, pixels, mask = _pixel_inputs(logits, targets, where)
+    num_classes = logits.shape[-1]
+    kept = num_classes - (0 if include_background else 1)
+    weights = None
+    if class_weights is not None:
+        weights = _kept_class_weights(class_weights, num_classes, include_background)
+    dice_loss = dice(
+        logits,
+        targets,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        squared=squared,
+        class_weights=weights,
+        include_background=include_background,
+        from_logits=from_logits,
+        where=None if mask is None else mask[:, None],
+        reduction="none",
+    )
+    per_class = _per_class_targets(targets, logits, kept)
+    elements = None if pixels is None else jnp.broadcast_to(pixels[..., None], per_class.shape)
+    focal = sigmoid_focal(
+        logits[..., num_classes - kept :],
+        per_class,
+        alpha=-1.0 if alpha is None else alpha,
+        gamma=gamma,
+        where=elements,
+        reduction="none",
+    )
+    if weights is not None:
+        focal = focal * jnp.broadcast_to(weights.astype(focal.dtype), focal.shape)
+    return _combine(
+        dice_loss,
+        focal,
+        None if elements is None else elements.astype(focal.dtype),
+        (lambda_dice, lambda_focal),
+        "focal",
+        mask,
+        reduction,
+        axis_name,
+        return_terms,
+    )

@@ -1,0 +1,288 @@
+"""``jaccard``, class weights of ``dice``/``tversky``, ``dice_ce`` and ``dice_focal``: MONAI
+parity on 2-D and 3-D inputs (values, and gradients through torch autograd), float64
+references, hand-worked values, the reductions and the terms, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jaxloss
+from tests.dense import reference as ref
+from tests.dense import reference_compound as refc
+from tests.dense.cases_compound import PEERS
+
+# ---------------------------------------------------------------------------- MONAI parity
+
+SHAPES = {"2d": (2, 5, 4), "3d": (2, 3, 4, 2)}  # batch, then the spatial axes
+
+
+def _inputs(shape, num_classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (2 * rng.normal(size=(*shape, num_classes))).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=shape).astype(np.int32)
+    weight = rng.uniform(0.2, 2.0, size=num_classes).astype(np.float32)
+    return logits, labels, weight
+
+
+def _torch_value_and_grad(entry, inputs, options, rng):
+    """MONAI's float64 value and the pullback of a normal cotangent (returned too)."""
+    tensors = [
+        torch.tensor(x, dtype=torch.float64, requires_grad=i == 0)
+        if np.issubdtype(x.dtype, np.floating)
+        else torch.tensor(x, dtype=torch.int64)
+        for i, x in enumerate(inputs)
+    ]
+    value = entry.peer(*tensors, **options)
+    cotangent = rng.normal(size=tuple(value.shape))
+    (grad,) = torch.autograd.grad(value, tensors[:1], torch.tensor(cotangent))
+    return value.detach().numpy(), grad.numpy(), cotangent
+
+
+@pytest.mark.parametrize("dims", sorted(SHAPES))
+@pytest.mark.parametrize(
+    "key",
+    ["monai:DiceLoss", "monai:DiceLoss[jaccard]", "monai:DiceCELoss", "monai:DiceFocalLoss"],
+)
+def test_monai_parity_in_2d_and_3d(key, dims):
+    entry = PEERS[key]
+    inputs = _inputs(SHAPES[dims])
+    rng = np.random.default_rng(1)
+    expected = [_torch_value_and_grad(entry, inputs, o, rng) for o in entry.options]
+
+    @jax.jit
+    def ours(logits, labels, weight, cotangents):
+        out = []
+        for options, cotangent in zip(entry.options, cotangents, strict=True):
+            value, pullback = jax.vjp(
+                lambda z, o=options: entry.ours(z, labels, weight, **o), logits
+            )
+            out.append((value, pullback(cotangent.astype(value.dtype))[0]))
+        return out
+
+    results = ours(*inputs, [jnp.asarray(c, jnp.float32) for *_, c in expected])
+    for options, (value, grad), (want, want_grad, _) in zip(
+        entry.options, results, expected, strict=True
+    ):
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6, err_msg=str(options))
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6, err_msg=str(options))
+
+
+# ------------------------------------------------------------------------ jaccard by hand
+
+
+def test_jaccard_by_hand():
+    # Two classes, two pixels: p = (0.75, 0.25), (0.25, 0.75); labels 0, 1.
+    # Per class I = 0.75, Σp = Σt = 1, U = 2 − 0.75 = 1.25; with s_nr = s_dr = 0.25:
+    # 1 − (0.75 + 0.25) / (1.25 + 0.25) = 1/3, times the class weights 1 and 3.
+    probs = jnp.array([[[0.75, 0.25], [0.25, 0.75]]])
+    loss = jaxloss.jaccard(
+        probs,
+        jnp.array([[0, 1]]),
+        smooth_nr=0.25,
+        smooth_dr=0.25,
+        class_weights=jnp.array([1.0, 3.0]),
+        reduction="none",
+    )
+    np.testing.assert_allclose(loss, [[1 / 3, 1.0]], rtol=1e-6)
+    # Squared: U = 0.75² + 0.25² + 1 − 0.75 = 0.875, so 1 − 1 / 1.125 = 1/9 per class.
+    squared = jaxloss.jaccard(
+        probs, jnp.array([[0, 1]]), smooth_nr=0.25, smooth_dr=0.25, squared=True
+    )
+    np.testing.assert_allclose(squared, 1 / 9, rtol=1e-6)
+
+
+def test_jaccard_is_dice_over_two_minus_dice():
+    probs, labels = _inputs((3, 5, 4), num_classes=3)[:2]
+    probs = jax.nn.softmax(probs)
+    options = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
+    score = 1 - jaxloss.dice(probs, labels, **options)
+    np.testing.assert_allclose(
+        1 - jaxloss.jaccard(probs, labels, **options), score / (2 - score), rtol=1e-5
+    )
+
+
+# ------------------------------------------------------------------------- class weights
+
+
+@jax.jit
+def _weighted_overlaps(probs, labels, weights):
+    kept = weights[1:]
+    return {
+        "dice": jaxloss.dice(probs, labels, class_weights=weights, reduction="none"),
+        "dice_kept": jaxloss.dice(
+            probs, labels, class_weights=kept, include_background=False, reduction="none"
+        ),
+        "dice_full": jaxloss.dice(
+            probs, labels, class_weights=weights, include_background=False, reduction="none"
+        ),
+        "tversky": jaxloss.tversky(
+            probs, labels, class_weights=weights, alpha=0.3, beta=0.7, reduction="none"
+        ),
+        "mean": jaxloss.dice(probs, labels, class_weights=weights),
+        "grad": jax.grad(lambda w: jaxloss.dice(probs, labels, class_weights=w))(weights),
+    }
+
+
+def test_class_weights_multiply_each_class_and_may_be_traced():
+    logits, labels, weights = _inputs(SHAPES["3d"], num_classes=3)
+    probs = np.asarray(jax.nn.softmax(logits))
+    out = _weighted_overlaps(probs, labels, weights)
+    plain = ref.dice(probs, labels)
+    np.testing.assert_allclose(out["dice"], plain * weights, rtol=1e-5)
+    kept = ref.dice(probs, labels, include_background=False) * weights[1:]
+    np.testing.assert_allclose(out["dice_kept"], kept, rtol=1e-5)
+    np.testing.assert_allclose(out["dice_full"], kept, rtol=1e-5)
+    tversky = ref.tversky(probs, labels, alpha=0.3, beta=0.7) * weights
+    np.testing.assert_allclose(out["tversky"], tversky, rtol=1e-5)
+    # MONAI's mean: of the weighted losses, not divided by the weights.
+    np.testing.assert_allclose(out["mean"], (plain * weights).mean(), rtol=1e-5)
+    np.testing.assert_allclose(out["grad"], plain.mean(0) / plain.shape[1], rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- dice_ce, dice_focal
+
+COMPOUND_OPTIONS = {
+    "dice_ce": (
+        {},
+        {"class_weights": (0.5, 1.0, 2.0), "include_background": False, "lambda_ce": 0.7},
+        {"class_weights": (0.5, 1.0, 2.0), "label_smoothing": 0.2, "squared": True},
+        {"from_logits": "sigmoid", "class_weights": (0.5, 1.0, 2.0), "pos_weight": (2.0, 0.5, 1.0)},
+    ),
+    "dice_focal": (
+        {},
+        {"from_logits": "softmax", "class_weights": (2.0, 0.5), "include_background": False},
+        {"gamma": 0.5, "alpha": 0.25, "lambda_dice": 0.3, "lambda_focal": 2.0},
+    ),
+}
+REFERENCES = {
+    "dice_ce": (refc.dice_ce, refc.dice_ce_mean),
+    "dice_focal": (refc.dice_focal, refc.dice_focal_mean),
+}
+
+
+def _void_inputs(shape):
+    """Logits and labels with void pixels (255, −1), NaN logits there; one-hot targets."""
+    logits, labels, _ = _inputs(shape, num_classes=3)
+    labels = labels.copy()
+    labels[0, 0] = 255
+    labels[1].flat[:3] = -1
+    logits = np.where((labels == 255)[..., None], np.nan, logits).astype(np.float32)
+    return logits, labels
+
+
+@pytest.mark.parametrize("dims", sorted(SHAPES))
+@pytest.mark.parametrize("name", sorted(COMPOUND_OPTIONS))
+def test_compound_matches_the_reference(name, dims):
+    logits, labels = _void_inputs(SHAPES[dims])
+    options = COMPOUND_OPTIONS[name]
+    fn = getattr(jaxloss, name)
+
+    @jax.jit
+    def run(z, y):
+        out = []
+        for o in options:
+            none = fn(z, y, reduction="none", **o)
+            mean, grad = jax.value_and_grad(lambda z, o=o: fn(z, y, **o))(z)
+            out.append((none, fn(z, y, reduction="sum", **o), mean, grad))
+        return out
+
+    reference, reference_mean = REFERENCES[name]
+    clean = np.where(np.isnan(logits), 0.0, logits)
+    for o, (none, total, mean, grad) in zip(options, run(logits, labels), strict=True):
+        expected = reference(clean, labels, **o)
+        np.testing.assert_allclose(none, expected, rtol=1e-5, atol=1e-6, err_msg=str(o))
+        np.testing.assert_allclose(total, expected.sum(), rtol=1e-5, err_msg=str(o))
+        want = reference_mean(expected, clean, labels, **o)
+        np.testing.assert_allclose(mean, want, rtol=1e-5, err_msg=str(o))
+        # Void pixels (NaN logits there) reach neither the value nor the gradient.
+        assert np.all(np.isfinite(grad))
+        np.testing.assert_array_equal(grad[labels == 255], 0.0)
+
+
+def test_mean_weighs_samples_by_their_counted_pixels():
+    logits, labels = _void_inputs(SHAPES["2d"])
+    none = jaxloss.dice_ce(logits, labels, reduction="none")
+    mean = jaxloss.dice_ce(logits, labels)
+    assert not np.isclose(mean, none.mean(), rtol=1e-4)  # void pixels: counts differ
+    clean_logits, clean_labels, _ = _inputs(SHAPES["2d"], num_classes=3)
+    none = jaxloss.dice_ce(clean_logits, clean_labels, reduction="none")
+    np.testing.assert_allclose(jaxloss.dice_ce(clean_logits, clean_labels), none.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, term, weight",
+    [("dice_ce", "cross_entropy", "lambda_ce"), ("dice_focal", "focal", "lambda_focal")],
+)
+def test_terms_for_logging_with_value_and_grad(name, term, weight):
+    logits, labels, _ = _inputs(SHAPES["3d"], num_classes=3)
+    fn = getattr(jaxloss, name)
+    lambdas = {"lambda_dice": 0.4, weight: 1.7}
+
+    @jax.jit
+    def run(z):
+        with_terms = jax.value_and_grad(
+            lambda z: fn(z, labels, return_terms=True, **lambdas), has_aux=True
+        )(z)
+        return with_terms, jax.value_and_grad(lambda z: fn(z, labels, **lambdas))(z)
+
+    ((total, terms), grad), (plain, plain_grad) = run(logits)
+    assert set(terms) == {"dice", term}
+    np.testing.assert_allclose(total, plain, rtol=1e-6)
+    np.testing.assert_allclose(grad, plain_grad, rtol=1e-6)
+    np.testing.assert_allclose(total, 0.4 * terms["dice"] + 1.7 * terms[term], rtol=1e-6)
+    dice = jaxloss.dice(logits, labels, from_logits="softmax" if name == "dice_ce" else "sigmoid")
+    np.testing.assert_allclose(terms["dice"], dice, rtol=1e-6)
+    none = fn(logits, labels, reduction="none", return_terms=True)[1]
+    assert none["dice"].shape == none[term].shape == (2,)
+
+
+def test_dice_ce_with_one_hot_targets_is_torch_unweighted_mean():
+    # torch (and MONAI) divide by the number of pixels with probability targets, by the
+    # weights of the labels with integer labels.
+    logits, labels, weights = _inputs(SHAPES["2d"], num_classes=3)
+    one_hot = jax.nn.one_hot(labels, 3)
+    ce = {
+        target: jaxloss.dice_ce(
+            logits, y, class_weights=weights, return_terms=True, lambda_dice=0.0
+        )[1]["cross_entropy"]
+        for target, y in (("labels", labels), ("one_hot", one_hot))
+    }
+    pixels = jaxloss.cross_entropy(logits, labels, class_weights=weights, reduction="none")
+    np.testing.assert_allclose(ce["one_hot"], pixels.mean(), rtol=1e-5)
+    np.testing.assert_allclose(ce["labels"], pixels.sum() / weights[labels].sum(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda z, y: jaxloss.dice(z, y, class_weights=np.ones(4)), "class_weights"),
+        (lambda z, y: jaxloss.jaccard(z, y, class_weights=np.ones((3, 1))), "class_weights"),
+        (lambda z, y: jaxloss.tversky(z, y, class_weights=[1.0, -1.0, 1.0]), ">= 0"),
+        (
+            lambda z, y: jaxloss.dice_ce(z, y, class_weights=np.ones(2), include_background=False),
+            "class_weights",
+        ),
+        (lambda z, y: jaxloss.dice_ce(z, y, lambda_ce=-1.0), "lambda_ce"),
+        (lambda z, y: jaxloss.dice_focal(z, y, lambda_dice=-0.1), "lambda_dice"),
+        (lambda z, y: jaxloss.dice_focal(z, y, alpha=1.5), "alpha"),
+        (lambda z, y: jaxloss.dice_ce(z, y, from_logits=None), "from_logits"),
+        (lambda z, y: jaxloss.dice_ce(z, y, pos_weight=2.0), "pos_weight"),
+        (
+            lambda z, y: jaxloss.dice_ce(z, y, from_logits="sigmoid", label_smoothing=0.1),
+            "label_smoothing",
+        ),
+        (lambda z, y: jaxloss.dice_ce(z, y, reduction="batchmean"), "reduction"),
+        (lambda z, y: jaxloss.dice_focal(z, y[:, :2]), "targets"),
+    ],
+)
+def test_errors_name_the_argument(call, message):
+    logits, labels, _ = _inputs(SHAPES["2d"], num_classes=3)
+    with pytest.raises(ValueError, match=message):
+        call(logits, labels)
