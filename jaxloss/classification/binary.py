@@ -85,13 +85,36 @@ def binary_cross_entropy(
     return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
 
 
+@jax.custom_jvp
+def _logit_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """``-[t · log σ(x) + (1 - t) · log σ(-x)] = max(x, 0) - t·x + log1p(e^{-|x|})``.
+
+    One exp and one log per element (two ``log_sigmoid`` cost two of each), and exact for
+    any logit: with a hard target the first two terms cancel exactly, so a confidently
+    right logit keeps its tiny loss ``log1p(e^{-|x|})``. The derivatives, ``σ(x) - t`` for
+    the logit (``σ`` from the same exponential) and ``-x`` for the target, are written out:
+    autodiff of ``max`` and ``|x|`` would split their ties at ``x = 0``.
+    """
+    return jnp.maximum(logits, 0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+@_logit_cross_entropy.defjvp
+def _logit_cross_entropy_jvp(primals: tuple, tangents: tuple) -> tuple:
+    logits, targets = primals
+    logits_dot, targets_dot = tangents
+    e = jnp.exp(-jnp.abs(logits))
+    loss = jnp.maximum(logits, 0) - targets * logits + jnp.log1p(e)
+    sigmoid = jnp.where(logits >= 0, 1, e) / (1 + e)
+    return loss, (sigmoid - targets) * logits_dot - logits * targets_dot
+
+
 def _binary_logit_loss(
     logits: jax.Array, targets: jax.Array, pos_weight: ArrayLike | None
 ) -> jax.Array:
     """``-[pos_weight · t · log σ(x) + (1 - t) · log σ(-x)]``, stable for any logit."""
-    positive_term = targets * jax.nn.log_sigmoid(logits)
-    if pos_weight is not None:
-        positive_term = _weighted(positive_term, pos_weight, "pos_weight")
+    if pos_weight is None:
+        return _logit_cross_entropy(logits, targets)
+    positive_term = _weighted(targets * jax.nn.log_sigmoid(logits), pos_weight, "pos_weight")
     return -(positive_term + (1 - targets) * jax.nn.log_sigmoid(-logits))
 
 
