@@ -95,10 +95,15 @@ from jaxloss.pairwise import triplet_margin as triplet_margin
 from jaxloss.pairwise import triplet_margin_with_distance as triplet_margin_with_distance
 from jaxloss.pairwise import tuplet_margin as tuplet_margin
 from jaxloss.preference import bradley_terry as bradley_terry
+from jaxloss.preference import distill_kl as distill_kl
 from jaxloss.preference import dpo as dpo
+from jaxloss.preference import generalized_jsd as generalized_jsd
+from jaxloss.preference import grpo as grpo
 from jaxloss.preference import grpo_advantages as grpo_advantages
 from jaxloss.preference import kl_penalty as kl_penalty
 from jaxloss.preference import kto as kto
+from jaxloss.preference import linear_distill as linear_distill
+from jaxloss.preference import linear_token_logprobs as linear_token_logprobs
 from jaxloss.preference import orpo as orpo
 from jaxloss.preference import ppo_clip as ppo_clip
 from jaxloss.preference import sequence_logprobs as sequence_logprobs
@@ -166,6 +171,7 @@ __all__ = [
     "dice_ce",
     "dice_focal",
     "distance_transform",
+    "distill_kl",
     "dpo",
     "elasticface",
     "elbo_loss",
@@ -176,10 +182,12 @@ __all__ = [
     "gaussian_kl",
     "gaussian_nll",
     "generalized_dice",
+    "generalized_jsd",
     "generalized_kl",
     "gradient_difference",
     "gradient_penalty",
     "gram_matrix",
+    "grpo",
     "grpo_advantages",
     "hausdorff_dt",
     "hinge",
@@ -195,7 +203,9 @@ __all__ = [
     "l1",
     "lifted_structure",
     "linear_cross_entropy",
+    "linear_distill",
     "linear_rnnt",
+    "linear_token_logprobs",
     "log_cosh",
     "lovasz_hinge",
     "lovasz_softmax",

@@ -1,4 +1,4 @@
-"""Sequence-level preference losses: Bradley–Terry, DPO (IPO, hinge), SimPO, ORPO, KTO.
+"""Sequence-level preference losses: Bradley–Terry, SimPO, ORPO, KTO (DPO: ``dpo_variants``).
 
 Each takes one value per sequence or pair, ``[batch]`` (log-probabilities from
 ``logprobs.sequence_logprobs``, or rewards), and returns ``[batch]`` for
@@ -15,8 +15,6 @@ from jaxloss import _checks
 from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
-
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 
 
 def _smoothed_logistic(z: jax.Array, label_smoothing: ArrayLike) -> jax.Array:
@@ -75,101 +73,6 @@ def bradley_terry(
     )
     mask, (chosen, rejected, margin) = masked_inputs(where, shape, chosen, rejected, margin)
     loss = jax.nn.softplus(-(chosen - rejected - margin))
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
-
-
-@renamed(
-    policy_chosen_logps="policy_chosen_logprobs",
-    policy_rejected_logps="policy_rejected_logprobs",
-    ref_chosen_logps="ref_chosen_logprobs",
-    ref_rejected_logps="ref_rejected_logprobs",
-)
-def dpo(
-    policy_chosen_logprobs: ArrayLike,
-    policy_rejected_logprobs: ArrayLike,
-    ref_chosen_logprobs: ArrayLike,
-    ref_rejected_logprobs: ArrayLike,
-    *,
-    beta: ArrayLike = 0.1,
-    label_smoothing: ArrayLike = 0.0,
-    loss_type: str = "sigmoid",
-    where: ArrayLike | None = None,
-    reduction: str = "mean",
-    axis_name: AxisName = None,
-) -> jax.Array:
-    r"""Direct preference optimization (Rafailov et al. 2023) and its IPO and hinge variants.
-
-    With the log-ratio margin
-    :math:`h = (\log\pi_c - \log\pi_r) - (\log\pi^{ref}_c - \log\pi^{ref}_r)`, as TRL's
-    ``DPOTrainer``:
-
-    * ``"sigmoid"``: :math:`-(1-\varepsilon)\log\sigma(\beta h) - \varepsilon\log\sigma(-\beta h)`
-      (ε = ``label_smoothing``: conservative DPO, labels flipped with probability ε);
-    * ``"hinge"``: :math:`\max(0, 1 - \beta h)` (SLiC);
-    * ``"ipo"``: :math:`(h - \tfrac{1}{2\beta})^2` (Azar et al. 2023; TRL feeds it
-      log-probabilities averaged over tokens: ``sequence_logprobs(..., average=True)``).
-
-    The policy's implicit reward of an answer is ``β (log π − log π_ref)``; DPO fits the
-    Bradley–Terry model on those rewards without a separate reward model.
-
-    Numerics: ``"sigmoid"`` is written with ``softplus`` and ``"hinge"`` with ``relu``, so both
-    are finite for all finite inputs and grow at most linearly in ``β h``. ``"ipo"`` is a
-    square: +inf once ``|h − 1/(2β)|`` passes ~1.8e19, and for ``β = 0`` (``1/(2β)`` is inf).
-
-    Args:
-      policy_chosen_logprobs: ``[batch]`` summed token log-probabilities of the chosen answers
-        under the policy (``sequence_logprobs``).
-      policy_rejected_logprobs: ``[batch]`` the same for the rejected answers.
-      ref_chosen_logprobs: ``[batch]`` chosen answers under the frozen reference model.
-      ref_rejected_logprobs: ``[batch]`` rejected answers under the reference model.
-      beta: β, the strength of the KL regularization toward the reference.
-      label_smoothing: ε for ``"sigmoid"``; must be 0 for the other loss types.
-      loss_type: ``"sigmoid"``, ``"hinge"`` or ``"ipo"``.
-      where: optional boolean mask ``[batch]``.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
-      axis_name: mapped axis of the batch (global mean and sum).
-
-    Returns:
-      A float32 scalar, or the per-pair losses for ``reduction="none"``.
-
-    Examples:
-      >>> import jax.numpy as jnp, jaxloss
-      >>> pc, pr, rc, rr = (jnp.array([v]) for v in (-10.0, -12.0, -11.0, -11.0))
-      >>> round(float(jaxloss.dpo(pc, pr, rc, rr, beta=0.5)), 4)  # h = 2: −log σ(1)
-      0.3133
-      >>> float(jaxloss.dpo(pc, pr, rc, rr, beta=0.5, loss_type="ipo"))  # (2 − 1)²
-      1.0
-
-    References:
-      Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a
-      Reward Model", NeurIPS 2023. Azar et al., "A General Theoretical Paradigm to
-      Understand Learning from Human Preferences", arXiv:2310.12036, 2023. Zhao et al.,
-      "SLiC-HF: Sequence Likelihood Calibration with Human Feedback", arXiv:2305.10425,
-      2023. Mitchell, "A note on DPO with noisy preferences and relationship to IPO", 2023.
-    """
-    _checks.in_range(beta, "beta", low=0, low_open=True)
-    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
-    _checks.choice(loss_type, DPO_LOSS_TYPES, "loss_type")
-    if loss_type != "sigmoid" and not _checks.is_static_zero(label_smoothing):
-        raise ValueError(
-            f"`label_smoothing` applies to loss_type='sigmoid' only, got {label_smoothing} "
-            f"with loss_type={loss_type!r}."
-        )
-    (pc, pr, rc, rr), shape = _checks.broadcast_floats(
-        policy_chosen_logprobs=policy_chosen_logprobs,
-        policy_rejected_logprobs=policy_rejected_logprobs,
-        ref_chosen_logprobs=ref_chosen_logprobs,
-        ref_rejected_logprobs=ref_rejected_logprobs,
-    )
-    mask, (pc, pr, rc, rr) = masked_inputs(where, shape, pc, pr, rc, rr)
-    beta = jnp.asarray(beta, pc.dtype)
-    margin = (pc - pr) - (rc - rr)
-    if loss_type == "sigmoid":
-        loss = _smoothed_logistic(beta * margin, label_smoothing)
-    elif loss_type == "hinge":
-        loss = jax.nn.relu(1 - beta * margin)
-    else:
-        loss = jnp.square(margin - 1 / (2 * beta))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

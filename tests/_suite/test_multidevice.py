@@ -368,7 +368,10 @@ def test_token_means_are_global(name, reduction):
     value, grad_sharded = _value_and_grads(lambda lp: sharded(lp, *args[1:], valid))(args[0])
     whole, grad_whole = _value_and_grads(lambda lp: loss(lp, *args[1:], where=valid))(args[0])
     np.testing.assert_allclose(value, whole, rtol=1e-5)
-    np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=1e-8)
+    # Relative to the largest entry: a softmax's gradient (q − p per vocabulary entry)
+    # carries float32 noise of about 1e-7 of its scale between the sharded and whole sums.
+    atol = 1e-5 * np.abs(grad_whole).max()
+    np.testing.assert_allclose(grad_sharded, grad_whole, rtol=1e-5, atol=atol)
 
 
 def test_ppo_clip_under_pmap():

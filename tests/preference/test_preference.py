@@ -114,7 +114,7 @@ def test_dpo_rejects_smoothing_it_would_ignore_and_unknown_types():
     with pytest.raises(ValueError, match="label_smoothing"):
         jaxloss.dpo(*logps, loss_type="ipo", label_smoothing=0.1)
     with pytest.raises(ValueError, match="loss_type"):
-        jaxloss.dpo(*logps, loss_type="robust")
+        jaxloss.dpo(*logps, loss_type="sft")
 
 
 def test_simpo_matches_trl_cpo_trainer():

@@ -1,0 +1,223 @@
+r"""Knowledge distillation on logits: forward and reverse KL, and GKD's generalized JSD.
+
+Both take student and teacher logits ``[..., tokens, vocab]``, soften them with a
+temperature, and compare the two distributions over the last (vocabulary) axis, one value
+per token. Everything is in log space (``log_softmax``, ``logaddexp``) with
+:math:`0 \log 0 = 0`, so a teacher or student that gives a vocabulary entry probability 0
+(a −inf logit) contributes nothing there, with finite gradients.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxloss import _checked, _checks
+from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._sharding import AxisName
+
+DIRECTIONS = ("forward", "reverse")
+
+
+def _softened_log_probs(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    temperature: ArrayLike,
+    where: ArrayLike | None,
+) -> tuple[jax.Array | None, jax.Array, jax.Array]:
+    """The token mask and both temperature-softened log-distributions, in float32 or wider."""
+    _checks.in_range(temperature, "temperature", low=0, low_open=True)
+    _checks.equal_shapes(student_logits=student_logits, teacher_logits=teacher_logits)
+    logits = []
+    for x, name in ((student_logits, "student_logits"), (teacher_logits, "teacher_logits")):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"`{name}` must be a floating-point array, got dtype {x.dtype}.")
+        if x.ndim < 1:
+            raise ValueError(f"`{name}` needs a vocabulary axis, got a scalar.")
+        logits.append(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
+    student, teacher = logits
+    mask, (student, teacher) = masked_inputs(where, student.shape[:-1], student, teacher)
+    # After the masking door: padded tokens may hold anything, kept tokens no NaN nor +inf.
+    _checked.finite(student, "student_logits", allow_inf=True)
+    _checked.finite(teacher, "teacher_logits", allow_inf=True)
+    temperature = jnp.asarray(temperature, student.dtype)
+    return (
+        mask,
+        jax.nn.log_softmax(student / temperature, axis=-1),
+        jax.nn.log_softmax(teacher / temperature, axis=-1),
+    )
+
+
+def _kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+    """KL(p ‖ q) over the last axis from log-probabilities, 0 where p is 0 (value and gradient)."""
+    impossible = log_p == -jnp.inf
+    log_p = jnp.where(impossible, 0, log_p)
+    log_q = jnp.where(impossible, 0, log_q)
+    return jnp.sum(jnp.where(impossible, 0, jnp.exp(log_p) * (log_p - log_q)), axis=-1)
+
+
+def distill_kl(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    direction: str = "forward",
+    temperature: ArrayLike = 1.0,
+    scale_by_temperature_squared: bool = False,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Forward or reverse KL divergence between teacher and student token distributions.
+
+    .. math::
+      \ell_t = \mathrm{KL}(p_t \,\|\, q_t) = \sum_v p_{t,v} (\log p_{t,v} - \log q_{t,v})
+      \ (\text{forward}), \qquad
+      \ell_t = \mathrm{KL}(q_t \,\|\, p_t)\ (\text{reverse}),
+
+    with :math:`p_t = \mathrm{softmax}(z^{teacher}_t / T)` and
+    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` over the vocabulary, :math:`T` =
+    ``temperature``, :math:`0 \log 0 = 0`. Forward KL is Hinton et al.'s distillation loss
+    (mode-covering: the student spreads over everything the teacher allows); reverse KL is
+    the mode-seeking one of MiniLLM (Gu et al. 2024). They equal TRL 1.16's GKD
+    ``generalized_jsd_loss`` at ``beta=0`` and ``beta=1`` (and ``generalized_jsd`` here).
+
+    ``scale_by_temperature_squared`` multiplies by :math:`T^2`, as Hinton et al. advise and
+    torch's knowledge-distillation tutorial and DistilBERT do, so the gradients keep their
+    size as :math:`T` changes when this is mixed with a hard-label cross-entropy. TRL's GKD
+    and distillation trainers do not scale, hence the default.
+
+    Numerics: finite for finite logits. A −inf logit (a vocabulary entry ruled out) gives
+    probability 0 there: no contribution and a finite gradient when it is the teacher's in
+    forward KL (the student's in reverse), and +inf when the other distribution puts mass
+    there. TRL computes ``0 · (−inf)`` there and returns NaN.
+
+    Args:
+      student_logits: ``[..., tokens, vocab]`` logits of the student, any float dtype
+        (half precision is computed and returned in float32).
+      teacher_logits: the teacher's logits, the same shape.
+      direction: ``"forward"`` (KL(teacher ‖ student)) or ``"reverse"`` (KL(student ‖
+        teacher)).
+      temperature: :math:`T > 0`, dividing both logits.
+      scale_by_temperature_squared: multiply the divergence by :math:`T^2` (static).
+      where: optional boolean mask ``[..., tokens]`` (the logits' shape without the
+        vocabulary axis) of the tokens that count, e.g. ``labels != -100``; masked tokens
+        may hold anything (NaN, ±inf) and get zero gradients.
+      reduction: ``"mean"`` (over the unmasked tokens: TRL's ``"batchmean"`` with labels),
+        ``"sum"`` or ``"none"`` (per token, ``[..., tokens]``).
+      axis_name: mapped axis of the batch (the mean over the tokens of every device).
+
+    Returns:
+      A float32 scalar, or the per-token divergences for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+      >>> round(float(jaxloss.distill_kl(student, teacher)), 4)
+      0.3681
+      >>> round(float(jaxloss.distill_kl(student, teacher, direction="reverse")), 4)
+      0.5108
+
+    References:
+      Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network",
+      arXiv:1503.02531, 2015. Gu, Dong, Wei and Huang, "MiniLLM: Knowledge Distillation of
+      Large Language Models", ICLR 2024, arXiv:2306.08543.
+    """
+    _checks.choice(direction, DIRECTIONS, "direction")
+    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
+    loss = _kl(log_p, log_q) if direction == "forward" else _kl(log_q, log_p)
+    if scale_by_temperature_squared:
+        loss = loss * jnp.square(jnp.asarray(temperature, loss.dtype))
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def _generalized_jsd(log_q: jax.Array, log_p: jax.Array, beta: jax.Array) -> jax.Array:
+    """Per-token JSD(β) of student ``log_q`` and teacher ``log_p``; KL at β = 0 and 1, as TRL.
+
+    Written as ``w_p KL(p ‖ m_p) + w_q KL(q ‖ m_q)`` so that no branch is computed only to be
+    discarded: a discarded +inf (KL where one distribution is 0) would still send NaN into
+    the gradient.
+    """
+    at_0, at_1 = beta == 0, beta == 1
+    safe_beta = jnp.where(at_0 | at_1, 0.5, beta)
+    # Where both are 0 the mixture is too, and the log-sum-exp of two −inf has a NaN
+    # gradient; `_kl` drops those entries anyway.
+    both = (log_q == -jnp.inf) & (log_p == -jnp.inf)
+    log_mixture = jnp.logaddexp(
+        jnp.where(both, 0, log_q) + jnp.log1p(-safe_beta),
+        jnp.where(both, 0, log_p) + jnp.log(safe_beta),
+    )
+    teacher_weight = jnp.where(at_0, 1, jnp.where(at_1, 0, beta))
+    student_weight = jnp.where(at_1, 1, jnp.where(at_0, 0, 1 - beta))
+    teacher_term = _kl(log_p, jnp.where(at_0, log_q, log_mixture))
+    student_term = _kl(log_q, jnp.where(at_1, log_p, log_mixture))
+    return teacher_weight * teacher_term + student_weight * student_term
+
+
+def generalized_jsd(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    beta: ArrayLike = 0.5,
+    temperature: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Generalized Jensen–Shannon divergence of GKD (Agarwal et al. 2024), as TRL 1.16.
+
+    .. math::
+      \ell_t = \beta\, \mathrm{KL}(p_t \,\|\, m_t) + (1 - \beta)\, \mathrm{KL}(q_t \,\|\, m_t),
+      \qquad m_t = \beta\, p_t + (1 - \beta)\, q_t,
+
+    per token, with teacher :math:`p_t = \mathrm{softmax}(z^{teacher}_t / T)`, student
+    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` and :math:`\beta` = ``beta``; the
+    mixture is formed in log space (``logaddexp``), as TRL's ``generalized_jsd_loss``. As
+    in TRL, the endpoints are defined apart: ``beta=0`` is the forward
+    :math:`\mathrm{KL}(p \,\|\, q)` and ``beta=1`` the reverse :math:`\mathrm{KL}(q \,\|\,
+    p)` (``distill_kl``), though the formula above tends to 0 there. ``beta=0.5`` is the
+    symmetric Jensen–Shannon divergence, bounded by :math:`\log 2`.
+
+    TRL's ``reduction="batchmean"`` with ``labels`` (its GKD default) is the ``"mean"``
+    here with ``where = labels != -100``; TRL's ``"mean"`` divides by the vocabulary size
+    too, and its ``"batchmean"`` without labels by the batch size only.
+
+    Numerics: finite for finite logits; an entry with probability 0 under both
+    distributions contributes 0 with finite gradients (TRL gives NaN, from ``0 · (−inf)``),
+    and the divergence stays finite when only one of them rules an entry out (the
+    mixture keeps it), unlike KL at the endpoints.
+
+    Args:
+      student_logits: ``[..., tokens, vocab]`` student logits, any float dtype (half
+        precision is computed and returned in float32).
+      teacher_logits: teacher logits of the same shape.
+      beta: :math:`\beta \in [0, 1]`, the teacher's weight in the mixture.
+      temperature: :math:`T > 0`, dividing both logits (no :math:`T^2` factor, as TRL).
+      where: optional boolean mask ``[..., tokens]`` of the tokens that count (TRL's
+        ``labels != -100``); masked tokens may hold anything and get zero gradients.
+      reduction: ``"mean"`` over the unmasked tokens, ``"sum"``, or ``"none"``
+        (``[..., tokens]``).
+      axis_name: mapped axis of the batch (the mean over the tokens of every device).
+
+    Returns:
+      A float32 scalar, or the per-token divergences for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+      >>> round(float(jaxloss.generalized_jsd(student, teacher, beta=0.5)), 4)  # m = (0.7, 0.3)
+      0.1017
+
+    References:
+      Agarwal, Vieillard, Zhou, Stanczyk, Ramos, Geist and Bachem, "On-Policy Distillation
+      of Language Models: Learning from Self-Generated Mistakes", ICLR 2024,
+      arXiv:2306.13649.
+    """
+    _checks.in_range(beta, "beta", low=0, high=1)
+    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
+    if isinstance(beta, (int, float)) and beta in (0, 1):
+        loss = _kl(log_p, log_q) if beta == 0 else _kl(log_q, log_p)
+    else:
+        loss = _generalized_jsd(log_q, log_p, jnp.asarray(beta, log_q.dtype))
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

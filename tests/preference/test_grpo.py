@@ -1,0 +1,330 @@
+"""``grpo`` against TRL 1.16's ``GRPOTrainer._compute_loss`` (transcribed in torch), by hand,
+under masks and on 8 devices."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from jax.sharding import PartitionSpec as P
+
+import jaxloss
+from tests.preference.cases_grpo import trl_compute_loss
+
+BATCH, TOKENS, MAX_LENGTH = 6, 7, 8
+
+# TRL's loss_type -> grpo's options (bnpo is DAPO's mean over tokens, local to a device).
+LOSS_TYPES = {
+    "grpo": {"loss_aggregation": "sequence_mean"},
+    "bnpo": {"loss_aggregation": "token_mean"},
+    "dapo": {"loss_aggregation": "token_mean"},
+    "dr_grpo": {"loss_aggregation": "constant", "max_completion_length": MAX_LENGTH},
+    "luspo": {"loss_aggregation": "sequence_sum"},
+    "cispo": {"clip": "cispo", "loss_aggregation": "token_mean"},
+}
+# (TRL options, grpo options): the clip (plain, DAPO's clip-higher with δ above it, δ below
+# 1 + ε_high, where TRL's min(min(w, δ)A, clip(w)A) differs from a dual clip) and the KL.
+PPO_VARIANTS = [
+    ({}, {}),
+    (
+        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04},
+        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04},
+    ),
+    (
+        {"epsilon": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3,
+         "use_bias_correction_kl": False},
+        {"epsilon_low": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3,
+         "kl_importance_weight": False},
+    ),
+]  # fmt: skip
+CISPO_VARIANTS = [
+    ({"epsilon_high": 1.1}, {"epsilon_high": 1.1}),
+    ({"epsilon_high": 5.0, "beta": 0.04}, {"epsilon_high": 5.0, "beta": 0.04}),
+    (
+        {"epsilon_high": 1.1, "beta": 0.3, "use_bias_correction_kl": False},
+        {"epsilon_high": 1.1, "beta": 0.3, "kl_importance_weight": False},
+    ),
+]
+COMBINATIONS = [
+    (loss_type, level, variant)
+    for loss_type in LOSS_TYPES
+    for level in ("token", "sequence")
+    for variant in range(3)
+]
+
+
+def _combination(loss_type, level, variant):
+    trl, ours = (CISPO_VARIANTS if loss_type == "cispo" else PPO_VARIANTS)[variant]
+    trl = {
+        "loss_type": loss_type,
+        "importance_sampling_level": level,
+        "max_completion_length": MAX_LENGTH,
+        **trl,
+    }
+    return trl, {**LOSS_TYPES[loss_type], "importance_sampling": level, **ours}
+
+
+def _inputs(seed=0, batch=BATCH):
+    """Log-probabilities with ratios far enough from 1 to clip, advantages of both signs
+    and a 0, and a mask leaving every sequence 1 to TOKENS tokens."""
+    rng = np.random.default_rng(seed)
+    shape = (batch, TOKENS)
+    logprobs = rng.uniform(-4, -0.1, size=shape)
+    old = logprobs + 0.4 * rng.normal(size=shape)
+    ref = logprobs + 0.4 * rng.normal(size=shape)
+    advantages = rng.normal(size=batch)
+    advantages[1] = 0.0
+    lengths = rng.integers(1, TOKENS + 1, size=batch)
+    mask = np.arange(TOKENS) < lengths[:, None]
+    floats = tuple(np.asarray(a, np.float32) for a in (logprobs, old, ref, advantages))
+    return (*floats, mask)
+
+
+def _trl(inputs, **options):
+    logprobs, old, ref, advantages, mask = inputs
+    tensors = [
+        torch.tensor(np.asarray(a, np.float64), requires_grad=True) for a in (logprobs, old, ref)
+    ]
+    loss, _ = trl_compute_loss(
+        tensors[0], tensors[1], torch.tensor(np.float64(advantages)), torch.tensor(mask),
+        tensors[2], **options,
+    )  # fmt: skip
+    loss.backward()
+    # A tensor the loss does not reach (ref at β = 0, old under CISPO) has no gradient.
+    return loss.item(), [np.zeros(t.shape) if t.grad is None else t.grad.numpy() for t in tensors]
+
+
+@functools.cache
+def _ours_for_every_combination(seed=0):
+    # One compilation for the whole table.
+    logprobs, old, ref, advantages, mask = _inputs(seed)
+
+    @jax.jit
+    def everything(logprobs, old, ref):
+        def one(options):
+            def loss(lp, o, r):
+                return jaxloss.grpo(lp, o, advantages, ref_logprobs=r, where=mask, **options)
+
+            return jax.value_and_grad(loss, argnums=(0, 1, 2))(logprobs, old, ref)
+
+        return [one(_combination(*c)[1]) for c in COMBINATIONS]
+
+    return everything(logprobs, old, ref)
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "level", "variant"),
+    COMBINATIONS,
+    ids=["-".join(map(str, c)) for c in COMBINATIONS],
+)
+def test_matches_trl_values_and_gradients(loss_type, level, variant):
+    trl_options, _ = _combination(loss_type, level, variant)
+    value, grads = _ours_for_every_combination()[COMBINATIONS.index((loss_type, level, variant))]
+    expected, expected_grads = _trl(_inputs(), **trl_options)
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-7)
+    for name, g, e in zip(("logprobs", "old", "ref"), grads, expected_grads, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+def test_the_table_clips_and_caps():
+    # The inputs reach every branch: weights above 1 + ε_high and δ = 1.1, below 1 − ε.
+    logprobs, old, _, advantages, mask = _inputs()
+    weights = np.exp(logprobs - old)[mask]
+    assert (weights > 1.5).any() and (weights < 0.8).any()
+    assert (advantages > 0).any() and (advantages < 0).any() and (advantages == 0).any()
+
+
+def _hand(**options):
+    logp, old = jnp.array([[math.log(1.5), 0.0]]), jnp.zeros((1, 2))
+    return jax.value_and_grad(lambda lp: jaxloss.grpo(lp, old, jnp.array([1.0]), **options))(logp)
+
+
+def test_hand_worked_ppo_gspo_and_cispo():
+    # w = (1.5, 1), A = 1, ε = 0.2: the first token clipped at 1.2 (no gradient).
+    value, grad = _hand()
+    np.testing.assert_allclose(value, -1.1, rtol=1e-6)
+    np.testing.assert_allclose(grad, [[0.0, -0.5]], atol=1e-7)
+    # GSPO: one weight sqrt(1.5) = 1.2247 for both tokens, clipped at 1.2.
+    value, grad = _hand(importance_sampling="sequence")
+    np.testing.assert_allclose(value, -1.2, rtol=1e-6)
+    np.testing.assert_allclose(grad, [[0.0, 0.0]], atol=1e-7)
+    # Unclipped (ε = 0.5): −sqrt(1.5) per token, its gradient shared by the tokens.
+    value, grad = _hand(importance_sampling="sequence", epsilon_low=0.5)
+    np.testing.assert_allclose(value, -math.sqrt(1.5), rtol=1e-6)
+    np.testing.assert_allclose(grad, np.full((1, 2), -math.sqrt(1.5) / 2), rtol=1e-6)
+    # CISPO: −sg[min(w, 1.2)] A log π: the value −1.2 log 1.5 / 2, the gradient −min(w, 1.2)/2.
+    value, grad = _hand(clip="cispo", epsilon_high=1.2)
+    np.testing.assert_allclose(value, -1.2 * math.log(1.5) / 2, rtol=1e-6)
+    np.testing.assert_allclose(grad, [[-0.6, -0.5]], rtol=1e-6)
+
+
+def test_hand_worked_delta_and_kl():
+    old, advantages = jnp.zeros((1, 1)), jnp.array([-1.0])
+    logp = jnp.full((1, 1), math.log(3.0))  # w = 3, A = −1: the unclipped branch, 3
+    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages), 3.0, rtol=1e-6)
+    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages, delta=2.0), 2.0, rtol=1e-6)
+    # δ below 1 + ε: TRL's −min(min(w, δ)A, clip(w)A) = max(δ, 1.2) = 1.2 here.
+    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages, delta=1.1), 1.2, rtol=1e-6)
+    # k3 at d = log π − log π_ref = 1 is e^{-1} − 1 + 1, weighted by w = 3 or not.
+    ref, kl = logp - 1.0, math.exp(-1.0)
+    options = {"ref_logprobs": ref, "beta": 0.5}
+    np.testing.assert_allclose(
+        jaxloss.grpo(logp, old, advantages, **options), 3.0 + 0.5 * 3 * kl, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        jaxloss.grpo(logp, old, advantages, kl_importance_weight=False, **options),
+        3.0 + 0.5 * kl,
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        jaxloss.grpo(logp, old, advantages, kl_estimator="k2", kl_importance_weight=False,
+                     **options),
+        3.0 + 0.5 * 0.5,
+        rtol=1e-6,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [("sequence_mean", 1.0), ("token_mean", 1 / 3), ("constant", 1 / 8), ("sequence_sum", 0.5)],
+)
+def test_hand_worked_aggregations(aggregation, expected):
+    # w = 1, A = (1, −3): token losses (−1, −1) and (3); the second sequence has one token.
+    zeros = jnp.zeros((2, 2))
+    where = jnp.array([[True, True], [True, False]])
+    value = jaxloss.grpo(
+        zeros, zeros, jnp.array([1.0, -3.0]), where=where, loss_aggregation=aggregation,
+        max_completion_length=4,
+    )  # fmt: skip
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    none = jaxloss.grpo(zeros, zeros, jnp.array([1.0, -3.0]), where=where, reduction="none")
+    np.testing.assert_array_equal(none, [[-1.0, -1.0], [3.0, 0.0]])
+    np.testing.assert_allclose(
+        jaxloss.grpo(zeros, zeros, jnp.array([1.0, -3.0]), where=where, reduction="sum"), 1.0
+    )
+
+
+def test_per_token_advantages_as_trl_accepts():
+    logprobs, old, _, advantages, mask = _inputs()
+    per_token = np.broadcast_to(advantages[:, None], logprobs.shape)
+    np.testing.assert_allclose(
+        jaxloss.grpo(logprobs, old, per_token, where=mask),
+        jaxloss.grpo(logprobs, old, advantages, where=mask),
+        rtol=1e-6,
+    )
+
+
+def test_a_sequence_without_tokens_is_dropped_where_trl_counts_it():
+    # TRL's mean over sequences counts an all-masked sequence (mask_truncated_completions) as
+    # a 0; grpo leaves it out, as dropping it would.
+    logprobs, old, ref, advantages, mask = _inputs()
+    mask = mask.copy()
+    mask[2] = False
+    keep = np.arange(BATCH) != 2
+    ours = jaxloss.grpo(logprobs, old, advantages, where=mask)
+    trl_dropped, _ = _trl(
+        tuple(a[keep] for a in (logprobs, old, ref, advantages, mask)), loss_type="grpo"
+    )
+    trl_counted, _ = _trl((logprobs, old, ref, advantages, mask), loss_type="grpo")
+    np.testing.assert_allclose(ours, trl_dropped, rtol=1e-5)
+    np.testing.assert_allclose(trl_counted, trl_dropped * (BATCH - 1) / BATCH, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"clip": "cispo", "epsilon_high": 1.1, "loss_aggregation": "constant",
+         "max_completion_length": MAX_LENGTH},
+        {"importance_sampling": "sequence", "loss_aggregation": "sequence_sum", "beta": 0.1},
+    ],
+    ids=["cispo-constant", "gspo-luspo-kl"],
+)  # fmt: skip
+def test_nan_in_masked_tokens_reaches_nothing(options):
+    logprobs, old, ref, advantages, mask = _inputs()
+
+    def value_and_grads(lp, o, r):
+        return jax.jit(
+            jax.value_and_grad(
+                lambda lp, o, r: jaxloss.grpo(lp, o, advantages, ref_logprobs=r, where=mask,
+                                              **options),
+                argnums=(0, 1, 2),
+            )
+        )(lp, o, r)  # fmt: skip
+
+    clean, clean_grads = value_and_grads(logprobs, old, ref)
+    poisoned = [
+        np.where(mask, a, np.float32(p))
+        for a, p in zip((logprobs, old, ref), (np.nan, np.inf, -1e30), strict=True)
+    ]
+    value, grads = value_and_grads(*poisoned)
+    np.testing.assert_allclose(value, clean, rtol=1e-6)
+    for g, c in zip(grads, clean_grads, strict=True):
+        assert np.all(np.asarray(g)[~mask] == 0)
+        np.testing.assert_allclose(g, c, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"loss_aggregation": "constant", "max_completion_length": MAX_LENGTH},
+        {"loss_aggregation": "sequence_sum", "beta": 0.1},
+        {"clip": "cispo", "epsilon_high": 1.1, "importance_sampling": "sequence"},
+    ],
+    ids=["constant", "sequence_sum-kl", "cispo-gspo-token_mean"],
+)
+def test_8_devices_equal_the_whole_batch(options):
+    # Device d holds d fully masked sequences; the means are over the whole batch.
+    devices = 8
+    logprobs, old, ref, advantages, mask = _inputs(1, batch=2 * devices)
+    mask = mask.copy()
+    mask[[2, 3, 4, 5, 7]] = False
+    mesh = jax.make_mesh((devices,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def loss(lp, o, a, r, m, axis_name=None):
+        return jaxloss.grpo(lp, o, a, ref_logprobs=r, where=m, axis_name=axis_name, **options)
+
+    sharded = jax.shard_map(
+        functools.partial(loss, axis_name="batch"),
+        mesh=mesh,
+        in_specs=(P("batch"),) * 5,
+        out_specs=P(),
+    )
+    args = (logprobs, old, advantages, ref, mask)
+    value, grad = jax.jit(jax.value_and_grad(sharded))(*args)
+    whole, grad_whole = jax.jit(jax.value_and_grad(loss))(*args)
+    np.testing.assert_allclose(value, whole, rtol=1e-5)
+    np.testing.assert_allclose(grad, grad_whole, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"importance_sampling": "sentence"}, "importance_sampling"),
+        ({"clip": "dual"}, "clip"),
+        ({"loss_aggregation": "mean"}, "loss_aggregation"),
+        ({"kl_estimator": "k4"}, "kl_estimator"),
+        ({"clip": "cispo"}, "epsilon_high"),
+        ({"clip": "cispo", "epsilon_high": 5.0, "delta": 2.0}, "delta"),
+        ({"clip": "cispo", "epsilon_high": 0.0}, "epsilon_high"),
+        ({"loss_aggregation": "constant"}, "max_completion_length"),
+        ({"loss_aggregation": "constant", "max_completion_length": 0}, "max_completion_length"),
+        ({"beta": 0.1}, "ref_logprobs"),
+        ({"epsilon_low": 1.5}, "epsilon_low"),
+        ({"epsilon_high": -0.1}, "epsilon_high"),
+        ({"reduction": "batchmean"}, "reduction"),
+    ],
+)
+def test_bad_options_are_value_errors(options, match):
+    logprobs, old, _, advantages, _ = _inputs()
+    with pytest.raises(ValueError, match=match):
+        jaxloss.grpo(logprobs, old, advantages, **options)
+
+
+def test_scalar_logprobs_are_a_value_error():
+    with pytest.raises(ValueError, match="logprobs"):
+        jaxloss.grpo(0.0, 0.0, 1.0)
