@@ -1,4 +1,5 @@
-"""Preference losses against torch (TRL's DPO formula) and a naive log_softmax + gather."""
+"""Preference losses against torch (TRL's DPO formula) and a naive log_softmax + gather; the
+hidden-state forms (linear_token_logprobs, linear_distill) against the materialized logits."""
 
 from __future__ import annotations
 
@@ -38,7 +39,50 @@ def cases(quick: bool, rng) -> list[Case]:
 
         return loss
 
+    # Issue 24's time shape: N = 2048 tokens, D = 512, V = 32768 (its memory shape, N = 8192
+    # and V = 131072, is 8 GiB of logits: compiled only, in the linear cross-entropy sweep's
+    # way, not here).
+    ln, ld, lv = (256, 64, 2048) if quick else (2048, 512, 32768)
+    chunk = 256 if quick else 1024
+    hidden = normal(rng, ln, ld)
+    weight = normal(rng, lv, ld, scale=ld**-0.5)
+    teacher_hidden = normal(rng, ln, ld)
+    teacher_weight = normal(rng, lv, ld, scale=ld**-0.5)
+    targets = rng.integers(0, lv, ln).astype(np.int32)
+
+    def materialized_logprobs(h, w, y):
+        return jaxloss.token_logprobs(h @ w.T, y).sum()
+
+    def materialized_distill(h, w, th, tw):
+        return jaxloss.generalized_jsd(h @ w.T, jax.lax.stop_gradient(th @ tw.T))
+
     return [
+        Case(
+            "preference",
+            f"linear_token_logprobs (chunk {chunk}), N={ln}, D={ld}, V={lv} (summed)",
+            [hidden, weight, targets],
+            (0, 1),
+            {
+                "jaxloss": lambda h, w, y: jaxloss.linear_token_logprobs(
+                    h, w, y, chunk_size=chunk
+                ).sum(),
+                "materialized logits (token_logprobs)": materialized_logprobs,
+            },
+            rounds=5,
+        ),
+        Case(
+            "preference",
+            f"linear_distill (JSD β=0.5, chunk {chunk}), N={ln}, D={ld}, V={lv}",
+            [hidden, weight, teacher_hidden, teacher_weight],
+            (0, 1),
+            {
+                "jaxloss": lambda h, w, th, tw: jaxloss.linear_distill(
+                    h, w, jax.lax.stop_gradient(th), jax.lax.stop_gradient(tw), chunk_size=chunk
+                ),
+                "materialized logits (generalized_jsd)": materialized_distill,
+            },
+            rounds=5,
+        ),
         Case(
             "preference",
             f"dpo (sigmoid, β=0.1), {n} pairs",
