@@ -108,6 +108,39 @@ def mlp_apply(params: Params, x: jax.Array, activation: Callable = jax.nn.relu) 
     return x
 
 
+def conv_init(key: jax.Array, layers: Sequence[tuple[int, int, int, int]]) -> Params:
+    """He-normal convolution kernels (HWIO) and zero biases for ``layers``, each
+    ``(kernel size, input channels, output channels, dilation)``."""
+    params = {}
+    keys = jax.random.split(key, len(layers))
+    for i, (k, (size, n_in, n_out, _)) in enumerate(zip(keys, layers, strict=True)):
+        w = jax.random.normal(k, (size, size, n_in, n_out)) * jnp.sqrt(2.0 / (size * size * n_in))
+        params[f"conv{i}"] = {"w": w, "b": jnp.zeros((n_out,))}
+    return params
+
+
+def conv_apply(
+    params: Params, images: jax.Array, layers: Sequence[tuple[int, int, int, int]]
+) -> jax.Array:
+    """A fully convolutional network of dilated ``"SAME"`` convolutions with ReLUs between
+    them, channels last: ``[batch, h, w, c]`` in, the last layer's channels out."""
+    x = images
+    for i, (_, _, _, dilation) in enumerate(layers):
+        layer = params[f"conv{i}"]
+        x = jax.lax.conv_general_dilated(
+            x,
+            layer["w"],
+            window_strides=(1, 1),
+            padding="SAME",
+            rhs_dilation=(dilation, dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        x = x + layer["b"]
+        if i < len(layers) - 1:
+            x = jax.nn.relu(x)
+    return x
+
+
 def batches(rng: np.random.Generator, n: int, batch_size: int, steps: int) -> Iterator[np.ndarray]:
     """``steps`` index arrays of ``batch_size`` rows, reshuffling ``range(n)`` each epoch.
 

@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
-from _common import batches, markdown_table, parse_args, report, save_figure
+from _common import batches, conv_apply, conv_init, markdown_table, parse_args, report, save_figure
 from scipy import ndimage
 from tqdm.auto import tqdm
 
@@ -126,39 +126,13 @@ def make_images(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
 
 def init_params(key: jax.Array) -> Params:
     """He-normal convolution kernels (HWIO) and zero biases for :data:`LAYERS`."""
-    params = {}
-    keys = jax.random.split(key, len(LAYERS))
-    for i, (k, (size, n_in, n_out, _)) in enumerate(zip(keys, LAYERS, strict=True)):
-        w = jax.random.normal(k, (size, size, n_in, n_out)) * jnp.sqrt(2.0 / (size * size * n_in))
-        params[f"conv{i}"] = {"w": w, "b": jnp.zeros((n_out,))}
-    return params
+    return conv_init(key, LAYERS)
 
 
 def forward(params: Params, images: jax.Array) -> jax.Array:
-    """Runs the fully convolutional network.
-
-    Args:
-      params: from :func:`init_params`.
-      images: ``[batch, height, width, 1]``.
-
-    Returns:
-      ``[batch, height, width, 2]`` logits (background, object), channels last.
-    """
-    x = images
-    for i, (_, _, _, dilation) in enumerate(LAYERS):
-        layer = params[f"conv{i}"]
-        x = jax.lax.conv_general_dilated(
-            x,
-            layer["w"],
-            window_strides=(1, 1),
-            padding="SAME",
-            rhs_dilation=(dilation, dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        x = x + layer["b"]
-        if i < len(LAYERS) - 1:
-            x = jax.nn.relu(x)
-    return x
+    """``[batch, height, width, 2]`` logits (background, object) of images
+    ``[batch, height, width, 1]``: the network of :data:`LAYERS`."""
+    return conv_apply(params, images, LAYERS)
 
 
 # Each loss maps (logits [batch, h, w, 2], labels [batch, h, w] int) to a scalar.

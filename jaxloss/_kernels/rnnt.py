@@ -306,19 +306,6 @@ def negative_log_likelihood(
     return _forward(logits, labels, logit_lengths, label_lengths, kept, clamp, blank, fused)[0]
 
 
-def _fwd(
-    logits: jax.Array,
-    labels: jax.Array,
-    logit_lengths: jax.Array,
-    label_lengths: jax.Array,
-    kept: jax.Array,
-    clamp: jax.Array,
-    blank: int,
-    fused: bool,
-) -> tuple[jax.Array, _Residuals]:
-    return _forward(logits, labels, logit_lengths, label_lengths, kept, clamp, blank, fused)
-
-
 def _bwd(blank: int, fused: bool, residuals: _Residuals, cotangent: jax.Array) -> tuple:
     r = residuals
     posteriors = transition_posteriors(
@@ -338,4 +325,4 @@ def _bwd(blank: int, fused: bool, residuals: _Residuals, cotangent: jax.Array) -
     return gradient, None, None, None, None, None
 
 
-negative_log_likelihood.defvjp(_fwd, _bwd)
+negative_log_likelihood.defvjp(_forward, _bwd)

@@ -78,10 +78,13 @@ def _forward(
     labels: jax.Array,
     logit_lengths: jax.Array,
     label_lengths: jax.Array,
+    kept: jax.Array,
     blank: int,
     activation: _Activation,
     chunk: int,
 ) -> tuple[jax.Array, _Residuals]:
+    # ``kept`` is unused: dropped sequences have zero inputs and a zero cotangent.
+    del kept
     num_frames, positions = encoder.shape[1], predictor.shape[1]
     safe_labels, label_ids = rnnt.padded_labels(labels, weight.shape[1])
     everywhere = jnp.ones((encoder.shape[0], chunk, positions), bool)
@@ -138,27 +141,8 @@ def negative_log_likelihood(
         cotangent).
       blank: the blank class (static); activation: ``σ`` (static); chunk: ``C`` (static).
     """
-    del kept
-    inputs = (encoder, predictor, weight, bias, labels, logit_lengths, label_lengths)
+    inputs = (encoder, predictor, weight, bias, labels, logit_lengths, label_lengths, kept)
     return _forward(*inputs, blank, activation, chunk)[0]
-
-
-def _fwd(
-    encoder: jax.Array,
-    predictor: jax.Array,
-    weight: jax.Array,
-    bias: jax.Array,
-    labels: jax.Array,
-    logit_lengths: jax.Array,
-    label_lengths: jax.Array,
-    kept: jax.Array,
-    blank: int,
-    activation: _Activation,
-    chunk: int,
-) -> tuple[jax.Array, _Residuals]:
-    del kept
-    inputs = (encoder, predictor, weight, bias, labels, logit_lengths, label_lengths)
-    return _forward(*inputs, blank, activation, chunk)
 
 
 def _bwd(
@@ -209,4 +193,4 @@ def _bwd(
     return d_encoder, d_predictor, d_weight, d_bias, None, None, None, None
 
 
-negative_log_likelihood.defvjp(_fwd, _bwd)
+negative_log_likelihood.defvjp(_forward, _bwd)

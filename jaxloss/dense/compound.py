@@ -22,6 +22,8 @@ has_aux=True)`` and for logging.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -63,6 +65,19 @@ def _per_class_targets(targets: jax.Array, logits: jax.Array, kept: int) -> jax.
     if targets.shape != logits.shape:
         targets = jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
     return targets[..., logits.shape[-1] - kept :]
+
+
+def _dice_term(
+    logits: jax.Array, targets: jax.Array, mask: jax.Array | None, **options: Any
+) -> jax.Array:
+    """``dice``'s ``[batch, classes]`` losses of the samples ``mask`` keeps."""
+    where = None if mask is None else mask[:, None]
+    return dice(logits, targets, where=where, reduction="none", **options)
+
+
+def _per_class_elements(pixels: jax.Array | None, shape: tuple[int, ...]) -> jax.Array | None:
+    """The pixels that count, spread over the classes of ``shape`` (None: all count)."""
+    return None if pixels is None else jnp.broadcast_to(pixels[..., None], shape)
 
 
 def _combine(
@@ -199,17 +214,16 @@ def dice_ce(
     weights = None
     if class_weights is not None:
         weights = _kept_class_weights(class_weights, num_classes, include_background=True)
-    dice_loss = dice(
+    dice_loss = _dice_term(
         logits,
         targets,
+        mask,
         smooth_nr=smooth_nr,
         smooth_dr=smooth_dr,
         squared=squared,
         class_weights=weights,
         include_background=include_background,
         from_logits=from_logits,
-        where=None if mask is None else mask[:, None],
-        reduction="none",
     )
     if from_logits == "softmax":
         if pos_weight is not None:
@@ -231,7 +245,7 @@ def dice_ce(
             raise ValueError("`label_smoothing` applies to `from_logits='softmax'` only.")
         kept = num_classes - (0 if include_background else 1)
         per_class = _per_class_targets(targets, logits, kept)
-        elements = None if pixels is None else jnp.broadcast_to(pixels[..., None], per_class.shape)
+        elements = _per_class_elements(pixels, per_class.shape)
         ce = binary_cross_entropy_with_logits(
             logits[..., num_classes - kept :],
             per_class,
@@ -338,20 +352,19 @@ def dice_focal(
     weights = None
     if class_weights is not None:
         weights = _kept_class_weights(class_weights, num_classes, include_background)
-    dice_loss = dice(
+    dice_loss = _dice_term(
         logits,
         targets,
+        mask,
         smooth_nr=smooth_nr,
         smooth_dr=smooth_dr,
         squared=squared,
         class_weights=weights,
         include_background=include_background,
         from_logits=from_logits,
-        where=None if mask is None else mask[:, None],
-        reduction="none",
     )
     per_class = _per_class_targets(targets, logits, kept)
-    elements = None if pixels is None else jnp.broadcast_to(pixels[..., None], per_class.shape)
+    elements = _per_class_elements(pixels, per_class.shape)
     focal = sigmoid_focal(
         logits[..., num_classes - kept :],
         per_class,
