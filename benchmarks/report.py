@@ -1,5 +1,5 @@
 """The report of ``run.py``: RESULTS.md (machine, versions, the summary, a table per family,
-the sweeps), one PNG plot per sweep, and the summary table it prints.
+the roofline, the sweeps), one PNG plot per sweep, and the summary table it prints.
 
 The summary table's layout is a contract: the README carries a copy of the full run's, and
 ``tests/test_results.py`` checks that the two are equal and that every family has a ratio.
@@ -110,7 +110,64 @@ def sweep_table(sweep: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(folder, args, tc, results, sweep_list, plots, seconds) -> str:
+def _case_loss(label: str) -> str:
+    """The loss a case label names: ``"huber (delta=1), N=…"`` -> ``"huber"``."""
+    return label.split(",")[0].split(" (")[0]
+
+
+def roofline_section(roof, results: list[Result] = ()) -> str:
+    """The "## Roofline" section from ``roofline.run``'s measurements; the peer ratios of the
+    first case of ``results`` that times the same loss, where there is one."""
+    first = {}
+    for r in results:
+        first.setdefault(_case_loss(r.case.label), r)
+    lines = [
+        "## Roofline",
+        "",
+        f"Written by `benchmarks/roofline.py` at N = {roof.n} float32 elements, "
+        f"{roof.repeats} round-robin rounds: the triad `a + s*b` moves 12 B per element, "
+        f"**{roof.bandwidth_gbs:.1f} GB/s** ({fmt(roof.triad_ms)} ms; a copy `x + 1`: "
+        f"{fmt(roof.copy_ms)} ms). Each transcendental's cost is its kernel's time above the "
+        "copy's (median of per-round differences) over N. A loss's bound is the larger of its "
+        "minimal fwd+bwd bytes over the bandwidth and its transcendentals' cost (the counts and "
+        "their formulas: `WORK` in roofline.py); fraction = bound / jaxloss's "
+        "`jit(value_and_grad)` median (1.00: at the roofline; issue 25 asks ≥ 0.77, within "
+        "1.3×). Peer ratios (competitor / jaxloss) come from this run's family tables, at "
+        "their own sizes.",
+        "",
+        "| function | ms at N | ns / element above the copy |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in roof.function_ms.items():
+        lines.append(f"| {name} | {fmt(ms)} | {fmt(roof.cost_ns[name], 3)} |")
+    lines += [
+        "",
+        "| loss | shape | B / element | transcendentals / element | bound ms (bytes; "
+        "transcendentals) | binds | jaxloss ms | fraction | within 1.3× | peers / jaxloss |",
+        "|---|---|---:|---|---:|---|---:|---:|---|---|",
+    ]
+    for row in roof.rows:
+        work = row.work
+        counts = ", ".join(
+            f"{c:g} {f}" if c >= 0.01 else f"1/{round(1 / c)} {f}"
+            for f, c in work.transcendentals.items()
+        )
+        peers = "—"
+        if work.loss in first:
+            r = first[work.loss]
+            baseline = next(iter(r.case.jax))
+            peers = "; ".join(f"{n} {fmt(x)}" for n, x in r.ratio.items() if n != baseline)
+        lines.append(
+            f"| {work.loss} | {'×'.join(map(str, row.shape))} | {4 * work.words:.4g} "
+            f"| {counts or '—'} | {fmt(row.bound_ms)} ({fmt(row.bytes_ms)}; "
+            f"{fmt(row.compute_ms)}) | {row.binds} | {fmt(row.jaxloss_ms)} "
+            f"| {fmt(row.fraction)} | {'yes' if row.fraction >= 1 / 1.3 else 'no'} "
+            f"| {peers or '—'} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(folder, args, tc, results, sweep_list, plots, seconds, roof=None) -> str:
     mode = "--quick (small shapes)" if args.quick else "full"
     parts = [
         "# Benchmark results",
@@ -139,6 +196,8 @@ def write_results(folder, args, tc, results, sweep_list, plots, seconds) -> str:
             "",
             family_table([r for r in results if r.case.family == family]),
         ]
+    if roof is not None:
+        parts += ["", roofline_section(roof, results)]
     if sweep_list:
         parts += ["", "## Scaling sweeps"]
     for sweep, png in zip(sweep_list, plots, strict=True):

@@ -10,7 +10,12 @@ contenders compute the same number, their values are checked equal before timing
 ratio never compares different work silently.
 
 Then the scaling sweeps, each saved as a PNG: CTC time over T and over K, linear
-cross-entropy memory and time over V, Chamfer memory over N, batch-hard triplet time over B.
+cross-entropy memory and time over V, the LLM heads' (token log-probabilities, distillation)
+memory over V, Chamfer memory over N, batch-hard triplet time over B.
+
+Before the sweeps, the roofline (``roofline.py``; ``--no-roofline`` skips it): this machine's
+memory bandwidth and transcendental costs, and how close each elementwise and row-wise loss
+gets to the least work its formula needs, next to its peer ratios.
 
 Everything lands in ``RESULTS.md`` (machine, versions, date, tables, plots) in the output
 folder: ``benchmarks/`` for a full run (the committed results), ``benchmarks/quick/``
@@ -18,7 +23,8 @@ folder: ``benchmarks/`` for a full run (the committed results), ``benchmarks/qui
 runs on CUDA when it has it, else on the CPU; the report says which.
 
 The pieces: the cases of each family in ``cases/`` (one module per family), the timing in
-``_harness.py``, the sweeps in ``sweeps.py``, RESULTS.md and the plots in ``report.py``.
+``_harness.py``, the sweeps in ``sweeps.py``, the roofline in ``roofline.py``, RESULTS.md
+and the plots in ``report.py``.
 
 Run it from the repository root (``pip install -e ".[bench,examples]"`` has every
 competitor and matplotlib)::
@@ -36,6 +42,7 @@ import time
 import _harness
 import numpy as np
 import report
+import roofline
 import sweeps
 from cases import FAMILIES
 
@@ -50,6 +57,7 @@ def main() -> None:
             "--only", nargs="+", choices=list(FAMILIES), help="run only these families"
         )
         parser.add_argument("--no-sweeps", action="store_true", help="skip the scaling sweeps")
+        parser.add_argument("--no-roofline", action="store_true", help="skip the roofline")
         parser.add_argument(
             "--out", help="output folder (default benchmarks/, or benchmarks/quick/ with --quick)"
         )
@@ -76,10 +84,13 @@ def main() -> None:
                 f"{'; / jaxloss: ' + ratios if ratios else ''}",
                 flush=True,
             )
+    roof = None if args.no_roofline else roofline.run(args.quick, args.repeats, args.seed)
+    if roof is not None:
+        print(report.roofline_section(roof, results), flush=True)
     sweep_list = [] if args.no_sweeps else sweeps.run(args.quick, tc, args.repeats, args.seed)
     plots = [report.plot(s, folder) for s in sweep_list]
     path = report.write_results(
-        folder, args, tc, results, sweep_list, plots, time.perf_counter() - start
+        folder, args, tc, results, sweep_list, plots, time.perf_counter() - start, roof
     )
     print(f"\nwrote {path} and {len(plots)} plots in {time.perf_counter() - start:.0f} s")
     print(report.summary_table(results))

@@ -16,6 +16,8 @@ import numpy as np
 from _harness import MIB, Case, Torch, measure, normal
 from cases import ctc, pairs
 
+import jaxloss
+
 
 def _compiled_temp_mib(fn, wrt, *shapes) -> float:
     compiled = jax.jit(jax.value_and_grad(fn, argnums=wrt)).lower(*shapes).compile()
@@ -147,6 +149,8 @@ def run(quick: bool, tc: Torch, repeats: int, seed: int) -> list[dict]:
         }
     )
 
+    out.append(llm_head_memory(quick))
+
     sizes = [32, 64, 128] if quick else [128, 256, 512, 1024, 2048]
     out.append(
         {
@@ -161,3 +165,46 @@ def run(quick: bool, tc: Torch, repeats: int, seed: int) -> list[dict]:
         }
     )
     return out
+
+
+def llm_head_memory(quick: bool) -> dict:
+    """Issue 24's memory shape: the hidden-state forms of token log-probabilities and of
+    distillation against the materialized logits, value and the student's gradients."""
+    vocab = [4096, 16384] if quick else [32768, 131072]
+    n, d = (1024, 256) if quick else (8192, 1024)
+    fixed = jax.lax.stop_gradient
+
+    def materialized(beta):
+        return lambda h, w, th, tw: jaxloss.generalized_jsd(h @ w.T, fixed(th @ tw.T), beta=beta)
+
+    def chunked(beta):
+        return lambda h, w, th, tw: jaxloss.linear_distill(
+            h, w, fixed(th), fixed(tw), beta=beta, chunk_size=128
+        )
+
+    contenders = {
+        "linear_token_logprobs chunk 1024": lambda h, w, y: jaxloss.linear_token_logprobs(
+            h, w, y, chunk_size=1024
+        ).sum(),
+        "token_logprobs of the logits": lambda h, w, y: jaxloss.token_logprobs(h @ w.T, y).sum(),
+        "linear_distill forward KL, chunk 128": chunked(0.0),
+        "generalized_jsd(β=0) of the logits": materialized(0.0),
+        "linear_distill JSD β=0.5, chunk 128": chunked(0.5),
+        "generalized_jsd(β=0.5) of the logits": materialized(0.5),
+    }
+    series: dict[str, list[float]] = {name: [] for name in contenders}
+    for v in vocab:
+        hidden = jax.ShapeDtypeStruct((n, d), jnp.float32)
+        weight = jax.ShapeDtypeStruct((v, d), jnp.float32)
+        tokens = jax.ShapeDtypeStruct((n,), jnp.int32)
+        for name, fn in contenders.items():
+            shapes = (hidden, weight, tokens) if "logprobs" in name else (hidden, weight) * 2
+            series[name].append(_compiled_temp_mib(fn, (0, 1), *shapes))
+    return {
+        "name": "llm_heads_V_memory",
+        "title": f"LLM heads' temp memory over V (N={n}, D={d}, compiled only)",
+        "xlabel": "vocabulary V",
+        "ylabel": "XLA temp MiB",
+        "xs": vocab,
+        "series": series,
+    }

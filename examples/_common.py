@@ -162,6 +162,7 @@ def fit(
     optimizer: optax.GradientTransformation,
     steps: int,
     desc: str,
+    on_step: Callable[[int, object], None] | None = None,
 ):
     """Minimizes ``loss_fn(params, *batch)`` with ``optimizer`` over ``data``, with a tqdm bar.
 
@@ -172,6 +173,8 @@ def fit(
       optimizer: the optax optimizer.
       steps: number of steps.
       desc: the progress bar's label.
+      on_step: optional ``(steps_done, params) -> None``, called after every step (to
+        record a validation curve, say).
 
     Returns:
       ``(params, losses)``: the trained parameters and the ``steps`` training losses (NumPy).
@@ -186,13 +189,62 @@ def fit(
     opt_state = optimizer.init(params)
     losses = []
     bar = tqdm(zip(range(steps), data, strict=False), total=steps, desc=desc, leave=False)
-    for _, batch in bar:
+    for i, batch in bar:
         params, opt_state, loss = step(params, opt_state, *batch)
         losses.append(loss)
+        if on_step is not None:
+            on_step(i + 1, params)
     losses = np.asarray(jax.device_get(losses), dtype=np.float64)
     if not np.all(np.isfinite(losses)):
         raise FloatingPointError(f"{desc}: the training loss became NaN or inf")
     return params, losses
+
+
+def temp_memory(fn: Callable, args: Sequence, argnums: int | Sequence[int] = 0) -> int:
+    """XLA's temporary buffer bytes for the compiled ``value_and_grad`` of ``fn``.
+
+    Args:
+      fn: a function returning a scalar.
+      args: its arguments as ``jax.ShapeDtypeStruct``: nothing is allocated or run.
+      argnums: the arguments the gradient is taken with respect to.
+
+    Returns:
+      ``compiled.memory_analysis().temp_size_in_bytes``.
+    """
+    compiled = jax.jit(jax.value_and_grad(fn, argnums=argnums)).lower(*args).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def mebibytes(n_bytes: int) -> str:
+    """``n_bytes`` in MiB, for a table."""
+    return f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def memory_bars(ax, memory: dict[str, Sequence[int]], shape_names: Sequence[str]) -> None:
+    """Grouped bars of byte counts on a log scale, one group per shape, labelled in MiB.
+
+    Args:
+      ax: the matplotlib axes.
+      memory: ``{label: bytes at each shape}``, one bar series per label.
+      shape_names: one name per shape; the first is marked "(trained)".
+    """
+    x = np.arange(len(shape_names))
+    width = 0.8 / len(memory)
+    for i, (label, n_bytes) in enumerate(memory.items()):
+        mib = np.array(n_bytes) / 2**20
+        bars = ax.bar(x + (i - (len(memory) - 1) / 2) * width, mib, width=width, label=label)
+        ax.bar_label(bars, [f"{m:,.0f}" if m >= 10 else f"{m:.1f}" for m in mib], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(top=50 * max(max(b) for b in memory.values()) / 2**20)  # room for the legend
+    ticks = [
+        s.replace(", ", "\n") + ("\n(trained)" if i == 0 else "") for i, s in enumerate(shape_names)
+    ]
+    ax.set_xticks(x, ticks)
+    ax.set(
+        ylabel="XLA temporary memory (MiB, log scale)",
+        title="Temporary memory of the loss's value_and_grad",
+    )
+    ax.legend(loc="upper left")
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

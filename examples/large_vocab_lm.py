@@ -33,11 +33,6 @@ Run it from the repository root::
 
 from __future__ import annotations
 
-import collections
-import glob
-import os
-import re
-import sysconfig
 import time
 
 import jax
@@ -45,12 +40,27 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
-from _common import fit, markdown_table, mlp_apply, mlp_init, parse_args, report, save_figure
+from _common import (
+    fit,
+    markdown_table,
+    mebibytes,
+    memory_bars,
+    parse_args,
+    report,
+    save_figure,
+    temp_memory,
+)
+from _corpus import (
+    VOCAB,
+    hidden_states,
+    init_lm,
+    load_corpus,
+    sample_windows,
+    validation_loss,
+)
 
 import jaxloss
 
-VOCAB = 16384  # the 16,383 most frequent training tokens + <unk> (id 0)
-CONTEXT = 4  # previous tokens the model sees
 EMBED = 64
 HIDDEN = 128  # D, the width of h and of the rows of W
 BATCH = 256  # N, tokens per step
@@ -58,7 +68,6 @@ CHUNK_SIZE = 256
 LEARNING_RATE = 2e-3
 # The realistic shapes, compiled only: (N tokens, D, V).
 BIG_SHAPES = ((8192, 512, 32768), (8192, 512, 131072))
-TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[^\sA-Za-z0-9_]")
 # The two curves differ only by float32 rounding (about 1e-6 on CPU); 1e-3 leaves room for
 # backends with coarser float32 matmuls (TF32 on GPUs), while a real error, such as one lost
 # block of 256 of the 16,384 words, would move the loss by about 1e-2.
@@ -69,60 +78,6 @@ LABELS = {
 }
 
 Params = dict
-
-
-def load_corpus() -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """Tokenizes the standard library's top-level modules into train and validation ids.
-
-    Returns:
-      ``(train_ids, val_ids, vocabulary, number_of_files)``; id 0 is ``<unk>``.
-    """
-    files = sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))
-    train_tokens, val_tokens = [], []
-    for i, path in enumerate(files):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            tokens = TOKEN.findall(f.read())
-        (val_tokens if i % 10 == 9 else train_tokens).extend(tokens)
-    counts = collections.Counter(train_tokens)
-    # Ties broken by the token itself, so the vocabulary does not depend on dict order.
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    vocabulary = ["<unk>"] + [token for token, _ in ranked[: VOCAB - 1]]
-    index = {token: i for i, token in enumerate(vocabulary)}
-
-    def ids(tokens):
-        return np.array([index.get(t, 0) for t in tokens], dtype=np.int32)
-
-    return ids(train_tokens), ids(val_tokens), vocabulary, len(files)
-
-
-def windows(ids: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ``CONTEXT`` tokens before each position and the token at it.
-
-    Args:
-      ids: ``[length]`` token ids.
-      positions: ``[n]`` indices, each at least ``CONTEXT``.
-
-    Returns:
-      ``(contexts [n, CONTEXT], labels [n])``.
-    """
-    contexts = ids[positions[:, None] + np.arange(-CONTEXT, 0)]
-    return contexts, ids[positions]
-
-
-def init_params(key: jax.Array) -> Params:
-    """The embedding table, the MLP and the vocabulary projection ``W [VOCAB, HIDDEN]``."""
-    k_embed, k_mlp, k_head = jax.random.split(key, 3)
-    return {
-        "embed": jax.random.normal(k_embed, (VOCAB, EMBED)) * 0.1,
-        "mlp": mlp_init(k_mlp, [CONTEXT * EMBED, 256, HIDDEN]),
-        "head": jax.random.normal(k_head, (VOCAB, HIDDEN)) / np.sqrt(HIDDEN),
-    }
-
-
-def hidden_states(params: Params, contexts: jax.Array) -> jax.Array:
-    """``h [N, HIDDEN]`` from the ``[N, CONTEXT]`` previous tokens."""
-    embedded = params["embed"][contexts].reshape(contexts.shape[0], CONTEXT * EMBED)
-    return mlp_apply(params["mlp"], embedded, activation=jax.nn.gelu)
 
 
 def naive_head(h: jax.Array, weight: jax.Array, labels: jax.Array) -> jax.Array:
@@ -144,37 +99,15 @@ def lm_loss(head):
     return loss_fn
 
 
-@jax.jit
-def batch_loss_sum(params: Params, contexts: jax.Array, labels: jax.Array) -> jax.Array:
-    """The summed cross-entropy of one validation batch (chunked: it is the cheaper one)."""
-    h = hidden_states(params, contexts)
-    return jaxloss.linear_cross_entropy(
-        h, params["head"], labels, chunk_size=CHUNK_SIZE, reduction="sum"
-    )
-
-
-def validation_loss(params: Params, contexts: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy (nats per token) over the validation windows, in batches of 1024."""
-    total = sum(
-        float(batch_loss_sum(params, contexts[i : i + 1024], labels[i : i + 1024]))
-        for i in range(0, len(labels), 1024)
-    )
-    return total / len(labels)
-
-
-def temp_memory(head, shape: tuple[int, int, int]) -> int:
-    """XLA's temporary buffer bytes for the compiled ``value_and_grad`` of a loss head.
-
-    Compiled from shapes only (``jax.ShapeDtypeStruct``): nothing is allocated or run.
-    """
+def head_memory(head, shape: tuple[int, int, int]) -> int:
+    """XLA's temporary buffer bytes for the compiled ``value_and_grad`` of a loss head."""
     n, d, v = shape
     args = (
         jax.ShapeDtypeStruct((n, d), jnp.float32),
         jax.ShapeDtypeStruct((v, d), jnp.float32),
         jax.ShapeDtypeStruct((n,), jnp.int32),
     )
-    compiled = jax.jit(jax.value_and_grad(head, argnums=(0, 1))).lower(*args).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    return temp_memory(head, args, argnums=(0, 1))
 
 
 def head_milliseconds(head, params: Params, contexts: np.ndarray, labels: np.ndarray) -> float:
@@ -190,11 +123,6 @@ def head_milliseconds(head, params: Params, contexts: np.ndarray, labels: np.nda
     return 1000 * float(np.median(times))
 
 
-def mebibytes(n_bytes: int) -> str:
-    """``n_bytes`` in MiB, for the table."""
-    return f"{n_bytes / 2**20:,.1f} MiB"
-
-
 def main() -> None:
     """Trains the model with both loss heads and writes the table and the figure."""
     args = parse_args(__doc__)
@@ -202,19 +130,13 @@ def main() -> None:
     steps = 30 if args.quick else 400
     n_val = 4096 if args.quick else 32768
 
-    train_ids, val_ids, vocabulary, n_files = load_corpus()
-    unknown = float(np.mean(train_ids == 0))
-    print(
-        f"corpus: {n_files} files, {len(train_ids):,} training / {len(val_ids):,} validation "
-        f"tokens, vocabulary {len(vocabulary):,} ({unknown:.1%} of training tokens <unk>)"
-    )
+    train_ids, val_ids, _, _ = load_corpus()
     rng = np.random.default_rng(args.seed)
-    positions = rng.integers(CONTEXT, len(train_ids), size=(steps, BATCH))
-    batches = [windows(train_ids, p) for p in positions]
-    val_positions = rng.choice(np.arange(CONTEXT, len(val_ids)), size=n_val, replace=False)
-    val_contexts, val_labels = windows(val_ids, val_positions)
+    batches, (val_contexts, val_labels) = sample_windows(
+        rng, train_ids, val_ids, steps, BATCH, n_val
+    )
 
-    params0 = init_params(jax.random.key(args.seed))
+    params0 = init_lm(jax.random.key(args.seed), EMBED, [256, HIDDEN])
     optimizer = optax.adam(LEARNING_RATE)
     heads = {"naive": naive_head, "chunked": chunked_head}
     trained, curves = {}, {}
@@ -229,10 +151,10 @@ def main() -> None:
 
     training_shape = (BATCH, HIDDEN, VOCAB)
     shapes = (training_shape, *BIG_SHAPES)
-    memory = {name: [temp_memory(head, s) for s in shapes] for name, head in heads.items()}
+    memory = {name: [head_memory(head, s) for s in shapes] for name, head in heads.items()}
     rows = []
     for name, head in heads.items():
-        val = validation_loss(trained[name], val_contexts, val_labels)
+        val = validation_loss(trained[name], val_contexts, val_labels, CHUNK_SIZE)
         ms = head_milliseconds(head, trained[name], *batches[0])
         rows.append(
             [LABELS[name], curves[name][-1], val, float(np.exp(val)), f"{ms:.0f}"]
@@ -278,22 +200,7 @@ def main() -> None:
         ylabel="|naive − chunked|, in float32 spacings of the loss",
         title=f"Difference of the two curves (max {max_difference:.1e}, tolerance {TOLERANCE:g})",
     )
-    x = np.arange(len(shapes))
-    for offset, name in ((-0.2, "naive"), (0.2, "chunked")):
-        mib = np.array(memory[name]) / 2**20
-        bars = ax_mem.bar(x + offset, mib, width=0.4, label=LABELS[name])
-        ax_mem.bar_label(bars, [f"{m:,.0f}" if m >= 10 else f"{m:.1f}" for m in mib], fontsize=8)
-    ax_mem.set_yscale("log")
-    ax_mem.set_ylim(top=50 * max(memory["naive"]) / 2**20)  # room for the legend
-    ticks = [
-        s.replace(", ", "\n") + ("\n(trained)" if i == 0 else "") for i, s in enumerate(shape_names)
-    ]
-    ax_mem.set_xticks(x, ticks)
-    ax_mem.set(
-        ylabel="XLA temporary memory (MiB, log scale)",
-        title="Temporary memory of the loss's value_and_grad",
-    )
-    ax_mem.legend(loc="upper left")
+    memory_bars(ax_mem, {LABELS[name]: memory[name] for name in heads}, shape_names)
     fig.tight_layout()
     save_figure(fig, args.out, "large_vocab_lm")
 

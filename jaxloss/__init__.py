@@ -108,7 +108,9 @@ from jaxloss.preference import orpo as orpo
 from jaxloss.preference import ppo_clip as ppo_clip
 from jaxloss.preference import sequence_logprobs as sequence_logprobs
 from jaxloss.preference import simpo as simpo
+from jaxloss.preference import skew_kl as skew_kl
 from jaxloss.preference import token_logprobs as token_logprobs
+from jaxloss.preference import tvd as tvd
 from jaxloss.ranking import pairwise_hinge_ranking as pairwise_hinge_ranking
 from jaxloss.ranking import pairwise_logistic_ranking as pairwise_logistic_ranking
 from jaxloss.ranking import ranking_softmax as ranking_softmax
@@ -244,6 +246,7 @@ __all__ = [
     "sequence_logprobs",
     "sigmoid_focal",
     "simpo",
+    "skew_kl",
     "smooth_l1",
     "smooth_labels",
     "soft_cldice",
@@ -262,6 +265,7 @@ __all__ = [
     "triplet_margin",
     "triplet_margin_with_distance",
     "tuplet_margin",
+    "tvd",
     "tversky",
     "wasserstein_critic",
     "wasserstein_generator",

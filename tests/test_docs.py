@@ -83,6 +83,15 @@ def test_every_page_is_in_the_nav():
     assert pages and all(f": {page}\n" in config for page in pages), pages
 
 
+def test_the_site_loads_nothing_from_elsewhere():
+    # Math is MathML rendered at build time by docs/_math.py (the build fails on a formula
+    # it cannot convert), not a script from a CDN; the theme uses the system's fonts.
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "hooks:\n  - docs/_math.py" in config
+    assert "font: false" in config
+    assert "extra_javascript" not in config and "://" not in config.split("plugins:")[0]
+
+
 def _args_entries(doc: str) -> list[tuple[str, str]]:
     """``(argument, description)`` of a Google-style ``Args:`` section, lines joined."""
     entries: list[list[str]] = []

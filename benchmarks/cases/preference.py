@@ -39,9 +39,8 @@ def cases(quick: bool, rng) -> list[Case]:
 
         return loss
 
-    # Issue 24's time shape: N = 2048 tokens, D = 512, V = 32768 (its memory shape, N = 8192
-    # and V = 131072, is 8 GiB of logits: compiled only, in the linear cross-entropy sweep's
-    # way, not here).
+    # Issue 24's time shape: N = 2048 tokens, D = 512, V = 32768 (its memory shape, N = 8192,
+    # D = 1024 and V = 131072, is 4 GiB of logits: compiled only, in sweeps.llm_head_memory).
     ln, ld, lv = (256, 64, 2048) if quick else (2048, 512, 32768)
     chunk = 256 if quick else 1024
     hidden = normal(rng, ln, ld)
@@ -53,8 +52,30 @@ def cases(quick: bool, rng) -> list[Case]:
     def materialized_logprobs(h, w, y):
         return jaxloss.token_logprobs(h @ w.T, y).sum()
 
-    def materialized_distill(h, w, th, tw):
-        return jaxloss.generalized_jsd(h @ w.T, jax.lax.stop_gradient(th @ tw.T))
+    def materialized_distill(beta):
+        def loss(h, w, th, tw):
+            return jaxloss.generalized_jsd(h @ w.T, jax.lax.stop_gradient(th @ tw.T), beta=beta)
+
+        return loss
+
+    def distill_case(beta, name):
+        tokens = 64 if quick else 256
+
+        def loss(h, w, th, tw):
+            fixed = jax.lax.stop_gradient
+            return jaxloss.linear_distill(h, w, fixed(th), fixed(tw), beta=beta, chunk_size=tokens)
+
+        return Case(
+            "preference",
+            f"linear_distill ({name}, {tokens}-token blocks), N={ln}, D={ld}, V={lv}",
+            [hidden, weight, teacher_hidden, teacher_weight],
+            (0, 1),
+            {
+                "jaxloss": loss,
+                f"materialized logits (generalized_jsd β={beta})": materialized_distill(beta),
+            },
+            rounds=5,
+        )
 
     return [
         Case(
@@ -70,19 +91,8 @@ def cases(quick: bool, rng) -> list[Case]:
             },
             rounds=5,
         ),
-        Case(
-            "preference",
-            f"linear_distill (JSD β=0.5, chunk {chunk}), N={ln}, D={ld}, V={lv}",
-            [hidden, weight, teacher_hidden, teacher_weight],
-            (0, 1),
-            {
-                "jaxloss": lambda h, w, th, tw: jaxloss.linear_distill(
-                    h, w, jax.lax.stop_gradient(th), jax.lax.stop_gradient(tw), chunk_size=chunk
-                ),
-                "materialized logits (generalized_jsd)": materialized_distill,
-            },
-            rounds=5,
-        ),
+        distill_case(0.5, "JSD β=0.5"),
+        distill_case(0.0, "forward KL"),
         Case(
             "preference",
             f"dpo (sigmoid, β=0.1), {n} pairs",

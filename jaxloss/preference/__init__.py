@@ -12,8 +12,8 @@ masked mean.
 Log-probabilities come from ``token_logprobs`` / ``sequence_logprobs``, which read the
 target token's log-softmax without materializing a ``[batch, time, vocab]`` copy, or from
 hidden states with ``linear_token_logprobs``, which never forms the logits. The distillation
-losses ``distill_kl`` and ``generalized_jsd`` take student and teacher logits
-``[..., time, vocab]`` and a per-token ``where``; ``linear_distill`` takes both models'
+losses ``distill_kl``, ``generalized_jsd``, ``skew_kl`` and ``tvd`` take student and teacher
+logits ``[..., time, vocab]`` and a per-token ``where``; ``linear_distill`` takes both models'
 hidden states and heads, in vocabulary blocks.
 
 Every function is finite for log-probabilities of ±1e4 and for masked entries holding
@@ -23,6 +23,8 @@ gradients.
 
 from jaxloss.preference.distillation import distill_kl as distill_kl
 from jaxloss.preference.distillation import generalized_jsd as generalized_jsd
+from jaxloss.preference.distillation import skew_kl as skew_kl
+from jaxloss.preference.distillation import tvd as tvd
 from jaxloss.preference.dpo_variants import dpo as dpo
 from jaxloss.preference.grpo import grpo as grpo
 from jaxloss.preference.linear_logprobs import linear_distill as linear_distill

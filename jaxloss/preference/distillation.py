@@ -1,8 +1,11 @@
-r"""Knowledge distillation on logits: forward and reverse KL, and GKD's generalized JSD.
+r"""Knowledge distillation on logits: forward and reverse KL, GKD's generalized JSD,
+DistiLLM's skew KL and the total variation distance.
 
-Both take student and teacher logits ``[..., tokens, vocab]``, soften them with a
+All take student and teacher logits ``[..., tokens, vocab]``, soften them with a
 temperature, and compare the two distributions over the last (vocabulary) axis, one value
-per token. Everything is in log space (``log_softmax``, ``logaddexp``) with
+per token, reduced over the unmasked tokens (of every device, with ``axis_name``).
+Half-precision logits are computed, and the divergences returned, in float32. Everything
+starts from log-probabilities (``log_softmax``; mixtures with ``logaddexp``) with
 :math:`0 \log 0 = 0`, so a teacher or student that gives a vocabulary entry probability 0
 (a −inf logit) contributes nothing there, with finite gradients.
 """
@@ -56,6 +59,19 @@ def _kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
     log_p = jnp.where(impossible, 0, log_p)
     log_q = jnp.where(impossible, 0, log_q)
     return jnp.sum(jnp.where(impossible, 0, jnp.exp(log_p) * (log_p - log_q)), axis=-1)
+
+
+def _log_mixture(log_a: jax.Array, log_b: jax.Array, weight_a: jax.Array) -> jax.Array:
+    """log(w a + (1 − w) b) from log-probabilities in log space, w = ``weight_a`` in [0, 1].
+
+    Where both weighted terms are 0 the mixture is too, and the log-sum-exp of two −inf has
+    a NaN gradient, which would reach the logits even where `_kl` drops the entry.
+    """
+    term_a = log_a + jnp.log(weight_a)
+    term_b = log_b + jnp.log1p(-weight_a)
+    neither = (term_a == -jnp.inf) & (term_b == -jnp.inf)
+    mixture = jnp.logaddexp(jnp.where(neither, 0, term_a), jnp.where(neither, 0, term_b))
+    return jnp.where(neither, -jnp.inf, mixture)
 
 
 def distill_kl(
@@ -140,14 +156,7 @@ def _generalized_jsd(log_q: jax.Array, log_p: jax.Array, beta: jax.Array) -> jax
     the gradient.
     """
     at_0, at_1 = beta == 0, beta == 1
-    safe_beta = jnp.where(at_0 | at_1, 0.5, beta)
-    # Where both are 0 the mixture is too, and the log-sum-exp of two −inf has a NaN
-    # gradient; `_kl` drops those entries anyway.
-    both = (log_q == -jnp.inf) & (log_p == -jnp.inf)
-    log_mixture = jnp.logaddexp(
-        jnp.where(both, 0, log_q) + jnp.log1p(-safe_beta),
-        jnp.where(both, 0, log_p) + jnp.log(safe_beta),
-    )
+    log_mixture = _log_mixture(log_p, log_q, jnp.where(at_0 | at_1, 0.5, beta))
     teacher_weight = jnp.where(at_0, 1, jnp.where(at_1, 0, beta))
     student_weight = jnp.where(at_1, 1, jnp.where(at_0, 0, 1 - beta))
     teacher_term = _kl(log_p, jnp.where(at_0, log_q, log_mixture))
@@ -220,4 +229,126 @@ def generalized_jsd(
         loss = _kl(log_p, log_q) if beta == 0 else _kl(log_q, log_p)
     else:
         loss = _generalized_jsd(log_q, log_p, jnp.asarray(beta, log_q.dtype))
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def skew_kl(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    alpha: ArrayLike = 0.1,
+    direction: str = "forward",
+    temperature: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""DistiLLM's skew KL (forward, SKL) or skew reverse KL (SRKL) of teacher and student.
+
+    .. math::
+      \ell_t = \mathrm{KL}\big(p_t \,\|\, \alpha p_t + (1 - \alpha) q_t\big)
+      \ (\text{forward}), \qquad
+      \ell_t = \mathrm{KL}\big(q_t \,\|\, \alpha q_t + (1 - \alpha) p_t\big)
+      \ (\text{reverse}),
+
+    per token, with teacher :math:`p_t = \mathrm{softmax}(z^{teacher}_t / T)`, student
+    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` and :math:`\alpha` = ``alpha``: the
+    first argument of the KL is mixed, with weight :math:`\alpha`, into the second, as in
+    Ko et al.'s α-SKL and α-SRKL and their ``skewed_forward_kl`` / ``skewed_reverse_kl``
+    (``lam`` = :math:`\alpha`, default 0.1). The mixture is formed in log space
+    (``logaddexp``). :math:`\alpha = 0` is ``distill_kl`` and :math:`\alpha = 1` gives 0;
+    for :math:`\alpha > 0` the divergence is at most :math:`-\log \alpha`.
+
+    The official code returns, for the forward direction, the cross-entropy
+    :math:`-\sum_v p_{t,v} \log m_{t,v}`: the value here less the teacher's entropy, with the
+    same student gradients. It has no temperature (``temperature=1`` here).
+
+    Numerics: finite for :math:`\alpha > 0` whatever entries either model rules out with a
+    −inf logit (the mixture keeps every entry of the KL's first distribution), with finite
+    gradients; at :math:`\alpha = 0` it is +inf where ``distill_kl`` is.
+
+    Args:
+      student_logits: ``[..., tokens, vocab]`` logits :math:`z^{student}`, any float dtype.
+      teacher_logits: ``[..., tokens, vocab]`` logits :math:`z^{teacher}`.
+      alpha: :math:`\alpha \in [0, 1]`, the skew: the weight of the KL's first
+        distribution in the mixture.
+      direction: ``"forward"`` (SKL, the teacher first) or ``"reverse"`` (SRKL, the
+        student first).
+      temperature: :math:`T > 0`, dividing both logits.
+      where: optional boolean mask ``[..., tokens]`` of the tokens that count (e.g.
+        ``labels != -100``); masked tokens may hold anything and get zero gradients.
+      reduction: ``"mean"`` (the official code's masked token mean), ``"sum"`` or
+        ``"none"`` (``[..., tokens]``).
+      axis_name: mapped axis of the batch, or None.
+
+    Returns:
+      A float32 scalar, or the per-token divergences for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+      >>> round(float(jaxloss.skew_kl(student, teacher)), 4)  # m = (0.54, 0.46)
+      0.3071
+      >>> round(float(jaxloss.skew_kl(student, teacher, direction="reverse")), 4)  # (0.86, 0.14)
+      0.3653
+
+    References:
+      Ko, Kim, Chen and Yun, "DistiLLM: Towards Streamlined Distillation for Large Language
+      Models", ICML 2024, arXiv:2402.03898 (https://github.com/jongwooko/distillm).
+    """
+    _checks.choice(direction, DIRECTIONS, "direction")
+    _checks.in_range(alpha, "alpha", low=0, high=1)
+    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
+    first, second = (log_p, log_q) if direction == "forward" else (log_q, log_p)
+    loss = _kl(first, _log_mixture(first, second, jnp.asarray(alpha, first.dtype)))
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def tvd(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    *,
+    temperature: ArrayLike = 1.0,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Total variation distance between teacher and student token distributions.
+
+    .. math::
+      \ell_t = \tfrac{1}{2} \sum_v \lvert p_{t,v} - q_{t,v} \rvert \in [0, 1],
+
+    per token, with teacher :math:`p_t = \mathrm{softmax}(z^{teacher}_t / T)` and student
+    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)`. A symmetric, bounded distillation
+    objective: Wen et al.'s TVD variant of f-distill bounds the sequence-level distance by
+    a sum of these word-level terms, and DistiLLM's ``tv_distance`` baseline is this masked
+    token mean (at ``temperature=1``).
+
+    Numerics: finite everywhere, −inf logits included (probability 0). Not differentiable
+    where :math:`p_{t,v} = q_{t,v}`; the gradient takes :math:`\mathrm{sign}(0) = 0` there.
+
+    Args:
+      student_logits: ``[..., tokens, vocab]`` logits :math:`z^{student}`, any float dtype.
+      teacher_logits: ``[..., tokens, vocab]`` logits :math:`z^{teacher}`.
+      temperature: :math:`T > 0`, dividing both logits.
+      where: optional boolean mask ``[..., tokens]`` of the tokens that count; masked tokens
+        may hold anything and get zero gradients.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[..., tokens]``).
+      axis_name: mapped axis of the batch, or None.
+
+    Returns:
+      A float32 scalar, or the per-token distances for ``reduction="none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+      >>> round(float(jaxloss.tvd(student, teacher)), 4)  # (|0.9 - 0.5| + |0.1 - 0.5|) / 2
+      0.4
+
+    References:
+      Wen, Li, Du and Mou, "f-Divergence Minimization for Sequence-Level Knowledge
+      Distillation", ACL 2023, arXiv:2307.15190.
+    """
+    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
+    loss = 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - jnp.exp(log_q)), axis=-1)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

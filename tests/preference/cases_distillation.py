@@ -49,6 +49,21 @@ def generalized_jsd(student_logits, teacher_logits, beta=0.5, temperature=1.0):
     return beta * kl(log_p, log_m) + (1 - beta) * kl(log_q, log_m)
 
 
+def skew_kl(student_logits, teacher_logits, alpha=0.1, direction="forward", temperature=1.0):
+    """DistiLLM's KL(p ‖ α p + (1 − α) q), or KL(q ‖ α q + (1 − α) p), with probabilities."""
+    log_q, log_p = _softened(student_logits, teacher_logits, temperature)
+    first, second = (log_p, log_q) if direction == "forward" else (log_q, log_p)
+    with np.errstate(divide="ignore"):
+        log_m = np.log(alpha * np.exp(first) + (1 - alpha) * np.exp(second))
+    return kl(first, log_m)
+
+
+def tvd(student_logits, teacher_logits, temperature=1.0):
+    """Half the L1 distance between the softened teacher and student distributions."""
+    log_q, log_p = _softened(student_logits, teacher_logits, temperature)
+    return 0.5 * np.abs(np.exp(log_p) - np.exp(log_q)).sum(axis=-1)
+
+
 def logits_pair(rng: np.random.Generator, batch: int) -> tuple:
     """Student and teacher logits ``[batch, tokens, vocab]``, the teacher sharper."""
     shape = (batch, TOKENS, VOCAB)
@@ -78,6 +93,40 @@ CASES: dict[str, Case] = {
         differentiable=(0, 1),
         hyperparameters={"beta": 0.7},
         invalid={"beta": 1.5, "temperature": -1.0},
+        free=(0, 1),
+        token_loss=True,
+    ),
+    "skew_kl": Case(
+        jaxloss.skew_kl,
+        logits_pair,
+        skew_kl,
+        kwargs={"alpha": 0.2, "direction": "forward", "temperature": 1.5},
+        differentiable=(0, 1),
+        hyperparameters={"alpha": 0.4},
+        invalid={"alpha": -0.1, "temperature": 0.0},
+        free=(0, 1),
+        token_loss=True,
+    ),
+    "skew_kl[reverse]": Case(
+        jaxloss.skew_kl,
+        logits_pair,
+        skew_kl,
+        kwargs={"alpha": 0.3, "direction": "reverse"},
+        differentiable=(0, 1),
+        hyperparameters={"alpha": 0.1},
+        invalid={"alpha": 1.5},
+        free=(0, 1),
+        token_loss=True,
+    ),
+    # |p − q| is not differentiable where p = q: continuous random logits never land there.
+    "tvd": Case(
+        jaxloss.tvd,
+        logits_pair,
+        tvd,
+        kwargs={"temperature": 2.0},
+        differentiable=(0, 1),
+        hyperparameters={"temperature": 0.5},
+        invalid={"temperature": -1.0},
         free=(0, 1),
         token_loss=True,
     ),

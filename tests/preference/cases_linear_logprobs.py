@@ -1,9 +1,9 @@
 """``linear_token_logprobs`` and ``linear_distill`` as the shared suites see them.
 
 ``linear_token_logprobs`` is not a loss (no ``reduction``): its module tests it against
-``token_logprobs`` of the materialized logits. ``linear_distill``'s case runs in vocabulary
-blocks (3 of 8 entries, so the last block overlaps); its reference is
-``generalized_jsd``'s on the materialized logits.
+``token_logprobs`` of the materialized logits. ``linear_distill``'s case runs in blocks of 3
+tokens (so the last block of a batch is padded); its reference is ``generalized_jsd``'s on
+the float64 materialized logits.
 """
 
 from __future__ import annotations
