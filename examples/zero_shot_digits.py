@@ -81,13 +81,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from _common import digits, markdown_table, mlp_apply, mlp_init, parse_args, report, save_figure
+from _verification import Recipe, cosine_pairs, draw_galleries, pk_batches, stateless, unit
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
@@ -111,26 +111,6 @@ CENTER_WEIGHT = 0.1  # λ of the center loss next to the cross-entropy
 CENTER_ALPHA = 0.5  # the centers' own learning rate in Wen et al.'s update
 
 
-class Recipe(NamedTuple):
-    """One loss and what it trains besides the network.
-
-    Attributes:
-      settings: the hyperparameters, as the table shows them.
-      init: ``key -> (head, state)``: trainable parameters beyond the network (a linear
-        classifier, class centers, or ``{}``) and loss state that no optimizer touches
-        (center-loss centers, a step count), or ``()``.
-      loss: ``(head, state, embeddings, labels) -> (loss, new_state)``.
-    """
-
-    settings: str
-    init: Callable[[jax.Array], tuple[Any, Any]]
-    loss: Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
-
-
-def _unit(x: jax.Array) -> jax.Array:
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
-
-
 def _linear_classifier(key: jax.Array) -> tuple[dict[str, jax.Array], tuple]:
     return mlp_init(key, (EMBEDDING, TRAIN_DIGITS))["layer0"], ()
 
@@ -143,14 +123,9 @@ def _softmax(head, embeddings, labels) -> jax.Array:
     return jaxloss.cross_entropy(embeddings @ head["w"] + head["b"], labels)
 
 
-def _stateless(loss: Callable[[Any, jax.Array, jax.Array], jax.Array]):
-    """Lifts ``(head, embeddings, labels) -> loss`` to the ``Recipe.loss`` signature."""
-    return lambda head, state, embeddings, labels: (loss(head, embeddings, labels), state)
-
-
 def _margin_head(margin_loss: Callable[..., jax.Array], **hyperparameters) -> Callable:
     """A margin softmax against the trainable class centers."""
-    return _stateless(
+    return stateless(
         lambda head, x, labels: margin_loss(x, head["centers"], labels, **hyperparameters)
     )
 
@@ -158,9 +133,9 @@ def _margin_head(margin_loss: Callable[..., jax.Array], **hyperparameters) -> Ca
 def _all_pairs(embeddings: jax.Array, labels: jax.Array, margin: float) -> jax.Array:
     """Contrastive loss over the batch's ``batch·(batch-1)/2`` pairs, on unit embeddings."""
     first, second = np.triu_indices(embeddings.shape[0], k=1)
-    unit = _unit(embeddings)
+    rows = unit(embeddings)
     similar = labels[first] == labels[second]
-    return jaxloss.contrastive(unit[first], unit[second], similar, margin=margin)
+    return jaxloss.contrastive(rows[first], rows[second], similar, margin=margin)
 
 
 center = compose.center_loss_with_update(alpha=CENTER_ALPHA)
@@ -180,7 +155,7 @@ def _sphereface(head, state, embeddings, labels):
 
 
 RECIPES: dict[str, Recipe] = {
-    "softmax": Recipe("linear classifier", _linear_classifier, _stateless(_softmax)),
+    "softmax": Recipe("linear classifier", _linear_classifier, stateless(_softmax)),
     "NormFace": Recipe(
         f"s={MARGIN_SCALE:g}",
         _class_centers,
@@ -204,14 +179,14 @@ RECIPES: dict[str, Recipe] = {
     "contrastive": Recipe(
         f"all batch pairs, unit x, margin {CONTRASTIVE_MARGIN:g}",
         lambda key: ({}, ()),
-        _stateless(lambda head, x, labels: _all_pairs(x, labels, CONTRASTIVE_MARGIN)),
+        stateless(lambda head, x, labels: _all_pairs(x, labels, CONTRASTIVE_MARGIN)),
     ),
     "triplet (batch-hard)": Recipe(
         f"unit x, margin {TRIPLET_MARGIN:g}",
         lambda key: ({}, ()),
-        _stateless(
+        stateless(
             lambda head, x, labels: jaxloss.batch_triplet(
-                _unit(x), labels, margin=TRIPLET_MARGIN, mining="hard"
+                unit(x), labels, margin=TRIPLET_MARGIN, mining="hard"
             )
         ),
     ),
@@ -221,17 +196,6 @@ RECIPES: dict[str, Recipe] = {
         _softmax_and_center,
     ),
 }
-
-
-def pk_batches(rng: np.random.Generator, labels: np.ndarray, steps: int) -> np.ndarray:
-    """``[steps, TRAIN_DIGITS * PER_CLASS]`` indices: ``PER_CLASS`` distinct images per digit."""
-    members = [np.flatnonzero(labels == digit) for digit in range(TRAIN_DIGITS)]
-    return np.stack(
-        [
-            np.concatenate([rng.choice(rows, PER_CLASS, replace=False) for rows in members])
-            for _ in range(steps)
-        ]
-    )
 
 
 @functools.partial(jax.jit, static_argnames="recipe")
@@ -264,18 +228,6 @@ def train(recipe: Recipe, seed: int, x, labels, batches: np.ndarray, desc: str):
     return params["net"]
 
 
-def cosine_pairs(features: np.ndarray, labels: np.ndarray):
-    """Every pair of rows: its cosine similarity, and whether both rows have one label.
-
-    Returns:
-      ``(similarity [n, n], scores [n(n-1)/2], same [n(n-1)/2])``.
-    """
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ unit.T
-    first, second = np.triu_indices(len(labels), k=1)
-    return similarity, similarity[first, second], labels[first] == labels[second]
-
-
 def evaluate(features: np.ndarray, labels: np.ndarray, galleries: np.ndarray) -> dict:
     """Verification and one-shot identification by cosine similarity.
 
@@ -306,12 +258,6 @@ def seen_auc(features: np.ndarray, labels: np.ndarray) -> float:
     """Pair-verification ROC AUC, for the held-out images of the training digits."""
     _, scores, same = cosine_pairs(features, labels)
     return float(roc_auc_score(same, scores))
-
-
-def draw_galleries(rng: np.random.Generator, labels: np.ndarray, draws: int) -> np.ndarray:
-    """``[draws, classes]`` random image indices, one of each class per draw."""
-    classes = np.unique(labels)
-    return np.stack([rng.choice(np.flatnonzero(labels == c), draws) for c in classes], axis=1)
 
 
 def pca_2d(features: np.ndarray) -> np.ndarray:
@@ -430,7 +376,9 @@ def main() -> None:
     x_train, y_train = jnp.asarray(x_train), jnp.asarray(y_train)
     bar = tqdm(total=seeds * len(RECIPES), desc="losses x seeds")
     for seed in range(args.seed, args.seed + seeds):
-        batches = pk_batches(np.random.default_rng(seed), np.asarray(y_train), steps)
+        batches = pk_batches(
+            np.random.default_rng(seed), np.asarray(y_train), TRAIN_DIGITS, PER_CLASS, steps
+        )
         for name, recipe in RECIPES.items():
             net = train(recipe, seed, x_train, y_train, batches, desc=f"{name} (seed {seed})")
             features = np.asarray(mlp_apply(net, jnp.asarray(x_test)))
