@@ -65,6 +65,46 @@ REGISTRY, ALIASES, NOT_LOSSES, FAMILY, PEERS = _collect()
 the peer libraries' losses and their translations (``tests/_suite/peer.py``)."""
 
 
+FORMULA_VARIANTS = frozenset(
+    {
+        "chamfer[lengths,single,chunked]",
+        "chamfer[plain,sum,chunked]",
+        "dice[sigmoid,soft]",
+        "dice[squared,soft,no_background]",
+        "dpo[hinge]",
+        "dpo[ipo]",
+        "elasticface[cos,plus]",
+        "gan_generator[saturating]",
+        "gaussian_nll[shared]",
+        "generalized_dice[simple,soft,no_background]",
+        "huber[weights]",
+        "kl_penalty[k1]",
+        "kl_penalty[k2]",
+        "mae[weights]",
+        "poisson_nll[rates]",
+        "poly_cross_entropy[probabilities]",
+        "ppo_clip[dual_clip]",
+        "skew_kl[reverse]",
+        "total_variation[isotropic,mean,volumes]",
+        "triplet_margin[p=1,swap]",
+        "triplet_margin[p=3]",
+        "triplet_margin[squared]",
+        "triplet_margin_with_distance[cosine,swap]",
+        "tversky[focal,soft]",
+        "tversky[softmax,no_background]",
+    }
+)
+"""Variants whose options change only the per-example formula: not which entries count
+(masks, labels, lengths), not the inputs' domain, not what is gathered or mined across
+the batch, not how the batch is reduced. The suites of the per-example arithmetic (values
+against the references, gradients, masks, padding, dtypes) run on them; the 8-device
+and checked-mode suites, whose code paths (the batch reduction over ``axis_name``, the
+input checks) they share with their loss's other entries, run on those entries only."""
+
+DEVICE_AND_CHECK_NAMES = sorted(set(REGISTRY) - FORMULA_VARIANTS)
+"""The entries the 8-device and checked-mode suites run on."""
+
+
 def call(name: str, *args, **options):
     """Calls the entry's function with its kwargs (``options`` override them)."""
     case = REGISTRY[name]

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 
 import jaxloss
-from tests._suite.registry import REGISTRY, batched_positions, call, public_name
+from tests._suite.registry import (
+    DEVICE_AND_CHECK_NAMES,
+    FORMULA_VARIANTS,
+    REGISTRY,
+    batched_positions,
+    call,
+    public_name,
+)
 
 NAMES = sorted(REGISTRY)
 BATCH = 4
@@ -85,3 +92,10 @@ def test_a_concrete_hyperparameter_outside_its_domain_is_a_value_error(name, opt
         call(name, *args, **{option: bad})
     # Traced, the same value is not checked (a schedule inside jit may pass through it).
     jax.jit(lambda value: call(name, *args, **{option: value}))(bad)
+
+
+def test_every_loss_keeps_an_entry_in_the_device_and_checked_suites():
+    # A formula variant leaves those suites only where another entry of its loss stays.
+    kept = {public_name(name) for name in DEVICE_AND_CHECK_NAMES}
+    assert {public_name(name) for name in REGISTRY} == kept
+    assert FORMULA_VARIANTS <= set(REGISTRY)

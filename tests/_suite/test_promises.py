@@ -30,7 +30,13 @@ from jax.experimental import checkify
 import jaxloss
 from tests._suite import compiled
 from tests._suite.compiled import probe
-from tests._suite.registry import REGISTRY, batched_positions, call, row_mask
+from tests._suite.registry import (
+    DEVICE_AND_CHECK_NAMES,
+    REGISTRY,
+    batched_positions,
+    call,
+    row_mask,
+)
 
 BATCH = 6
 KEEP = np.array([True, False, True, True, False, True])
@@ -145,7 +151,7 @@ def test_integer_inputs_of_every_width_give_the_int32_value(name):
         np.testing.assert_array_equal(value, expected, err_msg=str(dtypes))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DEVICE_AND_CHECK_NAMES)
 @pytest.mark.parametrize("poison", ["nan", "+inf"])
 def test_checked_mode_rejects_nan_and_plus_inf(name, poison):
     args = _inputs(name)
