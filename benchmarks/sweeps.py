@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _harness import MIB, Case, Torch, measure, normal
-from cases import ctc, pairs
+from cases import ctc, pairs, preference
 
 import jaxloss
 
@@ -172,25 +172,15 @@ def llm_head_memory(quick: bool) -> dict:
     distillation against the materialized logits, value and the student's gradients."""
     vocab = [4096, 16384] if quick else [32768, 131072]
     n, d = (1024, 256) if quick else (8192, 1024)
-    fixed = jax.lax.stop_gradient
-
-    def materialized(beta):
-        return lambda h, w, th, tw: jaxloss.generalized_jsd(h @ w.T, fixed(th @ tw.T), beta=beta)
-
-    def chunked(beta):
-        return lambda h, w, th, tw: jaxloss.linear_distill(
-            h, w, fixed(th), fixed(tw), beta=beta, chunk_size=128
-        )
-
     contenders = {
         "linear_token_logprobs chunk 1024": lambda h, w, y: jaxloss.linear_token_logprobs(
             h, w, y, chunk_size=1024
         ).sum(),
         "token_logprobs of the logits": lambda h, w, y: jaxloss.token_logprobs(h @ w.T, y).sum(),
-        "linear_distill forward KL, chunk 128": chunked(0.0),
-        "generalized_jsd(β=0) of the logits": materialized(0.0),
-        "linear_distill JSD β=0.5, chunk 128": chunked(0.5),
-        "generalized_jsd(β=0.5) of the logits": materialized(0.5),
+        "linear_distill forward KL, chunk 128": preference.linear_distill(0.0, 128),
+        "generalized_jsd(β=0) of the logits": preference.materialized_distill(0.0),
+        "linear_distill JSD β=0.5, chunk 128": preference.linear_distill(0.5, 128),
+        "generalized_jsd(β=0.5) of the logits": preference.materialized_distill(0.5),
     }
     series: dict[str, list[float]] = {name: [] for name in contenders}
     for v in vocab:

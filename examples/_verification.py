@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxloss
+
 
 class Recipe(NamedTuple):
     """One loss and what it trains besides the network.
@@ -40,6 +42,22 @@ def unit(x: jax.Array) -> jax.Array:
 def stateless(loss: Callable[[Any, jax.Array, jax.Array], jax.Array]):
     """Lifts ``(head, embeddings, labels) -> loss`` to the ``Recipe.loss`` signature."""
     return lambda head, state, embeddings, labels: (loss(head, embeddings, labels), state)
+
+
+TRIPLET_MARGIN = 0.2  # FaceNet's, on unit embeddings
+
+
+def batch_hard_triplet() -> Recipe:
+    """Batch-hard triplets (Hermans et al. 2017) on unit embeddings: no head, no state."""
+    return Recipe(
+        f"unit x, margin {TRIPLET_MARGIN:g}",
+        lambda key: ({}, ()),
+        stateless(
+            lambda head, x, labels: jaxloss.batch_triplet(
+                unit(x), labels, margin=TRIPLET_MARGIN, mining="hard"
+            )
+        ),
+    )
 
 
 def pk_batches(

@@ -78,12 +78,12 @@ from _common import markdown_table, parse_args, report, save_figure
 from _glyphs import glyphs
 from _verification import (
     Recipe,
+    batch_hard_triplet,
     draw_galleries,
     evaluate,
     pk_batches,
     roc_axes,
     stateless,
-    unit,
 )
 from flax import nnx
 from tqdm.auto import tqdm
@@ -101,7 +101,6 @@ WARMUP = 0.2  # margins grow linearly from 0 over this fraction of the steps
 FARS = (1e-3, 1e-2)
 GALLERY_DRAWS = 20
 QUICK_UNSEEN = 200  # unseen identities scored by --quick
-TRIPLET_MARGIN = 0.2  # FaceNet's, on unit embeddings
 SUPCON_TEMPERATURE = 0.1  # Khosla et al.'s
 
 
@@ -224,15 +223,7 @@ def recipes(num_classes: int, steps: int) -> dict[str, Recipe]:
             centers,
             elastic,
         ),
-        "triplet (batch-hard)": Recipe(
-            f"unit x, margin {TRIPLET_MARGIN:g}",
-            lambda key: ({}, ()),
-            stateless(
-                lambda head, x, y: jaxloss.batch_triplet(
-                    unit(x), y, margin=TRIPLET_MARGIN, mining="hard"
-                )
-            ),
-        ),
+        "triplet (batch-hard)": batch_hard_triplet(),
         "supervised contrastive": Recipe(
             f"τ={SUPCON_TEMPERATURE:g}",
             lambda key: ({}, ()),

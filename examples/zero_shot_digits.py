@@ -87,7 +87,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from _common import digits, markdown_table, mlp_apply, mlp_init, parse_args, report, save_figure
-from _verification import Recipe, cosine_pairs, draw_galleries, pk_batches, stateless, unit
+from _verification import (
+    Recipe,
+    batch_hard_triplet,
+    cosine_pairs,
+    draw_galleries,
+    pk_batches,
+    stateless,
+    unit,
+)
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
@@ -106,7 +114,6 @@ HELD_OUT = 0.25  # of the 0-6 images, to check that training worked on seen digi
 OPTIMIZER = optax.adam(LEARNING_RATE)
 MARGIN_SCALE = 30.0  # NormFace, CosFace, ArcFace (64 is for thousands of identities)
 CONTRASTIVE_MARGIN = 1.0  # on unit embeddings, whose distances lie in [0, 2]
-TRIPLET_MARGIN = 0.2  # FaceNet's, on unit embeddings
 CENTER_WEIGHT = 0.1  # λ of the center loss next to the cross-entropy
 CENTER_ALPHA = 0.5  # the centers' own learning rate in Wen et al.'s update
 
@@ -181,15 +188,7 @@ RECIPES: dict[str, Recipe] = {
         lambda key: ({}, ()),
         stateless(lambda head, x, labels: _all_pairs(x, labels, CONTRASTIVE_MARGIN)),
     ),
-    "triplet (batch-hard)": Recipe(
-        f"unit x, margin {TRIPLET_MARGIN:g}",
-        lambda key: ({}, ()),
-        stateless(
-            lambda head, x, labels: jaxloss.batch_triplet(
-                unit(x), labels, margin=TRIPLET_MARGIN, mining="hard"
-            )
-        ),
-    ),
+    "triplet (batch-hard)": batch_hard_triplet(),
     "softmax + center": Recipe(
         f"λ={CENTER_WEIGHT:g}, α={CENTER_ALPHA:g} (center_update)",
         lambda key: (_linear_classifier(key)[0], center.init(jnp.zeros((TRAIN_DIGITS, EMBEDDING)))),

@@ -13,6 +13,25 @@ import jaxloss
 ORDER = 9
 
 
+def materialized_distill(beta: float):
+    """``generalized_jsd`` of the student's and the (fixed) teacher's materialized logits."""
+
+    def loss(h, w, th, tw):
+        return jaxloss.generalized_jsd(h @ w.T, jax.lax.stop_gradient(th @ tw.T), beta=beta)
+
+    return loss
+
+
+def linear_distill(beta: float, chunk_size: int):
+    """``linear_distill`` of the student's head and the (fixed) teacher's, no logits."""
+
+    def loss(h, w, th, tw):
+        fixed = jax.lax.stop_gradient
+        return jaxloss.linear_distill(h, w, fixed(th), fixed(tw), beta=beta, chunk_size=chunk_size)
+
+    return loss
+
+
 def cases(quick: bool, rng) -> list[Case]:
     n = 1 << 12 if quick else 1 << 18
     logps = [normal(rng, n, scale=5.0) - 50 for _ in range(4)]
@@ -52,18 +71,8 @@ def cases(quick: bool, rng) -> list[Case]:
     def materialized_logprobs(h, w, y):
         return jaxloss.token_logprobs(h @ w.T, y).sum()
 
-    def materialized_distill(beta):
-        def loss(h, w, th, tw):
-            return jaxloss.generalized_jsd(h @ w.T, jax.lax.stop_gradient(th @ tw.T), beta=beta)
-
-        return loss
-
     def distill_case(beta, name):
         tokens = 64 if quick else 256
-
-        def loss(h, w, th, tw):
-            fixed = jax.lax.stop_gradient
-            return jaxloss.linear_distill(h, w, fixed(th), fixed(tw), beta=beta, chunk_size=tokens)
 
         return Case(
             "preference",
@@ -71,7 +80,7 @@ def cases(quick: bool, rng) -> list[Case]:
             [hidden, weight, teacher_hidden, teacher_weight],
             (0, 1),
             {
-                "jaxloss": loss,
+                "jaxloss": linear_distill(beta, tokens),
                 f"materialized logits (generalized_jsd β={beta})": materialized_distill(beta),
             },
             rounds=5,

@@ -73,7 +73,7 @@ def accumulation_dtype(*arrays: ArrayLike) -> np.dtype:
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
-def _logits(
+def class_logits(
     x: jax.Array, w: jax.Array, b: jax.Array | None, scale: jax.Array | None
 ) -> tuple[jax.Array, jax.Array]:
     """``(x @ w.T) * scale + b``, ``[N, K]``, accumulated in at least float32.
@@ -117,7 +117,7 @@ def lse_excluding_targets(
       chunk_size: classes per block (static), or None for the unchunked expression.
     """
     if chunk_size is None:
-        z = _others(_logits(x, w, b, column_scale)[0], labels, 0, 0)
+        z = _others(class_logits(x, w, b, column_scale)[0], labels, 0, 0)
         return jax.nn.logsumexp(z, axis=1)
     return _chunked(x, w, labels, b, column_scale, int(chunk_size))
 
@@ -169,7 +169,7 @@ def _chunked_fwd(
     ) -> tuple[tuple[jax.Array, jax.Array], None]:
         running_max, running_sum = carry
         first, new_from, w_block, (b_block, scale_block) = _block(w, (b, scale), index, chunk_size)
-        z = _logits(x, w_block, b_block, scale_block)[0]
+        z = class_logits(x, w_block, b_block, scale_block)[0]
         z = _others(z, labels, first, new_from)
         new_max = jnp.maximum(running_max, jnp.max(z, axis=1))
         running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(
@@ -215,7 +215,7 @@ def _chunked_bwd(
             dw_block: jax.Array, row_block: tuple[jax.Array, jax.Array, jax.Array, jax.Array]
         ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array | None]]:
             x_row, label_row, result_row, cotangent_row = row_block
-            z, products = _logits(x_row, w_block, b_block, scale_block)
+            z, products = class_logits(x_row, w_block, b_block, scale_block)
             z = _others(z, label_row, first, new_from)
             p = jnp.exp(z - result_row[:, None]) * cotangent_row[:, None]
             q = p if scale_block is None else p * scale_block.astype(dtype)[None, :]
@@ -318,7 +318,7 @@ def _weighted_lse_sum_fwd(
         x_block, weight_block, active_block = block
         # Inactive rows are zeroed: a NaN there would reach dw through p.T @ x.
         x_block = jnp.where(active_block[:, None], x_block, 0)
-        z = _logits(x_block, w, b, None)[0]
+        z = class_logits(x_block, w, b, None)[0]
         top = jnp.max(z, axis=1)
         e = jnp.exp(z - top[:, None])
         total = jnp.sum(e, axis=1)

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxloss._kernels.blocks import blocked, unblocked
-from jaxloss._kernels.chunked_logsumexp import accumulation_dtype
+from jaxloss._kernels.chunked_logsumexp import accumulation_dtype, class_logits
 from jaxloss._sharding import AxisName, global_sum, sum_to, vary_like
 
 Head = tuple[jax.Array, jax.Array, jax.Array | None]
@@ -63,16 +63,22 @@ class Options(NamedTuple):
     class_axis_name: AxisName
 
 
-def head_logits(h: jax.Array, w: jax.Array, b: jax.Array | None, inverse_t: jax.Array) -> jax.Array:
-    """``(h @ w.T + b) / T``, ``[N, V]``, accumulated in at least float32."""
-    z = jnp.einsum("nd,kd->nk", h, w, preferred_element_type=accumulation_dtype(h, w))
-    if b is not None:
-        z = z + b.astype(z.dtype)[None, :]
+def _tempered_logits(
+    h: jax.Array, w: jax.Array, b: jax.Array | None, inverse_t: jax.Array
+) -> jax.Array:
+    """``(h @ w.T + b) / T``, ``[N, V]``, with the class-logit matmul rule of
+    ``chunked_logsumexp.class_logits`` (default precision, accumulated in float32 or wider)."""
+    z = class_logits(h, w, b, None)[0]
     return z * inverse_t.astype(z.dtype)
 
 
 def _softmax(z: jax.Array, axis: AxisName) -> tuple[jax.Array, jax.Array]:
-    """Log-softmax and softmax over the last axis (and the vocabulary's devices)."""
+    """Log-softmax and softmax over the last axis (and the vocabulary's devices).
+
+    ``_sharding.logsumexp_over_shards`` combines finished per-device log-sum-exps; here the
+    shifted exponentials are also the probabilities, so the shift is shared first and each
+    entry is exponentiated once.
+    """
     top = jnp.maximum(jnp.max(z, axis=-1, keepdims=True), jnp.finfo(z.dtype).min)
     if axis is not None:
         top = jax.lax.pmax(top, axis)
@@ -175,8 +181,8 @@ def _blocks(
 
     def step(carry: tuple, block: tuple) -> tuple[tuple, tuple]:
         hs, ht, c = block
-        z_s = head_logits(hs, w_s, b_s, inverse_t)
-        z_t = head_logits(ht, w_t, b_t, inverse_t)
+        z_s = _tempered_logits(hs, w_s, b_s, inverse_t)
+        z_t = _tempered_logits(ht, w_t, b_t, inverse_t)
         loss, g_s, g_t, d_beta = _block(z_s, z_t, beta, options)
         c = c.astype(dtype)[:, None]
         d_inverse_t = None
@@ -211,6 +217,12 @@ def _blocks(
     d_beta = None if d_beta is None else jnp.sum(d_beta)
     grads = ((dh_s, dw_s, db_s), (dh_t, dw_t, db_t), (d_inverse_t, d_beta))
     return unblocked(loss, n), grads
+
+
+def _divergences(options: Options, student: Head, teacher: Head, rows: tuple) -> jax.Array:
+    """The per-token divergences alone (no gradient formed)."""
+    weights = jnp.zeros(student[0].shape[:1], accumulation_dtype(student[0]))
+    return _blocks(student, teacher, rows[0], rows[1], weights, options, NOTHING)[0]
 
 
 def _values(tree: Any) -> Any:
@@ -256,7 +268,7 @@ def weighted_divergence(
 
     ``rows`` is ``(1 / T, β)``; ``weights`` ``[N]`` get no gradient.
     """
-    loss, _ = _blocks(student, teacher, rows[0], rows[1], weights, options, NOTHING)
+    loss = _divergences(options, student, teacher, rows)
     return jnp.sum(weights.astype(loss.dtype) * loss)
 
 
@@ -285,15 +297,13 @@ def token_divergence(
     options: Options, student: Head, teacher: Head, rows: tuple[jax.Array, jax.Array]
 ) -> jax.Array:
     """``ℓ_n`` per token ``[N]``; ``rows`` is ``(1 / T, β)``."""
-    weights = jnp.zeros(student[0].shape[:1], accumulation_dtype(student[0]))
-    return _blocks(student, teacher, rows[0], rows[1], weights, options, NOTHING)[0]
+    return _divergences(options, student, teacher, rows)
 
 
 def _token_fwd(options: Options, student: Any, teacher: Any, rows: Any) -> tuple[jax.Array, tuple]:
     want = _want(student, teacher, rows)
     student, teacher, rows = _values((student, teacher, rows))
-    weights = jnp.zeros(student[0].shape[:1], accumulation_dtype(student[0]))
-    loss, _ = _blocks(student, teacher, rows[0], rows[1], weights, options, NOTHING)
+    loss = _divergences(options, student, teacher, rows)
     # The flags travel as which primals are kept: None for what needs no gradient.
     kept = jax.tree.map(
         lambda a, flag: a if flag else None,

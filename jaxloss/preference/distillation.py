@@ -148,6 +148,12 @@ def distill_kl(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
+def static_endpoint(beta: ArrayLike) -> int | None:
+    """0 or 1 for a Python ``beta`` at an endpoint (a single KL, chosen at trace time),
+    else None (a traced ``beta`` takes the endpoints by ``where``, as ``_generalized_jsd``)."""
+    return int(beta) if isinstance(beta, (int, float)) and beta in (0, 1) else None
+
+
 def _generalized_jsd(log_q: jax.Array, log_p: jax.Array, beta: jax.Array) -> jax.Array:
     """Per-token JSD(β) of student ``log_q`` and teacher ``log_p``; KL at β = 0 and 1, as TRL.
 
@@ -225,8 +231,9 @@ def generalized_jsd(
     """
     _checks.in_range(beta, "beta", low=0, high=1)
     mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
-    if isinstance(beta, (int, float)) and beta in (0, 1):
-        loss = _kl(log_p, log_q) if beta == 0 else _kl(log_q, log_p)
+    endpoint = static_endpoint(beta)
+    if endpoint is not None:
+        loss = _kl(log_p, log_q) if endpoint == 0 else _kl(log_q, log_p)
     else:
         loss = _generalized_jsd(log_q, log_p, jnp.asarray(beta, log_q.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

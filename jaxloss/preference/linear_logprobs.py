@@ -19,6 +19,7 @@ from jaxloss._kernels.chunked_logsumexp import accumulation_dtype
 from jaxloss._reduce import linear_weights, masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName, global_sum
 from jaxloss.margin.linear import linear_cross_entropy
+from jaxloss.preference.distillation import static_endpoint
 
 
 def linear_token_logprobs(
@@ -230,8 +231,7 @@ def linear_distill(
     h_s, h_t = h_s.reshape(-1, h_s.shape[-1]), h_t.reshape(-1, h_t.shape[-1])
     dtype = accumulation_dtype(h_s, w_s, h_t, w_t)
     tokens = h_s.shape[0]
-    # A Python 0 or 1 is one KL (as generalized_jsd); a traced beta is handled by `where`.
-    endpoint = int(beta) if isinstance(beta, (int, float)) and beta in (0, 1) else None
+    endpoint = static_endpoint(beta)
     options = distill_blocks.Options(
         max(1, min(tokens if chunk_size is None else int(chunk_size), tokens)),
         endpoint,

@@ -21,7 +21,8 @@ import numpy as np
 from tests._suite.registry import REGISTRY, call, where_shape
 
 
-def _with_differentiable(name: str, args: list, diff: tuple) -> list:
+def with_differentiable(name: str, args: list, diff) -> list:
+    """``args`` with the entry's differentiable positions replaced by ``diff``, in order."""
     full = list(args)
     for position, value in zip(REGISTRY[name].differentiable, diff, strict=True):
         full[position] = value
@@ -50,7 +51,7 @@ def _probe(name: str, all_slots: bool = True):
     def outputs(args: list, where: Any, reductions=("mean", "sum"), sum_gradients=True) -> dict:
         def loss(reduction: str):
             def at(*diff):
-                full = _with_differentiable(name, args, diff)
+                full = with_differentiable(name, args, diff)
                 return call(name, *full, where=where, reduction=reduction)
 
             return at

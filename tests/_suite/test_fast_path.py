@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests._suite import registry
+from tests._suite import compiled, registry
 
 FLOAT_TARGET_LOSSES = (
     "mse",
@@ -62,14 +62,12 @@ def _op_counts(name: str, masked: bool) -> collections.Counter:
     where = jnp.ones(registry.where_shape(name, args), bool)
 
     def loss(differentiated, where):
-        full = list(args)
-        for position, a in zip(case.differentiable, differentiated, strict=True):
-            full[position] = a
+        full = compiled.with_differentiable(name, args, differentiated)
         return registry.call(name, *full, where=where if masked else None, reduction="mean")
 
     differentiated = [jnp.asarray(args[i]) for i in case.differentiable]
-    compiled = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where).compile()
-    return collections.Counter(_OP.findall(compiled.as_text()))
+    program = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where).compile()
+    return collections.Counter(_OP.findall(program.as_text()))
 
 
 @pytest.mark.parametrize("name", FLOAT_TARGET_LOSSES)
