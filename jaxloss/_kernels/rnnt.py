@@ -23,8 +23,9 @@ softmax term drops. No autodiff tape, and one elementwise pass writes the gradie
 
 Memory: the lattice arrays (emissions, alphas, betas and posteriors) are ``B · D · U1``
 floats each, and the log-normalizers ``B · T · U1``; besides the logits and the gradient
-nothing of size ``B · T · U1 · V`` exists (the mask, the cast from half precision and the
-log-softmax are fused into the reductions and the gradient's single pass).
+nothing of size ``B · T · U1 · V`` exists (the cast from half precision and the log-softmax
+are fused into the reductions and the gradient's single pass, and the padding is masked in
+the reductions' ``[B, T, U1]`` results, not in a copy of the logits).
 """
 
 from __future__ import annotations
@@ -181,19 +182,23 @@ def emissions(
     fused: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The blank's and the next label's log-probabilities ``[B, T, U1]`` and the
-    log-normalizers (0 unfused), from logits ``[B, T, U1, V]`` zeroed off the lattice.
+    log-normalizers (0 unfused), from logits ``[B, T, U1, V]``; 0 off the lattice.
 
-    The zeroing, the cast from half precision and the log-softmax fuse into the reductions:
-    no second ``[B, T, U1, V]`` array.
+    The reductions read the logits as they are and the masking is applied to their
+    ``[B, T, U1]`` results, so the padding (any value, NaN included) never reaches a
+    lattice node and no masked copy of the logits is made: the cast from half precision
+    and the log-softmax fuse into the reductions, and nothing of size ``[B, T, U1, V]`` is
+    written.
     """
-    logits = jnp.where(nodes[..., None], logits.astype(_computed(logits)), 0)
+    logits = logits.astype(_computed(logits))
     if fused:
-        log_normalizer = jax.nn.logsumexp(logits, axis=-1)
+        log_normalizer = jnp.where(nodes, jax.nn.logsumexp(logits, axis=-1), 0)
     else:
         log_normalizer = jnp.zeros(logits.shape[:-1], logits.dtype)
-    blank_lp = logits[..., blank] - log_normalizer
+    blank_lp = jnp.where(nodes, logits[..., blank] - log_normalizer, 0)
     label_lp = jnp.take_along_axis(logits, labels[:, None, :, None], axis=-1)[..., 0]
-    label_lp = jnp.where(label_ids[:, None, :], label_lp - log_normalizer, _NEG_INF)
+    label_lp = jnp.where(nodes, label_lp - log_normalizer, 0)
+    label_lp = jnp.where(label_ids[:, None, :], label_lp, _NEG_INF)
     return blank_lp, label_lp, log_normalizer
 
 
