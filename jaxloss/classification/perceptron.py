@@ -9,6 +9,8 @@ without it, the per-example loss shape. Labels outside ``[0, num_classes)`` are 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -107,15 +109,55 @@ def perceptron(
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
-def _largest_violation(scores: jax.Array, labels: jax.Array, margin: ArrayLike) -> jax.Array:
-    """``max_c (s_c + m·[c ≠ y]) − s_y``, classes last, in one pass over the classes."""
-    if not _checks.is_static_zero(margin):
-        classes = jax.lax.broadcasted_iota(labels.dtype, scores.shape, scores.ndim - 1)
-        is_label = classes == labels[..., None]
-        scores_with_margin = jnp.where(is_label, scores, scores + jnp.asarray(margin, scores.dtype))
-    else:
-        scores_with_margin = scores
-    return jnp.max(scores_with_margin, axis=-1) - _take_class(scores, labels)
+def _largest_violation(
+    scores: jax.Array, labels: jax.Array, mask: jax.Array, margin: ArrayLike
+) -> jax.Array:
+    """``max_c (s_c + m·[c ≠ y]) − s_y``, classes last, 0 in the rows ``mask`` leaves out.
+
+    The scores are read as given (no masked copy): the rows that do not count are masked in
+    the ``[...]`` results and in the derivative rule, so their padding reaches neither the
+    value nor a gradient. A static 0 margin (the perceptron) skips the shift.
+    """
+    if _checks.is_static_zero(margin):
+        return _masked_violation(scores, labels, mask, jnp.zeros((), scores.dtype), False)
+    return _masked_violation(scores, labels, mask, jnp.asarray(margin, scores.dtype), True)
+
+
+def _violation_parts(
+    scores: jax.Array, labels: jax.Array, mask: jax.Array, margin: jax.Array, shifted: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The masked values, each class's share of the max's derivative (ties share it
+    equally, as ``jnp.max``'s; 0 in masked rows) and which classes got the margin."""
+    classes = jax.lax.broadcasted_iota(labels.dtype, scores.shape, scores.ndim - 1)
+    off_label = classes != labels[..., None]
+    candidates = jnp.where(off_label, scores + margin, scores) if shifted else scores
+    top = jnp.max(candidates, axis=-1)
+    value = jnp.where(mask, top - _take_class(scores, labels), 0)
+    at_top = mask[..., None] & (candidates == top[..., None])
+    ties = jnp.sum(at_top, axis=-1, dtype=scores.dtype)
+    share = jnp.where(at_top, 1 / jnp.where(mask, ties, 1)[..., None], 0)
+    return value, share, off_label
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _masked_violation(
+    scores: jax.Array, labels: jax.Array, mask: jax.Array, margin: jax.Array, shifted: bool
+) -> jax.Array:
+    return _violation_parts(scores, labels, mask, margin, shifted)[0]
+
+
+@_masked_violation.defjvp
+def _masked_violation_jvp(
+    shifted: bool, primals: tuple, tangents: tuple
+) -> tuple[jax.Array, jax.Array]:
+    scores, labels, mask, margin = primals
+    d_scores, _, _, d_margin = tangents
+    value, share, off_label = _violation_parts(scores, labels, mask, margin, shifted)
+    d_candidates = jnp.where(off_label, d_scores + d_margin, d_scores) if shifted else d_scores
+    tangent = jnp.sum(share * d_candidates, axis=-1) - jnp.where(
+        mask, _take_class(d_scores, labels), 0
+    )
+    return value, tangent
 
 
 def multiclass_hinge(
@@ -162,8 +204,10 @@ def multiclass_hinge(
       Vector Machines", JMLR 2001. https://www.jmlr.org/papers/v2/crammer01a.html
     """
     scores = _classes_last(scores, axis, "scores")
-    safe_labels, mask, scores = _integer_targets(labels, scores, "scores", None, where)
-    loss = _largest_violation(scores, safe_labels, margin)
+    safe_labels, mask, scores = _integer_targets(
+        labels, scores, "scores", None, where, zero_scores=False
+    )
+    loss = _largest_violation(scores, safe_labels, mask, margin)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
@@ -208,6 +252,8 @@ def multiclass_perceptron(
       https://aclanthology.org/W02-1001/
     """
     scores = _classes_last(scores, axis, "scores")
-    safe_labels, mask, scores = _integer_targets(labels, scores, "scores", None, where)
-    loss = _largest_violation(scores, safe_labels, 0)
+    safe_labels, mask, scores = _integer_targets(
+        labels, scores, "scores", None, where, zero_scores=False
+    )
+    loss = _largest_violation(scores, safe_labels, mask, 0)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

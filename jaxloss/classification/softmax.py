@@ -33,12 +33,16 @@ def _integer_targets(
     scores_name: str,
     ignore_index: int | None,
     where: ArrayLike | None,
+    *,
+    zero_scores: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Labels made safe to gather with, the mask of the entries that count, and ``scores``.
 
     ``scores`` has its class axis last. The mask is False for ignored labels, for labels
     outside ``[0, num_classes)`` and where ``where`` is False; those rows of ``scores`` come
     back zeroed (the masking door), so padding there reaches no value and no gradient.
+    ``zero_scores=False`` returns ``scores`` as given, for a caller whose own derivative
+    rule masks those rows (:func:`_label_nll`).
     """
     labels = _checks.integer_array(labels, "labels")
     if labels.shape != scores.shape[:-1]:
@@ -50,8 +54,52 @@ def _integer_targets(
     where = _checks.mask(where, labels.shape)
     _checked.class_ids(labels, num_classes, ignore_index=ignore_index, where=where)
     counted = counted_labels(labels, num_classes, ignore_index)
-    mask, (scores,) = masked_inputs(where, labels.shape, scores, counted=counted)
-    return jnp.where(mask, labels, 0), mask, scores
+    mask, zeroed = masked_inputs(
+        where, labels.shape, *((scores,) if zero_scores else ()), counted=counted
+    )
+    return jnp.where(mask, labels, 0), mask, zeroed[0] if zero_scores else scores
+
+
+@jax.custom_jvp
+def _label_nll(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
+    """``logsumexp(logits) - logits[label]`` per row, 0 where ``mask`` is False.
+
+    The masking door without a masked copy of the logits: the rows that do not count are
+    masked in the ``[...]`` results and in the derivative rule below (the softmax is zeroed
+    there before it meets a tangent), so their padding (NaN, ±inf) reaches neither the value
+    nor a gradient, and no ``[..., C]`` select is written before the reductions or after the
+    gradient (the two passes over the logits that optax does not make).
+    """
+    return _label_nll_value(logits, labels, mask)[0]
+
+
+def _label_nll_value(
+    logits: jax.Array, labels: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The masked rows' values and the softmax (0 in masked rows)."""
+    if _numerics.UNROLLED_CLASSES >= logits.shape[-1]:
+        log_normalizer = _numerics.logsumexp(logits)
+        probs = jnp.exp(logits - log_normalizer[..., None])
+    else:
+        # One exp per logit, shared by the value's sum and the softmax of the derivative
+        # (optax's count; ``_numerics.logsumexp`` and a second exp make two).
+        top = jnp.max(logits, axis=-1, keepdims=True)
+        shift = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+        exps = jnp.exp(logits - shift)
+        total = jnp.sum(exps, axis=-1, keepdims=True)
+        log_normalizer = (shift + jnp.log(total))[..., 0]
+        probs = exps / total
+    value = jnp.where(mask, log_normalizer - _take_class(logits, labels), 0)
+    return value, jnp.where(mask[..., None], probs, 0)
+
+
+@_label_nll.defjvp
+def _label_nll_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    logits, labels, mask = primals
+    value, probs = _label_nll_value(logits, labels, mask)
+    d_logits = tangents[0]
+    tangent = jnp.sum(probs * d_logits, axis=-1) - jnp.where(mask, _take_class(d_logits, labels), 0)
+    return value, tangent
 
 
 def _take_class(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -157,13 +205,19 @@ def cross_entropy(
         loss = soft_cross_entropy(logits, targets)
         return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
-    safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
-    log_normalizer = _numerics.logsumexp(logits)
-    loss = log_normalizer - _take_class(logits, safe_labels)
+    smoothed = not _checks.is_static_zero(label_smoothing)
+    safe_labels, mask, logits = _integer_targets(
+        labels, logits, "logits", ignore_index, where, zero_scores=smoothed
+    )
+    if smoothed:
+        log_normalizer = _numerics.logsumexp(logits)
+        loss = log_normalizer - _take_class(logits, safe_labels)
+    else:
+        loss = _label_nll(logits, safe_labels, mask)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
         loss = label_weights * loss
-    if not _checks.is_static_zero(label_smoothing):
+    if smoothed:
         eps = jnp.asarray(label_smoothing, loss.dtype)
         neg_log_probs = log_normalizer[..., None] - logits
         if weights is not None:

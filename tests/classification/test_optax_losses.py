@@ -449,3 +449,52 @@ def test_sigmoid_focal_label_gradients_match_finite_differences_where_optax_does
         np.testing.assert_allclose(our_grad, finite_differences, rtol=1e-6)
     assert not np.allclose(optax_grad[:2], finite_differences[:2], rtol=1e-3)
     np.testing.assert_allclose(optax_grad[2], finite_differences[2], rtol=1e-6)
+
+
+def test_max_margin_gradients_share_ties_and_skip_left_out_rows():
+    # The multiclass hinge and perceptron have their own derivative rule (no masked copy of
+    # the scores). Expected gradients written by hand: tied maxima share the derivative
+    # equally (jnp.max's rule, which optax's losses get), the label's score gets -1, and a
+    # row left out (label -1, or where=False) gets 0 even with NaN and inf in it.
+    scores = jnp.array(
+        [
+            [1.0, 3.0, 3.0, 0.0],  # label 0, classes 1 and 2 tie at the max
+            [2.0, 2.0, 0.0, 0.0],  # label 1 ties with class 0 (perceptron: loss 0)
+            [jnp.nan, jnp.inf, -jnp.inf, 1.0],  # label -1: left out
+            [jnp.inf, jnp.nan, 0.0, 0.0],  # masked by where
+        ]
+    )
+    labels = jnp.array([0, 1, -1, 2])
+    where = jnp.array([True, True, True, False])
+
+    @jax.jit
+    def run(scores, margin):
+        perceptron = jax.value_and_grad(
+            lambda s: jaxloss.multiclass_perceptron(s, labels, where=where, reduction="sum")
+        )(scores)
+        hinge = jax.value_and_grad(
+            lambda s, m: jaxloss.multiclass_hinge(
+                s, labels, margin=m, where=where, reduction="sum"
+            ),
+            argnums=(0, 1),
+        )(scores, margin)
+        forward = jax.jvp(
+            lambda s: jaxloss.multiclass_perceptron(s, labels, where=where, reduction="sum"),
+            (scores,),
+            (jnp.ones_like(scores).at[2:].set(0.0),),
+        )[1]
+        return perceptron, hinge, forward
+
+    (p_value, p_grad), (h_value, (h_grad, h_margin_grad)), p_forward = run(scores, 0.5)
+    assert float(p_value) == 2.0  # row 0: 3 - 1; row 1: 2 - 2
+    np.testing.assert_array_equal(
+        p_grad,
+        [[-1, 0.5, 0.5, 0], [0.5, -0.5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+    )
+    # Hinge, margin 0.5: row 0 max 3.5 (classes 1, 2) - 1; row 1 max 2.5 (class 0) - 2.
+    assert float(h_value) == 3.0
+    np.testing.assert_array_equal(
+        h_grad, [[-1, 0.5, 0.5, 0], [1, -1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    )
+    assert float(h_margin_grad) == 2.0  # both counted rows' maxima carry the margin
+    assert float(p_forward) == float(np.sum(p_grad[:2]))
