@@ -11,8 +11,8 @@ points, both directions (PyTorch3D's defaults):
 * time at B=2, N=4096, M=3000, D=3: jaxloss with chunk_size=1024 and with one block
   (``chunk_size=None``), the naive dense JAX version, and the same dense computation in
   torch (``torch.cdist``, CPU, float32), all in one process (``_harness.py``: round-robin,
-  rotating start, medians). jaxloss's values and gradients are checked against the naive
-  ones before timing.
+  rotations forward and reversed, medians). jaxloss's values and gradients are checked
+  against the naive ones before timing.
 
 Run it from the repository root::
 

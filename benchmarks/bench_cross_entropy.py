@@ -9,8 +9,9 @@ cross-entropy with integer labels, for
   (optional: skipped with a note if torch is not installed).
 
 Methodology: every contender is compiled and warmed up first; then the contenders are run
-alternately, one call each per round (round-robin, the starting contender rotating every
-round), for ``--repeats`` rounds, so that drifts in machine load hit all of them alike.
+alternately, one call each per round (round-robin, the order cycling through every rotation
+and its reverse: ``_harness.round_order``), for ``--repeats`` rounds, so that drifts in
+machine load hit all of them alike.
 The table reports medians and ratios to jaxloss; the acceptance criterion is
 ``jaxloss / optax <= 1.05``. It also prints the XLA temporary
 buffer size of the two compiled JAX programs (``memory_analysis().temp_size_in_bytes``).

@@ -11,7 +11,7 @@ per-sequence CTC losses, for
 
 Lengths are random (frames in [T/2, T], labels in [S/2, S]) and always alignable; labels
 are random non-blank classes, so repeats occur. Methodology (``_harness.py``): compiled and
-warmed up, round-robin with a rotating start, medians, all in one process. It also prints
+warmed up, round-robin (``_harness.round_order``), medians, all in one process. It also prints
 XLA's compiled temporary memory of both JAX programs. The acceptance of issue 3: jaxloss at
 least 1.5x faster than optax at every shape and 2x at the median, and no more temp memory.
 

@@ -13,7 +13,7 @@ weights (``jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))``):
   kernel, 512 rows at a time, three matmuls) and 512 (the class-blocked kernel, four
   matmuls) against the naive version and torch's ``F.linear_cross_entropy`` (CPU,
   float32, forward + backward), all in one process (``_harness.py``: round-robin,
-  rotating start, medians).
+  rotations forward and reversed, medians).
 
 Run it from the repository root::
 

@@ -1,7 +1,7 @@
 """Benchmark metric-learning losses against pytorch-metric-learning, optax and torch.
 
 What it measures, value and gradient with respect to the embeddings, all contenders in one
-process (``_harness.py``: round-robin with a rotating start, medians, paired ratios), and
+process (``_harness.py``: round-robin (``_harness.round_order``), medians, paired ratios), and
 XLA's compiled temporary memory for the JAX sides:
 
 * ``jaxloss.batch_triplet`` at B=1024, D=128 (64 identities of 16) for each mining mode,

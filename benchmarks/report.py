@@ -179,8 +179,9 @@ def write_results(folder, args, tc, results, sweep_list, plots, seconds, roof=No
         f"- Machine: {machine()}.",
         f"- Versions: {versions(tc)}.",
         "- Method: every contender compiled (JAX: `jit(value_and_grad)`) or built (torch: "
-        "forward + `backward()`) and warmed up, then run round-robin with a rotating start "
-        "in one process; medians; ratios are medians of per-round ratios. Temp memory is "
+        "forward + `backward()`) and warmed up, then run round-robin in one "
+        "process, the order cycling through every rotation and its reverse; medians; "
+        "ratios are medians of per-round ratios. Temp memory is "
         "XLA's compiled `memory_analysis().temp_size_in_bytes` (exact; torch has none). "
         "Values are checked equal before timing unless a note says why not. Shared machines "
         "are noisy: read the ratios, not the absolute times.",

@@ -2,8 +2,8 @@
 least work its formula needs on this machine.
 
 Everything is measured in one process, at one size N (2^22 float32; ``--quick``: 2^18), in
-one round-robin (``_harness.round_robin``: every kernel once per round, rotating start, so
-load drift hits all of them alike):
+one round-robin (``_harness.round_robin``: every kernel once per round, the order rotating
+and reversing, so load drift hits all of them alike):
 
 - Bandwidth: the triad ``a + s * b`` (``s`` a traced scalar) under ``jit``; it moves
   3 arrays x 4 B x N, so bandwidth = 12 N / median time. Its output is a fresh buffer, as

@@ -3,7 +3,8 @@
 What it measures, for each case (``cases/``): one value-and-gradient call (``jax.jit`` of
 ``jax.value_and_grad`` for the JAX sides; forward + ``backward()`` for torch), all
 contenders on the same inputs in the same process, compiled and warmed up, then run
-round-robin with a rotating start (``_harness.py``); medians over the rounds, and the
+round-robin, the order cycling through every rotation and its reverse
+(``_harness.round_order``); medians over the rounds, and the
 median of the per-round ratios *competitor / jaxloss* (above 1: jaxloss is faster). The JAX
 sides also report XLA's compiled temporary memory (``memory_analysis()``, exact). Where two
 contenders compute the same number, their values are checked equal before timing, so a
