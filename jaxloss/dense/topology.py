@@ -77,7 +77,11 @@ def _soft_skeleton(x: jax.Array, num_iters: int) -> jax.Array:
     # A loop: unrolled, XLA's compile time grows faster than num_iters (seconds at 6). The
     # input enters the loop as it is: with the first step outside, XLA's CPU backend at -O0
     # (JAX_DISABLE_MOST_OPTIMIZATIONS, jax 0.10.2) returned wrong gradients after a division.
-    _, skeleton = lax.fori_loop(0, num_iters + 1, step, (x, jnp.zeros_like(x)))
+    # Each step is rematerialized in the backward pass (``jax.checkpoint``): the loop keeps
+    # only its two carries per step, not every min/max pool's selections (measured at
+    # 2 x 64³ x 4, value and gradient: 322 MiB of XLA temp memory instead of 986, for 1.2x
+    # the time).
+    _, skeleton = lax.fori_loop(0, num_iters + 1, jax.checkpoint(step), (x, jnp.zeros_like(x)))
     return skeleton
 
 
