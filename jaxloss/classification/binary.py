@@ -263,7 +263,7 @@ def soft_margin(
         logits, targets, "logits", where, probability_targets=False
     )
     return reduce_loss(
-        jax.nn.softplus(-targets * logits), reduction, where=mask, axis_name=axis_name
+        _numerics.softplus(-targets * logits), reduction, where=mask, axis_name=axis_name
     )
 
 

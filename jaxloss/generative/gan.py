@@ -58,7 +58,7 @@ def gan_discriminator(
     """
     (real, fake), shape = _checks.broadcast_floats(real_logits=real_logits, fake_logits=fake_logits)
     mask, (real, fake) = masked_inputs(where, shape, real, fake)
-    loss = jax.nn.softplus(-real) + jax.nn.softplus(fake)
+    loss = _numerics.softplus(-real) + _numerics.softplus(fake)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
@@ -107,7 +107,7 @@ def gan_generator(
     """
     (fake,), shape = _checks.broadcast_floats(fake_logits=fake_logits)
     mask, (fake,) = masked_inputs(where, shape, fake)
-    loss = -jax.nn.softplus(fake) if saturating else jax.nn.softplus(-fake)
+    loss = -_numerics.softplus(fake) if saturating else _numerics.softplus(-fake)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

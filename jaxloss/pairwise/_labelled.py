@@ -140,7 +140,7 @@ def softplus_over_negatives(
     negatives n: 0 for a row without negatives."""
     has_negative = jnp.any(is_negative, axis=1, keepdims=True)
     negatives = logsumexp_where(logits, is_negative)[:, None]
-    return jax.nn.softplus(jnp.where(has_negative, negatives, -jnp.inf) - targets)
+    return _numerics.softplus(jnp.where(has_negative, negatives, -jnp.inf) - targets)
 
 
 def per_anchor(

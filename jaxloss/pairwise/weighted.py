@@ -202,7 +202,7 @@ def circle(
     positive = -gamma * jax.nn.relu(1 + margin - weighting) * (similarities - (1 - margin))
     negative = gamma * jax.nn.relu(weighting + margin) * (similarities - margin)
     counted = jnp.any(is_positive, axis=1) & jnp.any(is_negative, axis=1)
-    loss = jax.nn.softplus(
+    loss = _numerics.softplus(
         logsumexp_where(positive, is_positive) + logsumexp_where(negative, is_negative)
     )
     loss = jnp.where(counted, loss, 0)

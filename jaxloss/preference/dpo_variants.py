@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss, zero_masked
 from jaxloss._sharding import AxisName, gather_batch
@@ -98,7 +98,7 @@ def _pair_losses(
         return jnp.square(chosen - rejected - 1 / (2 * beta))
     epsilon = jnp.asarray(epsilon, z.dtype)
     if loss_type == "robust":
-        clean = (1 - epsilon) * jax.nn.softplus(-z) - epsilon * jax.nn.softplus(z)
+        clean = (1 - epsilon) * _numerics.softplus(-z) - epsilon * _numerics.softplus(z)
         return clean / (1 - 2 * epsilon)
     if loss_type == "exo_pair":
         # KL([σ(z), σ(−z)] ‖ [1 − ε, ε]).
@@ -107,18 +107,20 @@ def _pair_losses(
     if loss_type == "discopop":
         scaled = z / jnp.asarray(tau, z.dtype)
         # σ(z/τ) e^{−z} as one exponential: finite where e^{−z} alone overflows.
-        return jax.nn.sigmoid(-scaled) * jax.nn.softplus(-z) + jnp.exp(
+        return jax.nn.sigmoid(-scaled) * _numerics.softplus(-z) + jnp.exp(
             jax.nn.log_sigmoid(scaled) - z
         )
     chosen_reward, rejected_reward = beta * chosen, beta * rejected
     if loss_type == "bco_pair":
         shift = jnp.asarray(shift, z.dtype)
-        return jax.nn.softplus(shift - chosen_reward) + jax.nn.softplus(rejected_reward - shift)
+        return _numerics.softplus(shift - chosen_reward) + _numerics.softplus(
+            rejected_reward - shift
+        )
     if loss_type == "nca_pair":
         return (
-            jax.nn.softplus(-chosen_reward)
-            + 0.5 * jax.nn.softplus(chosen_reward)
-            + 0.5 * jax.nn.softplus(rejected_reward)
+            _numerics.softplus(-chosen_reward)
+            + 0.5 * _numerics.softplus(chosen_reward)
+            + 0.5 * _numerics.softplus(rejected_reward)
         )
     if loss_type == "sppo_hard":
         return jnp.square(chosen - 0.5 / beta) + jnp.square(rejected + 0.5 / beta)

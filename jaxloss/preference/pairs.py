@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._deprecation import renamed
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
@@ -20,9 +20,9 @@ from jaxloss._sharding import AxisName
 def _smoothed_logistic(z: jax.Array, label_smoothing: ArrayLike) -> jax.Array:
     """``−(1 − ε) log σ(z) − ε log σ(−z)``: logistic loss with the label 1 smoothed to 1 − ε."""
     if _checks.is_static_zero(label_smoothing):
-        return jax.nn.softplus(-z)
+        return _numerics.softplus(-z)
     epsilon = jnp.asarray(label_smoothing, z.dtype)
-    return (1 - epsilon) * jax.nn.softplus(-z) + epsilon * jax.nn.softplus(z)
+    return (1 - epsilon) * _numerics.softplus(-z) + epsilon * _numerics.softplus(z)
 
 
 def bradley_terry(
@@ -72,7 +72,7 @@ def bradley_terry(
         chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin
     )
     mask, (chosen, rejected, margin) = masked_inputs(where, shape, chosen, rejected, margin)
-    loss = jax.nn.softplus(-(chosen - rejected - margin))
+    loss = _numerics.softplus(-(chosen - rejected - margin))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
@@ -204,7 +204,7 @@ def orpo(
     )
     mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     ratio = _log_odds(chosen) - _log_odds(rejected)
-    loss = -chosen + jnp.asarray(beta, chosen.dtype) * jax.nn.softplus(-ratio)
+    loss = -chosen + jnp.asarray(beta, chosen.dtype) * _numerics.softplus(-ratio)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxloss import _numerics
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.ranking._lists import lists
@@ -158,7 +159,7 @@ def pairwise_logistic_ranking(
       Composable Learning-to-Rank using JAX", KDD 2022.
     """
     return _pairwise(
-        lambda d: jax.nn.softplus(-d),
+        lambda d: _numerics.softplus(-d),
         scores,
         labels,
         weights,
