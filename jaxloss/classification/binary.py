@@ -114,8 +114,9 @@ def _binary_logit_loss(
     """``-[pos_weight · t · log σ(x) + (1 - t) · log σ(-x)]``, stable for any logit."""
     if pos_weight is None:
         return _logit_cross_entropy(logits, targets)
-    positive_term = _weighted(targets * jax.nn.log_sigmoid(logits), pos_weight, "pos_weight")
-    return -(positive_term + (1 - targets) * jax.nn.log_sigmoid(-logits))
+    # -log σ(x) = softplus(-x)
+    positive_term = _weighted(targets * _numerics.softplus(-logits), pos_weight, "pos_weight")
+    return positive_term + (1 - targets) * _numerics.softplus(logits)
 
 
 def binary_cross_entropy_with_logits(
