@@ -168,6 +168,13 @@ def draw_galleries(rng: np.random.Generator, labels: np.ndarray, draws: int) -> 
     return np.stack([rng.choice(np.flatnonzero(labels == c), draws) for c in classes], axis=1)
 
 
+def mean_std(values: np.ndarray) -> str:
+    """A table cell: the value of a single seed, or the mean ± standard deviation over seeds."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
 def roc_axes(ax, curves: dict[str, dict], far: float, what: str) -> None:
     """ROC curves on a logarithmic false-accept axis, baselines dashed.
 

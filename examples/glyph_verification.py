@@ -81,6 +81,7 @@ from _verification import (
     batch_hard_triplet,
     draw_galleries,
     evaluate,
+    mean_std,
     pk_batches,
     roc_axes,
     stateless,
@@ -501,11 +502,6 @@ def main() -> None:
                 first[name], features[name] = result, embedded
     bar.close()
 
-    def cell(values: np.ndarray) -> str:
-        if len(values) == 1:
-            return f"{values[0]:.3f}"
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
-
     raw = first["raw pixels"]
     raw_metrics = [raw["auc"], *raw["tar"].values(), raw["one_shot"]]
     rows = [["raw pixels", "cosine of centered pixels", *(f"{v:.3f}" for v in raw_metrics)]]
@@ -513,7 +509,7 @@ def main() -> None:
     settings |= {name: recipe.settings for name, recipe in losses.items()}
     for name, runs in metrics.items():
         runs = np.asarray(runs)
-        rows.append([name, settings[name], *(cell(runs[:, k]) for k in range(runs.shape[1]))])
+        rows.append([name, settings[name], *(mean_std(runs[:, k]) for k in range(runs.shape[1]))])
     headers = [
         "loss",
         "settings",

@@ -92,6 +92,7 @@ from _verification import (
     batch_hard_triplet,
     cosine_pairs,
     draw_galleries,
+    mean_std,
     pk_batches,
     stateless,
     unit,
@@ -391,17 +392,12 @@ def main() -> None:
             bar.update()
     bar.close()
 
-    def cell(values: np.ndarray) -> str:
-        if len(values) == 1:
-            return f"{values[0]:.3f}"
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
-
     pixels = first_seed["raw pixels"]
     pixel_metrics = [pixels["auc"], pixels["tar"], pixels["one_shot"], seen_auc(x_seen, y_seen)]
     rows = [["raw pixels", "cosine of standardized pixels", *(f"{v:.3f}" for v in pixel_metrics)]]
     for name, recipe in RECIPES.items():
         runs = np.asarray(metrics[name])
-        rows.append([name, recipe.settings, *(cell(runs[:, k]) for k in range(runs.shape[1]))])
+        rows.append([name, recipe.settings, *(mean_std(runs[:, k]) for k in range(runs.shape[1]))])
     headers = [
         "loss",
         "settings",

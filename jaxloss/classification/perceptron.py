@@ -19,7 +19,12 @@ from jaxloss import _checks
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.classification.binary import _elementwise_targets
-from jaxloss.classification.softmax import _classes_last, _integer_targets, _take_class
+from jaxloss.classification.softmax import (
+    _classes_last,
+    _integer_targets,
+    _label_row_tangent,
+    _take_class,
+)
 
 
 def hinge(
@@ -154,10 +159,8 @@ def _masked_violation_jvp(
     d_scores, _, _, d_margin = tangents
     value, share, off_label = _violation_parts(scores, labels, mask, margin, shifted)
     d_candidates = jnp.where(off_label, d_scores + d_margin, d_scores) if shifted else d_scores
-    tangent = jnp.sum(share * d_candidates, axis=-1) - jnp.where(
-        mask, _take_class(d_scores, labels), 0
-    )
-    return value, tangent
+    # The label's own candidate carries no margin, so its tangent is d_scores's.
+    return value, _label_row_tangent(share, d_candidates, labels, mask)
 
 
 def multiclass_hinge(

@@ -14,7 +14,7 @@ from jaxloss import _checked, _checks, _numerics
 from jaxloss._deprecation import renamed
 from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._labels import counted_labels
-from jaxloss._reduce import masked_inputs, reduce_loss
+from jaxloss._reduce import masked_inputs, reduce_loss, zero_masked
 from jaxloss._sharding import AxisName
 from jaxloss.classification.labels import smooth_labels
 
@@ -54,10 +54,10 @@ def _integer_targets(
     where = _checks.mask(where, labels.shape)
     _checked.class_ids(labels, num_classes, ignore_index=ignore_index, where=where)
     counted = counted_labels(labels, num_classes, ignore_index)
-    mask, zeroed = masked_inputs(
-        where, labels.shape, *((scores,) if zero_scores else ()), counted=counted
-    )
-    return jnp.where(mask, labels, 0), mask, zeroed[0] if zero_scores else scores
+    mask, _ = masked_inputs(where, labels.shape, counted=counted)
+    if zero_scores:
+        (scores,) = zero_masked(mask, scores)
+    return jnp.where(mask, labels, 0), mask, scores
 
 
 @jax.custom_jvp
@@ -97,9 +97,16 @@ def _label_nll_value(
 def _label_nll_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
     logits, labels, mask = primals
     value, probs = _label_nll_value(logits, labels, mask)
-    d_logits = tangents[0]
-    tangent = jnp.sum(probs * d_logits, axis=-1) - jnp.where(mask, _take_class(d_logits, labels), 0)
-    return value, tangent
+    return value, _label_row_tangent(probs, tangents[0], labels, mask)
+
+
+def _label_row_tangent(
+    weights: jax.Array, d_scores: jax.Array, labels: jax.Array, mask: jax.Array
+) -> jax.Array:
+    """``Σ_c w_c ds_c − ds_y`` per row, 0 where ``mask`` is False: the tangent of a row loss
+    ``f(s) − s_y`` whose ``f`` has derivative ``w`` (the softmax of a log-sum-exp, the tie
+    shares of a max), ``w`` already 0 in the rows left out."""
+    return jnp.sum(weights * d_scores, axis=-1) - jnp.where(mask, _take_class(d_scores, labels), 0)
 
 
 def _take_class(scores: jax.Array, labels: jax.Array) -> jax.Array:
