@@ -166,12 +166,31 @@ def _unrolled(x: jax.Array) -> bool:
 
 
 def _class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
-    """The columns ``x[..., k]`` and their maximum as the shift of an exp, as
-    ``jax.nn.logsumexp`` chooses it: constant for the gradient, 0 where it is not finite
-    (a row of -inf then sums exp(-inf) = 0, not exp(nan))."""
-    top = class_max(x)
+    """The columns ``x[..., k]`` and their maximum as the shift of an exp
+    (:func:`_exp_shift`)."""
     columns = [x[..., k] for k in range(x.shape[-1])]
-    return columns, jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+    return columns, _exp_shift(class_max(x))
+
+
+def _exp_shift(top: jax.Array) -> jax.Array:
+    """The rows' maxima as the shift of an exp, as ``jax.nn.logsumexp`` chooses it: constant
+    for the gradient, 0 where it is not finite (a row of -inf then sums exp(-inf) = 0, not
+    exp(nan))."""
+    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+
+
+def _fenced(total: jax.Array) -> jax.Array:
+    """``total`` unchanged, as a boundary XLA's CPU backend does not fuse across.
+
+    A ``reduce_precision`` to the dtype's own precision is the identity, and YNNPACK (which
+    XLA:CPU gives the reductions to) has no such operation, so its fusion of the sum ends
+    here and what follows (the ``log``) runs as XLA's own elementwise code. Fused, the same
+    log-sum-exp of ``[4, 500, 101, 1024]`` float32 logits took 250-270 ms; fenced, 100 ms
+    (``[202000, 1024]``: 320 against 100 ms; ``[65536, 64]``: 3.6 against 1.9 ms; no shape
+    measured slower). Other backends see an elementwise identity.
+    """
+    info = jnp.finfo(total.dtype)
+    return jax.lax.reduce_precision(total, exponent_bits=info.nexp, mantissa_bits=info.nmant)
 
 
 def softmax(x: jax.Array) -> jax.Array:
@@ -188,9 +207,11 @@ def softmax(x: jax.Array) -> jax.Array:
 
 
 def logsumexp(x: jax.Array) -> jax.Array:
-    """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis."""
+    """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis, and past it
+    with its sum fenced off from the ``log`` (:func:`_fenced`)."""
     if not _unrolled(x):
-        return jax.nn.logsumexp(x, axis=-1)
+        shift = _exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
+        return shift + jnp.log(_fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
     columns, shift = _class_columns(x)
     total = jnp.exp(columns[0] - shift)
     for column in columns[1:]:

@@ -39,7 +39,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import DTypeLike
 
 from jaxloss._labels import valid_class_ids
-from jaxloss._numerics import fast_logaddexp
+from jaxloss._numerics import fast_logaddexp, logsumexp
 from jaxloss._sharding import vary_like
 
 _NEG_INF = -jnp.inf
@@ -272,12 +272,12 @@ def _emissions(logits: jax.Array, labels: jax.Array, blank: int) -> tuple[_State
     safe = jnp.clip(labels, 0, num_classes - 1)
     if num_classes <= labels.shape[-1]:
         time_major = jnp.transpose(logits, (1, 0, 2))
-        log_normalizer = jax.nn.logsumexp(time_major, axis=-1)
+        log_normalizer = logsumexp(time_major)
         emit_label = jnp.take_along_axis(time_major, safe[None], axis=-1)
         emit_blank = time_major[..., blank] - log_normalizer
         log_normalizer = jnp.transpose(log_normalizer)
     else:
-        log_normalizer = jax.nn.logsumexp(logits, axis=-1)
+        log_normalizer = logsumexp(logits)
         emit_label = jnp.take_along_axis(logits, safe[:, None, :], axis=-1)
         emit_label = jnp.transpose(emit_label, (1, 0, 2))
         emit_blank = jnp.transpose(logits[..., blank] - log_normalizer)

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxloss._labels import valid_class_ids
-from jaxloss._numerics import fast_logaddexp
+from jaxloss._numerics import fast_logaddexp, logsumexp
 from jaxloss._sharding import vary_like
 
 _NEG_INF = -jnp.inf
@@ -192,7 +192,7 @@ def emissions(
     """
     logits = logits.astype(_computed(logits))
     if fused:
-        log_normalizer = jnp.where(nodes, jax.nn.logsumexp(logits, axis=-1), 0)
+        log_normalizer = jnp.where(nodes, logsumexp(logits), 0)
     else:
         log_normalizer = jnp.zeros(logits.shape[:-1], logits.dtype)
     blank_lp = jnp.where(nodes, logits[..., blank] - log_normalizer, 0)

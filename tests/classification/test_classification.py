@@ -514,3 +514,41 @@ def test_shape_and_dtype_errors_name_the_argument():
         )
     with pytest.raises(TypeError, match="`where`"):
         jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), where=jnp.ones(4))
+
+
+def test_fenced_logsumexp_matches_float64_at_the_edges():
+    # _numerics.logsumexp past the unrolled classes (the cross-entropy, CTC and RNN-T
+    # normalizers): the sum fenced off from the log by an identity reduce_precision. Values
+    # and gradients (the softmax) against float64 NumPy, rows holding -inf, all -inf, +inf and
+    # NaN as jax.nn.logsumexp gives them, half precision kept, check_grads to second order.
+    from jax.test_util import check_grads
+
+    from jaxloss import _numerics
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=30.0, size=(6, 40)).astype(np.float32)
+    x[1, ::3] = -np.inf
+    value, grad = jax.jit(jax.vmap(jax.value_and_grad(_numerics.logsumexp)))(jnp.asarray(x))
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=-1, keepdims=True)
+    expected = np.log(np.exp(x64 - top).sum(axis=-1)) + top[:, 0]
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(grad, np.exp(x64 - expected[:, None]), rtol=1e-5, atol=1e-30)
+    edges = np.zeros((3, 20), np.float32)
+    edges[0] = -np.inf
+    edges[1, 4] = np.inf
+    edges[2, 7] = np.nan
+    np.testing.assert_array_equal(
+        np.asarray(_numerics.logsumexp(jnp.asarray(edges))),
+        np.asarray(jax.nn.logsumexp(jnp.asarray(edges), axis=-1)),
+    )
+    half = jnp.asarray(x[:, :30], jnp.bfloat16)
+    rounded = np.asarray(half, np.float64)
+    top = rounded.max(axis=-1, keepdims=True)
+    half_expected = np.log(np.exp(rounded - top).sum(axis=-1)) + top[:, 0]
+    assert _numerics.logsumexp(half).dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.asarray(_numerics.logsumexp(half), np.float64), half_expected, rtol=1e-2
+    )
+    moderate = jnp.asarray(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
+    check_grads(_numerics.logsumexp, (moderate,), order=2, modes=("fwd", "rev"))
