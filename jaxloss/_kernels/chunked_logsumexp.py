@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxloss import _numerics
 from jaxloss._kernels.blocks import blocked, num_blocks, unblocked
 from jaxloss._sharding import sum_to, vary_like
 
@@ -118,7 +119,7 @@ def lse_excluding_targets(
     """
     if chunk_size is None:
         z = _others(class_logits(x, w, b, column_scale)[0], labels, 0, 0)
-        return jax.nn.logsumexp(z, axis=1)
+        return _numerics.logsumexp(z)
     return _chunked(x, w, labels, b, column_scale, int(chunk_size))
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxloss import _numerics
 from jaxloss._kernels.blocks import num_blocks
 from jaxloss._kernels.chunked_logsumexp import accumulation_dtype
 from jaxloss._sharding import sum_to, vary_like
@@ -125,7 +126,7 @@ def class_logsumexp(
         ids = first_id + jnp.arange(num_classes)
         new = jnp.ones(num_classes, bool)
         z = logits(rows, classes, ids)
-        result = jax.nn.logsumexp(_others(z, ids, labels, new), axis=1)
+        result = _numerics.logsumexp(_others(z, ids, labels, new))
         if class_terms is None:
             return result
         return result, class_terms(rows, classes, ids, new)

@@ -123,14 +123,14 @@ def logsumexp_where(z: jax.Array, mask: jax.Array) -> jax.Array:
     """``[rows]`` log-sum-exp of each row of ``z`` over ``mask``; a row with nothing in its
     mask gets a finite (unused) value, so the caller's ``where`` sends no NaN backwards."""
     mask = mask | ~jnp.any(mask, axis=1, keepdims=True)
-    return jax.nn.logsumexp(jnp.where(mask, z, -jnp.inf), axis=1)
+    return _numerics.logsumexp(jnp.where(mask, z, -jnp.inf))
 
 
 def log1p_sum_exp(z: jax.Array, mask: jax.Array) -> jax.Array:
     """``log(1 + Σ_mask exp z)`` per row: a log-sum-exp with a leading 0 term, exactly 0
     (with zero gradients) for a row with nothing in its mask."""
     zero = jnp.zeros_like(z[:, :1])
-    return jax.nn.logsumexp(jnp.concatenate([zero, jnp.where(mask, z, -jnp.inf)], axis=1), axis=1)
+    return _numerics.logsumexp(jnp.concatenate([zero, jnp.where(mask, z, -jnp.inf)], axis=1))
 
 
 def softplus_over_negatives(

@@ -264,7 +264,7 @@ def nt_xent(
     )
     # A masked anchor may have nothing left; any finite row keeps its (unused) value finite.
     allowed = allowed | ~jnp.any(allowed, axis=1, keepdims=True)
-    normalizer = jax.nn.logsumexp(jnp.where(allowed, logits, -jnp.inf), axis=1)
+    normalizer = _numerics.logsumexp(jnp.where(allowed, logits, -jnp.inf))
     positive = jnp.sum(u1 * u2, axis=1) * inverse_temperature
     per_view = normalizer - jnp.concatenate([positive, positive])
     loss = 0.5 * (per_view[:batch] + per_view[batch:])

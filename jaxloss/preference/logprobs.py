@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks
+from jaxloss import _checked, _checks, _numerics
 from jaxloss._labels import valid_class_ids
 from jaxloss._reduce import masked_inputs, safe_divide
 
@@ -53,7 +53,7 @@ def token_logprobs(
 def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> jax.Array:
     """``token_logprobs`` of checked inputs, the logits of tokens not ``valid`` zeroed."""
     chosen = jnp.take_along_axis(logits, jnp.where(valid, tokens, 0)[..., None], axis=-1)[..., 0]
-    values = chosen.astype(jnp.float32) - jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1)
+    values = chosen.astype(jnp.float32) - _numerics.logsumexp(logits.astype(jnp.float32))
     return jnp.where(valid, values, 0)
 
 
