@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks
+from jaxloss import _checked, _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -48,8 +48,8 @@ def _softened_log_probs(
     temperature = jnp.asarray(temperature, student.dtype)
     return (
         mask,
-        jax.nn.log_softmax(student / temperature, axis=-1),
-        jax.nn.log_softmax(teacher / temperature, axis=-1),
+        _numerics.log_softmax(student / temperature),
+        _numerics.log_softmax(teacher / temperature),
     )
 
 

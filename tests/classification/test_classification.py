@@ -552,3 +552,24 @@ def test_fenced_logsumexp_matches_float64_at_the_edges():
     )
     moderate = jnp.asarray(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
     check_grads(_numerics.logsumexp, (moderate,), order=2, modes=("fwd", "rev"))
+
+
+def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
+    # _numerics.log_softmax (the distillation losses' log-probabilities) against float64
+    # NumPy at logits near 1000, where x - logsumexp(x) would be off by an ulp of 1000
+    # (6e-5): the shifted form keeps the error at float32's for values of order 1. Its
+    # gradient is jax.nn.log_softmax's, and rows of -inf entries stay -inf there.
+    from jaxloss import _numerics
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(scale=3.0, size=(64, 40)) + 1000).astype(np.float32)
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=-1, keepdims=True)
+    expected = x64 - top - np.log(np.exp(x64 - top).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_numerics.log_softmax(jnp.asarray(x)), expected, rtol=0, atol=4e-6)
+    weights = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
+    grad = jax.grad(lambda z: jnp.sum(_numerics.log_softmax(z) * weights))(jnp.asarray(x))
+    reference = jax.grad(lambda z: jnp.sum(jax.nn.log_softmax(z) * weights))(jnp.asarray(x))
+    np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-6)
+    padded = jnp.asarray([[0.0, -jnp.inf] + [1.0] * 20])
+    assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
