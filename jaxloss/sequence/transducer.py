@@ -102,7 +102,7 @@ def rnnt(
     The kernel runs the alpha and beta recursions over the lattice's anti-diagonals
     (T + U vectorized steps) and writes the gradient with respect to the logits in closed
     form from them, in one pass: no autodiff tape and no second ``[B, T, U+1, V]`` array
-    besides the gradient (``benchmarks/``, value and gradient on a 2-core CPU: 2.6-3x faster
+    besides the gradient (``benchmarks/``, value and gradient on a 2-core CPU: 2-3x faster
     than a ``lax.scan`` over the frames differentiated by JAX, with 39-315x less temporary
     memory). Reverse-mode only (``grad``, ``vjp``). For a large
     vocabulary, :func:`jaxloss.linear_rnnt` computes the same loss from the joiner's inputs
