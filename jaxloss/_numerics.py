@@ -68,6 +68,11 @@ def _softplus_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array
     return softplus(x), jax.nn.sigmoid(x) * x_dot
 
 
+def log_sigmoid(x: jax.Array) -> jax.Array:
+    """``log σ(x) = -softplus(-x)``, with :func:`softplus`'s derivative rule."""
+    return -softplus(-x)
+
+
 def safe_pow(base: jax.Array, exponent: ArrayLike) -> jax.Array:
     """``base ** exponent`` for ``base >= 0`` with finite gradients at ``base = 0``.
 
@@ -167,12 +172,12 @@ def _unrolled(x: jax.Array) -> bool:
 
 def _class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
     """The columns ``x[..., k]`` and their maximum as the shift of an exp
-    (:func:`_exp_shift`)."""
+    (:func:`exp_shift`)."""
     columns = [x[..., k] for k in range(x.shape[-1])]
-    return columns, _exp_shift(class_max(x))
+    return columns, exp_shift(class_max(x))
 
 
-def _exp_shift(top: jax.Array) -> jax.Array:
+def exp_shift(top: jax.Array) -> jax.Array:
     """The rows' maxima as the shift of an exp, as ``jax.nn.logsumexp`` chooses it: constant
     for the gradient, 0 where it is not finite (a row of -inf then sums exp(-inf) = 0, not
     exp(nan))."""
@@ -210,7 +215,7 @@ def logsumexp(x: jax.Array) -> jax.Array:
     """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis, and past it
     with its sum fenced off from the ``log`` (:func:`_fenced`)."""
     if not _unrolled(x):
-        shift = _exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
+        shift = exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
         return shift + jnp.log(_fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
     columns, shift = _class_columns(x)
     total = jnp.exp(columns[0] - shift)
@@ -225,7 +230,7 @@ def log_softmax(x: jax.Array) -> jax.Array:
     them to an ulp of the logits' size), with the sum fenced off from the ``log``
     (:func:`_fenced`). Value and gradient on XLA:CPU, paired against jax's: 1.35x faster at
     ``[4096, 1000]``, 1.14x at ``[65536, 64]``, 1.17x at ``[4, 256, 32000]``."""
-    shifted = x - _exp_shift(jnp.max(x, axis=-1, keepdims=True, initial=-jnp.inf))
+    shifted = x - exp_shift(jnp.max(x, axis=-1, keepdims=True, initial=-jnp.inf))
     return shifted - jnp.log(_fenced(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)))
 
 

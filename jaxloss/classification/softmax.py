@@ -83,8 +83,7 @@ def _label_nll_value(
     else:
         # One exp per logit, shared by the value's sum and the softmax of the derivative
         # (optax's count; ``_numerics.logsumexp`` and a second exp make two).
-        top = jnp.max(logits, axis=-1, keepdims=True)
-        shift = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+        shift = _numerics.exp_shift(jnp.max(logits, axis=-1, keepdims=True))
         exps = jnp.exp(logits - shift)
         total = jnp.sum(exps, axis=-1, keepdims=True)
         log_normalizer = (shift + jnp.log(total))[..., 0]

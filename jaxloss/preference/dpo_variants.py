@@ -51,7 +51,7 @@ def _f_score(logratio: jax.Array, f_divergence: str, alpha: ArrayLike) -> jax.Ar
     if f_divergence == "forward_kl":
         return -jnp.expm1(-logratio)
     if f_divergence == "js_divergence":
-        return math.log(2) - _numerics.softplus(-logratio)
+        return math.log(2) + _numerics.log_sigmoid(logratio)
     gap = jnp.asarray(alpha, logratio.dtype) - 1
     # α = 1 is reverse KL (TRL's threshold); the double where keeps its gradient finite.
     near_one = jnp.abs(gap) < 1e-6
@@ -102,13 +102,13 @@ def _pair_losses(
         return clean / (1 - 2 * epsilon)
     if loss_type == "exo_pair":
         # KL([σ(z), σ(−z)] ‖ [1 − ε, ε]).
-        win = jax.nn.sigmoid(z) * (-_numerics.softplus(-z) - jnp.log1p(-epsilon))
-        return win + jax.nn.sigmoid(-z) * (-_numerics.softplus(z) - jnp.log(epsilon))
+        win = jax.nn.sigmoid(z) * (_numerics.log_sigmoid(z) - jnp.log1p(-epsilon))
+        return win + jax.nn.sigmoid(-z) * (_numerics.log_sigmoid(-z) - jnp.log(epsilon))
     if loss_type == "discopop":
         scaled = z / jnp.asarray(tau, z.dtype)
         # σ(z/τ) e^{−z} as one exponential: finite where e^{−z} alone overflows.
         return jax.nn.sigmoid(-scaled) * _numerics.softplus(-z) + jnp.exp(
-            -_numerics.softplus(-scaled) - z
+            _numerics.log_sigmoid(scaled) - z
         )
     chosen_reward, rejected_reward = beta * chosen, beta * rejected
     if loss_type == "bco_pair":

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxloss import _numerics
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.ranking._lists import lists
@@ -18,8 +19,7 @@ def _log_softmax(scores: jax.Array, items: jax.Array | None) -> jax.Array:
     nothing of it reaches a gradient as ``0 · inf``.
     """
     valid_scores = scores if items is None else jnp.where(items, scores, -jnp.inf)
-    top = jnp.max(valid_scores, axis=-1, keepdims=True, initial=-jnp.inf)
-    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
+    top = _numerics.exp_shift(jnp.max(valid_scores, axis=-1, keepdims=True, initial=-jnp.inf))
     shifted = scores - top
     exp = jnp.exp(shifted)
     total = jnp.sum(exp if items is None else jnp.where(items, exp, 0), axis=-1, keepdims=True)

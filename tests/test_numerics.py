@@ -1,0 +1,84 @@
+"""The shared numerics of ``jaxloss._numerics`` (softplus, log-sum-exp, log-softmax) against
+float64 NumPy: their values, derivative rules and edge cases, which every loss built on them
+inherits."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.test_util import check_grads
+
+from jaxloss import _numerics
+
+
+def test_softplus_rule_matches_float64_and_has_the_right_second_derivative():
+    # The GAN losses' softplus has its own derivative rule (σ written out):
+    # values and first derivatives against float64 log1p(e^x) and 1 / (1 + e^-x) from
+    # -1e4 to 1e4 and at ±inf, the second derivative at 0 (1/4, which autodiff of |x| at
+    # its kink would get wrong), and check_grads to second order in both modes.
+    x = np.concatenate([np.linspace(-30, 30, 121), [-1e4, -90.0, 90.0, 1e4]]).astype(np.float32)
+    value, slope = jax.jit(jax.vmap(jax.value_and_grad(_numerics.softplus)))(jnp.asarray(x))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(value, np.logaddexp(0.0, x64), rtol=2e-7, atol=1e-37)
+    np.testing.assert_allclose(slope, np.exp(-np.logaddexp(0.0, -x64)), rtol=2e-7, atol=1e-37)
+    curvature = jax.grad(jax.grad(_numerics.softplus))(jnp.float32(0.0))
+    assert float(curvature) == 0.25
+    ends = jax.vmap(jax.value_and_grad(_numerics.softplus))(jnp.array([-jnp.inf, jnp.inf]))
+    np.testing.assert_array_equal(np.asarray(ends[0]), [0.0, np.inf])
+    np.testing.assert_array_equal(np.asarray(ends[1]), [0.0, 1.0])
+    moderate = jnp.linspace(-6.0, 6.0, 13)  # float32 finite differences, 0 included
+    check_grads(_numerics.softplus, (moderate,), order=2, modes=("fwd", "rev"))
+
+
+def test_fenced_logsumexp_matches_float64_at_the_edges():
+    # _numerics.logsumexp past the unrolled classes (the cross-entropy, CTC and RNN-T
+    # normalizers): the sum fenced off from the log by an identity reduce_precision. Values
+    # and gradients (the softmax) against float64 NumPy, rows holding -inf, all -inf, +inf and
+    # NaN as jax.nn.logsumexp gives them, half precision kept, check_grads to second order.
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=30.0, size=(6, 40)).astype(np.float32)
+    x[1, ::3] = -np.inf
+    value, grad = jax.jit(jax.vmap(jax.value_and_grad(_numerics.logsumexp)))(jnp.asarray(x))
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=-1, keepdims=True)
+    expected = np.log(np.exp(x64 - top).sum(axis=-1)) + top[:, 0]
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(grad, np.exp(x64 - expected[:, None]), rtol=1e-5, atol=1e-30)
+    edges = np.zeros((3, 20), np.float32)
+    edges[0] = -np.inf
+    edges[1, 4] = np.inf
+    edges[2, 7] = np.nan
+    np.testing.assert_array_equal(
+        np.asarray(_numerics.logsumexp(jnp.asarray(edges))),
+        np.asarray(jax.nn.logsumexp(jnp.asarray(edges), axis=-1)),
+    )
+    half = jnp.asarray(x[:, :30], jnp.bfloat16)
+    rounded = np.asarray(half, np.float64)
+    top = rounded.max(axis=-1, keepdims=True)
+    half_expected = np.log(np.exp(rounded - top).sum(axis=-1)) + top[:, 0]
+    assert _numerics.logsumexp(half).dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.asarray(_numerics.logsumexp(half), np.float64), half_expected, rtol=1e-2
+    )
+    moderate = jnp.asarray(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
+    check_grads(_numerics.logsumexp, (moderate,), order=2, modes=("fwd", "rev"))
+
+
+def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
+    # _numerics.log_softmax (the distillation losses' log-probabilities) against float64
+    # NumPy at logits near 1000, where x - logsumexp(x) would be off by an ulp of 1000
+    # (6e-5): the shifted form keeps the error at float32's for values of order 1. Its
+    # gradient is jax.nn.log_softmax's, and rows of -inf entries stay -inf there.
+    rng = np.random.default_rng(3)
+    x = (rng.normal(scale=3.0, size=(64, 40)) + 1000).astype(np.float32)
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=-1, keepdims=True)
+    expected = x64 - top - np.log(np.exp(x64 - top).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_numerics.log_softmax(jnp.asarray(x)), expected, rtol=0, atol=4e-6)
+    weights = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
+    grad = jax.grad(lambda z: jnp.sum(_numerics.log_softmax(z) * weights))(jnp.asarray(x))
+    reference = jax.grad(lambda z: jnp.sum(jax.nn.log_softmax(z) * weights))(jnp.asarray(x))
+    np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-6)
+    padded = jnp.asarray([[0.0, -jnp.inf] + [1.0] * 20])
+    assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
