@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
-from jaxloss.regression.elementwise import _difference
+from jaxloss.regression.elementwise import _weighted_pair
 
 
 def charbonnier(
@@ -69,9 +69,37 @@ def charbonnier(
       Super-Resolution", CVPR 2017. https://arxiv.org/abs/1704.03915
     """
     _checks.in_range(epsilon, "epsilon", low=0)
-    diff, mask = _difference(predictions, targets, where)
-    epsilon = jnp.asarray(epsilon, diff.dtype)
-    # hypot(0, 0) has the gradient 0/0: there (MAE at an exact match) it is 0.
-    special = (diff == 0) & (epsilon == 0)
-    loss = jnp.where(special, 0, jnp.hypot(jnp.where(special, 1, diff), epsilon))
+    predictions, targets, _, mask = _weighted_pair(predictions, targets, None, where)
+    loss = _charbonnier(predictions, targets, jnp.asarray(epsilon, predictions.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def _hypot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``sqrt(a² + b²)`` for ``a, b >= 0`` as ``max · sqrt(1 + (min / max)²)``: no overflow
+    for large inputs, and no select, so XLA:CPU sums it in one YNNPACK kernel (0 for
+    ``a = b = 0``: the quotient's denominator is floored at the smallest normal)."""
+    top, low = jnp.maximum(a, b), jnp.minimum(a, b)
+    ratio = low / jnp.maximum(top, jnp.finfo(top.dtype).tiny)
+    return jnp.sqrt(top) * jnp.sqrt(top + low * ratio)
+
+
+def _charbonnier_partials(
+    predictions: jax.Array, targets: jax.Array, epsilon: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    # d / ℓ and ε / ℓ, with ℓ as in the value; at d = ε = 0 (MAE at an exact match) the
+    # gradient is 0 (ℓ is taken as 1 there). Not the value's floor: a literal constant
+    # shared with the value's sum would be written out by XLA as an array for both.
+    diff = predictions - targets
+    size, epsilon_size = jnp.abs(diff), jnp.abs(epsilon)
+    top, low = jnp.maximum(size, epsilon_size), jnp.minimum(size, epsilon_size)
+    zero = top == 0
+    safe_top = jnp.where(zero, 1, top)
+    # Divided, not multiplied by 1 / ℓ, which is subnormal (flushed to 0) for ℓ > 8.5e37.
+    length = jnp.sqrt(safe_top) * jnp.sqrt(safe_top + low * (low / safe_top))
+    return diff / length, -diff / length, epsilon / length
+
+
+@_numerics.elementwise(_charbonnier_partials)
+def _charbonnier(predictions: jax.Array, targets: jax.Array, epsilon: jax.Array) -> jax.Array:
+    """``hypot(predictions - targets, epsilon)``, with the gradient ``d / ℓ`` written out."""
+    return _hypot(jnp.abs(predictions - targets), jnp.abs(epsilon))
