@@ -6,6 +6,8 @@ sigmoid focal loss, and the ±1-target losses (soft margin, hinge embedding).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -79,33 +81,53 @@ def binary_cross_entropy(
       0.1054
     """
     probs, targets, mask = _elementwise_targets(probs, targets, "probs", where)
-    loss = -(
-        targets * _numerics.clamped_log(probs) + (1 - targets) * _numerics.clamped_log1m(probs)
-    )
+    loss = _probability_cross_entropy(probs, targets)
     return reduce_loss(_weighted(loss, weights), reduction, where=mask, axis_name=axis_name)
 
 
-@jax.custom_jvp
+# e^-100 (torch's floor of the logs) times 2^64, a normal float32.
+_FLOOR_PROBABILITY_2_64 = math.exp(-100.0) * 2.0**64
+
+
+def _probability_cross_entropy_partials(
+    probs: jax.Array, targets: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    # Each clamped log's slope, 1/p and -1/(1 - p), is 0 where the floor holds it (or p is at
+    # 0 or 1). log p < -100 is p < e^-100, a subnormal: compared scaled by 2^64, where it is
+    # normal and exact, so flushing subnormals to 0 changes nothing. log(1 - p) < -100 holds
+    # in float32 only at p = 1. No log for the slope, and no literal constant the value uses
+    # (XLA would write one shared with the value's sum out as an array).
+    low, high = probs * 2.0**64 < _FLOOR_PROBABILITY_2_64, probs >= 1
+    slope_p = jnp.where(low, 0, 1 / jnp.where(low, 1, probs))
+    slope_1m = jnp.where(high, 0, 1 / (1 - jnp.where(high, 0, probs)))
+    by_probs = slope_1m - targets * (slope_p + slope_1m)
+    log_p = jnp.log(jnp.where(probs <= 0, 1, probs))
+    log_1m = jnp.log1p(-jnp.where(high, 0, probs))
+    by_targets = jnp.where(low, 100, -log_p) - jnp.minimum(-log_1m, 100)
+    return by_probs, by_targets
+
+
+@_numerics.elementwise(_probability_cross_entropy_partials)
+def _probability_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
+    """``-(t·log p + (1 - t)·log(1 - p))``, both logs floored at -100 as torch does, written
+    without a select (``max`` with the floor; a NaN probability stays NaN) and without the
+    constant 1, which the gradient's code uses: ``-(b + t (a - b))``."""
+    log_p = jnp.maximum(jnp.log(probs), -100)
+    log_1m = jnp.maximum(jnp.log1p(-probs), -100)
+    return -(log_1m + targets * (log_p - log_1m))
+
+
+# σ(x) - t for the logit (XLA's logistic), -x for the target: autodiff of max and |x| would
+# split their ties at x = 0.
+@_numerics.elementwise(lambda logits, targets: (jax.nn.sigmoid(logits) - targets, -logits))
 def _logit_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """``-[t · log σ(x) + (1 - t) · log σ(-x)] = max(x, 0) - t·x + log1p(e^{-|x|})``.
 
     One exp and one log per element (two ``log_sigmoid`` cost two of each), and exact for
     any logit: with a hard target the first two terms cancel exactly, so a confidently
-    right logit keeps its tiny loss ``log1p(e^{-|x|})``. The derivatives, ``σ(x) - t`` for
-    the logit (``σ`` from the same exponential) and ``-x`` for the target, are written out:
-    autodiff of ``max`` and ``|x|`` would split their ties at ``x = 0``.
+    right logit keeps its tiny loss ``log1p(e^{-|x|})``.
     """
     return jnp.maximum(logits, 0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-
-
-@_logit_cross_entropy.defjvp
-def _logit_cross_entropy_jvp(primals: tuple, tangents: tuple) -> tuple:
-    logits, targets = primals
-    logits_dot, targets_dot = tangents
-    e = jnp.exp(-jnp.abs(logits))
-    loss = jnp.maximum(logits, 0) - targets * logits + jnp.log1p(e)
-    sigmoid = jnp.where(logits >= 0, 1, e) / (1 + e)
-    return loss, (sigmoid - targets) * logits_dot - logits * targets_dot
 
 
 def _binary_logit_loss(
@@ -217,13 +239,75 @@ def sigmoid_focal(
     _checks.in_range(gamma, "gamma", low=0)
     logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)
     alpha = jnp.asarray(alpha, logits.dtype)
-    probs = jax.nn.sigmoid(logits)
-    # 1 - p_t written without cancellation: p (1 - t) + (1 - p) t.
-    one_minus_pt = probs * (1 - targets) + (1 - probs) * targets
-    loss = _binary_logit_loss(logits, targets, None) * _numerics.safe_pow(one_minus_pt, gamma)
-    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-    loss = jnp.where(alpha >= 0, alpha_t * loss, loss)
+    # alpha_t = alpha t + (1 - alpha)(1 - t) = a + b t; a = 1, b = 0 for alpha < 0.
+    weighted = alpha >= 0
+    offset, slope = jnp.where(weighted, 1 - alpha, 1), jnp.where(weighted, 2 * alpha - 1, 0)
+    loss = _focal(logits, targets, offset, slope, gamma)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+
+
+def _focal(
+    logits: jax.Array, targets: jax.Array, offset: jax.Array, slope: jax.Array, gamma: ArrayLike
+) -> jax.Array:
+    """``(a + b t) (1 - p_t)^γ BCE(x, t)`` per element, its partials in ``x``, ``t``, ``a``,
+    ``b`` and ``γ`` written out (``_numerics.elementwise``). A Python ``gamma`` stays a
+    Python number, so ``safe_pow`` multiplies for a whole one."""
+    static = isinstance(gamma, (int, float))
+
+    def exponent(gamma_array: jax.Array) -> ArrayLike:
+        return gamma if static else gamma_array
+
+    def modulating_base(probs: jax.Array, complement: jax.Array, targets: jax.Array) -> jax.Array:
+        # 1 - p_t = p (1 - t) + (1 - p) t, with 1 - p = σ(-x) and p (1 - t) = p - p t: exact
+        # for hard targets, with no literal constant.
+        return (probs - probs * targets) + complement * targets
+
+    def partials(*args: jax.Array) -> tuple[jax.Array | None, ...]:
+        logits, targets, offset, slope, gamma_array = args
+        # The gradient's code shares no literal constant with the value's: XLA would write
+        # one out as an array for both (hence max(x, 0) as (x + |x|) / 2, exact).
+        power = exponent(gamma_array)
+        probs, complement = jax.nn.sigmoid(logits), jax.nn.sigmoid(-logits)
+        base = modulating_base(probs, complement, targets)
+        cross_entropy = (
+            (logits + jnp.abs(logits)) * 0.5
+            - targets * logits
+            + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+        )
+        factor = _numerics.safe_pow(base, power)
+        # d(1 - p_t)^γ / d(1 - p_t): 0 where 1 - p_t = 0, as safe_pow's own derivative.
+        factor_slope = power * _numerics.safe_pow(base, power - 1)
+        weight = offset + slope * targets
+        unweighted = cross_entropy * factor
+        spread = probs * complement  # dσ/dx
+        by_logits = weight * (
+            (probs - targets) * factor + cross_entropy * factor_slope * spread * (1 - 2 * targets)
+        )
+        by_targets = slope * unweighted + weight * (
+            -logits * factor + cross_entropy * factor_slope * (complement - probs)
+        )
+        by_gamma = None
+        if not static:
+            positive = base > 0
+            log_base = jnp.where(positive, jnp.log(jnp.where(positive, base, 1)), 0)
+            by_gamma = weight * unweighted * log_base
+        return by_logits, by_targets, unweighted, targets * unweighted, by_gamma
+
+    @_numerics.elementwise(partials)
+    def focal(*args: jax.Array) -> jax.Array:
+        logits, targets, offset, slope, gamma_array = args
+        # σ(x) and σ(-x) from the cross-entropy's own softplus(x) = max(x, 0) + log1p(e^-|x|):
+        # σ(x) = e^{x - softplus(x)}, σ(-x) = e^{-softplus(x)}, both to a few ulp. XLA's
+        # logistic would bring its constant 1 into the sum (see the partials).
+        # (max(x, 0) - t x) first: exact for a hard target, so no cancellation against x.
+        relu, tail = jnp.maximum(logits, 0), jnp.log1p(jnp.exp(-jnp.abs(logits)))
+        softplus, cross_entropy = relu + tail, (relu - targets * logits) + tail
+        probs, complement = jnp.exp(logits - softplus), jnp.exp(-softplus)
+        base = modulating_base(probs, complement, targets)
+        weight = offset + slope * targets
+        return weight * cross_entropy * _numerics.safe_pow(base, exponent(gamma_array))
+
+    return focal(logits, targets, offset, slope, jnp.asarray(gamma, logits.dtype))
 
 
 def soft_margin(
