@@ -13,25 +13,38 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks
+from jaxloss import _checked, _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
-@jax.custom_jvp
-def _clamp_below(x: jax.Array, low: jax.Array) -> jax.Array:
-    """``max(x, low)`` differentiated as the identity in ``x``: torch's ``clamp_`` under
-    ``no_grad``, which keeps the clamped value but not the clamp in the graph."""
-    return jnp.maximum(x, low)
+def _gaussian_nll_partials(
+    predictions: jax.Array, targets: jax.Array, variances: jax.Array, eps: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, None]:
+    # The variance clamped below at eps passes its gradient through, as torch's clamp under
+    # no_grad. Halved by a division: the value's literal 0.5, shared, would be written out
+    # by XLA as an array.
+    variances = jnp.maximum(variances, eps)
+    scaled = (predictions - targets) / variances
+    return scaled, -scaled, (1 / variances - jnp.square(scaled)) / 2, None
 
 
-@_clamp_below.defjvp
-def _clamp_below_jvp(primals: tuple, tangents: tuple) -> tuple:
-    x, low = primals
-    x_dot, _ = tangents
-    return jnp.maximum(x, low), x_dot
+@_numerics.elementwise(_gaussian_nll_partials)
+def _gaussian_nll(
+    predictions: jax.Array, targets: jax.Array, variances: jax.Array, eps: jax.Array
+) -> jax.Array:
+    """``(log v + d² / v) / 2`` with ``v`` clamped below at ``eps``; its partials written out
+    (the clamp passes the variance's gradient through, as torch's clamp under no_grad)."""
+    variances = jnp.maximum(variances, eps)
+    return 0.5 * (jnp.log(variances) + jnp.square(predictions - targets) / variances)
+
+
+# exp(x) - t x and its partials exp(x) - t, -x.
+@_numerics.elementwise(lambda log_rates, targets: (jnp.exp(log_rates) - targets, -log_rates))
+def _poisson_of_log_rates(log_rates: jax.Array, targets: jax.Array) -> jax.Array:
+    return jnp.exp(log_rates) - targets * log_rates
 
 
 def _torch_variance_shape(variances: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -126,8 +139,7 @@ def gaussian_nll(
         where, shape, *(jnp.broadcast_to(a, shape) for a in (predictions, targets, variances))
     )
     _checked.value_check(variances >= 0, "`variances` must be non-negative.")
-    variances = _clamp_below(variances, jnp.asarray(eps, variances.dtype))
-    loss = 0.5 * (jnp.log(variances) + jnp.square(predictions - targets) / variances)
+    loss = _gaussian_nll(predictions, targets, variances, jnp.asarray(eps, variances.dtype))
     if full:
         loss = loss + _HALF_LOG_TWO_PI
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -207,7 +219,7 @@ def poisson_nll(
         where, shape, jnp.broadcast_to(predictions, shape), jnp.broadcast_to(targets, shape)
     )
     if log_input:
-        loss = jnp.exp(predictions) - targets * predictions
+        loss = _poisson_of_log_rates(predictions, targets)
     else:
         if mask is not None:
             # A masked rate of 0 would meet log(0 + eps) with eps = 0: 0/0 in the gradient.
