@@ -82,3 +82,47 @@ def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
     np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-6)
     padded = jnp.asarray([[0.0, -jnp.inf] + [1.0] * 20])
     assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
+
+
+def _log_cosh_partials(x, y):
+    return jnp.tanh(x - y), jnp.tanh(y - x)
+
+
+@_numerics.elementwise(_log_cosh_partials)
+def _log_cosh(x, y):
+    return jnp.log(jnp.cosh(x - y))
+
+
+def test_elementwise_uses_its_partials_to_any_order():
+    x = jnp.array([-3.0, -0.5, 0.0, 0.25, 2.0])
+    y = jnp.array([0.5, 0.5, 0.0, -1.0, 2.5])
+    d = np.float64(np.asarray(x)) - np.float64(np.asarray(y))
+    grad_x, grad_y = jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y)), argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(grad_x, np.tanh(d), rtol=1e-6)
+    np.testing.assert_allclose(grad_y, -np.tanh(d), rtol=1e-6)
+    # One argument differentiated (the other's tangent a symbolic zero), forward mode too.
+    np.testing.assert_allclose(
+        jax.jacfwd(lambda x: _log_cosh(x, y))(x), np.diag(np.tanh(d)), rtol=1e-6
+    )
+    # The partials are differentiated in turn: d² log cosh / dx² = 1 - tanh².
+    hessian = jax.hessian(lambda x: jnp.sum(_log_cosh(x, y)))(x)
+    np.testing.assert_allclose(hessian, np.diag(1 - np.tanh(d) ** 2), rtol=1e-5, atol=1e-7)
+    check_grads(lambda x, y: _log_cosh(x, y), (x, y), order=2, modes=("fwd", "rev"))
+    batched = jax.vmap(jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y))))(x[None], y[None])
+    np.testing.assert_allclose(batched[0], np.tanh(d), rtol=1e-6)
+
+
+def test_elementwise_leaves_out_an_argument_without_partial():
+    @_numerics.elementwise(lambda x, scale: (scale * jnp.ones_like(x), None))
+    def scaled(x, scale):
+        return scale * x
+
+    x = jnp.arange(3.0)
+    # The partial in ``scale`` is None: its tangent is dropped, by design for hyperparameters.
+    assert float(jax.grad(lambda s: jnp.sum(scaled(x, s)))(2.0)) == 0.0
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(scaled(x, 2.0)))(x), [2.0] * 3)
+
+
+def test_xlogx_no_select_is_xlogx_for_non_negative_inputs():
+    x = jnp.array([0.0, 1e-30, 0.5, 1.0, 3e38, jnp.inf, jnp.nan])
+    np.testing.assert_array_equal(_numerics.xlogx_no_select(x), _numerics.xlogx(x))

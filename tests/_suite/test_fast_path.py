@@ -10,6 +10,10 @@ masked entries; the unmasked one must hold no ``convert`` at all, one ``reduce``
 fewer ``select``s — its mean divides by the static size. The labels of a classification
 loss can always fall outside the classes (they are excluded then, as ``ignore_index``), so
 those losses count their rows in every case and are not listed.
+
+The losses of ``ONE_PASS`` (their value and partials written with ``_numerics.elementwise``)
+must moreover compile ``jit(value_and_grad)`` to a program that writes no intermediate
+array: XLA's temporary memory stays below one input's size.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxloss
 from tests._suite import compiled, registry
 
 FLOAT_TARGET_LOSSES = (
@@ -78,3 +83,45 @@ def test_no_mask_and_no_count_without_where(name):
     assert unmasked["convert"] == 0, f"{name}: count work without `where` ({unmasked})"
     assert unmasked["reduce"] < masked["reduce"], (name, unmasked, masked)
     assert unmasked["select"] < masked["select"], (name, unmasked, masked)
+
+
+def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
+    """2^14 float32 inputs of the right kinds for the losses of ``ONE_PASS``."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=1 << 14), jnp.float32)
+    hard = (x > 0).astype(jnp.float32)
+    rows = x.reshape(16, -1)
+    return {
+        "binary_cross_entropy": (jax.nn.sigmoid(x), hard),
+        "kl_div": (jax.nn.log_softmax(rows), jax.nn.softmax(-rows)),
+        "generalized_kl": (jax.nn.log_softmax(rows), jnp.abs(rows)),
+        "gaussian_nll": (x, hard, jnp.exp(x)),
+    }.get(name, (x, hard))
+
+
+# The losses written with ``_numerics.elementwise``: XLA sums the value and writes the
+# gradient each in one pass over the inputs, with no intermediate array between them.
+ONE_PASS = (
+    "mse",
+    "mae",
+    "log_cosh",
+    "charbonnier",
+    "poisson_nll",
+    "gaussian_nll",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "sigmoid_focal",
+    "kl_div",
+    "generalized_kl",
+)
+
+
+@pytest.mark.parametrize("name", ONE_PASS)
+def test_value_and_gradient_write_no_intermediate_array(name):
+    # XLA's compiled memory analysis is exact: any intermediate of the inputs' size written
+    # for the gradient (a shared difference, exponential or constant) shows up as temp memory.
+    args = _one_pass_inputs(name)
+    loss = getattr(jaxloss, name)
+    program = jax.jit(jax.value_and_grad(loss)).lower(*args).compile()
+    temp = program.memory_analysis().temp_size_in_bytes
+    assert temp < args[0].nbytes, f"{name}: {temp} bytes of intermediates"
