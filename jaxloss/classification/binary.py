@@ -265,15 +265,16 @@ def _focal(
     def partials(*args: jax.Array) -> tuple[jax.Array | None, ...]:
         logits, targets, offset, slope, gamma_array = args
         # The gradient's code shares no literal constant with the value's: XLA would write
-        # one out as an array for both (hence max(x, 0) as (x + |x|) / 2, exact).
+        # one out as an array for both (hence max(x, 0) as (x + |x|) / 2, exact, and the
+        # sign test x >= -x). σ(x), σ(-x) and the cross-entropy from one e = exp(-|x|).
         power = exponent(gamma_array)
-        probs, complement = jax.nn.sigmoid(logits), jax.nn.sigmoid(-logits)
+        e = jnp.exp(-jnp.abs(logits))
+        inverse = 1 / (1 + e)
+        positive = logits >= -logits
+        probs = jnp.where(positive, inverse, e * inverse)
+        complement = jnp.where(positive, e * inverse, inverse)
         base = modulating_base(probs, complement, targets)
-        cross_entropy = (
-            (logits + jnp.abs(logits)) * 0.5
-            - targets * logits
-            + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-        )
+        cross_entropy = (logits + jnp.abs(logits)) * 0.5 - targets * logits + jnp.log1p(e)
         factor = _numerics.safe_pow(base, power)
         # d(1 - p_t)^γ / d(1 - p_t): 0 where 1 - p_t = 0, as safe_pow's own derivative.
         factor_slope = power * _numerics.safe_pow(base, power - 1)

@@ -14,18 +14,6 @@ from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
 
-def _difference(
-    predictions: ArrayLike, targets: ArrayLike, where: ArrayLike | None
-) -> tuple[jax.Array, jax.Array | None]:
-    """``predictions - targets`` in float32 (or wider) at their broadcast shape, and the mask.
-
-    Masked entries are zeroed first (the masking door), so padding such as inf − inf never
-    reaches the value or a gradient.
-    """
-    predictions, targets, _, mask = _weighted_pair(predictions, targets, None, where)
-    return predictions - targets, mask
-
-
 def _weighted_pair(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -185,9 +173,50 @@ l1 = mae
 """Alias of :func:`mae`."""
 
 
-def _quadratic_then_linear(abs_diff: jax.Array, width: jax.Array) -> jax.Array:
-    """``0.5 d²`` for ``d < width`` and ``width (d - 0.5 width)`` beyond: the Huber function."""
-    return jnp.where(abs_diff < width, 0.5 * jnp.square(abs_diff), width * (abs_diff - 0.5 * width))
+def _huber_partials(
+    predictions: jax.Array, targets: jax.Array, width: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    diff = predictions - targets
+    slope = jnp.clip(diff, -width, width)
+    size = jnp.abs(diff)
+    return slope, -slope, jnp.where(size < width, 0, size - width)
+
+
+@_numerics.elementwise(_huber_partials)
+def _huber(predictions: jax.Array, targets: jax.Array, width: jax.Array) -> jax.Array:
+    """The Huber function of ``d = predictions - targets``: ``d²/2`` for ``|d| < width`` and
+    ``width (|d| - width/2)`` beyond, as ``c (|d| - c/2)`` with ``c = min(|d|, width)``
+    (no select, so XLA:CPU sums it in one YNNPACK kernel); its slope ``clip(d, ±width)`` and
+    its partial in ``width`` written out."""
+    size = jnp.abs(predictions - targets)
+    clipped = jnp.minimum(size, width)
+    return clipped * (size - 0.5 * clipped)
+
+
+def _smooth_l1_partials(
+    predictions: jax.Array, targets: jax.Array, beta: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    diff = predictions - targets
+    positive = beta > 0
+    safe_beta = jnp.where(positive, beta, 1)
+    # β = 0 is L1, whose slope at an exact match is 0 (sign).
+    slope = jnp.where(positive, jnp.clip(diff, -beta, beta) / safe_beta, jnp.sign(diff))
+    size = jnp.abs(diff)
+    by_beta = jnp.where(size < beta, -jnp.square(size / safe_beta) / 2, -0.5)
+    return slope, -slope, jnp.where(positive, by_beta, 0)
+
+
+@_numerics.elementwise(_smooth_l1_partials)
+def _smooth_l1(predictions: jax.Array, targets: jax.Array, beta: jax.Array) -> jax.Array:
+    """Huber with width ``beta`` divided by ``beta``, and ``|d|`` for ``beta = 0``: the
+    division by a safe ``beta`` keeps that case finite. The choice is made on the scalar
+    ``beta``, so the per-element code has no select (one YNNPACK sum on XLA:CPU)."""
+    size = jnp.abs(predictions - targets)
+    positive = beta > 0
+    safe_beta = jnp.where(positive, beta, 1)
+    clipped = jnp.minimum(size, jnp.where(positive, beta, 0))
+    l1 = jnp.where(positive, 0, 1).astype(size.dtype)
+    return clipped * (size - 0.5 * clipped) / safe_beta + l1 * size
 
 
 def huber(
@@ -243,8 +272,7 @@ def huber(
     """
     _checks.in_range(delta, "delta", low=0, low_open=True)
     predictions, targets, weights, mask = _weighted_pair(predictions, targets, weights, where)
-    diff = predictions - targets
-    loss = _quadratic_then_linear(jnp.abs(diff), jnp.asarray(delta, diff.dtype))
+    loss = _huber(predictions, targets, jnp.asarray(delta, predictions.dtype))
     if weights is not None:
         loss = weights * loss
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -294,16 +322,8 @@ def smooth_l1(
       Girshick, "Fast R-CNN", 2015. https://arxiv.org/abs/1504.08083
     """
     _checks.in_range(beta, "beta", low=0)
-    diff, mask = _difference(predictions, targets, where)
-    beta = jnp.asarray(beta, diff.dtype)
-    # beta = 0 is L1; the division by a safe beta keeps the unused branch finite.
-    positive = beta > 0
-    safe_beta = jnp.where(positive, beta, 1)
-    loss = jnp.where(
-        positive,
-        _quadratic_then_linear(jnp.abs(diff), safe_beta) / safe_beta,
-        _numerics.abs_zero_subgradient(diff),
-    )
+    predictions, targets, _, mask = _weighted_pair(predictions, targets, None, where)
+    loss = _smooth_l1(predictions, targets, jnp.asarray(beta, predictions.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

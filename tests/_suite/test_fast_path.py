@@ -104,6 +104,8 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
 ONE_PASS = (
     "mse",
     "mae",
+    "huber",
+    "smooth_l1",
     "log_cosh",
     "charbonnier",
     "poisson_nll",
