@@ -79,6 +79,47 @@ def _rank_partners(
     return jax.lax.dynamic_slice_in_dim(partners, offset, local, axis=0)
 
 
+def _logistic_dpo(
+    pc: jax.Array,
+    pr: jax.Array,
+    rc: jax.Array,
+    rr: jax.Array,
+    beta: jax.Array,
+    label_smoothing: ArrayLike,
+) -> jax.Array:
+    """DPO's ``(1 - ε) softplus(-z) + ε softplus(z)``, ``z = β ((pc - rc) - (pr - rr))``, per
+    pair, with its partials written out (``_numerics.elementwise``): ``∂ℓ/∂z = ε - σ(-z)``,
+    times ±β for the four log-probabilities, ``h`` for β and ``z`` for ε. Without them XLA
+    writes ``z`` and ``σ(-z)`` out between the value and the four gradients."""
+    smoothed = not _checks.is_static_zero(label_smoothing)
+
+    def margin(pc: jax.Array, pr: jax.Array, rc: jax.Array, rr: jax.Array) -> jax.Array:
+        return (pc - rc) - (pr - rr)
+
+    def partials(*args: jax.Array) -> tuple[jax.Array | None, ...]:
+        pc, pr, rc, rr, beta, epsilon = args
+        h = margin(pc, pr, rc, rr)
+        z = beta * h
+        slope = -jax.nn.sigmoid(-z)
+        if smoothed:
+            slope = slope + epsilon
+        by_z = slope * beta
+        return by_z, -by_z, -by_z, by_z, slope * h, z if smoothed else None
+
+    @_numerics.elementwise(partials)
+    def loss(*args: jax.Array) -> jax.Array:
+        pc, pr, rc, rr, beta, epsilon = args
+        z = beta * margin(pc, pr, rc, rr)
+        # softplus(∓z) = max(∓z, 0) + log1p(e^{-|z|}), written without a select.
+        tail = jnp.log1p(jnp.exp(-jnp.abs(z)))
+        if not smoothed:
+            return jnp.maximum(-z, 0) + tail
+        return (1 - epsilon) * jnp.maximum(-z, 0) + epsilon * jnp.maximum(z, 0) + tail
+
+    epsilon = jnp.asarray(label_smoothing, pc.dtype)
+    return loss(pc, pr, rc, rr, beta, epsilon)
+
+
 def _pair_losses(
     loss_type: str,
     chosen: jax.Array,
@@ -337,12 +378,17 @@ def dpo(
         z = beta * (margins - _rank_partners(margins, rc - rr, mask, axis_name))
     elif loss_type == "aot_unpaired":
         z = beta * (chosen - _rank_partners(chosen, rejected, mask, axis_name))
+    elif loss_type == "sigmoid" and f_divergence == "reverse_kl":
+        z = None  # DPO itself: one elementwise pass for the value, one for the gradients.
     else:
         chosen_score = _f_score(chosen, f_divergence, f_divergence_alpha)
         z = beta * (chosen_score - _f_score(rejected, f_divergence, f_divergence_alpha))
-    loss = _pair_losses(
-        loss_type, chosen, rejected, z, beta, label_smoothing, discopop_tau, reward_shift
-    )
+    if z is None:
+        loss = _logistic_dpo(pc, pr, rc, rr, beta, label_smoothing)
+    else:
+        loss = _pair_losses(
+            loss_type, chosen, rejected, z, beta, label_smoothing, discopop_tau, reward_shift
+        )
     if weights is not None:
         loss = loss * weights
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
