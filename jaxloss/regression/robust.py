@@ -39,8 +39,9 @@ def charbonnier(
     kornia's ``charbonnier_loss`` is Barron's form at scale 1, ``sqrt(d² + 1) − 1``: this
     loss with ``epsilon=1.0``, minus 1.
 
-    Numerics: computed as ``hypot(d, ε)``, which neither overflows for large ``|d|`` (where
-    ``d²`` would) nor loses the small ``d`` under ``ε``.
+    Numerics: computed as a hypot, ``sqrt(m) sqrt(m + n²/m)`` with ``m = max(|d|, ε)``,
+    ``n = min(|d|, ε)`` (within 2 ulp, as ``jnp.hypot``), which neither overflows for large
+    ``|d|`` (where ``d²`` would) nor loses the small ``d`` under ``ε``.
 
     Args:
       predictions: floating array of any shape (e.g. images ``[batch, height, width,
