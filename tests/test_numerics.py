@@ -7,8 +7,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.test_util import check_grads
 
+import jaxloss
 from jaxloss import _numerics
 
 
@@ -126,3 +128,31 @@ def test_elementwise_leaves_out_an_argument_without_partial():
 def test_xlogx_no_select_is_xlogx_for_non_negative_inputs():
     x = jnp.array([0.0, 1e-30, 0.5, 1.0, 3e38, jnp.inf, jnp.nan])
     np.testing.assert_array_equal(_numerics.xlogx_no_select(x), _numerics.xlogx(x))
+
+
+_RNG = np.random.default_rng(1)
+_X = jnp.asarray(_RNG.normal(size=64) * 2, jnp.float32)
+_Y = jnp.asarray(_RNG.normal(size=64), jnp.float32)
+_HARD = (_Y > 0).astype(jnp.float32)
+_SOFT = jax.nn.sigmoid(_Y)
+
+# Losses whose derivative in a hyperparameter is one of ``_numerics.elementwise``'s written
+# partials (the shared suite differentiates the arrays only).
+HYPERPARAMETER_PARTIALS = {
+    "huber delta": (lambda d: jaxloss.huber(_X, _Y, delta=d), 0.8),
+    "smooth_l1 beta": (lambda b: jaxloss.smooth_l1(_X, _Y, beta=b), 0.8),
+    "charbonnier epsilon": (lambda e: jaxloss.charbonnier(_X, _Y, epsilon=e), 0.5),
+    "sigmoid_focal alpha": (lambda a: jaxloss.sigmoid_focal(_X, _HARD, alpha=a), 0.3),
+    "sigmoid_focal gamma": (lambda g: jaxloss.sigmoid_focal(_X, _SOFT, gamma=g), 0.7),
+    "dpo beta": (lambda b: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, beta=b), 0.3),
+    "dpo label_smoothing": (
+        lambda s: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, label_smoothing=s),
+        0.2,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HYPERPARAMETER_PARTIALS)
+def test_hyperparameter_partials_match_finite_differences(name):
+    loss, value = HYPERPARAMETER_PARTIALS[name]
+    check_grads(loss, (jnp.float32(value),), order=1, modes=("rev",), eps=1e-2, rtol=1e-3)
