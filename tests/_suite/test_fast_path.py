@@ -101,18 +101,10 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
 
 # The losses written with ``_numerics.elementwise``: XLA sums the value and writes the
 # gradient each in one pass over the inputs, with no intermediate array between them.
+# The regression and binary losses of FLOAT_TARGET_LOSSES (those before soft_margin) and
+# the two KL divergences.
 ONE_PASS = (
-    "mse",
-    "mae",
-    "huber",
-    "smooth_l1",
-    "log_cosh",
-    "charbonnier",
-    "poisson_nll",
-    "gaussian_nll",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "sigmoid_focal",
+    *FLOAT_TARGET_LOSSES[: FLOAT_TARGET_LOSSES.index("soft_margin")],
     "kl_div",
     "generalized_kl",
 )
