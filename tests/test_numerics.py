@@ -144,6 +144,12 @@ HYPERPARAMETER_PARTIALS = {
     "charbonnier epsilon": (lambda e: jaxloss.charbonnier(_X, _Y, epsilon=e), 0.5),
     "sigmoid_focal alpha": (lambda a: jaxloss.sigmoid_focal(_X, _HARD, alpha=a), 0.3),
     "sigmoid_focal gamma": (lambda g: jaxloss.sigmoid_focal(_X, _SOFT, gamma=g), 0.7),
+    "binary_cross_entropy_with_logits pos_weight": (
+        lambda w: jaxloss.binary_cross_entropy_with_logits(
+            _X.reshape(16, 4), _SOFT.reshape(16, 4), pos_weight=w
+        ),
+        [0.5, 1.0, 2.0, 3.0],
+    ),
     "dpo beta": (lambda b: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, beta=b), 0.3),
     "dpo label_smoothing": (
         lambda s: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, label_smoothing=s),
@@ -155,4 +161,6 @@ HYPERPARAMETER_PARTIALS = {
 @pytest.mark.parametrize("name", HYPERPARAMETER_PARTIALS)
 def test_hyperparameter_partials_match_finite_differences(name):
     loss, value = HYPERPARAMETER_PARTIALS[name]
-    check_grads(loss, (jnp.float32(value),), order=1, modes=("rev",), eps=1e-2, rtol=1e-3)
+    check_grads(
+        loss, (jnp.asarray(value, jnp.float32),), order=1, modes=("rev",), eps=1e-2, rtol=1e-3
+    )

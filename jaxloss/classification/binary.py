@@ -136,9 +136,41 @@ def _binary_logit_loss(
     """``-[pos_weight · t · log σ(x) + (1 - t) · log σ(-x)]``, stable for any logit."""
     if pos_weight is None:
         return _logit_cross_entropy(logits, targets)
-    # -log σ(x) = softplus(-x)
-    positive_term = _weighted(targets * _numerics.softplus(-logits), pos_weight, "pos_weight")
-    return positive_term + (1 - targets) * _numerics.softplus(logits)
+    pos_weight = _checks.float_array(pos_weight, "pos_weight", allow_int=True)
+    _checks.broadcast_to(pos_weight, logits.shape, "pos_weight", "the per-element loss")
+    # Passed at its own size (a class vector, its rank padded with 1s): broadcast before the
+    # barrier of the partials, XLA would write it out at the logits' size.
+    pos_weight = pos_weight.reshape((1,) * (logits.ndim - pos_weight.ndim) + pos_weight.shape)
+    return _weighted_logit_cross_entropy(logits, targets, pos_weight)
+
+
+def _weighted_logit_cross_entropy_partials(
+    logits: jax.Array, targets: jax.Array, pos_weight: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    # -ρ t σ(-x) + (1 - t) σ(x) for the logit; the softplus terms for t and ρ. max(x, 0) as
+    # (x + |x|) / 2 (exact): a literal constant shared with the value's sum would be
+    # written out by XLA as an array.
+    tail = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    relu = (logits + jnp.abs(logits)) * 0.5
+    negative_softplus, softplus = (relu - logits) + tail, relu + tail
+    by_logits = (1 - targets) * jax.nn.sigmoid(logits) - pos_weight * targets * jax.nn.sigmoid(
+        -logits
+    )
+    return by_logits, pos_weight * negative_softplus - softplus, targets * negative_softplus
+
+
+@_numerics.elementwise(_weighted_logit_cross_entropy_partials)
+def _weighted_logit_cross_entropy(
+    logits: jax.Array, targets: jax.Array, pos_weight: jax.Array
+) -> jax.Array:
+    """``ρ t softplus(-x) + (1 - t) softplus(x)`` (``-log σ(±x) = softplus(∓x)``), written
+    without a select and without the constant 1 (``(1 - t) s`` as ``s - t s``, exact for hard
+    targets), which the partials use; the partials in the logit, the target and ρ written
+    out."""
+    tail = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    negative = jnp.maximum(logits, 0) + tail
+    positive = pos_weight * targets * (jnp.maximum(-logits, 0) + tail)
+    return positive + (negative - targets * negative)
 
 
 def binary_cross_entropy_with_logits(
