@@ -125,9 +125,19 @@ def test_elementwise_leaves_out_an_argument_without_partial():
     np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(scaled(x, 2.0)))(x), [2.0] * 3)
 
 
-def test_xlogx_no_select_is_xlogx_for_non_negative_inputs():
-    x = jnp.array([0.0, 1e-30, 0.5, 1.0, 3e38, jnp.inf, jnp.nan])
-    np.testing.assert_array_equal(_numerics.xlogx_no_select(x), _numerics.xlogx(x))
+def test_xlogx_is_x_log_x_with_its_limit_at_0():
+    x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan], np.float32)
+    # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        wide = x.astype(np.float64)
+        expected = np.where(x == 0, 0.0, wide * np.log(wide)).astype(np.float32)
+    np.testing.assert_allclose(_numerics.xlogx(jnp.asarray(x)), expected, rtol=1e-6)
+    # Its slope, for the partials: log x + 1, and 0 at x = 0.
+    np.testing.assert_allclose(
+        _numerics.xlogx_slope(jnp.asarray(x[:4])),
+        [0.0, np.log(1e-30) + 1, np.log(0.5) + 1, 1.0],
+        rtol=1e-6,
+    )
 
 
 _RNG = np.random.default_rng(1)

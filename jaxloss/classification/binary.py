@@ -127,7 +127,7 @@ def _logit_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     any logit: with a hard target the first two terms cancel exactly, so a confidently
     right logit keeps its tiny loss ``log1p(e^{-|x|})``.
     """
-    return jnp.maximum(logits, 0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    return jnp.maximum(logits, 0) - targets * logits + _numerics.softplus_tail(logits)
 
 
 def _binary_logit_loss(
@@ -150,7 +150,7 @@ def _weighted_logit_cross_entropy_partials(
     # -ρ t σ(-x) + (1 - t) σ(x) for the logit; the softplus terms for t and ρ. max(x, 0) as
     # (x + |x|) / 2 (exact): a literal constant shared with the value's sum would be
     # written out by XLA as an array.
-    tail = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    tail = _numerics.softplus_tail(logits)
     relu = (logits + jnp.abs(logits)) * 0.5
     negative_softplus, softplus = (relu - logits) + tail, relu + tail
     by_logits = (1 - targets) * jax.nn.sigmoid(logits) - pos_weight * targets * jax.nn.sigmoid(
@@ -167,7 +167,7 @@ def _weighted_logit_cross_entropy(
     without a select and without the constant 1 (``(1 - t) s`` as ``s - t s``, exact for hard
     targets), which the partials use; the partials in the logit, the target and ρ written
     out."""
-    tail = jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    tail = _numerics.softplus_tail(logits)
     negative = jnp.maximum(logits, 0) + tail
     positive = pos_weight * targets * (jnp.maximum(-logits, 0) + tail)
     return positive + (negative - targets * negative)
@@ -333,7 +333,7 @@ def _focal(
         # σ(x) = e^{x - softplus(x)}, σ(-x) = e^{-softplus(x)}, both to a few ulp. XLA's
         # logistic would bring its constant 1 into the sum (see the partials).
         # (max(x, 0) - t x) first: exact for a hard target, so no cancellation against x.
-        relu, tail = jnp.maximum(logits, 0), jnp.log1p(jnp.exp(-jnp.abs(logits)))
+        relu, tail = jnp.maximum(logits, 0), _numerics.softplus_tail(logits)
         softplus, cross_entropy = relu + tail, (relu - targets * logits) + tail
         probs, complement = jnp.exp(logits - softplus), jnp.exp(-softplus)
         base = modulating_base(probs, complement, targets)

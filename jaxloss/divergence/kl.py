@@ -83,19 +83,15 @@ def kl_div(
     )
 
 
-def _log_target_slope(targets: jax.Array) -> jax.Array:
-    """d(t log t)/dt = log t + 1, and 0 at t = 0 (where ``xlogx`` is held at its limit)."""
-    zero = targets == 0
-    return jnp.where(zero, 0, jnp.log(jnp.where(zero, 1, targets)) + 1)
-
-
 # The pointwise terms with their partials written out (``_numerics.elementwise``), their
-# values without a select (``xlogx_no_select``): on XLA:CPU the value is one YNNPACK sum and
+# values without a select (``_numerics.xlogx``): on XLA:CPU the value is one YNNPACK sum and
 # the gradient one loop over the inputs.
-@_numerics.elementwise(lambda logprobs, targets: (-targets, _log_target_slope(targets) - logprobs))
+@_numerics.elementwise(
+    lambda logprobs, targets: (-targets, _numerics.xlogx_slope(targets) - logprobs)
+)
 def _kl(logprobs: jax.Array, targets: jax.Array) -> jax.Array:
     """``t (log t - x)``, 0 where ``t = 0``."""
-    return _numerics.xlogx_no_select(targets) - targets * logprobs
+    return _numerics.xlogx(targets) - targets * logprobs
 
 
 @_numerics.elementwise(
@@ -112,17 +108,12 @@ def _kl_of_log_targets(logprobs: jax.Array, targets: jax.Array) -> jax.Array:
 @_numerics.elementwise(
     lambda log_predictions, targets: (
         jnp.exp(log_predictions) - targets,
-        _log_target_slope(targets) - log_predictions - 1,
+        _numerics.xlogx_slope(targets) - log_predictions - 1,
     )
 )
 def _generalized_kl(log_predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """``t log t - t x + e^x - t``."""
-    return (
-        _numerics.xlogx_no_select(targets)
-        - targets * log_predictions
-        + jnp.exp(log_predictions)
-        - targets
-    )
+    return _numerics.xlogx(targets) - targets * log_predictions + jnp.exp(log_predictions) - targets
 
 
 def gaussian_kl_terms(

@@ -109,12 +109,8 @@ def _logistic_dpo(
     @_numerics.elementwise(partials)
     def loss(*args: jax.Array) -> jax.Array:
         pc, pr, rc, rr, beta, epsilon = args
-        z = beta * margin(pc, pr, rc, rr)
-        # softplus(∓z) = max(∓z, 0) + log1p(e^{-|z|}), written without a select.
-        tail = jnp.log1p(jnp.exp(-jnp.abs(z)))
-        if not smoothed:
-            return jnp.maximum(-z, 0) + tail
-        return (1 - epsilon) * jnp.maximum(-z, 0) + epsilon * jnp.maximum(z, 0) + tail
+        # The pair losses' own smoothed logistic (its softplus has no select).
+        return _smoothed_logistic(beta * margin(pc, pr, rc, rr), epsilon if smoothed else 0.0)
 
     epsilon = jnp.asarray(label_smoothing, pc.dtype)
     return loss(pc, pr, rc, rr, beta, epsilon)

@@ -173,6 +173,14 @@ l1 = mae
 """Alias of :func:`mae`."""
 
 
+def _quadratic_then_linear(size: jax.Array, width: jax.Array) -> jax.Array:
+    """The Huber function of ``size = |d|``: ``d²/2`` below ``width`` and ``width (|d| -
+    width/2)`` beyond, as ``c (|d| - c/2)`` with ``c = min(|d|, width)`` (no select, so
+    XLA:CPU sums it in one YNNPACK kernel)."""
+    clipped = jnp.minimum(size, width)
+    return clipped * (size - 0.5 * clipped)
+
+
 def _huber_partials(
     predictions: jax.Array, targets: jax.Array, width: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -185,12 +193,9 @@ def _huber_partials(
 @_numerics.elementwise(_huber_partials)
 def _huber(predictions: jax.Array, targets: jax.Array, width: jax.Array) -> jax.Array:
     """The Huber function of ``d = predictions - targets``: ``d²/2`` for ``|d| < width`` and
-    ``width (|d| - width/2)`` beyond, as ``c (|d| - c/2)`` with ``c = min(|d|, width)``
-    (no select, so XLA:CPU sums it in one YNNPACK kernel); its slope ``clip(d, ±width)`` and
-    its partial in ``width`` written out."""
-    size = jnp.abs(predictions - targets)
-    clipped = jnp.minimum(size, width)
-    return clipped * (size - 0.5 * clipped)
+    ``width (|d| - width/2)`` beyond (:func:`_quadratic_then_linear`); its slope
+    ``clip(d, ±width)`` and its partial in ``width`` written out."""
+    return _quadratic_then_linear(jnp.abs(predictions - targets), width)
 
 
 def _smooth_l1_partials(
@@ -214,9 +219,8 @@ def _smooth_l1(predictions: jax.Array, targets: jax.Array, beta: jax.Array) -> j
     size = jnp.abs(predictions - targets)
     positive = beta > 0
     safe_beta = jnp.where(positive, beta, 1)
-    clipped = jnp.minimum(size, jnp.where(positive, beta, 0))
     l1 = jnp.where(positive, 0, 1).astype(size.dtype)
-    return clipped * (size - 0.5 * clipped) / safe_beta + l1 * size
+    return _quadratic_then_linear(size, jnp.where(positive, beta, 0)) / safe_beta + l1 * size
 
 
 def huber(
