@@ -198,6 +198,24 @@ def plain_cosines(unit_x: jax.Array, class_rows: jax.Array) -> jax.Array:
     return unit_x @ _numerics.l2_normalize(class_rows).T
 
 
+def sub_center_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> list[jax.Array]:
+    """cos(x, w_jk) for each sub-center index k: ``K`` arrays ``[n, m]``.
+
+    One matrix product against the ``[m·K, dim]`` rows, its columns then taken per
+    sub-center: XLA:CPU runs the ``"nd,mkd->nmk"`` contraction, and its gradient, as a
+    batched product about 2× slower, and a reduction over the last axis of size ``K`` is
+    slower than ``K - 1`` elementwise operations on these arrays.
+
+    Args:
+      unit_x: ``[n, dim]`` unit rows.
+      sub_centers: ``[m, K, dim]`` class sub-centers (any norm).
+    """
+    m, k, dim = sub_centers.shape
+    unit = _numerics.l2_normalize(sub_centers).reshape(m * k, dim)
+    cos = (unit_x @ unit.T).reshape(unit_x.shape[0], m, k)
+    return [cos[:, :, i] for i in range(k)]
+
+
 def scaled_cosines(cos: jax.Array, rows: ScoredRows) -> jax.Array:
     """The plain non-target logits ``row_scale · cos θ_j``."""
     return rows.scale[:, None] * cos

@@ -17,6 +17,7 @@ their inputs, numerics, masking and options (``where``, ``reduction``, ``chunk_s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -26,7 +27,13 @@ from jax.typing import ArrayLike
 from jaxloss import _checks, _numerics
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName, gather_batch
-from jaxloss.margin.classes import TargetRows, counted_rows, margin_softmax, same_devices
+from jaxloss.margin.classes import (
+    TargetRows,
+    counted_rows,
+    margin_softmax,
+    same_devices,
+    sub_center_cosines,
+)
 from jaxloss.margin.heads import arc_margin, per_example
 
 
@@ -40,8 +47,7 @@ def subcenter_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> jax.Array:
     Returns:
       ``[n, m]``.
     """
-    cos = jnp.einsum("nd,mkd->nmk", unit_x, _numerics.l2_normalize(sub_centers))
-    return jnp.max(cos, axis=2)
+    return functools.reduce(jnp.maximum, sub_center_cosines(unit_x, sub_centers))
 
 
 def subcenter_arcface(

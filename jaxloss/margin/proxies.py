@@ -18,6 +18,8 @@ log-sum-exps over the rows (``class_sum``) are combined over the batch's devices
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -34,6 +36,7 @@ from jaxloss.margin.classes import (
     margin_softmax,
     partial_fc,
     same_devices,
+    sub_center_cosines,
 )
 
 # The authors' code adds it under the square root of the center regularizer: a finite
@@ -242,8 +245,12 @@ def proxy_anchor(
 def _class_scores(unit_x: jax.Array, centers: jax.Array, inv_gamma: jax.Array) -> jax.Array:
     """SoftTriple's ``[n, m]`` class scores: the sub-centers' cosines averaged by their
     softmax at temperature γ; ``centers [m, centers_per_class, dim]`` as given."""
-    cos = jnp.einsum("nd,mkd->nmk", unit_x, _numerics.l2_normalize(centers))
-    return jnp.sum(jax.nn.softmax(cos * inv_gamma, axis=-1) * cos, axis=-1)
+    cos = sub_center_cosines(unit_x, centers)
+    z = [c * inv_gamma for c in cos]
+    top = jax.lax.stop_gradient(functools.reduce(jnp.maximum, z))
+    e = [jnp.exp(zk - top) for zk in z]
+    weighted = functools.reduce(jnp.add, [ek * ck for ek, ck in zip(e, cos, strict=True)])
+    return weighted / functools.reduce(jnp.add, e)
 
 
 def _soft_triple_logits(
