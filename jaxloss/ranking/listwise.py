@@ -6,25 +6,28 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _numerics
+from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.ranking._lists import lists
 
 
-def _log_softmax(scores: jax.Array, items: jax.Array | None) -> jax.Array:
-    """``log softmax(scores)`` over the valid items of each list (the last axis).
+def _list_cross_entropy(
+    scores: jax.Array, relevance: jax.Array, items: jax.Array | None
+) -> jax.Array:
+    """``-Σ_i r_i log softmax(s)_i`` over the valid items of each list (the last axis).
 
-    A list without a valid item gets finite values (its items are all zeroed padding), so
-    nothing of it reaches a gradient as ``0 · inf``.
+    The cross-entropy of probability targets (``_kernels.soft_cross_entropy``, here of
+    relevance not normalized). Invalid items (relevance zeroed) are scored the lowest
+    float, which the softmax gives weight 0 beside any valid item, rather than −inf,
+    whose ``0 · (lse + inf)`` would send every padded list down the kernel's slower
+    recomputation of NaN rows (measured 1.3x slower at 4096 × 200). That recomputation
+    still catches ``lse − lowest`` overflowing (a list scored above about 1e31). A list
+    without a valid item gets 0 and finite gradients.
     """
-    valid_scores = scores if items is None else jnp.where(items, scores, -jnp.inf)
-    top = _numerics.exp_shift(jnp.max(valid_scores, axis=-1, keepdims=True, initial=-jnp.inf))
-    shifted = scores - top
-    exp = jnp.exp(shifted)
-    total = jnp.sum(exp if items is None else jnp.where(items, exp, 0), axis=-1, keepdims=True)
-    empty = total == 0
-    return shifted - jnp.where(empty, 0, jnp.log(jnp.where(empty, 1, total)))
+    if items is not None:
+        scores = jnp.where(items, scores, jnp.finfo(scores.dtype).min)
+    return soft_cross_entropy(scores, relevance)
 
 
 def ranking_softmax(
@@ -85,13 +88,6 @@ def ranking_softmax(
         scores, labels, weights=weights, item_mask=item_mask, where=where, allow_inf=True
     )
     relevance = labels if weights is None else labels * weights
-    log_p = _log_softmax(scores, items)
-    # 0 · log 0 = 0: an impossible item (−inf score) costs nothing unless it is relevant. The
-    # product is formed with a finite log so its gradient is finite too.
-    impossible = jnp.isneginf(log_p)
-    cross = jnp.where(
-        impossible,
-        jnp.where(relevance == 0, 0, -jnp.inf),
-        relevance * jnp.where(impossible, 0, log_p),
+    return reduce_loss(
+        _list_cross_entropy(scores, relevance, items), reduction, where=mask, axis_name=axis_name
     )
-    return reduce_loss(-jnp.sum(cross, axis=-1), reduction, where=mask, axis_name=axis_name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -161,6 +162,42 @@ def test_an_impossible_item_without_relevance_costs_nothing():
     assert grad[0, 2] == 0
     assert np.isnan(optax_value)  # optax: 0 · log 0 is NaN there
     assert relevant == np.inf  # a relevant item that can never be ranked
+
+
+@functools.cache
+def _extreme_lists():
+    # List 0: every valid score −inf, labels 0 (no softmax at all). List 1: a valid score far
+    # above any softmax's, beside a padded item (lse minus the padding's score overflows).
+    scores = np.array([[-np.inf, -np.inf, 0.0], [3e31, 1.0, 7.0]], np.float32)
+    labels = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]], np.float32)
+    items = np.array([[True, True, False], [True, True, False]])
+
+    @jax.jit
+    def run():
+        def loss(s, y, items):
+            return jaxloss.ranking_softmax(s, y, item_mask=items, reduction="none")
+
+        return (
+            compiled.value_and_grads(lambda s, y: jnp.sum(loss(s, y, items)), scores, labels),
+            loss(scores, labels, items),
+            jaxloss.ranking_softmax(scores[:1, :2], labels[:1, :2], reduction="none"),
+            jax.grad(lambda s: jaxloss.ranking_softmax(s, labels[:1, :2]))(scores[:1, :2]),
+        )
+
+    return jax.tree.map(np.asarray, run()), scores, labels, items
+
+
+def test_lists_of_impossible_or_huge_scores_stay_finite():
+    (_, (d_scores, d_labels)), none, unpadded, d_unpadded = _extreme_lists()[0]
+    _, scores, labels, items = _extreme_lists()
+    expected = ref.ranking_softmax(scores[1:].astype(np.float64), labels[1:], item_mask=items[1:])
+    np.testing.assert_allclose(none[1:], expected, rtol=1e-6)
+    assert none[0] == 0 and unpadded[0] == 0
+    assert np.all(d_scores[0] == 0) and np.all(d_unpadded == 0)  # no softmax, no relevance
+    assert np.all(np.isfinite(d_scores))
+    # ∂ℓ/∂y_i = −log p_i: 3e31 − 1 for the second item of list 1; 0 for padding.
+    np.testing.assert_allclose(d_labels[1], [0.0, 3e31, 0.0], rtol=1e-6)
+    assert np.all(d_labels[0] == 0)
 
 
 PAIR_LOSSES = {
