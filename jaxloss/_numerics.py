@@ -220,7 +220,7 @@ def exp_shift(top: jax.Array) -> jax.Array:
     return jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0))
 
 
-def _fenced(total: jax.Array) -> jax.Array:
+def fenced(total: jax.Array) -> jax.Array:
     """``total`` unchanged, as a boundary XLA's CPU backend does not fuse across.
 
     A ``reduce_precision`` to the dtype's own precision is the identity, and YNNPACK (which
@@ -249,10 +249,10 @@ def softmax(x: jax.Array) -> jax.Array:
 
 def logsumexp(x: jax.Array) -> jax.Array:
     """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis, and past it
-    with its sum fenced off from the ``log`` (:func:`_fenced`)."""
+    with its sum fenced off from the ``log`` (:func:`fenced`)."""
     if not _unrolled(x):
         shift = exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
-        return shift + jnp.log(_fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
+        return shift + jnp.log(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
     columns, shift = _class_columns(x)
     total = jnp.exp(columns[0] - shift)
     for column in columns[1:]:
@@ -260,14 +260,86 @@ def logsumexp(x: jax.Array) -> jax.Array:
     return shift + jnp.log(total)
 
 
+def _variadic_row_reduce(
+    arrays: Sequence[jax.Array], initial: float, combine: Callable[..., tuple]
+) -> tuple[jax.Array, ...]:
+    init = tuple(jnp.asarray(initial, x.dtype) for x in arrays)
+    return tuple(jax.lax.reduce(tuple(arrays), init, combine, (arrays[0].ndim - 1,)))
+
+
+def row_maxima(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """The maxima over the last axis of same-shape arrays, in one reduction: XLA fuses the
+    arrays' producers into it (XLA:CPU gives a single ``jnp.max`` to YNNPACK, which takes no
+    broadcast of a row statistic, so a shifted or scaled input would be written out first)."""
+    return _variadic_row_reduce(
+        arrays, -jnp.inf, lambda x, y: tuple(jnp.maximum(u, v) for u, v in zip(x, y, strict=True))
+    )
+
+
+ROW_BLOCK = 32
+"""Most entries of a row that :func:`row_sums` adds in one run before a pairwise sum."""
+
+
+def _row_block(size: int) -> int | None:
+    """The largest divisor of ``size`` in ``[16, ROW_BLOCK]``, ``size`` itself up to
+    ``ROW_BLOCK``, or None."""
+    if size <= ROW_BLOCK:
+        return size
+    return next((b for b in range(ROW_BLOCK, 7, -1) if size % b == 0), None)
+
+
+def _two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``a + b`` and its rounding error, exactly (Knuth's TwoSum)."""
+    total = a + b
+    b_part = total - a
+    return total, (a - (total - b_part)) + (b - b_part)
+
+
+def _compensated(x: tuple, y: tuple) -> tuple:
+    """Combines ``(sum, error)`` pairs of partial sums with :func:`_two_sum`."""
+    out = []
+    for i in range(0, len(x), 2):
+        total, error = _two_sum(x[i], y[i])
+        out += [total, error + x[i + 1] + y[i + 1]]
+    return tuple(out)
+
+
+def _added(x: tuple, y: tuple) -> tuple:
+    return tuple(u + v for u, v in zip(x, y, strict=True))
+
+
+def row_sums(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """The sums over the last axis of same-shape arrays, without writing the arrays out.
+
+    One reduction, as :func:`row_maxima`, over blocks of a row (at most :data:`ROW_BLOCK`
+    entries, a divisor of the row's length, so the blocks are a reshape and not a copy),
+    then ``jnp.sum`` (pairwise) over the blocks' partial sums. XLA's reduction loop
+    accumulates nearly in order: over a whole row of 131,072 exponentials it loses about
+    3e-5 (relative) in float32; in blocks of 128, 1e-7 as ``jnp.sum`` (against float64), at
+    the same speed. A row longer than 128 with no divisor in ``[16, 128]`` (a prime
+    vocabulary) is summed whole, each sum carrying its rounding error (TwoSum): as precise,
+    about 1.4x slower.
+    """
+    size = arrays[0].shape[-1]
+    block = _row_block(size)
+    if block is None:
+        paired = [a for x in arrays for a in (x, jnp.zeros_like(x))]
+        sums = _variadic_row_reduce(paired, 0.0, _compensated)
+        return tuple(sums[i] + sums[i + 1] for i in range(0, len(sums), 2))
+    if block == size:
+        return _variadic_row_reduce(arrays, 0.0, _added)
+    blocks = [x.reshape(*x.shape[:-1], size // block, block) for x in arrays]
+    return tuple(jnp.sum(part, axis=-1) for part in _variadic_row_reduce(blocks, 0.0, _added))
+
+
 def log_softmax(x: jax.Array) -> jax.Array:
     """``jax.nn.log_softmax(x, axis=-1)``: ``(x - max) - log Σ exp(x - max)``, as precise as
     jax's (the shifted logits are exact near the maximum; ``x - logsumexp(x)`` would round
     them to an ulp of the logits' size), with the sum fenced off from the ``log``
-    (:func:`_fenced`). Value and gradient on XLA:CPU, paired against jax's: 1.35x faster at
+    (:func:`fenced`). Value and gradient on XLA:CPU, paired against jax's: 1.35x faster at
     ``[4096, 1000]``, 1.14x at ``[65536, 64]``, 1.17x at ``[4, 256, 32000]``."""
     shifted = x - exp_shift(jnp.max(x, axis=-1, keepdims=True, initial=-jnp.inf))
-    return shifted - jnp.log(_fenced(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)))
+    return shifted - jnp.log(fenced(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)))
 
 
 def class_sum(x: jax.Array) -> jax.Array:

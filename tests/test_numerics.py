@@ -174,3 +174,29 @@ def test_hyperparameter_partials_match_finite_differences(name):
     check_grads(
         loss, (jnp.asarray(value, jnp.float32),), order=1, modes=("rev",), eps=1e-2, rtol=1e-3
     )
+
+
+@pytest.mark.parametrize("length", [20, 50257, 1009 * 7, 1 << 15])
+def test_row_sums_match_float64_without_writing_the_rows(length):
+    # _numerics.row_sums: several sums over the last axis in one reduction, by blocks of a
+    # divisor of the length (20: one block; 50257 = 29 · 1733; 1 << 15: blocks of 32) or, for
+    # a length with no divisor in [8, 32] (7063 = 7 · 1009), compensated (TwoSum). Against
+    # float64 NumPy sums of the float32 exponentials (positive terms: XLA's plain reduction
+    # loop loses ~3e-5 of such a sum at 131,072 entries), and no array of the rows' size
+    # written (XLA's memory analysis), and row_maxima beside it.
+    x = np.random.default_rng(0).normal(scale=2.0, size=(4, length)).astype(np.float32)
+
+    def sums(x):
+        return _numerics.row_sums(jnp.exp(x), jnp.exp(-x), x * jnp.exp(x))
+
+    program = jax.jit(sums).lower(jnp.asarray(x)).compile()
+    assert program.memory_analysis().temp_size_in_bytes < x.nbytes // 4
+    x64 = np.asarray(x, np.float64)
+    for got, expected in zip(
+        program(jnp.asarray(x)),
+        (np.exp(x64).sum(-1), np.exp(-x64).sum(-1), (x64 * np.exp(x64)).sum(-1)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, expected, rtol=5e-7)
+    maxima = jax.jit(_numerics.row_maxima)(jnp.asarray(x), jnp.asarray(-x))
+    np.testing.assert_array_equal(maxima, (x.max(-1), (-x).max(-1)))

@@ -17,19 +17,20 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
+from jaxloss._kernels.row_kl import kl_rows
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
 DIRECTIONS = ("forward", "reverse")
 
 
-def _softened_log_probs(
+def _logits(
     student_logits: ArrayLike,
     teacher_logits: ArrayLike,
     temperature: ArrayLike,
     where: ArrayLike | None,
 ) -> tuple[jax.Array | None, jax.Array, jax.Array]:
-    """The token mask and both temperature-softened log-distributions, in float32 or wider."""
+    """The token mask and both logits, checked and through the masking door (dtype kept)."""
     _checks.in_range(temperature, "temperature", low=0, low_open=True)
     _checks.equal_shapes(student_logits=student_logits, teacher_logits=teacher_logits)
     logits = []
@@ -39,18 +40,48 @@ def _softened_log_probs(
             raise TypeError(f"`{name}` must be a floating-point array, got dtype {x.dtype}.")
         if x.ndim < 1:
             raise ValueError(f"`{name}` needs a vocabulary axis, got a scalar.")
-        logits.append(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
+        logits.append(x)
     student, teacher = logits
     mask, (student, teacher) = masked_inputs(where, student.shape[:-1], student, teacher)
     # After the masking door: padded tokens may hold anything, kept tokens no NaN nor +inf.
     _checked.finite(student, "student_logits", allow_inf=True)
     _checked.finite(teacher, "teacher_logits", allow_inf=True)
+    return mask, student, teacher
+
+
+def _softened_log_probs(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    temperature: ArrayLike,
+    where: ArrayLike | None,
+) -> tuple[jax.Array | None, jax.Array, jax.Array]:
+    """The token mask and both temperature-softened log-distributions, in float32 or wider."""
+    mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
+    student = student.astype(jnp.promote_types(student.dtype, jnp.float32))
+    teacher = teacher.astype(jnp.promote_types(teacher.dtype, jnp.float32))
     temperature = jnp.asarray(temperature, student.dtype)
     return (
         mask,
         _numerics.log_softmax(student / temperature),
         _numerics.log_softmax(teacher / temperature),
     )
+
+
+def _one_kl(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    temperature: ArrayLike,
+    where: ArrayLike | None,
+    *,
+    forward: bool,
+) -> tuple[jax.Array | None, jax.Array]:
+    """The token mask and the per-token KL(teacher ‖ student) (``forward``) or KL(student ‖
+    teacher), by the row kernel (``_kernels.row_kl``: no array of the logits' size besides
+    the gradients)."""
+    mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
+    inverse_t = 1 / jnp.asarray(temperature, jnp.promote_types(student.dtype, jnp.float32))
+    first, second = (teacher, student) if forward else (student, teacher)
+    return mask, kl_rows(first, second, inverse_t)
 
 
 def _kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
@@ -141,8 +172,9 @@ def distill_kl(
       Large Language Models", ICLR 2024, arXiv:2306.08543.
     """
     _checks.choice(direction, DIRECTIONS, "direction")
-    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
-    loss = _kl(log_p, log_q) if direction == "forward" else _kl(log_q, log_p)
+    mask, loss = _one_kl(
+        student_logits, teacher_logits, temperature, where, forward=direction == "forward"
+    )
     if scale_by_temperature_squared:
         loss = loss * jnp.square(jnp.asarray(temperature, loss.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -230,11 +262,13 @@ def generalized_jsd(
       arXiv:2306.13649.
     """
     _checks.in_range(beta, "beta", low=0, high=1)
-    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
     endpoint = static_endpoint(beta)
     if endpoint is not None:
-        loss = _kl(log_p, log_q) if endpoint == 0 else _kl(log_q, log_p)
+        mask, loss = _one_kl(
+            student_logits, teacher_logits, temperature, where, forward=endpoint == 0
+        )
     else:
+        mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
         loss = _generalized_jsd(log_q, log_p, jnp.asarray(beta, log_q.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 

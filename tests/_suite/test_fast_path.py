@@ -6,14 +6,15 @@ cross-entropy, focal, KL and the other divergences, the pair losses of preferenc
 optimization), the optimized HLO of ``jit(value_and_grad)`` of the mean is read twice: with
 ``where=None`` and with a traced mask. The masked program turns the mask into a count (a
 ``convert`` of the boolean mask to a float, and one more ``reduce``) and selects around the
-masked entries; the unmasked one must hold no ``convert`` at all, one ``reduce`` fewer and
-fewer ``select``s — its mean divides by the static size. The labels of a classification
+masked entries; the unmasked one must hold no ``convert`` to a float at all, one ``reduce``
+fewer and fewer ``select``s — its mean divides by the static size. The labels of a classification
 loss can always fall outside the classes (they are excluded then, as ``ignore_index``), so
 those losses count their rows in every case and are not listed.
 
-The losses of ``ONE_PASS`` (their value and partials written with ``_numerics.elementwise``)
-must moreover compile ``jit(value_and_grad)`` to a program that writes no intermediate
-array: XLA's temporary memory stays below one input's size.
+The losses of ``ONE_PASS`` (their value and partials written with ``_numerics.elementwise``,
+or by a row kernel that recomputes them, ``distill_kl``'s) must moreover compile
+``jit(value_and_grad)`` to a program that writes no intermediate array: XLA's temporary
+memory stays below one input's size.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ FLOAT_TARGET_LOSSES = (
 )
 
 _OP = re.compile(r"= [a-z0-9\[\],{}]+ ([a-z\-]+)\(")
+# A count is a boolean mask converted to a float; a NaN check's ``lax.cond`` converts its
+# predicate to an integer branch index, which counts nothing.
+_FLOAT_CONVERT = re.compile(r"= (?:f16|bf16|f32|f64)\[[0-9,]*\][{}0-9,]* convert\(")
 
 
 def _op_counts(name: str, masked: bool) -> collections.Counter:
@@ -71,16 +75,18 @@ def _op_counts(name: str, masked: bool) -> collections.Counter:
         return registry.call(name, *full, where=where if masked else None, reduction="mean")
 
     differentiated = [jnp.asarray(args[i]) for i in case.differentiable]
-    program = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where).compile()
-    return collections.Counter(_OP.findall(program.as_text()))
+    text = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where).compile().as_text()
+    counts = collections.Counter(_OP.findall(text))
+    counts["float convert"] = len(_FLOAT_CONVERT.findall(text))
+    return counts
 
 
 @pytest.mark.parametrize("name", FLOAT_TARGET_LOSSES)
 def test_no_mask_and_no_count_without_where(name):
     unmasked, masked = _op_counts(name, False), _op_counts(name, True)
     # The masked program is the yardstick: if it did not count, the check would be void.
-    assert masked["convert"] > 0 and masked["reduce"] > 1, (name, masked)
-    assert unmasked["convert"] == 0, f"{name}: count work without `where` ({unmasked})"
+    assert masked["float convert"] > 0 and masked["reduce"] > 1, (name, masked)
+    assert unmasked["float convert"] == 0, f"{name}: count work without `where` ({unmasked})"
     assert unmasked["reduce"] < masked["reduce"], (name, unmasked, masked)
     assert unmasked["select"] < masked["select"], (name, unmasked, masked)
 
@@ -95,6 +101,7 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
         "binary_cross_entropy": (jax.nn.sigmoid(x), hard),
         "kl_div": (jax.nn.log_softmax(rows), jax.nn.softmax(-rows)),
         "generalized_kl": (jax.nn.log_softmax(rows), jnp.abs(rows)),
+        "distill_kl": (rows, 2 * rows[::-1]),
         "gaussian_nll": (x, hard, jnp.exp(x)),
     }.get(name, (x, hard))
 
@@ -102,11 +109,12 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
 # The losses written with ``_numerics.elementwise``: XLA sums the value and writes the
 # gradient each in one pass over the inputs, with no intermediate array between them.
 # The regression and binary losses of FLOAT_TARGET_LOSSES (those before soft_margin) and
-# the two KL divergences.
+# the two KL divergences; and the KL between two softmaxes (``_kernels.row_kl``).
 ONE_PASS = (
     *FLOAT_TARGET_LOSSES[: FLOAT_TARGET_LOSSES.index("soft_margin")],
     "kl_div",
     "generalized_kl",
+    "distill_kl",
 )
 
 

@@ -37,6 +37,9 @@ def _heads(seed=5):
     )
 
 
+_COTANGENT = np.random.default_rng(9).normal(size=SHAPE).astype(np.float32)
+
+
 def _summed(values, reduction, cotangent):
     """The scalar to differentiate: the loss, or a random projection of ``"none"``'s."""
     return jnp.sum(values * cotangent) if reduction == "none" else values
@@ -56,7 +59,7 @@ def _distill_ours_and_materialized():
     reductions, with biases, a mask and a temperature, next to ``generalized_jsd`` of the
     logits: values and the gradients of all eight inputs (seven for a Python β)."""
     *arrays, where = _heads()
-    cotangent = np.random.default_rng(9).normal(size=SHAPE).astype(np.float32)
+    cotangent = _COTANGENT
     keys = [
         (beta, traced, chunk, REDUCTIONS[(i + j) % 3])
         for i, beta in enumerate(BETAS)
@@ -100,7 +103,11 @@ def _distill_ours_and_materialized():
 def test_distill_matches_generalized_jsd_of_the_logits(beta, traced, chunk_size):
     (key,) = [k for k in _distill_ours_and_materialized() if k[:3] == (beta, traced, chunk_size)]
     (value, grads), (expected, expected_grads) = _distill_ours_and_materialized()[key]
-    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-7)
+    # Two float32 computations of the same divergences, per token within about 1e-6 of
+    # float64 each (values of order 1); "none" is compared through its projection on a random
+    # cotangent, where terms of both signs cancel: tolerate what that sum of errors can reach.
+    scale = np.sum(np.abs(_COTANGENT)) if key[3] == "none" else 1.0
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6 * scale)
     assert len(grads) == (8 if traced else 7)
     for g, e in zip(grads, expected_grads, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
