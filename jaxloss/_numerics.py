@@ -267,21 +267,12 @@ def _variadic_row_reduce(
     return tuple(jax.lax.reduce(tuple(arrays), init, combine, (arrays[0].ndim - 1,)))
 
 
-def row_maxima(*arrays: jax.Array) -> tuple[jax.Array, ...]:
-    """The maxima over the last axis of same-shape arrays, in one reduction: XLA fuses the
-    arrays' producers into it (XLA:CPU gives a single ``jnp.max`` to YNNPACK, which takes no
-    broadcast of a row statistic, so a shifted or scaled input would be written out first)."""
-    return _variadic_row_reduce(
-        arrays, -jnp.inf, lambda x, y: tuple(jnp.maximum(u, v) for u, v in zip(x, y, strict=True))
-    )
-
-
 ROW_BLOCK = 32
 """Most entries of a row that :func:`row_sums` adds in one run before a pairwise sum."""
 
 
 def _row_block(size: int) -> int | None:
-    """The largest divisor of ``size`` in ``[16, ROW_BLOCK]``, ``size`` itself up to
+    """The largest divisor of ``size`` in ``[8, ROW_BLOCK]``, ``size`` itself up to
     ``ROW_BLOCK``, or None."""
     if size <= ROW_BLOCK:
         return size
@@ -309,16 +300,19 @@ def _added(x: tuple, y: tuple) -> tuple:
 
 
 def row_sums(*arrays: jax.Array) -> tuple[jax.Array, ...]:
-    """The sums over the last axis of same-shape arrays, without writing the arrays out.
+    """The sums over the last axis of two or more same-shape arrays, without writing them
+    out.
 
-    One reduction, as :func:`row_maxima`, over blocks of a row (at most :data:`ROW_BLOCK`
-    entries, a divisor of the row's length, so the blocks are a reshape and not a copy),
-    then ``jnp.sum`` (pairwise) over the blocks' partial sums. XLA's reduction loop
-    accumulates nearly in order: over a whole row of 131,072 exponentials it loses about
-    3e-5 (relative) in float32; in blocks of 128, 1e-7 as ``jnp.sum`` (against float64), at
-    the same speed. A row longer than 128 with no divisor in ``[16, 128]`` (a prime
-    vocabulary) is summed whole, each sum carrying its rounding error (TwoSum): as precise,
-    about 1.4x slower.
+    One reduction of several operands, which XLA:CPU runs itself with the arrays' producers
+    fused in, selects included (it gives a single sum to YNNPACK, which takes no select: a
+    select's result would be written out first). XLA's reduction loop accumulates nearly in
+    order: over a whole row of 131,072 exponentials it loses about 3e-5 (relative) in
+    float32. So the row is summed in blocks (at most :data:`ROW_BLOCK` entries, a divisor of
+    its length, so that the blocks are a reshape and not a copy), then ``jnp.sum``
+    (pairwise) adds the blocks' ``[..., V / block]`` partial sums: within 1e-7 of float64,
+    as ``jnp.sum``. A row longer than 32 with no divisor in ``[8, 32]`` (a prime length) is
+    summed whole, each sum carrying its rounding error (TwoSum): as precise, about 1.4x
+    slower.
     """
     size = arrays[0].shape[-1]
     block = _row_block(size)

@@ -183,7 +183,7 @@ def test_row_sums_match_float64_without_writing_the_rows(length):
     # a length with no divisor in [8, 32] (7063 = 7 · 1009), compensated (TwoSum). Against
     # float64 NumPy sums of the float32 exponentials (positive terms: XLA's plain reduction
     # loop loses ~3e-5 of such a sum at 131,072 entries), and no array of the rows' size
-    # written (XLA's memory analysis), and row_maxima beside it.
+    # written (XLA's memory analysis).
     x = np.random.default_rng(0).normal(scale=2.0, size=(4, length)).astype(np.float32)
 
     def sums(x):
@@ -198,5 +198,3 @@ def test_row_sums_match_float64_without_writing_the_rows(length):
         strict=True,
     ):
         np.testing.assert_allclose(got, expected, rtol=5e-7)
-    maxima = jax.jit(_numerics.row_maxima)(jnp.asarray(x), jnp.asarray(-x))
-    np.testing.assert_array_equal(maxima, (x.max(-1), (-x).max(-1)))
