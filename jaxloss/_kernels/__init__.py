@@ -15,8 +15,9 @@ that autodiff of the plain expression cannot reach.
 * ``soft_cross_entropy``: the cross-entropy of probability targets with ``0 · log 0 = 0``
   for classes left out by a −inf logit, a ``custom_jvp`` (forward mode kept) at the cost of
   the plain expression.
-* ``row_kl``: the KL divergence between two softmaxes per row (``distill_kl``), a
-  ``custom_jvp`` whose value is five row sums of the logits (YNNPACK kernels on XLA:CPU)
+* ``row_kl``: the KL divergence and GKD's generalized JSD between two softmaxes per row
+  (``distill_kl``, ``generalized_jsd``), each a
+  ``custom_jvp`` whose value is a few row sums of the logits (YNNPACK kernels on XLA:CPU)
   and whose gradient recomputes the probabilities, so no array of the logits' size is
   written besides the gradients.
 * ``blocks``: splitting an axis into padded blocks for a ``scan``, and back (not a kernel;

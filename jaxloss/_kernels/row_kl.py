@@ -1,4 +1,5 @@
-r"""The KL divergence between two softmaxes, row by row, with no intermediate array.
+r"""The KL divergence and GKD's generalized JSD between two softmaxes, row by row, with no
+intermediate array.
 
 Notation: logits ``x`` (the first distribution, :math:`p`) and ``y`` (the second,
 :math:`q`) ``[..., V]``, an inverse temperature :math:`\tau` (scalar), :math:`a = \tau x`,
@@ -32,13 +33,24 @@ and gradient): at ``[512, 32768]`` XLA's temporary memory 128 → 4 MiB (the NaN
 partial sums) for the student's gradient, 256 → 4 MiB for both; 1.5x faster for the
 student's, 1.7x for both; at ``[4096, 1000]`` 1.6x and 2.8x.
 
+``jsd_rows`` is GKD's :math:`\beta\,\mathrm{KL}(p \| m) + (1 - \beta)\,\mathrm{KL}(q \| m)`,
+:math:`m = \beta p + (1 - \beta) q` (``p`` the teacher's, ``q`` the student's), the same way:
+the four sums of the normalisers, then :math:`K_q = \sum_v q_v (\log q_v - \log m_v)` and
+:math:`K_p` each its own YNNPACK kernel (a ``log`` per entry), the NaN of an entry either
+distribution rules out caught by the same ``lax.cond``; the gradients in closed form
+(``_kernels.distill_blocks``): :math:`(1 - \beta)(t^q - q K_q)` for the student,
+:math:`\beta (t^p - p K_p)` for the teacher, :math:`K_p - K_q` for β. Measured against
+autodiff of the log-space expression (paired, float32): at ``[512, 32768]`` the student's
+value and gradient 1.8x faster, temporary memory 256 → 2 MiB; both gradients 1.7x, 320 → 68
+MiB; at ``[4096, 1000]`` 2.0x and 2.1x.
+
 Half-precision logits are read as they are and computed in float32; the gradients come back
 in their dtype.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,17 +73,19 @@ def _scaled(logits: jax.Array, tau: jax.Array) -> jax.Array:
     return logits.astype(tau.dtype) * tau
 
 
+def _normalizer(logits: jax.Array, tau: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A row's shift (its maximum, 0 where not finite) ``[..., 1]`` and ``Σ exp(τx -
+    shift)`` ``[...]``: two sums, each one YNNPACK kernel on XLA:CPU."""
+    top = jnp.max(_scaled(logits, tau), axis=-1, keepdims=True, initial=-jnp.inf)
+    shift = _numerics.exp_shift(top)
+    t, s = _separate(tau, shift)
+    return shift, _numerics.fenced(jnp.sum(jnp.exp(_scaled(logits, t) - s), axis=-1))
+
+
 def _value(first: jax.Array, second: jax.Array, tau: jax.Array) -> tuple[jax.Array, _Stats]:
     """KL per row and the rows' statistics: five sums over the rows, each its own YNNPACK
     kernel on XLA:CPU (two maxima, two normalisers, the weighted sum)."""
-    shift_p, shift_q = (
-        _numerics.exp_shift(jnp.max(_scaled(x, tau), axis=-1, keepdims=True, initial=-jnp.inf))
-        for x in (first, second)
-    )
-    total_p, total_q = (
-        _numerics.fenced(jnp.sum(jnp.exp(_scaled(x, t) - shift), axis=-1))
-        for x, (t, shift) in ((first, _separate(tau, shift_p)), (second, _separate(tau, shift_q)))
-    )
+    (shift_p, total_p), (shift_q, total_q) = (_normalizer(x, tau) for x in (first, second))
     t, s_p, s_q = _separate(tau, shift_p, shift_q)
 
     def kl(guarded: bool) -> jax.Array:
@@ -91,7 +105,7 @@ def _value(first: jax.Array, second: jax.Array, tau: jax.Array) -> tuple[jax.Arr
     return value, stats
 
 
-def _separate(*values: jax.Array) -> tuple[jax.Array, ...]:
+def _separate(*values: Any) -> tuple[Any, ...]:
     """``values`` as new values to XLA (``lax.optimization_barrier``).
 
     XLA:CPU sums a row's terms in one YNNPACK kernel when every operand it broadcasts (a
@@ -144,3 +158,106 @@ def _kl_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]
 
 
 kl_rows.defjvp(_kl_rows_jvp, symbolic_zeros=True)
+
+
+def _jsd_terms(
+    student: jax.Array,
+    teacher: jax.Array,
+    tau: jax.Array,
+    beta: jax.Array,
+    stats: _Stats,
+    guarded: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Per entry: ``q``, ``p``, ``t^q = q (log q - log m)``, ``t^p = p (log p - log m)``
+    with ``m = β p + (1 - β) q`` (``stats``: ``_p`` the teacher's, ``_q`` the student's).
+
+    Plain, an entry that either distribution rules out gives NaN (``0 · (-inf)``), which
+    the value's ``lax.cond`` catches; ``guarded``, it gives 0 there, as ``0 log 0``.
+    """
+    log_q = (_scaled(student, tau) - stats.shift_q) - stats.log_total_q
+    log_p = (_scaled(teacher, tau) - stats.shift_p) - stats.log_total_p
+    q, p = jnp.exp(log_q), jnp.exp(log_p)
+    mixture = beta * p + (1 - beta) * q
+    if not guarded:
+        log_m = jnp.log(mixture)
+        return q, p, q * (log_q - log_m), p * (log_p - log_m)
+    # Where the mixture is 0, so are p and q.
+    log_m = jnp.log(jnp.where(mixture == 0, 1, mixture))
+    t_q = jnp.where(q == 0, 0, q * (log_q - log_m))
+    t_p = jnp.where(p == 0, 0, p * (log_p - log_m))
+    return q, p, t_q, t_p
+
+
+def _jsd_value(
+    student: jax.Array, teacher: jax.Array, tau: jax.Array, beta: jax.Array
+) -> tuple[jax.Array, _Stats, jax.Array, jax.Array]:
+    """JSD per row, the rows' statistics and ``K_q = KL(q ‖ m)``, ``K_p = KL(p ‖ m)``
+    ``[..., 1]``: six sums over the rows, each its own YNNPACK kernel on XLA:CPU."""
+    (shift_p, total_p), (shift_q, total_q) = (_normalizer(x, tau) for x in (teacher, student))
+    stats = _Stats(shift_p, shift_q, jnp.log(total_p)[..., None], jnp.log(total_q)[..., None])
+
+    def sums(guarded: bool) -> tuple[jax.Array, jax.Array]:
+        if guarded:  # XLA's own reduction, which takes the selects
+            _, _, t_q, t_p = _jsd_terms(student, teacher, tau, beta, stats, True)
+            return _numerics.row_sums(t_q, t_p)  # type: ignore[return-value]
+        # Each sum with its own copies of the statistics (the tuples differ, so XLA does
+        # not merge the two barriers).
+        t1, b1, s1 = _separate(tau, beta, stats)
+        s2, b2, t2 = _separate(stats, beta, tau)
+        t_q = _jsd_terms(student, teacher, t1, b1, s1, False)[2]
+        t_p = _jsd_terms(student, teacher, t2, b2, s2, False)[3]
+        return jnp.sum(t_q, axis=-1), jnp.sum(t_p, axis=-1)
+
+    plain = sums(False)
+    # (A NaN test on the rows, not on a total: XLA would fold a sum of the row sums into a
+    # second reduction of the terms, and write the terms out for both.)
+    any_nan = jnp.any(jnp.isnan(plain[0]) | jnp.isnan(plain[1]))
+    k_q, k_p = jax.lax.cond(any_nan, lambda: sums(True), lambda: plain)
+    value = beta * k_p + (1 - beta) * k_q
+    return value, stats, k_q[..., None], k_p[..., None]
+
+
+@jax.custom_jvp
+def jsd_rows(
+    student: jax.Array, teacher: jax.Array, inverse_t: jax.Array, beta: jax.Array
+) -> jax.Array:
+    """GKD's generalized JSD per row, ``β KL(p ‖ m) + (1 - β) KL(q ‖ m)`` with ``m = β p +
+    (1 - β) q``, ``q = softmax(τ student)``, ``p = softmax(τ teacher)``, for ``0 < β < 1``
+    (the endpoints are ``kl_rows``); float32 or wider."""
+    tau = _accumulated(student, teacher, inverse_t)
+    return _jsd_value(student, teacher, tau, jnp.asarray(beta, tau.dtype))[0]
+
+
+def _jsd_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    student, teacher, inverse_t, beta = primals
+    d_student, d_teacher, d_inverse_t, d_beta = tangents
+    tau = _accumulated(student, teacher, inverse_t)
+    beta = jnp.asarray(beta, tau.dtype)
+    value, stats, k_q, k_p = _jsd_value(student, teacher, tau, beta)
+
+    def wanted(*t: object) -> bool:
+        return any(type(d) is not SymbolicZero for d in t)
+
+    tangent = jnp.zeros_like(value)
+    if wanted(d_beta):  # K_p - K_q: the mixture's own term sums to Σ (p - q) = 0
+        tangent = tangent + (k_p - k_q)[..., 0] * d_beta.astype(tau.dtype)
+    if not wanted(d_student, d_teacher, d_inverse_t):
+        return value, tangent
+    # As kl_rows: the partials from the inputs and statistics behind a barrier.
+    x, y, tau, beta, stats, k_q, k_p = jax.lax.optimization_barrier(
+        (student, teacher, tau, beta, stats, k_q, k_p)
+    )
+    q, p, t_q, t_p = _jsd_terms(x, y, tau, beta, stats, True)
+    # dℓ/da = (1 - β)(t^q - q K_q), dℓ/db = β (t^p - p K_p) (_kernels.distill_blocks).
+    slope_s = (1 - beta) * (t_q - q * k_q)
+    slope_t = beta * (t_p - p * k_p)
+    for slope, d in ((slope_s, d_student), (slope_t, d_teacher)):
+        if wanted(d):
+            tangent = tangent + jnp.sum(slope * (tau * d.astype(tau.dtype)), axis=-1)
+    if wanted(d_inverse_t):
+        per_logit = slope_s * x.astype(tau.dtype) + slope_t * y.astype(tau.dtype)
+        tangent = tangent + jnp.sum(per_logit, axis=-1) * d_inverse_t.astype(tau.dtype)
+    return value, tangent
+
+
+jsd_rows.defjvp(_jsd_rows_jvp, symbolic_zeros=True)

@@ -5,9 +5,11 @@ All take student and teacher logits ``[..., tokens, vocab]``, soften them with a
 temperature, and compare the two distributions over the last (vocabulary) axis, one value
 per token, reduced over the unmasked tokens (of every device, with ``axis_name``).
 Half-precision logits are computed, and the divergences returned, in float32. Everything
-starts from log-probabilities (``log_softmax``; mixtures with ``logaddexp``) with
+starts from log-probabilities (shifted logits less their log-normaliser) with
 :math:`0 \log 0 = 0`, so a teacher or student that gives a vocabulary entry probability 0
-(a −inf logit) contributes nothing there, with finite gradients.
+(a −inf logit) contributes nothing there, with finite gradients. ``distill_kl`` and
+``generalized_jsd`` run on ``_kernels.row_kl``: a few row sums and a recomputed gradient,
+no array of the logits' size besides the gradients.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
-from jaxloss._kernels.row_kl import kl_rows
+from jaxloss._kernels.row_kl import jsd_rows, kl_rows
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -182,24 +184,8 @@ def distill_kl(
 
 def static_endpoint(beta: ArrayLike) -> int | None:
     """0 or 1 for a Python ``beta`` at an endpoint (a single KL, chosen at trace time),
-    else None (a traced ``beta`` takes the endpoints by ``where``, as ``_generalized_jsd``)."""
+    else None (a traced ``beta`` at an endpoint is found at run time)."""
     return int(beta) if isinstance(beta, (int, float)) and beta in (0, 1) else None
-
-
-def _generalized_jsd(log_q: jax.Array, log_p: jax.Array, beta: jax.Array) -> jax.Array:
-    """Per-token JSD(β) of student ``log_q`` and teacher ``log_p``; KL at β = 0 and 1, as TRL.
-
-    Written as ``w_p KL(p ‖ m_p) + w_q KL(q ‖ m_q)`` so that no branch is computed only to be
-    discarded: a discarded +inf (KL where one distribution is 0) would still send NaN into
-    the gradient.
-    """
-    at_0, at_1 = beta == 0, beta == 1
-    log_mixture = _log_mixture(log_p, log_q, jnp.where(at_0 | at_1, 0.5, beta))
-    teacher_weight = jnp.where(at_0, 1, jnp.where(at_1, 0, beta))
-    student_weight = jnp.where(at_1, 1, jnp.where(at_0, 0, 1 - beta))
-    teacher_term = _kl(log_p, jnp.where(at_0, log_q, log_mixture))
-    student_term = _kl(log_q, jnp.where(at_1, log_p, log_mixture))
-    return teacher_weight * teacher_term + student_weight * student_term
 
 
 def generalized_jsd(
@@ -219,8 +205,9 @@ def generalized_jsd(
       \qquad m_t = \beta\, p_t + (1 - \beta)\, q_t,
 
     per token, with teacher :math:`p_t = \mathrm{softmax}(z^{teacher}_t / T)`, student
-    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` and :math:`\beta` = ``beta``; the
-    mixture is formed in log space (``logaddexp``), as TRL's ``generalized_jsd_loss``. As
+    :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` and :math:`\beta` = ``beta``, as TRL's
+    ``generalized_jsd_loss`` (which forms the mixture in log space; here it is formed from
+    the probabilities: where it underflows, so do both, and the entry weighs 0). As
     in TRL, the endpoints are defined apart: ``beta=0`` is the forward
     :math:`\mathrm{KL}(p \,\|\, q)` and ``beta=1`` the reverse :math:`\mathrm{KL}(q \,\|\,
     p)` (``distill_kl``), though the formula above tends to 0 there. ``beta=0.5`` is the
@@ -268,8 +255,20 @@ def generalized_jsd(
             student_logits, teacher_logits, temperature, where, forward=endpoint == 0
         )
     else:
-        mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
-        loss = _generalized_jsd(log_q, log_p, jnp.asarray(beta, log_q.dtype))
+        mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
+        inverse_t = 1 / jnp.asarray(temperature, jnp.promote_types(student.dtype, jnp.float32))
+        python_beta = isinstance(beta, (int, float))
+        beta = jnp.asarray(beta, inverse_t.dtype)
+        if not python_beta:  # an array may hold an endpoint, a KL: found at run time
+            index = jnp.where(beta == 0, 0, jnp.where(beta == 1, 1, 2))
+            branches = (
+                lambda s, t, tau, b: kl_rows(t, s, tau),
+                lambda s, t, tau, b: kl_rows(s, t, tau),
+                jsd_rows,
+            )
+            loss = jax.lax.switch(index, branches, student, teacher, inverse_t, beta)
+        else:
+            loss = jsd_rows(student, teacher, inverse_t, beta)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
