@@ -139,22 +139,37 @@ def _kl_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]
     log_q = (_scaled(y, tau) - stats.shift_q) - stats.log_total_q
     p = jnp.exp(log_p)
 
-    def wanted(*t: object) -> bool:
-        return any(type(d) is not SymbolicZero for d in t)
-
     # d KL / d b = q - p; d KL / d a = p (log p - log q - KL), 0 where p is 0.
-    slope_b = jnp.exp(log_q) - p if wanted(d_second, d_inverse_t) else jnp.zeros(())
+    slope_b = jnp.exp(log_q) - p if _wanted(d_second, d_inverse_t) else jnp.zeros(())
     slope_a = jnp.zeros(())
-    if wanted(d_first, d_inverse_t):
+    if _wanted(d_first, d_inverse_t):
         slope_a = jnp.where(log_p == -jnp.inf, 0, p * (log_p - log_q - value[..., None]))
-    tangent = jnp.zeros_like(value)
-    for slope, d in ((slope_a, d_first), (slope_b, d_second)):
-        if wanted(d):
-            tangent = tangent + jnp.sum(slope * (tau * d.astype(tau.dtype)), axis=-1)
-    if wanted(d_inverse_t):
-        per_logit = slope_a * x.astype(tau.dtype) + slope_b * y.astype(tau.dtype)
-        tangent = tangent + jnp.sum(per_logit, axis=-1) * d_inverse_t.astype(tau.dtype)
+    tangent = _logit_tangent((slope_a, slope_b), (x, y), tau, tangents)
     return value, tangent
+
+
+def _wanted(*tangents: object) -> bool:
+    return any(type(d) is not SymbolicZero for d in tangents)
+
+
+def _logit_tangent(
+    slopes: tuple[jax.Array, jax.Array],
+    logits: tuple[jax.Array, jax.Array],
+    tau: jax.Array,
+    tangents: tuple,
+) -> jax.Array:
+    """``Σ_v`` of each slope (with respect to the tempered logits ``τ x``) times the
+    tangent of its tempered logits: ``τ dx`` for each logit, ``x dτ`` for the temperature
+    (``tangents`` = the logits', then τ's; symbolic zeros skipped)."""
+    *d_logits, d_tau = tangents[:3]
+    tangent = jnp.zeros(logits[0].shape[:-1], tau.dtype)
+    for slope, d in zip(slopes, d_logits, strict=True):
+        if _wanted(d):
+            tangent = tangent + jnp.sum(slope * (tau * d.astype(tau.dtype)), axis=-1)
+    if _wanted(d_tau):
+        per_logit = sum(s * x.astype(tau.dtype) for s, x in zip(slopes, logits, strict=True))
+        tangent = tangent + jnp.sum(per_logit, axis=-1) * d_tau.astype(tau.dtype)
+    return tangent
 
 
 kl_rows.defjvp(_kl_rows_jvp, symbolic_zeros=True)
@@ -235,13 +250,10 @@ def _jsd_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array
     beta = jnp.asarray(beta, tau.dtype)
     value, stats, k_q, k_p = _jsd_value(student, teacher, tau, beta)
 
-    def wanted(*t: object) -> bool:
-        return any(type(d) is not SymbolicZero for d in t)
-
     tangent = jnp.zeros_like(value)
-    if wanted(d_beta):  # K_p - K_q: the mixture's own term sums to Σ (p - q) = 0
+    if _wanted(d_beta):  # K_p - K_q: the mixture's own term sums to Σ (p - q) = 0
         tangent = tangent + (k_p - k_q)[..., 0] * d_beta.astype(tau.dtype)
-    if not wanted(d_student, d_teacher, d_inverse_t):
+    if not _wanted(d_student, d_teacher, d_inverse_t):
         return value, tangent
     # As kl_rows: the partials from the inputs and statistics behind a barrier.
     x, y, tau, beta, stats, k_q, k_p = jax.lax.optimization_barrier(
@@ -251,13 +263,7 @@ def _jsd_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array
     # dℓ/da = (1 - β)(t^q - q K_q), dℓ/db = β (t^p - p K_p) (_kernels.distill_blocks).
     slope_s = (1 - beta) * (t_q - q * k_q)
     slope_t = beta * (t_p - p * k_p)
-    for slope, d in ((slope_s, d_student), (slope_t, d_teacher)):
-        if wanted(d):
-            tangent = tangent + jnp.sum(slope * (tau * d.astype(tau.dtype)), axis=-1)
-    if wanted(d_inverse_t):
-        per_logit = slope_s * x.astype(tau.dtype) + slope_t * y.astype(tau.dtype)
-        tangent = tangent + jnp.sum(per_logit, axis=-1) * d_inverse_t.astype(tau.dtype)
-    return value, tangent
+    return value, tangent + _logit_tangent((slope_s, slope_t), (x, y), tau, tangents)
 
 
 jsd_rows.defjvp(_jsd_rows_jvp, symbolic_zeros=True)
