@@ -206,7 +206,7 @@ def _unrolled(x: jax.Array) -> bool:
     return 0 < x.shape[-1] <= UNROLLED_CLASSES
 
 
-def _class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
+def class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
     """The columns ``x[..., k]`` and their maximum as the shift of an exp
     (:func:`exp_shift`)."""
     columns = [x[..., k] for k in range(x.shape[-1])]
@@ -238,7 +238,7 @@ def softmax(x: jax.Array) -> jax.Array:
     """``jax.nn.softmax(x, axis=-1)``, class by class for a short class axis."""
     if not _unrolled(x):
         return jax.nn.softmax(x, axis=-1)
-    columns, shift = _class_columns(x)
+    columns, shift = class_columns(x)
     exps = [jnp.exp(column - shift) for column in columns]
     total = exps[0]
     for e in exps[1:]:
@@ -253,7 +253,7 @@ def logsumexp(x: jax.Array) -> jax.Array:
     if not _unrolled(x):
         shift = exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
         return shift + jnp.log(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
-    columns, shift = _class_columns(x)
+    columns, shift = class_columns(x)
     total = jnp.exp(columns[0] - shift)
     for column in columns[1:]:
         total = total + jnp.exp(column - shift)

@@ -198,13 +198,14 @@ def plain_cosines(unit_x: jax.Array, class_rows: jax.Array) -> jax.Array:
     return unit_x @ _numerics.l2_normalize(class_rows).T
 
 
-def sub_center_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> list[jax.Array]:
-    """cos(x, w_jk) for each sub-center index k: ``K`` arrays ``[n, m]``.
+def sub_center_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> jax.Array:
+    """cos(x, w_jk) for each class j and sub-center k, ``[n, m, K]``.
 
-    One matrix product against the ``[m·K, dim]`` rows, its columns then taken per
-    sub-center: XLA:CPU runs the ``"nd,mkd->nmk"`` contraction, and its gradient, as a
-    batched product about 2× slower, and a reduction over the last axis of size ``K`` is
-    slower than ``K - 1`` elementwise operations on these arrays.
+    One matrix product against the ``[m·K, dim]`` rows, reshaped: XLA:CPU runs the
+    ``"nd,mkd->nmk"`` contraction, and its gradient, as a batched product about 2× slower.
+    Reduce over K with ``_numerics``' class-by-class helpers (``class_max``,
+    ``class_columns``): K - 1 elementwise operations, faster than a reduction over a last
+    axis of a few entries.
 
     Args:
       unit_x: ``[n, dim]`` unit rows.
@@ -212,8 +213,7 @@ def sub_center_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> list[jax.Ar
     """
     m, k, dim = sub_centers.shape
     unit = _numerics.l2_normalize(sub_centers).reshape(m * k, dim)
-    cos = (unit_x @ unit.T).reshape(unit_x.shape[0], m, k)
-    return [cos[:, :, i] for i in range(k)]
+    return (unit_x @ unit.T).reshape(unit_x.shape[0], m, k)
 
 
 def scaled_cosines(cos: jax.Array, rows: ScoredRows) -> jax.Array:

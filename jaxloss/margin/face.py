@@ -17,7 +17,6 @@ their inputs, numerics, masking and options (``where``, ``reduction``, ``chunk_s
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
@@ -47,7 +46,7 @@ def subcenter_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> jax.Array:
     Returns:
       ``[n, m]``.
     """
-    return functools.reduce(jnp.maximum, sub_center_cosines(unit_x, sub_centers))
+    return _numerics.class_max(sub_center_cosines(unit_x, sub_centers))
 
 
 def subcenter_arcface(

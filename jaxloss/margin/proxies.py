@@ -246,10 +246,9 @@ def _class_scores(unit_x: jax.Array, centers: jax.Array, inv_gamma: jax.Array) -
     """SoftTriple's ``[n, m]`` class scores: the sub-centers' cosines averaged by their
     softmax at temperature γ; ``centers [m, centers_per_class, dim]`` as given."""
     cos = sub_center_cosines(unit_x, centers)
-    z = [c * inv_gamma for c in cos]
-    top = jax.lax.stop_gradient(functools.reduce(jnp.maximum, z))
-    e = [jnp.exp(zk - top) for zk in z]
-    weighted = functools.reduce(jnp.add, [ek * ck for ek, ck in zip(e, cos, strict=True)])
+    z, shift = _numerics.class_columns(cos * inv_gamma)
+    e = [jnp.exp(zk - shift) for zk in z]
+    weighted = functools.reduce(jnp.add, [ek * cos[..., k] for k, ek in enumerate(e)])
     return weighted / functools.reduce(jnp.add, e)
 
 

@@ -69,21 +69,25 @@ def _softened_log_probs(
     )
 
 
-def _one_kl(
+def _kernel_inputs(
     student_logits: ArrayLike,
     teacher_logits: ArrayLike,
     temperature: ArrayLike,
     where: ArrayLike | None,
-    *,
-    forward: bool,
-) -> tuple[jax.Array | None, jax.Array]:
-    """The token mask and the per-token KL(teacher ‖ student) (``forward``) or KL(student ‖
-    teacher), by the row kernel (``_kernels.row_kl``: no array of the logits' size besides
-    the gradients)."""
+) -> tuple[jax.Array | None, jax.Array, jax.Array, jax.Array]:
+    """``_logits`` and the inverse temperature τ = 1/T (float32 or wider), as the row
+    kernels (``_kernels.row_kl``: no array of the logits' size besides the gradients) take
+    them."""
     mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
     inverse_t = 1 / jnp.asarray(temperature, jnp.promote_types(student.dtype, jnp.float32))
-    first, second = (teacher, student) if forward else (student, teacher)
-    return mask, kl_rows(first, second, inverse_t)
+    return mask, student, teacher, inverse_t
+
+
+def _kl_rows(
+    student: jax.Array, teacher: jax.Array, inverse_t: jax.Array, forward: bool
+) -> jax.Array:
+    """Per token, KL(teacher ‖ student) (``forward``) or KL(student ‖ teacher)."""
+    return kl_rows(teacher, student, inverse_t) if forward else kl_rows(student, teacher, inverse_t)
 
 
 def _kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
@@ -174,9 +178,10 @@ def distill_kl(
       Large Language Models", ICLR 2024, arXiv:2306.08543.
     """
     _checks.choice(direction, DIRECTIONS, "direction")
-    mask, loss = _one_kl(
-        student_logits, teacher_logits, temperature, where, forward=direction == "forward"
+    mask, student, teacher, inverse_t = _kernel_inputs(
+        student_logits, teacher_logits, temperature, where
     )
+    loss = _kl_rows(student, teacher, inverse_t, direction == "forward")
     if scale_by_temperature_squared:
         loss = loss * jnp.square(jnp.asarray(temperature, loss.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -249,26 +254,23 @@ def generalized_jsd(
       arXiv:2306.13649.
     """
     _checks.in_range(beta, "beta", low=0, high=1)
+    mask, student, teacher, inverse_t = _kernel_inputs(
+        student_logits, teacher_logits, temperature, where
+    )
     endpoint = static_endpoint(beta)
     if endpoint is not None:
-        mask, loss = _one_kl(
-            student_logits, teacher_logits, temperature, where, forward=endpoint == 0
-        )
-    else:
-        mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
-        inverse_t = 1 / jnp.asarray(temperature, jnp.promote_types(student.dtype, jnp.float32))
-        python_beta = isinstance(beta, (int, float))
+        loss = _kl_rows(student, teacher, inverse_t, endpoint == 0)
+    elif isinstance(beta, (int, float)):
+        loss = jsd_rows(student, teacher, inverse_t, jnp.asarray(beta, inverse_t.dtype))
+    else:  # an array may hold an endpoint, a KL: found at run time
         beta = jnp.asarray(beta, inverse_t.dtype)
-        if not python_beta:  # an array may hold an endpoint, a KL: found at run time
-            index = jnp.where(beta == 0, 0, jnp.where(beta == 1, 1, 2))
-            branches = (
-                lambda s, t, tau, b: kl_rows(t, s, tau),
-                lambda s, t, tau, b: kl_rows(s, t, tau),
-                jsd_rows,
-            )
-            loss = jax.lax.switch(index, branches, student, teacher, inverse_t, beta)
-        else:
-            loss = jsd_rows(student, teacher, inverse_t, beta)
+        index = jnp.where(beta == 0, 0, jnp.where(beta == 1, 1, 2))
+        branches = (
+            lambda s, t, tau, b: _kl_rows(s, t, tau, True),
+            lambda s, t, tau, b: _kl_rows(s, t, tau, False),
+            jsd_rows,
+        )
+        loss = jax.lax.switch(index, branches, student, teacher, inverse_t, beta)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
