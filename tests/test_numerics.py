@@ -4,6 +4,8 @@ inherits."""
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,3 +200,54 @@ def test_row_sums_match_float64_without_writing_the_rows(length):
         strict=True,
     ):
         np.testing.assert_allclose(got, expected, rtol=5e-7)
+
+
+def _arrays_written(program: jax.stages.Compiled, shape: tuple[int, ...]) -> int:
+    """How many instructions of the compiled program's entry computation produce an array of
+    ``shape`` (float32): its outputs, and whatever it writes out between its fusions."""
+    text = program.as_text()
+    entry = text[text.index("\nENTRY") :]
+    dims = ",".join(map(str, shape))
+    return len(re.findall(rf"= f32\[{dims}\]\{{[0-9,]*\}} (?:fusion|add|subtract)\(", entry))
+
+
+def test_distance_matches_float64_with_zero_gradient_at_zero():
+    # _numerics.distance, ‖x − y + shift‖ with its derivative written out: values and
+    # gradients (in x, y and a traced shift) against float64, an exact zero distance with a
+    # zero gradient (not NaN), NaN kept, check_grads to second order, and the compiled value
+    # and gradient writing no [n, d] array besides the two gradients (through safe_norm of the
+    # difference, XLA writes the difference out: three).
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(2, 6, 5)).astype(np.float32)
+    x[1] = np.round(4 * x[1]) / 4
+    y[1] = x[1] + 0.5  # shifted by -0.5 below: an exact zero distance (quarters are exact)
+    x[2, 3] = np.nan
+
+    def total(x, y, shift):
+        return jnp.sum(_numerics.distance(x, y, shift) * jnp.arange(1.0, 7.0))
+
+    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(x, y, 0.5)
+    u = x.astype(np.float64) - y + 0.5
+    norms = np.sqrt(np.sum(u**2, -1))
+    weights = np.arange(1.0, 7.0)[:, None]
+    with np.errstate(invalid="ignore"):
+        slope = np.where(norms[:, None] == 0, 0, u / norms[:, None]) * weights
+    np.testing.assert_allclose(_numerics.distance(x, y, 0.5), norms, rtol=1e-6)
+    np.testing.assert_allclose(grads[0], slope, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grads[1], -slope, rtol=1e-6, atol=1e-7)
+    assert np.isnan(value) and np.all(np.isnan(grads[0][2])) and np.isnan(grads[2])
+    assert np.all(np.asarray(grads[0][1]) == 0)
+    finite = np.arange(6) != 2
+    np.testing.assert_allclose(
+        jax.grad(total, argnums=2)(np.where(finite[:, None], x, y), y, 0.5),
+        slope[finite].sum() + 3 * np.sqrt(5),  # row 2 (weight 3) replaced: u = 0.5
+        rtol=1e-5,
+    )
+    check_grads(
+        lambda x, y: _numerics.distance(x, y, 1e-3), (x[3:], y[3:]), order=2, modes=("fwd", "rev")
+    )
+    rows = jnp.zeros((512, 64))
+    program = jax.jit(
+        jax.value_and_grad(lambda x, y: jnp.sum(_numerics.distance(x, y, 1e-6)), argnums=(0, 1))
+    )
+    assert _arrays_written(program.lower(rows, rows).compile(), (512, 64)) == 2

@@ -93,9 +93,8 @@ def contrastive(
     (x1, x2), shape = _embeddings(x1=x1, x2=x2)
     similar = _per_example(similar, shape, "similar")
     mask, (x1, x2, similar) = masked_inputs(where, shape, x1, x2, similar)
-    diff = x1 - x2
-    distance = _numerics.safe_norm(diff)
-    pull = 0.5 * jnp.sum(jnp.square(diff), axis=-1)
+    distance = _numerics.distance(x1, x2)
+    pull = 0.5 * jnp.square(distance)
     push = 0.5 * jnp.square(jnp.maximum(jnp.asarray(margin, distance.dtype) - distance, 0))
     loss = similar * pull + (1 - similar) * push
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
@@ -143,7 +142,7 @@ def ratio_loss(
     """
     (a, pos, neg), shape = _embeddings(anchor=anchor, positive=positive, negative=negative)
     mask, (a, pos, neg) = masked_inputs(where, shape, a, pos, neg)
-    d_pos, d_neg = _numerics.safe_norm(a - pos), _numerics.safe_norm(a - neg)
+    d_pos, d_neg = _numerics.distance(a, pos), _numerics.distance(a, neg)
     positive_share = jax.nn.sigmoid(d_pos - d_neg)  # e+ / (e+ + e-)
     negative_share = jax.nn.sigmoid(d_neg - d_pos)  # e- / (e+ + e-)
     loss = jnp.square(positive_share) + jnp.square(1 - negative_share)

@@ -23,12 +23,10 @@ from jaxloss.pairwise.pairs import _embeddings, _hinge
 def _lp_distance(diff: jax.Array, p: ArrayLike) -> jax.Array:
     """``(Σ |d|^p)^(1/p)`` over the last axis, finite gradients where ``d = 0``.
 
-    A concrete ``p`` of 2, 1 or inf takes its direct form; other values (and traced ones)
-    the general one.
+    A concrete ``p`` of 1 or inf takes its direct form; other values (and traced ones) the
+    general one. (A concrete 2 is :func:`_numerics.distance`, see :func:`_pairwise_distance`.)
     """
     if isinstance(p, (int, float)):
-        if p == 2:
-            return _numerics.safe_norm(diff)
         if p == 1:
             return jnp.sum(_numerics.abs_zero_subgradient(diff), axis=-1)
         if p == np.inf:
@@ -105,7 +103,7 @@ def triplet_margin(
     if squared:
 
         def distance(x: jax.Array, y: jax.Array) -> jax.Array:
-            return jnp.sum(jnp.square(x - y), axis=-1)
+            return jnp.square(_numerics.distance(x, y))
 
     else:
         distance = functools.partial(_pairwise_distance, p=p, eps=eps)
@@ -182,6 +180,8 @@ def triplet_margin_with_distance(
 
 def _pairwise_distance(x: jax.Array, y: jax.Array, *, p: ArrayLike, eps: ArrayLike) -> jax.Array:
     """torch's ``pairwise_distance``: ``‖x − y + eps‖_p`` over the last axis (safe at 0)."""
+    if isinstance(p, (int, float)) and p == 2:
+        return _numerics.distance(x, y, eps)
     return _lp_distance(x - y + jnp.asarray(eps, x.dtype), p)
 
 
