@@ -149,6 +149,14 @@ WORK = [
         "BCE's e = exp(-|x|) gives ce and p = σ(x); (1-p_t)^γ with constant γ = 2 is a product",
     ),
     Work(
+        "hinge",
+        ("logits", "signs"),
+        (0,),
+        3,
+        {},
+        "max(0, 1 - ts) for ±1 targets, gradient -t [ts < 1]: 2 in, 1 out",
+    ),
+    Work(
         "cross_entropy",
         ("scores", "labels"),
         (0,),
@@ -191,7 +199,7 @@ def inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     rows = (n // CLASSES, CLASSES)
     normal = _harness.normal
     log_rows = np.asarray(jax.nn.log_softmax(normal(rng, *rows)))
-    return {
+    arrays = {
         "x": normal(rng, n),
         "y": normal(rng, n),
         "counts": rng.poisson(2.0, n).astype(np.float32),
@@ -206,6 +214,8 @@ def inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         "measures": rng.uniform(0.0, 3.0, rows).astype(np.float32),
         **{f"logp{i}": normal(rng, n, scale=5.0) - 50 for i in range(4)},
     }
+    arrays["signs"] = 2 * arrays["binary"] - 1  # ±1 targets (hinge)
+    return arrays
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ def cases(quick: bool, rng) -> list[Case]:
     binary_logits = normal(rng, n, scale=2.0)
     binary_targets = rng.integers(0, 2, n).astype(np.float32)
     one_hot = np.eye(c, dtype=np.float32)[labels]
+    signs = 2 * binary_targets - 1  # ±1 targets of the binary hinge and perceptron
 
     def focal_torch(torch):
         # torchvision.ops.sigmoid_focal_loss's formula (torchvision has no CPU build here).
@@ -63,6 +64,26 @@ def cases(quick: bool, rng) -> list[Case]:
                 "optax": lambda z, t: optax.losses.sigmoid_focal_loss(z, t, alpha=0.25).mean(),
             },
             {"torch (torchvision's formula)": focal_torch},
+        ),
+        Case(
+            "classification",
+            f"hinge, N={n}",
+            [binary_logits, signs],
+            (0,),
+            {
+                "jaxloss": jaxloss.hinge,
+                "optax": lambda s, t: optax.losses.hinge_loss(s, t).mean(),
+            },
+        ),
+        Case(
+            "classification",
+            f"perceptron, N={n}",
+            [binary_logits, signs],
+            (0,),
+            {
+                "jaxloss": jaxloss.perceptron,
+                "optax": lambda s, t: optax.losses.perceptron_loss(s, t).mean(),
+            },
         ),
         Case(
             "classification",

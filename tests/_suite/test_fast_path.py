@@ -42,6 +42,8 @@ FLOAT_TARGET_LOSSES = (
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "sigmoid_focal",
+    "hinge",
+    "perceptron",
     "soft_margin",
     "multilabel_soft_margin",
     "hinge_embedding",
