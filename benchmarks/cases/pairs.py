@@ -114,6 +114,23 @@ def cases(quick: bool, rng) -> list[Case]:
             },
         )
     )
+    out.append(
+        Case(
+            "pairs",
+            f"cosine_similarity (negative mean, BYOL's loss), {t} pairs, D={d}",
+            [a, pos],
+            (0, 1),
+            {
+                "jaxloss": lambda a, b: -jnp.mean(jaxloss.cosine_similarity(a, b)),
+                "optax": lambda a, b: -optax.losses.cosine_similarity(a, b).mean(),
+            },
+            {
+                "torch": lambda torch: (
+                    lambda a, b: -torch.nn.functional.cosine_similarity(a, b).mean()
+                )
+            },
+        )
+    )
     n = 1 << 14 if quick else 1 << 20
     x1, x2 = normal(rng, n), normal(rng, n)
     ranking = np.sign(rng.standard_normal(n)).astype(np.float32)
