@@ -281,10 +281,13 @@ def nll(
     """
     logprobs = _classes_last(logprobs, axis, "logprobs")
     weights = _class_weights(class_weights, logprobs.shape[-1])
+    # No masked copy of the log-probabilities: a row's one gathered entry is masked in the
+    # ``[...]`` loss below, so padding elsewhere in the row is never read, and the gradient
+    # is one scatter into zeros (a masked copy costs another pass over ``[..., C]``).
     safe_labels, mask, logprobs = _integer_targets(
-        labels, logprobs, "logprobs", ignore_index, where
+        labels, logprobs, "logprobs", ignore_index, where, zero_scores=False
     )
-    loss = -_take_class(logprobs, safe_labels)
+    loss = jnp.where(mask, -_take_class(logprobs, safe_labels), 0)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
         loss = label_weights * loss
