@@ -148,8 +148,8 @@ _Y = jnp.asarray(_RNG.normal(size=64), jnp.float32)
 _HARD = (_Y > 0).astype(jnp.float32)
 _SOFT = jax.nn.sigmoid(_Y)
 
-# Losses whose derivative in a hyperparameter is one of ``_numerics.elementwise``'s written
-# partials (the shared suite differentiates the arrays only).
+# Losses whose derivative in a hyperparameter is one of ``_numerics.elementwise``'s (or a
+# row kernel's) written partials (the shared suite differentiates the arrays only).
 HYPERPARAMETER_PARTIALS = {
     "huber delta": (lambda d: jaxloss.huber(_X, _Y, delta=d), 0.8),
     "smooth_l1 beta": (lambda b: jaxloss.smooth_l1(_X, _Y, beta=b), 0.8),
@@ -166,6 +166,16 @@ HYPERPARAMETER_PARTIALS = {
     "dpo label_smoothing": (
         lambda s: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, label_smoothing=s),
         0.2,
+    ),
+    # The row kernel's written partials (``_kernels.row_kl.skew_rows``) in α and 1/T.
+    "skew_kl alpha": (lambda a: jaxloss.skew_kl(_X.reshape(8, 8), _Y.reshape(8, 8), alpha=a), 0.3),
+    "skew_kl[reverse] alpha": (
+        lambda a: jaxloss.skew_kl(_X.reshape(8, 8), _Y.reshape(8, 8), alpha=a, direction="reverse"),
+        0.3,
+    ),
+    "skew_kl temperature": (
+        lambda t: jaxloss.skew_kl(_X.reshape(8, 8), 2 * _Y.reshape(8, 8), temperature=t),
+        1.5,
     ),
 }
 

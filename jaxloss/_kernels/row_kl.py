@@ -1,5 +1,5 @@
-r"""The KL divergence and GKD's generalized JSD between two softmaxes, row by row, with no
-intermediate array.
+r"""The KL divergence, GKD's generalized JSD and DistiLLM's skew KL between two softmaxes,
+row by row, with no intermediate array.
 
 Notation: logits ``x`` (the first distribution, :math:`p`) and ``y`` (the second,
 :math:`q`) ``[..., V]``, an inverse temperature :math:`\tau` (scalar), :math:`a = \tau x`,
@@ -43,6 +43,18 @@ distribution rules out caught by the same ``lax.cond``; the gradients in closed 
 autodiff of the log-space expression (paired, float32): at ``[512, 32768]`` the student's
 value and gradient 1.8x faster, temporary memory 256 → 2 MiB; both gradients 1.7x, 320 → 68
 MiB; at ``[4096, 1000]`` 2.0x and 2.1x.
+
+``skew_rows`` is DistiLLM's skew KL, :math:`\mathrm{KL}(p \| w p + (1 - w) q)`, the same
+way: the normalisers, then :math:`K = \sum_v t_v`, :math:`t = p (\log p - \log m)`, and
+for the gradients :math:`S = \sum_v p_v r_v`, :math:`r = p / m`; :math:`\partial/\partial
+a = t - p (K + w (r - S))` and :math:`\partial/\partial b = q (1 - w S - (1 - w) r)`
+(the softmax's Jacobian applied to :math:`\partial K/\partial p = \log p + 1 - \log m -
+w r` and :math:`\partial K/\partial q = -(1 - w) r`), :math:`-\sum_v r_v (p_v - q_v)`
+for :math:`w`. Since :math:`m \ge w p`, :math:`\log m \ge \log w + \log p` and
+:math:`r \le 1/w` bound both where XLA:CPU flushes a subnormal :math:`w p` to 0. Measured
+against autodiff of the log-space expression (paired, float32): at ``[512, 32768]`` the
+student's value and gradient 1.3-1.5x faster, temporary memory 192 → 2 MiB; both
+gradients 1.3-1.4x, 256 → 130 MiB; at ``[4096, 1000]`` 1.7-2x and 1.4-1.7x.
 
 Half-precision logits are read as they are and computed in float32; the gradients come back
 in their dtype.
@@ -267,3 +279,98 @@ def _jsd_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array
 
 
 jsd_rows.defjvp(_jsd_rows_jvp, symbolic_zeros=True)
+
+
+def _skew_terms(
+    first: jax.Array,
+    second: jax.Array,
+    tau: jax.Array,
+    weight: jax.Array,
+    stats: _Stats,
+    guarded: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Per entry: ``p``, ``q``, ``t = p (log p - log m)`` and ``r = p / m`` with ``m = w p +
+    (1 - w) q``, ``w > 0`` (``stats``: ``_p`` the first distribution's, ``_q`` the second's).
+
+    ``m >= w p`` bounds ``log m`` below by ``log w + log p`` and ``r`` above by ``1 / w``:
+    where ``w p`` underflows (``p`` subnormal) the mixture may round to 0, and the bounds
+    keep ``t`` and ``r`` finite. Plain, an entry that ``p`` rules out gives NaN (``0 ·
+    (-inf)``, or ``0 / 0`` where ``q`` does too), which the value's ``lax.cond`` catches;
+    ``guarded``, 0 there.
+    """
+    log_p = (_scaled(first, tau) - stats.shift_p) - stats.log_total_p
+    log_q = (_scaled(second, tau) - stats.shift_q) - stats.log_total_q
+    p, q = jnp.exp(log_p), jnp.exp(log_q)
+    mixture = weight * p + (1 - weight) * q
+    if guarded:
+        ruled_out = p == 0
+        mixture = jnp.where(ruled_out, 1, mixture)
+    log_m = jnp.maximum(jnp.log(mixture), jnp.log(weight) + log_p)
+    t, r = p * (log_p - log_m), jnp.minimum(p / mixture, 1 / weight)
+    if guarded:
+        t, r = jnp.where(ruled_out, 0, t), jnp.where(ruled_out, 0, r)
+    return p, q, t, r
+
+
+def _skew_value(
+    first: jax.Array, second: jax.Array, tau: jax.Array, weight: jax.Array, ratio: bool
+) -> tuple[jax.Array, _Stats, jax.Array | None]:
+    """The skew KL per row, the rows' statistics and, if ``ratio``, ``S = Σ p r`` ``[...]``
+    (the gradient's): each sum its own YNNPACK kernel on XLA:CPU, as in ``_jsd_value``."""
+    (shift_p, total_p), (shift_q, total_q) = (_normalizer(x, tau) for x in (first, second))
+    stats = _Stats(shift_p, shift_q, jnp.log(total_p)[..., None], jnp.log(total_q)[..., None])
+
+    def sums(guarded: bool) -> tuple[jax.Array, jax.Array]:
+        if guarded:  # XLA's own reduction, which takes the selects
+            p, _, t, r = _skew_terms(first, second, tau, weight, stats, True)
+            return _numerics.row_sums(t, p * r)  # type: ignore[return-value]
+        t1, w1, s1 = _separate(tau, weight, stats)
+        divergence = jnp.sum(_skew_terms(first, second, t1, w1, s1, False)[2], axis=-1)
+        if not ratio:
+            return divergence, divergence
+        s2, w2, t2 = _separate(stats, weight, tau)
+        p, _, _, r = _skew_terms(first, second, t2, w2, s2, False)
+        return divergence, jnp.sum(p * r, axis=-1)
+
+    plain = sums(False)
+    any_nan = jnp.any(jnp.isnan(plain[0]) | jnp.isnan(plain[1]))
+    divergence, ratio_sum = jax.lax.cond(any_nan, lambda: sums(True), lambda: plain)
+    return divergence, stats, ratio_sum if ratio else None
+
+
+@jax.custom_jvp
+def skew_rows(
+    first: jax.Array, second: jax.Array, inverse_t: jax.Array, weight: jax.Array
+) -> jax.Array:
+    """DistiLLM's skew KL per row, ``KL(p ‖ w p + (1 - w) q)`` with ``p = softmax(τ first)``,
+    ``q = softmax(τ second)``, for ``0 < w <= 1`` (``w = 0`` is ``kl_rows``); float32 or
+    wider."""
+    tau = _accumulated(first, second, inverse_t)
+    return _skew_value(first, second, tau, jnp.asarray(weight, tau.dtype), False)[0]
+
+
+def _skew_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    first, second, inverse_t, weight = primals
+    d_first, d_second, d_inverse_t, d_weight = tangents
+    tau = _accumulated(first, second, inverse_t)
+    weight = jnp.asarray(weight, tau.dtype)
+    value, stats, ratio_sum = _skew_value(first, second, tau, weight, True)
+    # As kl_rows: the partials from the inputs and statistics behind a barrier.
+    x, y, tau, weight, stats, value, ratio_sum = jax.lax.optimization_barrier(
+        (first, second, tau, weight, stats, value, ratio_sum)
+    )
+    p, q, t, r = _skew_terms(x, y, tau, weight, stats, True)
+    tangent = jnp.zeros_like(value)
+    if _wanted(d_weight):  # dK/dw = -Σ r (p - q)
+        tangent = -jnp.sum(r * (p - q), axis=-1) * d_weight.astype(tau.dtype)
+    if not _wanted(d_first, d_second, d_inverse_t):
+        return value, tangent
+    # With S = Σ p r: dK/da = t - p (K + w r - w S) and dK/db = q (1 - w S - (1 - w) r),
+    # the softmax's Jacobian applied to dK/dp = log p + 1 - log m - w r and dK/dq = -(1 - w) r.
+    k, s = value[..., None], ratio_sum[..., None]
+    slope_first = t - p * (k + weight * (r - s))
+    slope_second = q * (1 - weight * s - (1 - weight) * r)
+    return value, tangent + _logit_tangent((slope_first, slope_second), (x, y), tau, tangents)
+
+
+skew_rows.defjvp(_skew_rows_jvp, symbolic_zeros=True)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks, _numerics
-from jaxloss._kernels.row_kl import jsd_rows, kl_rows
+from jaxloss._kernels.row_kl import jsd_rows, kl_rows, skew_rows
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -88,27 +88,6 @@ def _kl_rows(
 ) -> jax.Array:
     """Per token, KL(teacher ‖ student) (``forward``) or KL(student ‖ teacher)."""
     return kl_rows(teacher, student, inverse_t) if forward else kl_rows(student, teacher, inverse_t)
-
-
-def _kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    """KL(p ‖ q) over the last axis from log-probabilities, 0 where p is 0 (value and gradient)."""
-    impossible = log_p == -jnp.inf
-    log_p = jnp.where(impossible, 0, log_p)
-    log_q = jnp.where(impossible, 0, log_q)
-    return jnp.sum(jnp.where(impossible, 0, jnp.exp(log_p) * (log_p - log_q)), axis=-1)
-
-
-def _log_mixture(log_a: jax.Array, log_b: jax.Array, weight_a: jax.Array) -> jax.Array:
-    """log(w a + (1 − w) b) from log-probabilities in log space, w = ``weight_a`` in [0, 1].
-
-    Where both weighted terms are 0 the mixture is too, and the log-sum-exp of two −inf has
-    a NaN gradient, which would reach the logits even where `_kl` drops the entry.
-    """
-    term_a = log_a + jnp.log(weight_a)
-    term_b = log_b + jnp.log1p(-weight_a)
-    neither = (term_a == -jnp.inf) & (term_b == -jnp.inf)
-    mixture = jnp.logaddexp(jnp.where(neither, 0, term_a), jnp.where(neither, 0, term_b))
-    return jnp.where(neither, -jnp.inf, mixture)
 
 
 def distill_kl(
@@ -297,9 +276,9 @@ def skew_kl(
     :math:`q_t = \mathrm{softmax}(z^{student}_t / T)` and :math:`\alpha` = ``alpha``: the
     first argument of the KL is mixed, with weight :math:`\alpha`, into the second, as in
     Ko et al.'s α-SKL and α-SRKL and their ``skewed_forward_kl`` / ``skewed_reverse_kl``
-    (``lam`` = :math:`\alpha`, default 0.1). The mixture is formed in log space
-    (``logaddexp``). :math:`\alpha = 0` is ``distill_kl`` and :math:`\alpha = 1` gives 0;
-    for :math:`\alpha > 0` the divergence is at most :math:`-\log \alpha`.
+    (``lam`` = :math:`\alpha`, default 0.1). :math:`\alpha = 0` is ``distill_kl`` and
+    :math:`\alpha = 1` gives 0; for :math:`\alpha > 0` the divergence is at most
+    :math:`-\log \alpha`.
 
     The official code returns, for the forward direction, the cross-entropy
     :math:`-\sum_v p_{t,v} \log m_{t,v}`: the value here less the teacher's entropy, with the
@@ -308,6 +287,12 @@ def skew_kl(
     Numerics: finite for :math:`\alpha > 0` whatever entries either model rules out with a
     −inf logit (the mixture keeps every entry of the KL's first distribution), with finite
     gradients; at :math:`\alpha = 0` it is +inf where ``distill_kl`` is.
+
+    Computed row by row with no array of the logits' size besides the gradients
+    (``_kernels.row_kl.skew_rows``: a few sums over each row, the gradients in closed form).
+    Against autodiff of the log-space expression (paired, float32, value and gradient): at
+    ``[512, 32768]`` 1.3-1.5x faster, temporary memory 192 → 2 MiB for the student's
+    gradient; at ``[4096, 1000]`` 1.7-2x, 47 → 0.7 MiB.
 
     Args:
       student_logits: ``[..., tokens, vocab]`` logits :math:`z^{student}`, any float dtype.
@@ -340,9 +325,25 @@ def skew_kl(
     """
     _checks.choice(direction, DIRECTIONS, "direction")
     _checks.in_range(alpha, "alpha", low=0, high=1)
-    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
-    first, second = (log_p, log_q) if direction == "forward" else (log_q, log_p)
-    loss = _kl(first, _log_mixture(first, second, jnp.asarray(alpha, first.dtype)))
+    mask, student, teacher, inverse_t = _kernel_inputs(
+        student_logits, teacher_logits, temperature, where
+    )
+    first, second = (teacher, student) if direction == "forward" else (student, teacher)
+    if static_endpoint(alpha) == 0:
+        loss = kl_rows(first, second, inverse_t)
+    elif isinstance(alpha, (int, float)):
+        loss = skew_rows(first, second, inverse_t, jnp.asarray(alpha, inverse_t.dtype))
+    else:  # a traced α of 0 is the plain KL, picked at run time (the mixture would be q)
+        alpha = jnp.asarray(alpha, inverse_t.dtype)
+        loss = jax.lax.cond(
+            alpha == 0,
+            lambda x, y, tau, a: kl_rows(x, y, tau),
+            skew_rows,
+            first,
+            second,
+            inverse_t,
+            alpha,
+        )
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
