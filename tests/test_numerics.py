@@ -167,7 +167,7 @@ HYPERPARAMETER_PARTIALS = {
         lambda s: jaxloss.dpo(_X, _Y, 0.5 * _Y, 0.3 * _X, label_smoothing=s),
         0.2,
     ),
-    # The row kernel's written partials (``_kernels.row_kl.skew_rows``) in α and 1/T.
+    # The row kernels' written partials (``_kernels.row_kl``) in α and 1/T.
     "skew_kl alpha": (lambda a: jaxloss.skew_kl(_X.reshape(8, 8), _Y.reshape(8, 8), alpha=a), 0.3),
     "skew_kl[reverse] alpha": (
         lambda a: jaxloss.skew_kl(_X.reshape(8, 8), _Y.reshape(8, 8), alpha=a, direction="reverse"),
@@ -175,6 +175,10 @@ HYPERPARAMETER_PARTIALS = {
     ),
     "skew_kl temperature": (
         lambda t: jaxloss.skew_kl(_X.reshape(8, 8), 2 * _Y.reshape(8, 8), temperature=t),
+        1.5,
+    ),
+    "tvd temperature": (
+        lambda t: jaxloss.tvd(_X.reshape(8, 8), 2 * _Y.reshape(8, 8), temperature=t),
         1.5,
     ),
 }

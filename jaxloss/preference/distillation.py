@@ -7,9 +7,9 @@ per token, reduced over the unmasked tokens (of every device, with ``axis_name``
 Half-precision logits are computed, and the divergences returned, in float32. Everything
 starts from log-probabilities (shifted logits less their log-normaliser) with
 :math:`0 \log 0 = 0`, so a teacher or student that gives a vocabulary entry probability 0
-(a −inf logit) contributes nothing there, with finite gradients. ``distill_kl`` and
-``generalized_jsd`` run on ``_kernels.row_kl``: a few row sums and a recomputed gradient,
-no array of the logits' size besides the gradients.
+(a −inf logit) contributes nothing there, with finite gradients. All four run on
+``_kernels.row_kl``: a few row sums and a recomputed gradient, no array of the logits' size
+besides the gradients.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
-from jaxloss._kernels.row_kl import jsd_rows, kl_rows, skew_rows
+from jaxloss import _checked, _checks
+from jaxloss._kernels.row_kl import jsd_rows, kl_rows, skew_rows, tvd_rows
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 
@@ -49,24 +49,6 @@ def _logits(
     _checked.finite(student, "student_logits", allow_inf=True)
     _checked.finite(teacher, "teacher_logits", allow_inf=True)
     return mask, student, teacher
-
-
-def _softened_log_probs(
-    student_logits: ArrayLike,
-    teacher_logits: ArrayLike,
-    temperature: ArrayLike,
-    where: ArrayLike | None,
-) -> tuple[jax.Array | None, jax.Array, jax.Array]:
-    """The token mask and both temperature-softened log-distributions, in float32 or wider."""
-    mask, student, teacher = _logits(student_logits, teacher_logits, temperature, where)
-    student = student.astype(jnp.promote_types(student.dtype, jnp.float32))
-    teacher = teacher.astype(jnp.promote_types(teacher.dtype, jnp.float32))
-    temperature = jnp.asarray(temperature, student.dtype)
-    return (
-        mask,
-        _numerics.log_softmax(student / temperature),
-        _numerics.log_softmax(teacher / temperature),
-    )
 
 
 def _kernel_inputs(
@@ -370,6 +352,13 @@ def tvd(
     Numerics: finite everywhere, −inf logits included (probability 0). Not differentiable
     where :math:`p_{t,v} = q_{t,v}`; the gradient takes :math:`\mathrm{sign}(0) = 0` there.
 
+    Computed row by row with no array of the logits' size besides the gradients
+    (``_kernels.row_kl.tvd_rows``: the gradient ``½ q (Σ q s − s)``, ``s = sign(p − q)``,
+    recomputes the probabilities). Against autodiff (paired, float32, value and gradient):
+    at ``[512, 32768]`` as fast, temporary memory 128 → 0.01 MiB (192 → 0.01 for both
+    gradients); at ``[4096, 1000]`` the student's gradient 1.4x slower (twice the
+    exponentials), both gradients 1.1x faster, 31–47 → 0.1 MiB.
+
     Args:
       student_logits: ``[..., tokens, vocab]`` logits :math:`z^{student}`, any float dtype.
       teacher_logits: ``[..., tokens, vocab]`` logits :math:`z^{teacher}`.
@@ -392,6 +381,8 @@ def tvd(
       Wen, Li, Du and Mou, "f-Divergence Minimization for Sequence-Level Knowledge
       Distillation", ACL 2023, arXiv:2307.15190.
     """
-    mask, log_q, log_p = _softened_log_probs(student_logits, teacher_logits, temperature, where)
-    loss = 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - jnp.exp(log_q)), axis=-1)
+    mask, student, teacher, inverse_t = _kernel_inputs(
+        student_logits, teacher_logits, temperature, where
+    )
+    loss = tvd_rows(teacher, student, inverse_t)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

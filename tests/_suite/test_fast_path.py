@@ -12,7 +12,7 @@ loss can always fall outside the classes (they are excluded then, as ``ignore_in
 those losses count their rows in every case and are not listed.
 
 The losses of ``ONE_PASS`` (their value and partials written with ``_numerics.elementwise``,
-or by a row kernel that recomputes them, ``distill_kl``'s and ``skew_kl``'s) must moreover compile
+or by a row kernel that recomputes them: ``distill_kl``, ``skew_kl``, ``tvd``) must moreover compile
 ``jit(value_and_grad)`` to a program that writes no intermediate array: XLA's temporary
 memory stays below one input's size.
 """
@@ -105,6 +105,7 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
         "generalized_kl": (jax.nn.log_softmax(rows), jnp.abs(rows)),
         "distill_kl": (rows, 2 * rows[::-1]),
         "skew_kl": (rows, 2 * rows[::-1]),
+        "tvd": (rows, 2 * rows[::-1]),
         "gaussian_nll": (x, hard, jnp.exp(x)),
     }.get(name, (x, hard))
 
@@ -112,13 +113,14 @@ def _one_pass_inputs(name: str) -> tuple[jax.Array, ...]:
 # The losses written with ``_numerics.elementwise``: XLA sums the value and writes the
 # gradient each in one pass over the inputs, with no intermediate array between them.
 # The regression and binary losses of FLOAT_TARGET_LOSSES (those before soft_margin) and
-# the two KL divergences; and the KL and skew KL between two softmaxes (``_kernels.row_kl``).
+# the two KL divergences; and the divergences between two softmaxes (``_kernels.row_kl``).
 ONE_PASS = (
     *FLOAT_TARGET_LOSSES[: FLOAT_TARGET_LOSSES.index("soft_margin")],
     "kl_div",
     "generalized_kl",
     "distill_kl",
     "skew_kl",
+    "tvd",
 )
 
 
