@@ -32,7 +32,7 @@ def test_softplus_rule_matches_float64_and_has_the_right_second_derivative():
     np.testing.assert_array_equal(np.asarray(ends[0]), [0.0, np.inf])
     np.testing.assert_array_equal(np.asarray(ends[1]), [0.0, 1.0])
     moderate = jnp.linspace(-6.0, 6.0, 13)  # float32 finite differences, 0 included
-    check_grads(_numerics.softplus, (moderate,), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(_numerics.softplus), (moderate,), order=2, modes=("fwd", "rev"))
 
 
 def test_fenced_logsumexp_matches_float64_at_the_edges():
@@ -66,7 +66,7 @@ def test_fenced_logsumexp_matches_float64_at_the_edges():
         np.asarray(_numerics.logsumexp(half), np.float64), half_expected, rtol=1e-2
     )
     moderate = jnp.asarray(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
-    check_grads(_numerics.logsumexp, (moderate,), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(_numerics.logsumexp), (moderate,), order=2, modes=("fwd", "rev"))
 
 
 def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
@@ -111,7 +111,7 @@ def test_elementwise_uses_its_partials_to_any_order():
     # The partials are differentiated in turn: d² log cosh / dx² = 1 - tanh².
     hessian = jax.hessian(lambda x: jnp.sum(_log_cosh(x, y)))(x)
     np.testing.assert_allclose(hessian, np.diag(1 - np.tanh(d) ** 2), rtol=1e-5, atol=1e-7)
-    check_grads(lambda x, y: _log_cosh(x, y), (x, y), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(_log_cosh), (x, y), order=2, modes=("fwd", "rev"))
     batched = jax.vmap(jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y))))(x[None], y[None])
     np.testing.assert_allclose(batched[0], np.tanh(d), rtol=1e-6)
 
@@ -188,7 +188,12 @@ HYPERPARAMETER_PARTIALS = {
 def test_hyperparameter_partials_match_finite_differences(name):
     loss, value = HYPERPARAMETER_PARTIALS[name]
     check_grads(
-        loss, (jnp.asarray(value, jnp.float32),), order=1, modes=("rev",), eps=1e-2, rtol=1e-3
+        jax.jit(loss),
+        (jnp.asarray(value, jnp.float32),),
+        order=1,
+        modes=("rev",),
+        eps=1e-2,
+        rtol=1e-3,
     )
 
 
@@ -258,7 +263,10 @@ def test_distance_matches_float64_with_zero_gradient_at_zero():
         rtol=1e-5,
     )
     check_grads(
-        lambda x, y: _numerics.distance(x, y, 1e-3), (x[3:], y[3:]), order=2, modes=("fwd", "rev")
+        jax.jit(lambda x, y: _numerics.distance(x, y, 1e-3)),
+        (x[3:], y[3:]),
+        order=2,
+        modes=("fwd", "rev"),
     )
     rows = jnp.zeros((512, 64))
     program = jax.jit(
