@@ -5,8 +5,7 @@
   scheduler grouping tests by entry, ``pytest_xdist_make_scheduler``), so one worker runs
   all the tests of a loss and compiles its functions once (``tests/_suite/compiled.py``
   caches them across the shared suites); the cases of any other parametrized test run on
-  one worker too. The few single tests that take seconds start first, so that neither
-  worker finishes the run alone on one of them (``pytest_collection_modifyitems``).
+  one worker too.
 * JAX compiles with most optimizations off (``JAX_DISABLE_MOST_OPTIMIZATIONS``: LLVM at
   level 0, no expensive passes): compilation is most of the suite's time and the test
   inputs are tiny, so the speed of the machine code does not matter here; the arithmetic
@@ -73,48 +72,6 @@ def _registry_entry(nodeid: str) -> str | None:
     return None
 
 
-def _scope(nodeid: str) -> str:
-    """The xdist scope of a test: its registry entry's, else its test function's (the
-    cases of a parametrized test often share one compiled function); each peer translation
-    of ``test_catalogues.py`` compiles its own functions, nothing to share: its own."""
-    entry = _registry_entry(nodeid)
-    if entry is not None:
-        return f"registry entry {entry}"
-    if "test_catalogues.py" in nodeid:
-        return nodeid
-    return nodeid.split("[")[0]
-
-
-# Scopes of one or a few tests that each take 3-12 s (README and page snippets, compiled
-# comparisons of whole families, the transducer's docstring examples): scheduled first.
-# xdist orders scopes by their number of tests, which put these last, where one worker ran
-# them alone while the other had finished.
-_LONG_SCOPES = (
-    "tests/test_readme.py",
-    "tests/test_docs.py",
-    "tests/preference/test_linear_distill.py::test_distill_matches_generalized_jsd_of_the_logits",
-    "tests/dense/test_ssim.py::test_masked_samples_reach_neither_value_nor_gradient",
-    "tests/_suite/test_multidevice.py::test_center_update_with_axis_name_equals_one_device",
-    "tests/_suite/test_multidevice.py::test_class_sharded_nnx_head_equals_one_device",
-    "tests/dense/test_topology.py::test_matches_monai_values_and_gradients",
-    "tests/preference/test_linear_logprobs.py::test_matches_token_logprobs_of_the_logits",
-    "jaxloss/sequence/",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    # The order of the scopes for xdist (its own reordering is off, below): the long scopes
-    # first, then every scope by its number of tests, largest first (xdist's own order);
-    # each scope's tests together and in collection order.
-    sizes = collections.Counter(_scope(item.nodeid) for item in items)
-
-    def key(item: pytest.Item) -> tuple[bool, int, str]:
-        scope = _scope(item.nodeid)
-        return (not scope.startswith(_LONG_SCOPES), -sizes[scope], scope)
-
-    items.sort(key=key)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     # pytest-xdist's own ``--dist loadgroup`` marks a group by renaming the test's nodeid,
@@ -122,12 +79,18 @@ def pytest_xdist_make_scheduler(config, log):
     # group). Scheduling by scope, with the scope read from the id, needs no rename.
     from xdist.scheduler import LoadScopeScheduling
 
+    # Other parametrized tests stay together by test function: their cases often share one
+    # compiled function.
     class ByRegistryEntry(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return _scope(nodeid)
+            entry = _registry_entry(nodeid)
+            if entry is not None:
+                return f"registry entry {entry}"
+            # Each peer translation compiles its own functions: nothing to share.
+            if "test_catalogues.py" in nodeid:
+                return nodeid
+            return nodeid.split("[")[0]
 
-    # The scopes in collection order, which pytest_collection_modifyitems set.
-    config.option.loadscopereorder = False
     return ByRegistryEntry(config, log)
 
 
