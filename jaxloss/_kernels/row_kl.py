@@ -91,6 +91,16 @@ def _scaled(logits: jax.Array, tau: jax.Array) -> jax.Array:
     return logits.astype(tau.dtype) * tau
 
 
+def _log_probs(
+    first: jax.Array, second: jax.Array, tau: jax.Array, stats: _Stats
+) -> tuple[jax.Array, jax.Array]:
+    """``log p`` and ``log q`` per entry from the logits and the rows' statistics (``_p`` the
+    first distribution's): the shifted logits less their log-normaliser."""
+    log_p = (_scaled(first, tau) - stats.shift_p) - stats.log_total_p
+    log_q = (_scaled(second, tau) - stats.shift_q) - stats.log_total_q
+    return log_p, log_q
+
+
 def _normalizer(logits: jax.Array, tau: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A row's shift (its maximum, 0 where not finite) ``[..., 1]`` and ``Σ exp(τx -
     shift)`` ``[...]``: two sums, each one YNNPACK kernel on XLA:CPU."""
@@ -153,8 +163,7 @@ def _kl_rows_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]
     # The partials from the inputs (and statistics) behind a barrier: recomputed in the
     # gradient's own loop, not shared with (and written out for) the value's sums.
     x, y, tau, stats = jax.lax.optimization_barrier((first, second, tau, stats))
-    log_p = (_scaled(x, tau) - stats.shift_p) - stats.log_total_p
-    log_q = (_scaled(y, tau) - stats.shift_q) - stats.log_total_q
+    log_p, log_q = _log_probs(x, y, tau, stats)
     p = jnp.exp(log_p)
 
     # d KL / d b = q - p; d KL / d a = p (log p - log q - KL), 0 where p is 0.
@@ -207,8 +216,7 @@ def _jsd_terms(
     Plain, an entry that either distribution rules out gives NaN (``0 · (-inf)``), which
     the value's ``lax.cond`` catches; ``guarded``, it gives 0 there, as ``0 log 0``.
     """
-    log_q = (_scaled(student, tau) - stats.shift_q) - stats.log_total_q
-    log_p = (_scaled(teacher, tau) - stats.shift_p) - stats.log_total_p
+    log_p, log_q = _log_probs(teacher, student, tau, stats)
     q, p = jnp.exp(log_q), jnp.exp(log_p)
     mixture = beta * p + (1 - beta) * q
     if not guarded:
@@ -304,8 +312,7 @@ def _skew_terms(
     (-inf)``, or ``0 / 0`` where ``q`` does too), which the value's ``lax.cond`` catches;
     ``guarded``, 0 there.
     """
-    log_p = (_scaled(first, tau) - stats.shift_p) - stats.log_total_p
-    log_q = (_scaled(second, tau) - stats.shift_q) - stats.log_total_q
+    log_p, log_q = _log_probs(first, second, tau, stats)
     p, q = jnp.exp(log_p), jnp.exp(log_q)
     mixture = weight * p + (1 - weight) * q
     if guarded:
@@ -386,8 +393,7 @@ def _tvd_terms(
     first: jax.Array, second: jax.Array, tau: jax.Array, stats: _Stats
 ) -> tuple[jax.Array, jax.Array]:
     """Per entry: ``p`` and ``q`` (``stats``: ``_p`` the first distribution's)."""
-    log_p = (_scaled(first, tau) - stats.shift_p) - stats.log_total_p
-    log_q = (_scaled(second, tau) - stats.shift_q) - stats.log_total_q
+    log_p, log_q = _log_probs(first, second, tau, stats)
     return jnp.exp(log_p), jnp.exp(log_q)
 
 
