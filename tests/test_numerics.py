@@ -88,6 +88,33 @@ def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
     assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
 
 
+def test_short_class_axes_go_class_by_class_with_the_same_numbers():
+    # Up to UNROLLED_CLASSES, log_softmax is x - logsumexp(x) and take_class a select per
+    # class; both against float64 NumPy and jax's gathers, with -inf padding and NaN in
+    # the classes not taken (the select keeps them out of the value and the gradient).
+    rng = np.random.default_rng(5)
+    x = rng.normal(scale=3.0, size=(64, _numerics.UNROLLED_CLASSES)).astype(np.float32)
+    x64 = x.astype(np.float64)
+    top = x64.max(axis=-1, keepdims=True)
+    expected = x64 - top - np.log(np.exp(x64 - top).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_numerics.log_softmax(jnp.asarray(x)), expected, rtol=0, atol=2e-6)
+    padded = jnp.asarray([[0.0, -jnp.inf, 1.0]])
+    assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
+    check_grads(jax.jit(_numerics.log_softmax), (jnp.asarray(x[:4] / 3),), order=2, eps=1e-2)
+
+    labels = jnp.asarray(rng.integers(0, x.shape[-1], x.shape[0]))
+    picked = jax.jit(_numerics.take_class)(jnp.asarray(x), labels)
+    np.testing.assert_array_equal(picked, x[np.arange(x.shape[0]), np.asarray(labels)])
+    grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels) ** 2))(jnp.asarray(x))
+    expected_grad = np.zeros_like(x)
+    expected_grad[np.arange(x.shape[0]), np.asarray(labels)] = 2 * np.asarray(picked)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)
+    poisoned = jnp.where(jax.nn.one_hot(labels, x.shape[-1]) > 0, x, jnp.nan)
+    assert bool(jnp.all(jnp.isfinite(_numerics.take_class(poisoned, labels))))
+    grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels)))(poisoned)
+    np.testing.assert_array_equal(grad, jax.nn.one_hot(labels, x.shape[-1]))
+
+
 def _log_cosh_partials(x, y):
     return jnp.tanh(x - y), jnp.tanh(y - x)
 

@@ -28,13 +28,14 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._labels import valid_class_ids
-from jaxloss._reduce import reduce_loss, safe_divide
+from jaxloss._reduce import reduce_loss, safe_divide, zero_masked
 from jaxloss._sharding import AxisName
 from jaxloss.classification.binary import binary_cross_entropy_with_logits, sigmoid_focal
+from jaxloss.classification.labels import smooth_labels
 from jaxloss.classification.softmax import cross_entropy
-from jaxloss.dense.overlap import ACTIVATIONS, _kept_class_weights, dice
+from jaxloss.dense.overlap import ACTIVATIONS, _check_softmax_classes, _kept_class_weights, dice
 
 
 def _pixel_inputs(
@@ -68,11 +69,56 @@ def _per_class_targets(targets: jax.Array, logits: jax.Array, kept: int) -> jax.
 
 
 def _dice_term(
-    logits: jax.Array, targets: jax.Array, mask: jax.Array | None, **options: Any
-) -> jax.Array:
-    """``dice``'s ``[batch, classes]`` losses of the samples ``mask`` keeps."""
+    logits: jax.Array,
+    targets: jax.Array,
+    pixels: jax.Array | None,
+    mask: jax.Array | None,
+    from_logits: str,
+    **options: Any,
+) -> tuple[jax.Array, jax.Array | None]:
+    """``dice``'s ``[batch, classes]`` losses of the samples ``mask`` keeps, and the
+    log-probabilities when it computed them (a softmax with per-class targets; else None).
+
+    With per-class targets the softmax is ``exp(log_softmax)`` of the logits, zeroed first
+    where ``pixels`` is False (the masking door): the cross-entropy then reads the same
+    log-probabilities, and XLA fuses its gradient (or the focal loss's) with Dice's without
+    the stacked class columns of ``dice``'s own softmax, whose gradient fused with the focal
+    loss's into one 1.9x slower loop (2 x 64³ voxels, 4 classes). With integer labels,
+    ``dice`` activates the logits itself: the shared softmax over their one-hot rows was
+    1.6x slower there.
+    """
     where = None if mask is None else mask[:, None]
-    return dice(logits, targets, where=where, reduction="none", **options)
+    if from_logits != "softmax" or targets.shape != logits.shape:
+        loss = dice(
+            logits, targets, where=where, from_logits=from_logits, reduction="none", **options
+        )
+        return loss, None
+    _check_softmax_classes(logits.shape, "logits")
+    (read_logits,) = zero_masked(pixels, logits)
+    log_probs = _numerics.log_softmax(read_logits)
+    loss = dice(jnp.exp(log_probs), targets, where=where, reduction="none", **options)
+    return loss, log_probs
+
+
+def _soft_cross_entropy(
+    log_probs: jax.Array,
+    targets: jax.Array,
+    pixels: jax.Array | None,
+    weights: jax.Array | None,
+    label_smoothing: ArrayLike,
+) -> jax.Array:
+    """:func:`cross_entropy`'s per-pixel losses of per-class ``targets`` from the
+    log-probabilities: ``-Σ_c w_c t'_c log p_c``, ``t'`` the smoothed targets, 0 where
+    ``pixels`` is False; a class whose target is 0 adds 0 even at a log-probability of
+    −inf (``0 · log 0 = 0``)."""
+    if pixels is not None:
+        (targets,) = zero_masked(pixels, targets)
+    if not _checks.is_static_zero(label_smoothing):
+        targets = smooth_labels(targets, label_smoothing)
+    if weights is not None:
+        targets = targets * jnp.broadcast_to(weights.astype(targets.dtype), targets.shape)
+    loss = jnp.sum(jnp.where(targets == 0, 0, -targets * log_probs), axis=-1)
+    return loss if pixels is None else jnp.where(pixels, loss, 0)
 
 
 def _per_class_elements(pixels: jax.Array | None, shape: tuple[int, ...]) -> jax.Array | None:
@@ -214,32 +260,40 @@ def dice_ce(
     weights = None
     if class_weights is not None:
         weights = _kept_class_weights(class_weights, num_classes, include_background=True)
-    dice_loss = _dice_term(
-        logits,
-        targets,
-        mask,
-        smooth_nr=smooth_nr,
-        smooth_dr=smooth_dr,
-        squared=squared,
-        class_weights=weights,
-        include_background=include_background,
-        from_logits=from_logits,
-    )
+    dice_options = {
+        "smooth_nr": smooth_nr,
+        "smooth_dr": smooth_dr,
+        "squared": squared,
+        "class_weights": weights,
+        "include_background": include_background,
+    }
+    dice_loss, log_probs = _dice_term(logits, targets, pixels, mask, from_logits, **dice_options)
     if from_logits == "softmax":
         if pos_weight is not None:
             raise ValueError("`pos_weight` applies to `from_logits='sigmoid'` only.")
-        ce = cross_entropy(
-            logits,
-            targets,
-            class_weights=weights,
-            label_smoothing=label_smoothing,
-            where=None if mask is None else jnp.expand_dims(mask, tuple(range(1, logits.ndim - 1))),
-            reduction="none",
-        )
-        counts = None if pixels is None else pixels.astype(ce.dtype)
-        if weights is not None and pixels is not None and targets.shape != logits.shape:
-            # Integer labels: torch's weighted mean, each pixel counting its class's weight.
-            counts = jnp.where(pixels, weights.astype(ce.dtype)[jnp.where(pixels, targets, 0)], 0)
+        if log_probs is not None:
+            # Per-class targets: the cross-entropy of Dice's softmax (1.4x faster than two).
+            ce = _soft_cross_entropy(log_probs, targets, pixels, weights, label_smoothing)
+            counts = None if pixels is None else pixels.astype(ce.dtype)
+        else:
+            # Integer labels: cross_entropy on the logits (class by class for a few classes).
+            samples = (
+                None if mask is None else jnp.expand_dims(mask, tuple(range(1, logits.ndim - 1)))
+            )
+            ce = cross_entropy(
+                logits,
+                targets,
+                class_weights=weights,
+                label_smoothing=label_smoothing,
+                where=samples,
+                reduction="none",
+            )
+            assert pixels is not None  # integer labels: the valid ones, always
+            counts = pixels.astype(ce.dtype)
+            if weights is not None:
+                # torch's weighted mean: each pixel counting its label's weight.
+                label_weights = weights.astype(ce.dtype)[jnp.where(pixels, targets, 0)]
+                counts = jnp.where(pixels, label_weights, 0)
     else:
         if not _checks.is_static_zero(label_smoothing):
             raise ValueError("`label_smoothing` applies to `from_logits='softmax'` only.")
@@ -352,16 +406,17 @@ def dice_focal(
     weights = None
     if class_weights is not None:
         weights = _kept_class_weights(class_weights, num_classes, include_background)
-    dice_loss = _dice_term(
+    dice_loss, _ = _dice_term(
         logits,
         targets,
+        pixels,
         mask,
+        from_logits,
         smooth_nr=smooth_nr,
         smooth_dr=smooth_dr,
         squared=squared,
         class_weights=weights,
         include_background=include_background,
-        from_logits=from_logits,
     )
     per_class = _per_class_targets(targets, logits, kept)
     elements = _per_class_elements(pixels, per_class.shape)

@@ -27,6 +27,15 @@ def _activated(logits: jax.Array, from_logits: str) -> jax.Array:
     return _numerics.softmax(logits)
 
 
+def _check_softmax_classes(shape: tuple[int, ...], name: str) -> None:
+    """A softmax needs two classes at least: over one it is 1 everywhere."""
+    if shape[-1] < 2:
+        raise ValueError(
+            f"`from_logits='softmax'` over a single class is 1 everywhere (`{name}` {shape}); "
+            "binary logits take `from_logits='sigmoid'`."
+        )
+
+
 def _probs_and_targets(
     probs: ArrayLike,
     targets: ArrayLike,
@@ -54,11 +63,8 @@ def _probs_and_targets(
             f"`probs` must be [batch, ..., num_classes] (channel last), got shape {probs.shape}."
         )
     num_classes = probs.shape[-1]
-    if from_logits == "softmax" and num_classes < 2:
-        raise ValueError(
-            f"`from_logits='softmax'` over a single class is 1 everywhere (`probs` {probs.shape}); "
-            "binary logits take `from_logits='sigmoid'`."
-        )
+    if from_logits == "softmax":
+        _check_softmax_classes(probs.shape, "probs")
     if not include_background and num_classes < 2:
         raise ValueError(
             "`include_background=False` drops class 0 and leaves no class of `probs` "
