@@ -50,10 +50,27 @@ def versions(tc: Torch) -> str:
     )
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector extension (Linux; else the platform's)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or "CPU model unknown"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line]
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")),
+        [],
+    )
+    vector = next((v for v in ("avx512f", "avx2", "avx") if v in flags), "no AVX")
+    return f"{names[0] if names else 'CPU model unknown'} ({vector})"
+
+
 def machine() -> str:
     device = jax.devices()[0]
     return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores; JAX backend "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{cpu_model()}; JAX backend "
         f"{jax.default_backend()} ({jax.device_count()} x {device.device_kind})"
     )
 

@@ -20,6 +20,11 @@ def cases(quick: bool, rng) -> list[Case]:
     binary_targets = rng.integers(0, 2, n).astype(np.float32)
     one_hot = np.eye(c, dtype=np.float32)[labels]
     signs = 2 * binary_targets - 1  # ±1 targets of the binary hinge and perceptron
+    # Per-voxel classes (a 3-D segmentation map, channel last): many rows of few classes.
+    side, few = (16, 4) if quick else (64, 4)
+    pixel_shape = f"2 x {side}³"
+    pixel_logits = normal(rng, 2, side, side, side, few, scale=2.0)
+    pixel_labels = rng.integers(0, few, (2, side, side, side)).astype(np.int32)
 
     def focal_torch(torch):
         # torchvision.ops.sigmoid_focal_loss's formula (torchvision has no CPU build here).
@@ -42,6 +47,22 @@ def cases(quick: bool, rng) -> list[Case]:
                 "optax": lambda z, y: optax.softmax_cross_entropy_with_integer_labels(z, y).mean(),
             },
             {"torch": lambda torch: torch.nn.functional.cross_entropy},
+        ),
+        Case(
+            "classification",
+            f"cross_entropy per voxel (a segmentation map), {pixel_shape}, {few} classes",
+            [pixel_logits, pixel_labels],
+            (0,),
+            {
+                "jaxloss": jaxloss.cross_entropy,
+                "optax": lambda z, y: optax.softmax_cross_entropy_with_integer_labels(z, y).mean(),
+            },
+            # torch takes the classes first: a view of the same channel-last tensor.
+            {
+                "torch": lambda torch: (
+                    lambda z, y: torch.nn.functional.cross_entropy(z.movedim(-1, 1), y)
+                )
+            },
         ),
         Case(
             "classification",

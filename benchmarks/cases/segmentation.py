@@ -25,7 +25,8 @@ def _monai(name: str, **options):
         loss = getattr(monai.losses, name)(**options)
 
         def run(z, t):
-            return loss(z.movedim(-1, 1), t.movedim(-1, 1))
+            # Integer labels [B, ...] take MONAI's [B, 1, ...] (``to_onehot_y``).
+            return loss(z.movedim(-1, 1), t[:, None] if t.ndim < z.ndim else t.movedim(-1, 1))
 
         return run
 
@@ -100,6 +101,12 @@ def cases(quick: bool, rng) -> list[Case]:
             "dice_ce (logits)",
             lambda z, t: jaxloss.dice_ce(z, t, **softmax),
             _monai("DiceCELoss", softmax=True),
+        ),
+        row(
+            "dice_ce (logits, integer labels)",
+            lambda z, t: jaxloss.dice_ce(z, t, **softmax),
+            _monai("DiceCELoss", softmax=True, to_onehot_y=True),
+            targets=labels,
         ),
         row(
             "dice_focal (logits)",
