@@ -20,6 +20,9 @@ that autodiff of the plain expression cannot reach.
   ``custom_jvp`` whose value is a few row sums of the logits (YNNPACK kernels on XLA:CPU)
   and whose gradient recomputes the probabilities, so no array of the logits' size is
   written besides the gradients.
+* ``pools``: the windows of 3 of soft erosion and dilation (``soft_cldice``'s skeleton),
+  one reduction for the extremum and the chosen neighbour, differentiated as a gather by
+  that neighbour (a ``custom_jvp``; reverse mode is one scatter-add).
 * ``blocks``: splitting an axis into padded blocks for a ``scan``, and back (not a kernel;
   the kernels' one copy of it).
 """

@@ -295,3 +295,71 @@ def test_shape_errors():
         jaxloss.soft_cldice(probs[:, 0, 0], labels[:, 0, 0])
     with pytest.raises(ValueError, match="targets"):
         jaxloss.soft_cldice(probs, labels[:, :-1])
+
+
+def _window_reference(x, axes, largest):
+    """Float64 windows of 3 (a cross over ``axes``), the derivative matrix of each output
+    with respect to each input: 1 at the first window entry holding the extremum, in the
+    order pixel, then before and after along each axis; a NaN is the extremum."""
+    x = np.asarray(x, np.float64)
+    flat = x.reshape(-1)
+    value = np.empty_like(flat)
+    jacobian = np.zeros((flat.size, flat.size))
+    for i, index in enumerate(np.ndindex(x.shape)):
+        window = [index]
+        for axis in axes:
+            for step in (-1, 1):
+                neighbour = list(index)
+                neighbour[axis] = min(max(index[axis] + step, 0), x.shape[axis] - 1)
+                window.append(tuple(neighbour))
+        entries = [x[w] for w in window]
+        if np.isnan(entries).any():
+            chosen = int(np.flatnonzero(np.isnan(entries))[0])
+        else:
+            chosen = int(np.argmax(entries) if largest else np.argmin(entries))
+        value[i] = entries[chosen]
+        jacobian[i, np.ravel_multi_index(window[chosen], x.shape)] = 1.0
+    return value.reshape(x.shape), jacobian
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_pool_kernel_routes_the_derivative_through_the_chosen_pixel(largest):
+    # The kernel of the skeleton's erosion (a cross over both axes) and dilation (one axis):
+    # values, the forward-mode Jacobian and the reverse-mode one against float64, with ties
+    # (a quantized map: equal neighbours everywhere, the whole derivative to one pixel) and
+    # a NaN that wins its windows.
+    from jaxloss._kernels.pools import window_extremum
+
+    rng = np.random.default_rng(7)
+    x = np.round(rng.uniform(size=(2, 5, 4, 1)) * 3).astype(np.float32) / 3
+    x[1, 2, 1, 0] = np.nan
+    for axes in ((1, 2), (2,)):
+        value, jacobian = _window_reference(x, axes, largest)
+
+        def pool(x, axes=axes):
+            return window_extremum(x, axes, largest)
+
+        @jax.jit
+        def run(x):
+            forward = jax.jacfwd(pool)(x).reshape(x.size, x.size)
+            backward = jax.jacrev(pool)(x).reshape(x.size, x.size)
+            return pool(x), forward, backward
+
+        ours, forward, backward = run(x)
+        np.testing.assert_array_equal(ours, value)
+        np.testing.assert_array_equal(forward, jacobian)
+        np.testing.assert_array_equal(backward, jacobian)
+
+
+def test_pool_kernel_leaves_an_undifferentiated_input_to_elementwise_code():
+    # Without a derivative the pool is the extremum of the shifted copies, elementwise: a
+    # closed-over target's skeleton is constant-folded by XLA, which takes minutes for the
+    # reduction that also returns the chosen pixel (42 s at 2 x 32³ x 4 with num_iters=0).
+    from jaxloss._kernels.pools import window_extremum
+
+    target = jnp.ones((2, 6, 6, 2))
+    hlo = jax.jit(lambda: window_extremum(target, (1, 2), largest=False)).lower().as_text()
+    assert "stablehlo.reduce" not in hlo
+    # Differentiated, the reduction is there (the assertion above can fail).
+    tangent = jax.jit(lambda x: jax.jvp(lambda x: window_extremum(x, (1, 2), False), (x,), (x,)))
+    assert "stablehlo.reduce" in tangent.lower(target).as_text()
