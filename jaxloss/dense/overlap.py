@@ -164,7 +164,7 @@ def _overlap_terms(
     from_logits: str | None,
     where: ArrayLike | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """``Σ p t`` and ``Σ p + Σ t`` (squares with ``squared``) per (sample, class), and the mask."""
+    """``Σ p t`` and ``Σ (p + t)`` (squares with ``squared``) per (sample, class), and the mask."""
     p, t, axes, mask = _probs_and_targets(
         probs,
         targets,
