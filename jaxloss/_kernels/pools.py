@@ -13,7 +13,9 @@ propagates; a tie goes to the pixel itself, then to its neighbours before and af
 each axis in turn, as torch's pooling gives a tie to one pixel of its window).
 
 Derivative (``jax.custom_jvp``): the tangent of the extremum is the tangent of the chosen
-pixel, a gather by that index, and reverse mode transposes it into one scatter-add. A tie
+pixel, a gather by that index, and reverse mode transposes it into one scatter-add. The
+rule gathers the value too (the chosen pixel itself), so a second derivative
+differentiates gathers; the indices are constants of the derivative. A tie
 therefore sends the whole derivative to one pixel (a subgradient), where autodiff of
 ``minimum``/``maximum`` splits it. Autodiff of the shifted copies gives the same numbers
 away from ties but, chained (the skeleton's erosion, then dilation, then the next
@@ -52,10 +54,8 @@ def _copies(x: jax.Array, axes: tuple[int, ...]) -> list[jax.Array]:
     return copies
 
 
-def _extremum_and_source(
-    x: jax.Array, axes: tuple[int, ...], largest: bool
-) -> tuple[jax.Array, jax.Array]:
-    """Each window's extremum and the flat index (``int32``) of the pixel holding it."""
+def _source(x: jax.Array, axes: tuple[int, ...], largest: bool) -> jax.Array:
+    """The flat index (``int32``) of the pixel holding each window's extremum."""
     if x.size > MAX_SIZE:
         raise ValueError(f"Pooling takes at most {MAX_SIZE} elements, got {x.size}.")
     values = jnp.stack(_copies(x, axes), axis=-1)
@@ -74,12 +74,12 @@ def _extremum_and_source(
     # The initial value loses to every element: the opposite infinity, and a copy number
     # past the last (a tie with an infinite element goes to the element).
     init = (jnp.array(-jnp.inf if largest else jnp.inf, x.dtype), jnp.int8(len(axes) * 2 + 1))
-    value, chosen = lax.reduce((values, copy), init, better, (values.ndim - 1,))
+    _, chosen = lax.reduce((values, copy), init, better, (values.ndim - 1,))
     # Flat offsets of the copies: 0, then −stride and +stride of each axis.
     strides = [int(np.prod(x.shape[axis + 1 :])) for axis in axes]
     offsets = jnp.array([0, *(s * sign for s in strides for sign in (-1, 1))], jnp.int32)
     flat = lax.iota(jnp.int32, x.size).reshape(x.shape)
-    return value, flat + offsets[chosen]
+    return flat + offsets[chosen]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
@@ -97,6 +97,12 @@ def _window_extremum_jvp(
     axes: tuple[int, ...], largest: bool, primals: tuple, tangents: tuple
 ) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
-    value, source = _extremum_and_source(x, axes, largest)
-    picked = dx.reshape(-1).at[source.reshape(-1)].get(mode="promise_in_bounds")
-    return value, picked.reshape(x.shape)
+    # The indices are constants of the derivative (and JAX cannot differentiate a reduction
+    # with an integer operand): the value is the chosen pixel, gathered like its tangent, so
+    # a second derivative differentiates the gathers.
+    source = _source(lax.stop_gradient(x), axes, largest).reshape(-1)
+
+    def pick(a: jax.Array) -> jax.Array:
+        return a.reshape(-1).at[source].get(mode="promise_in_bounds").reshape(x.shape)
+
+    return pick(x), pick(dx)

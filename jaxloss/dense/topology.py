@@ -57,8 +57,8 @@ def _soft_skeleton(x: jax.Array, num_iters: int) -> jax.Array:
     # (JAX_DISABLE_MOST_OPTIMIZATIONS, jax 0.10.2) returned wrong gradients after a division.
     # Each step is rematerialized in the backward pass (``jax.checkpoint``): the loop keeps
     # only its two carries per step, not every pool's chosen neighbours and intermediate
-    # maps (measured at 2 x 64³ x 4, value and gradient: 182 MiB of XLA temp memory instead
-    # of 326, for 1.15x the time).
+    # maps (measured at 2 x 64³ x 4, value and gradient: 194 MiB of XLA temp memory instead
+    # of 326, for 1.15-1.3x the time).
     _, skeleton = lax.fori_loop(0, num_iters + 1, jax.checkpoint(step), (x, jnp.zeros_like(x)))
     return skeleton
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.test_util import check_grads
 from monai.losses import SoftclDiceLoss, SoftDiceclDiceLoss
 from monai.losses.cldice import soft_skel
 
@@ -349,6 +350,21 @@ def test_pool_kernel_routes_the_derivative_through_the_chosen_pixel(largest):
         np.testing.assert_array_equal(ours, value)
         np.testing.assert_array_equal(forward, jacobian)
         np.testing.assert_array_equal(backward, jacobian)
+
+
+def test_pool_kernel_has_second_derivatives():
+    # Hessian-vector products (forward over reverse) differentiate the derivative rule
+    # itself: a pool's square, chained, against finite differences to second order in both
+    # modes, away from ties (float64 uniform values).
+    from jaxloss._kernels.pools import window_extremum
+
+    def chain(x):
+        eroded = window_extremum(x, (1, 2), largest=False)
+        return jnp.sum(window_extremum(eroded, (1,), largest=True) ** 2 * x)
+
+    x = np.random.default_rng(3).uniform(size=(2, 5, 4, 2))
+    with jax.enable_x64(True):
+        check_grads(jax.jit(chain), (x,), order=2, modes=("fwd", "rev"))
 
 
 def test_pool_kernel_leaves_an_undifferentiated_input_to_elementwise_code():
