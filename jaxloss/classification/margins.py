@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks
+from jaxloss import _checked, _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName, vary_like
 from jaxloss.classification.binary import _binary_logit_loss, _weighted
@@ -22,7 +22,6 @@ from jaxloss.classification.softmax import (
     _class_weights,
     _classes_last,
     _integer_targets,
-    _take_class,
 )
 
 
@@ -88,7 +87,7 @@ def multi_margin(
     weights = _class_weights(class_weights, num_classes)
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
     margin = jnp.asarray(margin, logits.dtype)
-    hinge = jax.nn.relu(margin - _take_class(logits, safe_labels)[..., None] + logits)
+    hinge = jax.nn.relu(margin - _numerics.take_class(logits, safe_labels)[..., None] + logits)
     if p == 2:
         hinge = hinge * hinge
     classes = jax.lax.broadcasted_iota(safe_labels.dtype, logits.shape, logits.ndim - 1)

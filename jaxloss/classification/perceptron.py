@@ -23,7 +23,6 @@ from jaxloss.classification.softmax import (
     _classes_last,
     _integer_targets,
     _label_row_tangent,
-    _take_class,
 )
 
 
@@ -155,7 +154,7 @@ def _violation_parts(
     off_label = classes != labels[..., None]
     candidates = jnp.where(off_label, scores + margin, scores) if shifted else scores
     top = jnp.max(candidates, axis=-1)
-    value = jnp.where(mask, top - _take_class(scores, labels), 0)
+    value = jnp.where(mask, top - _numerics.take_class(scores, labels), 0)
     at_top = mask[..., None] & (candidates == top[..., None])
     ties = jnp.sum(at_top, axis=-1, dtype=scores.dtype)
     share = jnp.where(at_top, 1 / jnp.where(mask, ties, 1)[..., None], 0)

@@ -15,7 +15,7 @@ from jaxloss import _checked, _checks, _numerics
 from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
-from jaxloss.classification.softmax import _classes_last, _integer_targets, _take_class
+from jaxloss.classification.softmax import _classes_last, _integer_targets
 
 
 def _polynomial(epsilon: ArrayLike, x: jax.Array) -> jax.Array:
@@ -109,7 +109,7 @@ def poly_cross_entropy(
         one_minus_pt = jnp.sum(targets, axis=-1) - jnp.sum(targets * probs, axis=-1)
     else:
         safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
-        log_pt = _take_class(logits, safe_labels) - _numerics.logsumexp(logits)
+        log_pt = _numerics.take_class(logits, safe_labels) - _numerics.logsumexp(logits)
         cross_entropy = -log_pt
         one_minus_pt = -jnp.expm1(log_pt)
     loss = cross_entropy + _polynomial(epsilon, one_minus_pt)

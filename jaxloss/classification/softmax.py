@@ -84,7 +84,7 @@ def _label_nll_value(
     total = jnp.sum(exps, axis=-1, keepdims=True)
     log_normalizer = (shift + jnp.log(total))[..., 0]
     probs = exps / total
-    value = jnp.where(mask, log_normalizer - _take_class(logits, labels), 0)
+    value = jnp.where(mask, log_normalizer - _numerics.take_class(logits, labels), 0)
     return value, jnp.where(mask[..., None], probs, 0)
 
 
@@ -101,11 +101,9 @@ def _label_row_tangent(
     """``Σ_c w_c ds_c − ds_y`` per row, 0 where ``mask`` is False: the tangent of a row loss
     ``f(s) − s_y`` whose ``f`` has derivative ``w`` (the softmax of a log-sum-exp, the tie
     shares of a max), ``w`` already 0 in the rows left out."""
-    return jnp.sum(weights * d_scores, axis=-1) - jnp.where(mask, _take_class(d_scores, labels), 0)
-
-
-def _take_class(scores: jax.Array, labels: jax.Array) -> jax.Array:
-    return _numerics.take_class(scores, labels)
+    return jnp.sum(weights * d_scores, axis=-1) - jnp.where(
+        mask, _numerics.take_class(d_scores, labels), 0
+    )
 
 
 def _as_class_vector(weights: jax.Array, ndim: int) -> jax.Array:
@@ -216,7 +214,7 @@ def cross_entropy(
     )
     if smoothed or short:
         log_normalizer = _numerics.logsumexp(logits)
-        loss = log_normalizer - _take_class(logits, safe_labels)
+        loss = log_normalizer - _numerics.take_class(logits, safe_labels)
     else:
         loss = _label_nll(logits, safe_labels, mask)
     label_weights = None if weights is None else weights[safe_labels]
@@ -287,7 +285,7 @@ def nll(
     safe_labels, mask, logprobs = _integer_targets(
         labels, logprobs, "logprobs", ignore_index, where, zero_scores=False
     )
-    loss = jnp.where(mask, -_take_class(logprobs, safe_labels), 0)
+    loss = jnp.where(mask, -_numerics.take_class(logprobs, safe_labels), 0)
     label_weights = None if weights is None else weights[safe_labels]
     if label_weights is not None:
         loss = label_weights * loss
@@ -345,7 +343,7 @@ def softmax_focal(
     _checks.in_range(gamma, "gamma", low=0)
     logits = _classes_last(logits, axis, "logits")
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
-    log_p = _take_class(logits, safe_labels) - _numerics.logsumexp(logits)
+    log_p = _numerics.take_class(logits, safe_labels) - _numerics.logsumexp(logits)
     # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
     loss = -_numerics.safe_pow(-jnp.expm1(log_p), gamma) * log_p
     if alpha is not None:

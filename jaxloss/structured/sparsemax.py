@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks
+from jaxloss import _checked, _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
-from jaxloss.classification.softmax import _classes_last, _integer_targets, _take_class
+from jaxloss.classification.softmax import _classes_last, _integer_targets
 
 
 def _threshold(z: jax.Array) -> jax.Array:
@@ -260,5 +260,5 @@ def multiclass_sparsemax_loss(
     """
     logits = _classes_last(logits, axis, "logits")
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
-    loss = _shifted_conjugate(logits, _take_class(logits, safe_labels))
+    loss = _shifted_conjugate(logits, _numerics.take_class(logits, safe_labels))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
