@@ -37,13 +37,17 @@ def _weighted_pair(
     return predictions, targets, weights_or_none[0] if weights_or_none else None, mask
 
 
-# The elementwise terms of a prediction and a target, with their derivatives written out
-# (``_numerics.elementwise``: value and gradient each read the two inputs once).
-@_numerics.elementwise(lambda p, t: (2 * (p - t), 2 * (t - p)))
 def _squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """``(p - t)²``, differentiated by autodiff: XLA writes ``p - t`` out once, then sums its
+    square and scales it for the gradient, each from one array (optax's compiled program,
+    fusion for fusion). Written-out partials (``_numerics.elementwise``) read both inputs in
+    the sum and again in the gradient; measured on a 2-core AVX-512 CPU, value and gradient
+    at 2^20 and 2^22 elements took 1.15-1.3x as long that way."""
     return jnp.square(predictions - targets)
 
 
+# The elementwise terms of a prediction and a target, with their derivatives written out
+# (``_numerics.elementwise``: value and gradient each read the two inputs once).
 # sign(0) = 0: torch's subgradient at an exact match.
 @_numerics.elementwise(lambda p, t: (jnp.sign(p - t), jnp.sign(t - p)))
 def _absolute_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
