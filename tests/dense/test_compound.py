@@ -18,6 +18,7 @@ from tests.dense.cases_compound import PEERS
 # ---------------------------------------------------------------------------- MONAI parity
 
 SHAPES = {"2d": (2, 5, 4), "3d": (2, 3, 4, 2)}  # batch, then the spatial axes
+SAMPLE_MASK = np.array([True, False])
 
 
 def _inputs(shape, num_classes=4, seed=0):
@@ -286,3 +287,54 @@ def test_errors_name_the_argument(call, message):
     logits, labels, _ = _inputs(SHAPES["2d"], num_classes=3)
     with pytest.raises(ValueError, match=message):
         call(logits, labels)
+
+
+# ------------------------------------------------------- class by class against the arrays
+
+CLASS_PATH_OPTIONS = {
+    "dice": ({}, {"squared": True, "include_background": False}, {"where": SAMPLE_MASK[:, None]}),
+    "jaccard": ({}, {"class_weights": (0.5, 1.0, 2.0)}),
+    "tversky": ({"alpha": 0.3, "beta": 0.7}, {"include_background": False}),
+    "generalized_dice": ({}, {"weight_type": "simple"}),
+    "dice_ce": (
+        {},
+        {"class_weights": (0.5, 1.0, 2.0), "squared": True},
+        {"class_weights": (0.5, 1.0, 2.0), "label_smoothing": 0.2},
+        {"include_background": False, "where": SAMPLE_MASK},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLASS_PATH_OPTIONS))
+def test_class_by_class_paths_give_the_array_paths_numbers(name, monkeypatch):
+    # Up to UNROLLED_CLASSES classes, the overlap losses from softmax logits or integer
+    # labels (and dice_ce's shared softmax) work on one map per class; past it, on
+    # [..., classes] arrays. Both paths, on void labels (NaN logits there), a -inf logit,
+    # integer and one-hot targets and the options: the same values and gradients.
+    from jaxloss import _numerics
+
+    logits, labels = _void_inputs(SHAPES["3d"])
+    pixel = tuple(np.argwhere(labels[1] == 1)[0])  # a -inf logit, not the label's class
+    logits[(1, *pixel, 2)] = -np.inf
+    one_hot = np.eye(3, dtype=np.float32)[np.clip(labels, 0, 2)]
+    fn = getattr(jaxloss, name)
+    activation = {} if name == "dice_ce" else {"from_logits": "softmax"}
+
+    def run():
+        out = []
+        for targets in (labels, one_hot):
+            z = logits if targets is labels else np.where(np.isnan(logits), 0, logits)
+            for o in CLASS_PATH_OPTIONS[name]:
+                # Smoothed labels give every class a target: a -inf logit an infinite loss.
+                finite = np.maximum(z, -30) if "label_smoothing" in o else z
+                f = lambda z, o=o, t=targets: fn(z, t, **activation, **o)  # noqa: E731
+                out.append((o, *jax.value_and_grad(f)(jnp.asarray(finite))))
+        return out
+
+    by_class = run()
+    monkeypatch.setattr(_numerics, "UNROLLED_CLASSES", 0)
+    arrays = run()
+    for (o, value, grad), (_, value_arrays, grad_arrays) in zip(by_class, arrays, strict=True):
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+        np.testing.assert_allclose(value, value_arrays, rtol=1e-6, err_msg=str(o))
+        np.testing.assert_allclose(grad, grad_arrays, rtol=1e-5, atol=1e-8, err_msg=str(o))
