@@ -19,6 +19,7 @@ from tests.dense.cases_compound import PEERS
 
 SHAPES = {"2d": (2, 5, 4), "3d": (2, 3, 4, 2)}  # batch, then the spatial axes
 SAMPLE_MASK = np.array([True, False])
+SAMPLE_MASK3 = np.array([[True], [False], [True]])
 
 
 def _inputs(shape, num_classes=4, seed=0):
@@ -338,3 +339,31 @@ def test_class_by_class_paths_give_the_array_paths_numbers(name, monkeypatch):
         assert np.isfinite(value) and np.all(np.isfinite(grad))
         np.testing.assert_allclose(value, value_arrays, rtol=1e-6, err_msg=str(o))
         np.testing.assert_allclose(grad, grad_arrays, rtol=1e-5, atol=1e-8, err_msg=str(o))
+
+
+@pytest.mark.parametrize("name", ["dice", "jaccard", "tversky", "generalized_dice"])
+def test_a_single_class_is_its_own_column(name, monkeypatch):
+    # Binary overlap losses ([..., 1], sigmoid logits or probabilities) sum their one class
+    # as a [batch, ...] map; the [..., 1] array path gives the same numbers.
+    from jaxloss import _numerics
+
+    rng = np.random.default_rng(3)
+    logits = (2 * rng.normal(size=(3, 5, 4, 1))).astype(np.float32)
+    targets = rng.uniform(size=logits.shape).astype(np.float32)
+    fn = getattr(jaxloss, name)
+    options = [{"from_logits": "sigmoid"}, {"from_logits": "sigmoid", "where": SAMPLE_MASK3}]
+    if name == "generalized_dice":
+        options = options[:1]
+
+    def run():
+        return [
+            jax.value_and_grad(lambda z, o=o: fn(z, targets, **o))(jnp.asarray(logits))
+            for o in options
+        ] + [jax.value_and_grad(lambda p: fn(p, targets))(jax.nn.sigmoid(logits))]
+
+    by_class = run()
+    monkeypatch.setattr(_numerics, "UNROLLED_CLASSES", 0)
+    for (value, grad), (value_arrays, grad_arrays) in zip(by_class, run(), strict=True):
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+        np.testing.assert_allclose(value, value_arrays, rtol=1e-6)
+        np.testing.assert_allclose(grad, grad_arrays, rtol=1e-5, atol=1e-8)
