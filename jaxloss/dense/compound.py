@@ -141,8 +141,8 @@ def _soft_cross_entropy(
     ``(1 - α) w_y (-log p_y) + (α / C) Σ_c w_c (-log p_c)``.
 
     ``log_probs`` is ``[..., classes]`` with per-class ``targets``, or a class-by-class
-    softmax with integer labels or per-class targets, read as
-    ``log_total · Σ_c a_c - Σ_c a_c shifted_c`` (``SoftmaxColumns``).
+    softmax (``SoftmaxColumns``) with integer labels, read as ``log_total · Σ_c a_c -
+    Σ_c a_c shifted_c``: without smoothing, ``w_y (log_total - shifted_y)``.
     """
     if not isinstance(log_probs, _numerics.SoftmaxColumns):
         if pixels is not None:
@@ -155,9 +155,8 @@ def _soft_cross_entropy(
         return loss if pixels is None else jnp.where(pixels, loss, 0)
     shifted = log_probs.shifted
     dtype, num_classes = shifted[0].dtype, len(shifted)
-    smoothed = not _checks.is_static_zero(label_smoothing)
-    if targets.shape == shifted[0].shape and not smoothed:
-        # Integer labels: a_c is the label's weight (1 without weights) in its class only.
+    if _checks.is_static_zero(label_smoothing):
+        # a_c is the label's weight (1 without weights) in its class only.
         label_weight = jnp.ones((), dtype) if weights is None else jnp.zeros((), dtype)
         picked = jnp.zeros_like(shifted[0])
         for k, column in enumerate(shifted):
@@ -166,14 +165,9 @@ def _soft_cross_entropy(
                 label_weight = jnp.where(targets == k, weights[k].astype(dtype), label_weight)
         loss = label_weight * (log_probs.log_total - picked)
     else:
-        if targets.shape == shifted[0].shape:
-            columns = [(targets == k).astype(dtype) for k in range(num_classes)]
-        else:
-            columns = [targets[..., k].astype(dtype) for k in range(num_classes)]
-        columns = list(zero_masked(pixels, *columns))
-        if smoothed:
-            alpha = jnp.asarray(label_smoothing, dtype)
-            columns = [(1 - alpha) * column + alpha / num_classes for column in columns]
+        columns = [(targets == k).astype(dtype) for k in range(num_classes)]
+        alpha = jnp.asarray(label_smoothing, dtype)
+        columns = [(1 - alpha) * column + alpha / num_classes for column in columns]
         if weights is not None:
             columns = [column * weights[k].astype(dtype) for k, column in enumerate(columns)]
         mass, weighted = columns[0], jnp.where(columns[0] == 0, 0, columns[0] * shifted[0])
