@@ -524,6 +524,8 @@ def test_overlap_shape_errors(fn):
         fn(probs, labels.astype(np.float32))
     with pytest.raises(ValueError, match="`probs` must be"):
         fn(probs[0, 0, 0], labels[0, 0, 0])
+    with pytest.raises(ValueError, match="`probs` must be"):
+        fn(probs[0, 0, 0, 0], labels[0, 0])  # a scalar: no class axis
     with pytest.raises(ValueError, match="include_background"):
         fn(probs[..., :1], labels, include_background=False)
     with pytest.raises(ValueError, match="where"):
