@@ -38,9 +38,8 @@ from jaxloss.classification.softmax import cross_entropy
 from jaxloss.dense.overlap import (
     ACTIVATIONS,
     _check_softmax_classes,
-    _dice_losses,
+    _dice_and_softmax,
     _kept_class_weights,
-    _overlap_terms,
     dice,
 )
 
@@ -107,24 +106,15 @@ def _dice_term(
         log_softmax = _numerics.log_softmax(read_logits)
         loss = dice(jnp.exp(log_softmax), targets, where=where, reduction="none", **options)
         return loss, log_softmax
-    intersection, total, entries, softmax = _overlap_terms(
+    return _dice_and_softmax(
         logits,
         targets,
-        squared=options["squared"],
-        include_background=options["include_background"],
         from_logits=from_logits,
         where=where,
+        reduction="none",
         columns=columns,
+        **options,
     )
-    loss = _dice_losses(
-        intersection,
-        total,
-        smooth_nr=options["smooth_nr"],
-        smooth_dr=options["smooth_dr"],
-        class_weights=options["class_weights"],
-        include_background=options["include_background"],
-    )
-    return reduce_loss(loss, "none", where=entries), softmax
 
 
 def _soft_cross_entropy(

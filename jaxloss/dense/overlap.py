@@ -8,7 +8,7 @@ including classes absent from both the prediction and the target.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,7 @@ def _class_maps(
     where: ArrayLike | None,
     per_class: bool,
     columns: bool = False,
+    softmax_columns: bool = True,
 ) -> ClassMaps:
     """Float probabilities and targets of one shape, the axes the overlap sums run over, and
     the mask to reduce with: ``[batch, num_classes]`` if ``per_class``, else ``[batch]``.
@@ -92,7 +93,8 @@ def _class_maps(
     logits). A single class (binary Dice, ``[..., 1]``) is its own column: XLA:CPU's sum
     of a product of two ``[16, 128, 128, 1]`` arrays over the middle axes took 4.5x as
     long as over ``[16, 128, 128]`` (binary Dice from sigmoid logits 2.4-2.9x faster).
-    Callers with more sums than Dice's two choose (``tversky``). Class by class, a softmax
+    ``softmax_columns=False`` keeps softmax logits with per-class targets on the arrays, for
+    callers with more sums than Dice's two (``tversky``). Class by class, a softmax
     is also returned whole (``ClassMaps.softmax``), for a cross-entropy term that shares it
     (``dice_ce``).
     """
@@ -120,7 +122,7 @@ def _class_maps(
     split = (
         columns
         and _numerics.is_short(num_classes)
-        and (labels_given or from_logits == "softmax" or num_classes == 1)
+        and (labels_given or (softmax_columns and from_logits == "softmax") or num_classes == 1)
     )
     counted = None
     t: Classes
@@ -179,23 +181,10 @@ def _class_maps(
 
 
 def _probs_and_targets(
-    probs: ArrayLike,
-    targets: ArrayLike,
-    *,
-    include_background: bool,
-    from_logits: str | None,
-    where: ArrayLike | None,
-    per_class: bool,
+    probs: ArrayLike, targets: ArrayLike, **options: Any
 ) -> tuple[jax.Array, jax.Array, tuple[int, ...], jax.Array | None]:
-    """:func:`_class_maps` as ``[batch, ..., classes]`` arrays."""
-    p, t, axes, mask, _ = _class_maps(
-        probs,
-        targets,
-        include_background=include_background,
-        from_logits=from_logits,
-        where=where,
-        per_class=per_class,
-    )
+    """:func:`_class_maps` (its keyword ``options``) as ``[batch, ..., classes]`` arrays."""
+    p, t, axes, mask, _ = _class_maps(probs, targets, **options)
     assert not isinstance(p, list) and not isinstance(t, list)
     return p, t, axes, mask
 
@@ -212,11 +201,7 @@ def _without_background(x: Classes) -> Classes:
 
 def _zeroed(pixels: jax.Array | None, x: Classes) -> Classes:
     """``x`` with every class of the pixels ``pixels`` leaves out (``[batch, ...]``) zeroed."""
-    if pixels is None:
-        return x
-    if isinstance(x, list):
-        return list(zero_masked(pixels, *x))
-    return jnp.where(pixels[..., None], x, 0)
+    return list(zero_masked(pixels, *x)) if isinstance(x, list) else zero_masked(pixels, x)[0]
 
 
 def _class_sums(
@@ -313,23 +298,40 @@ def _overlap_terms(
     return intersection, total, mask, softmax
 
 
-def _dice_losses(
-    intersection: jax.Array,
-    total: jax.Array,
+def _dice_and_softmax(
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
     smooth_nr: ArrayLike,
     smooth_dr: ArrayLike,
+    squared: bool,
     class_weights: ArrayLike | None,
     include_background: bool,
-) -> jax.Array:
-    """The weighted Dice losses ``w_c (1 - (2 I + s_nr) / (T + s_dr))``, ``[batch, kept]``."""
+    from_logits: str | None,
+    where: ArrayLike | None,
+    reduction: str,
+    axis_name: AxisName = None,
+    columns: bool = True,
+) -> tuple[jax.Array, _numerics.SoftmaxColumns | None]:
+    """:func:`dice`, and the class-by-class softmax it computed (``ClassMaps.softmax``) for
+    a cross-entropy term to share (``dice_ce``); ``columns`` as :func:`_class_maps`'s."""
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
+    intersection, total, mask, softmax = _overlap_terms(
+        probs,
+        targets,
+        squared=squared,
+        include_background=include_background,
+        from_logits=from_logits,
+        where=where,
+        columns=columns,
+    )
     dtype = intersection.dtype
     score = _overlap_ratio(
         2 * intersection + jnp.asarray(smooth_nr, dtype), total + jnp.asarray(smooth_dr, dtype)
     )
-    return _weighted(1 - score, class_weights, include_background)
+    loss = _weighted(1 - score, class_weights, include_background)
+    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name), softmax
 
 
 def dice(
@@ -409,23 +411,20 @@ def dice(
       overlap as a deep learning loss function for highly unbalanced segmentations",
       DLMIA 2017.
     """
-    intersection, total, mask, _ = _overlap_terms(
+    loss, _ = _dice_and_softmax(
         probs,
         targets,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
         squared=squared,
+        class_weights=class_weights,
         include_background=include_background,
         from_logits=from_logits,
         where=where,
+        reduction=reduction,
+        axis_name=axis_name,
     )
-    loss = _dice_losses(
-        intersection,
-        total,
-        smooth_nr=smooth_nr,
-        smooth_dr=smooth_dr,
-        class_weights=class_weights,
-        include_background=include_background,
-    )
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+    return loss
 
 
 def jaccard(
