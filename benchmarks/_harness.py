@@ -4,20 +4,33 @@ Methodology, the same for every script: each contender is compiled (JAX) or buil
 and warmed up first; then the contenders run alternately, one call each per round, in an
 order that cycles through every rotation and its reverse so that none follows the same
 neighbour more often than the others (a multi-threaded torch call, whose threads spin after
-it returns and which frees large buffers, slows whatever runs next: ``round_order``);
+it returns and which frees large buffers, slows whatever runs next: ``round_order``, and
+``TORCH_SPINCOUNT`` shortens the spin);
 medians over the rounds; ratios between contenders in the same process. Memory is XLA's
 compiled memory analysis (``temp_size_in_bytes``), which is exact, not sampled.
 
 ``Case`` and ``measure`` apply this to every contender of one benchmark case at once (the
 cases of ``run.py`` and its sweeps); the deep-dive scripts use the pieces directly.
+
+Every script re-executes itself once with glibc's allocator held steady (``steady_allocator``,
+called by ``parse_args``; ``--default-malloc`` opts out). Without it, each process draws
+its own allocation pattern: in some, XLA:CPU's output and temporary buffers land in a heap
+of a worker thread's arena that glibc unmaps when the buffer is freed, and every call then
+faults in every page of its outputs anew (measured: ``x + y`` at 2^22 float32, 4,097 minor
+page faults and 5.7–6.4 ms per call in those processes, 0 faults and 0.9–1.0 ms in the
+others). That is a 3x per-process swing in every memory-bound row, decided by where glibc
+put a buffer, not by the code timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -27,6 +40,20 @@ import numpy as np
 
 MIB = 1024 * 1024
 PML = "pytorch-metric-learning"
+
+# glibc's allocator held steady (``steady_allocator``): one arena, so no worker-thread heap
+# is created and unmapped around a buffer; blocks up to 32 MiB (the tunable's maximum) from
+# the heap, and freed memory kept, so a call reuses the pages of the call before.
+STEADY_MALLOC = (
+    "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=33554432:"
+    "glibc.malloc.trim_threshold=4294967296"
+)
+
+# run.py's rounds: at least ``--repeats``, and more for fast cases, as many as fit in
+# ``MIN_SECONDS`` of calls, up to ``MAX_ROUNDS`` (an 11-round median of a 0.5 ms call
+# moved by ±10% from run to run).
+MIN_SECONDS = 1.0
+MAX_ROUNDS = 201
 
 
 def compile_jax(fn: Callable, *args) -> tuple[Callable[[], object], object, float]:
@@ -51,8 +78,22 @@ def compile_jax(fn: Callable, *args) -> tuple[Callable[[], object], object, floa
     return run, run(), temp / MIB if temp is not None else float("nan")
 
 
+# How long torch's OpenMP threads (GNU libgomp) spin after a parallel region before they
+# sleep: libgomp's default, 300,000 spins (milliseconds here), kept a core busy through the
+# next contender's call (measured: jaxloss's generalized_dice 8.2–8.4 ms after torch calls,
+# 4.5–5.1 ms with 10,000 spins; torch's own times unchanged: its cross_entropy 3.4–3.6 ms,
+# its huber 0.91–0.93 ms against 0.92–0.95; 1,000 spins slowed torch's huber to 1.1–1.2).
+TORCH_SPINCOUNT = "10000"
+
+
 def import_torch():
-    """torch with as many threads as CPU cores, or None (printing a note) if not installed."""
+    """torch with as many threads as CPU cores, or None (printing a note) if not installed.
+
+    Its OpenMP threads spin ``TORCH_SPINCOUNT`` times after a parallel region (unless
+    ``GOMP_SPINCOUNT`` is set already), long enough for the gaps between its own kernels
+    and short enough to leave the cores to the next contender.
+    """
+    os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)
     try:
         import torch
     except ImportError:
@@ -103,6 +144,21 @@ def round_robin(
     return times
 
 
+def adaptive_rounds(
+    contenders: dict[str, Callable[[], object]], repeats: int, min_seconds: float
+) -> int:
+    """``repeats``, or more for a fast case: as many rounds as fit in ``min_seconds`` of
+    calls (one timed call of each contender estimates a round), at most ``MAX_ROUNDS``."""
+    if min_seconds <= 0:
+        return repeats
+    start = time.perf_counter()
+    for run in contenders.values():
+        run()
+    per_round = time.perf_counter() - start
+    fit = math.floor(min_seconds / per_round) if per_round > 0 else MAX_ROUNDS
+    return max(repeats, min(MAX_ROUNDS, fit))
+
+
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -115,11 +171,33 @@ def paired_ratio(times: dict[str, list[float]], numerator: str, denominator: str
 
 
 def describe_environment() -> str:
-    """One line naming the JAX version, backend and CPU count."""
+    """One line naming the JAX version, backend, CPU count and allocator settings."""
     return (
         f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device(s)), "
-        f"cpu_count {os.cpu_count()}"
+        f"cpu_count {os.cpu_count()}, {allocator()}"
     )
+
+
+def allocator() -> str:
+    """How this process's allocator is set: ``steady_allocator``'s settings or the default."""
+    if STEADY_MALLOC in os.environ.get("GLIBC_TUNABLES", ""):
+        return f"GLIBC_TUNABLES={STEADY_MALLOC}"
+    return "default malloc settings"
+
+
+def steady_allocator() -> None:
+    """Re-executes this script, once, with glibc's allocator held steady (``STEADY_MALLOC``).
+
+    Does nothing where the settings are already in ``GLIBC_TUNABLES`` (the re-executed
+    process) or the C library is not glibc. Other tunables the caller set are kept. Torch
+    and the JAX contenders run under the same settings, in the same process.
+    """
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if STEADY_MALLOC in tunables or platform.libc_ver()[0] != "glibc":
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=":".join(t for t in (tunables, STEADY_MALLOC) if t))
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def parse_args(description: str, repeats: int, quick_repeats: int, extra=None):
@@ -142,9 +220,16 @@ def parse_args(description: str, repeats: int, quick_repeats: int, extra=None):
         help=f"round-robin rounds (default {repeats}; quick: {quick_repeats})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed for the inputs")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default allocator settings (see steady_allocator)",
+    )
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
+    if not args.default_malloc:
+        steady_allocator()
     if args.repeats is None:
         args.repeats = quick_repeats if args.quick else repeats
     if args.repeats < 1:
@@ -224,7 +309,11 @@ class Torch:
             return "torch not installed"
         threads = self.module.get_num_threads()
         pml = f", {PML} {self.pml.__version__}" if self.pml else ""
-        return f"torch {self.module.__version__} on {self.device} ({threads} threads){pml}"
+        spin = os.environ.get("GOMP_SPINCOUNT", "default")
+        return (
+            f"torch {self.module.__version__} on {self.device} ({threads} threads, "
+            f"GOMP_SPINCOUNT={spin}){pml}"
+        )
 
     def step(self, make: Callable, arrays: list[np.ndarray], wrt: tuple[int, ...]):
         """A zero-argument forward + backward on ``arrays``, synchronized."""
@@ -249,8 +338,12 @@ class Torch:
         return run
 
 
-def measure(case: Case, tc: Torch, repeats: int) -> Result:
-    """Compiles, checks the values agree, times round-robin; see the module docstring."""
+def measure(case: Case, tc: Torch, repeats: int, min_seconds: float = 0.0) -> Result:
+    """Compiles, checks the values agree, times round-robin; see the module docstring.
+
+    At least ``repeats`` rounds (at most ``case.rounds``), and more for a fast case: as many
+    as fit in ``min_seconds`` (``adaptive_rounds``; run.py passes ``MIN_SECONDS``).
+    """
     args = [jnp.asarray(a) for a in case.arrays]
     runs, temp, value = {}, {}, {}
     for name, fn in case.jax.items():
@@ -269,6 +362,10 @@ def measure(case: Case, tc: Torch, repeats: int) -> Result:
             np.testing.assert_allclose(
                 v, value[baseline], rtol=case.rtol, err_msg=f"{case.label}: {name}"
             )
-    times = round_robin(runs, repeats if case.rounds is None else min(repeats, case.rounds))
+    if case.rounds is not None:
+        rounds = min(repeats, case.rounds)
+    else:
+        rounds = adaptive_rounds(runs, repeats, min_seconds)
+    times = round_robin(runs, rounds)
     ratio = {name: paired_ratio(times, name, baseline) for name in runs}
     return Result(case, medians(times), ratio, temp, value)

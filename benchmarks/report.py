@@ -11,6 +11,7 @@ import datetime
 import os
 import platform
 
+import _harness
 import jax
 import numpy as np
 import optax
@@ -193,12 +194,18 @@ def write_results(folder, args, tc, results, sweep_list, plots, seconds, roof=No
         f"{args.seed}) on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, in "
         f"{seconds:.0f} s.",
         "",
-        f"- Machine: {machine()}.",
+        f"- Machine: {machine()}; {_harness.allocator()}.",
         f"- Versions: {versions(tc)}.",
         "- Method: every contender compiled (JAX: `jit(value_and_grad)`) or built (torch: "
         "forward + `backward()`) and warmed up, then run round-robin in one "
-        "process, the order cycling through every rotation and its reverse; medians; "
-        "ratios are medians of per-round ratios. Temp memory is "
+        "process, the order cycling through every rotation and its reverse; "
+        f"{args.repeats} rounds, or as many as fit in {_harness.MIN_SECONDS:g} s of calls "
+        f"(at most {_harness.MAX_ROUNDS}) for a fast case of a full run; medians; "
+        "ratios are medians of per-round ratios. glibc's allocator is held steady for "
+        "every contender alike (`_harness.steady_allocator`: otherwise some processes "
+        "fault in every page of XLA's output buffers on every call), and torch's OpenMP "
+        "threads stop spinning sooner after its calls (`_harness.TORCH_SPINCOUNT`: "
+        "torch's own times unchanged, the next contender's core left free). Temp memory is "
         "XLA's compiled `memory_analysis().temp_size_in_bytes` (exact; torch has none). "
         "Values are checked equal before timing unless a note says why not. Shared machines "
         "are noisy: read the ratios, not the absolute times.",

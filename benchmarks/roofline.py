@@ -6,8 +6,9 @@ one round-robin (``_harness.round_robin``: every kernel once per round, the orde
 and reversing, so load drift hits all of them alike):
 
 - Bandwidth: the triad ``a + s * b`` (``s`` a traced scalar) under ``jit``; it moves
-  3 arrays x 4 B x N, so bandwidth = 12 N / median time. Its output is a fresh buffer, as
-  every loss's gradient is, so the cost of first touching new pages counts on both sides.
+  3 arrays x 4 B x N, so bandwidth = 12 N / median time. Its output is a new buffer per
+  call, as every loss's gradient is; with the allocator held steady
+  (``_harness.steady_allocator``) both reuse the pages of the call before.
 - Transcendental costs: ``jit(lambda x: f(x))`` for each function XLA emits here (exp, log,
   log1p, expm1, tanh, logistic, sqrt, rsqrt, pow), against ``jit(lambda x: x + 1)``, which
   reads and writes the same bytes. Cost per element = max(0, median over rounds of

@@ -71,10 +71,11 @@ def main() -> None:
     print(report.machine())
     print(report.versions(tc))
     rng = np.random.default_rng(args.seed)
+    min_seconds = 0.0 if args.quick else _harness.MIN_SECONDS
     results = []
     for family in args.only or FAMILIES:
         for case in FAMILIES[family](args.quick, rng):
-            result = _harness.measure(case, tc, args.repeats)
+            result = _harness.measure(case, tc, args.repeats, min_seconds)
             results.append(result)
             baseline = next(iter(case.jax))
             ratios = ", ".join(
