@@ -154,6 +154,53 @@ def test_elementwise_leaves_out_an_argument_without_partial():
     np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(scaled(x, 2.0)))(x), [2.0] * 3)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_written_out_is_the_identity_bit_for_bit(dtype):
+    info = np.finfo(dtype)
+    width = {2: np.uint16, 4: np.uint32}[info.bits // 8]
+    bits = np.random.default_rng(0).integers(0, np.iinfo(width).max, 1 << 16, dtype=np.uint64)
+    # Zeros of both signs, the smallest subnormals, ±inf and NaNs with payloads.
+    top = 1 << (info.bits - 1)
+    exponent = ((1 << info.nexp) - 1) << info.nmant
+    specials = [0, top, 1, top | 1, exponent, top | exponent, exponent | 1, exponent | 3]
+    pattern = np.concatenate([bits.astype(width), np.asarray(specials, width)])
+    x = jnp.asarray(pattern.view(dtype))
+    got = np.asarray(jax.jit(_numerics.written_out)(x)).view(width)
+    # NaNs stay NaN (the CPU computes bfloat16 in float32, which quiets a signaling NaN, as
+    # any bfloat16 operation there does); every other value keeps its bits.
+    nan = np.isnan(pattern.view(dtype).astype(np.float32))
+    assert np.isnan(got.view(dtype).astype(np.float32))[nan].all()
+    np.testing.assert_array_equal(got[~nan], pattern[~nan])
+    # It is linear: a tangent and a cotangent pass through unchanged.
+    ones = jnp.ones(3, dtype)
+    assert jax.jvp(_numerics.written_out, (ones,), (ones,))[1].tolist() == ones.tolist()
+    assert jax.grad(lambda v: jnp.sum(_numerics.written_out(v * 2.0)))(ones).tolist() == [2.0] * 3
+
+
+def test_written_elementwise_has_the_values_and_partials_of_the_unwritten():
+    def partials(x, y):
+        return y, x
+
+    def product(x, y):
+        return x * y
+
+    plain = _numerics.elementwise(partials)(product)
+    written = _numerics.elementwise(partials, written=True)(product)
+    x, y = jnp.array([1.0, -2.0, 3.0]), jnp.array([0.5, 4.0, -1.0])
+    np.testing.assert_array_equal(written(x, y), plain(x, y))
+    for argnums in (0, 1):
+        g_plain = jax.grad(lambda *a: jnp.sum(plain(*a)), argnums)(x, y)
+        g_written = jax.grad(lambda *a: jnp.sum(written(*a)), argnums)(x, y)
+        np.testing.assert_array_equal(g_written, g_plain)
+    # Second derivatives through the written values: the product's own Hessian.
+    joined = jnp.concatenate([x, y])
+    hessian = jax.hessian(lambda v: jnp.sum(written(v[:3], v[3:])))(joined)
+    np.testing.assert_array_equal(hessian, np.roll(np.eye(6), 3, axis=1))  # [[0, I], [I, 0]]
+    # The marker survives XLA's optimizations (what makes XLA:CPU write the values out).
+    text = jax.jit(lambda *a: jnp.sum(written(*a))).lower(x, y).compile().as_text()
+    assert "reduce-precision(" in text
+
+
 def test_xlogx_is_x_log_x_with_its_limit_at_0():
     x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan], np.float32)
     # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32.

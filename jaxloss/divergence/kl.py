@@ -85,9 +85,11 @@ def kl_div(
 
 # The pointwise terms with their partials written out (``_numerics.elementwise``), their
 # values without a select (``_numerics.xlogx``): on XLA:CPU the value is one YNNPACK sum and
-# the gradient one loop over the inputs.
+# the gradient one loop over the inputs. ``_kl``'s values are written out first
+# (``_numerics.written_out``: its target is read twice).
 @_numerics.elementwise(
-    lambda logprobs, targets: (-targets, _numerics.xlogx_slope(targets) - logprobs)
+    lambda logprobs, targets: (-targets, _numerics.xlogx_slope(targets) - logprobs),
+    written=True,
 )
 def _kl(logprobs: jax.Array, targets: jax.Array) -> jax.Array:
     """``t (log t - x)``, 0 where ``t = 0``."""

@@ -194,7 +194,7 @@ def _huber_partials(
     return slope, -slope, jnp.where(size < width, 0, size - width)
 
 
-@_numerics.elementwise(_huber_partials)
+@_numerics.elementwise(_huber_partials, written=True)
 def _huber(predictions: jax.Array, targets: jax.Array, width: jax.Array) -> jax.Array:
     """The Huber function of ``d = predictions - targets``: ``d²/2`` for ``|d| < width`` and
     ``width (|d| - width/2)`` beyond (:func:`_quadratic_then_linear`); its slope
@@ -215,7 +215,7 @@ def _smooth_l1_partials(
     return slope, -slope, jnp.where(positive, by_beta, 0)
 
 
-@_numerics.elementwise(_smooth_l1_partials)
+@_numerics.elementwise(_smooth_l1_partials, written=True)
 def _smooth_l1(predictions: jax.Array, targets: jax.Array, beta: jax.Array) -> jax.Array:
     """Huber with width ``beta`` divided by ``beta``, and ``|d|`` for ``beta = 0``: the
     division by a safe ``beta`` keeps that case finite. The choice is made on the scalar

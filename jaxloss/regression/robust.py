@@ -101,7 +101,7 @@ def _charbonnier_partials(
     return diff / length, -diff / length, epsilon / length
 
 
-@_numerics.elementwise(_charbonnier_partials)
+@_numerics.elementwise(_charbonnier_partials, written=True)
 def _charbonnier(predictions: jax.Array, targets: jax.Array, epsilon: jax.Array) -> jax.Array:
     """``hypot(predictions - targets, epsilon)``, with the gradient ``d / ℓ`` written out."""
     return _hypot(jnp.abs(predictions - targets), jnp.abs(epsilon))
