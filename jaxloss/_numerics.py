@@ -61,7 +61,7 @@ def written_out(x: jax.Array) -> jax.Array:
     (which YNNPACK computes faster than a loop fusion): ``huber``, ``smooth_l1``,
     ``charbonnier`` 1.15–1.9x faster value and gradient at 2^16 to 2^22 float32 elements,
     ``kl_div`` 1.16–1.23x at 2^20 to 2^22, for one array of temp memory; ``log_cosh`` and
-    the logistic losses 1.5–2x slower. On other backends it fuses into the loop as nothing.
+    the logistic losses 1.1–2x slower. On other backends it fuses into the loop as nothing.
     """
     info = jnp.finfo(x.dtype)
     return jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
