@@ -58,10 +58,12 @@ def written_out(x: jax.Array) -> jax.Array:
     XLA keeps it while YNNPACK's reduction fusion does not take it. The reduction then sums
     one array. It pays where the formula reuses intermediates (YNNPACK materializes each
     reused value per tile; a loop fusion keeps it in a register) and has no ``exp``/``log1p``
-    (which YNNPACK computes faster than a loop fusion): ``huber``, ``smooth_l1``,
-    ``charbonnier`` 1.15–1.9x faster value and gradient at 2^16 to 2^22 float32 elements,
-    ``kl_div`` 1.16–1.23x at 2^20 to 2^22, for one array of temp memory; ``log_cosh`` and
-    the logistic losses 1.1–2x slower. On other backends it fuses into the loop as nothing.
+    (which YNNPACK computes faster than a loop fusion): value and gradient, paired with the
+    unwritten form at 2^16, 2^20 and 2^22 float32 elements, ``huber`` 1.05–1.66x faster,
+    ``smooth_l1`` 1.18–1.61x, ``charbonnier`` 1.20–1.44x, ``kl_div`` 1.05–1.22x, for one
+    array of temp memory; ``log_cosh`` and the logistic losses 1.1–2x slower, ``mse``,
+    ``mae`` and ``hinge`` 1.1–1.6x slower at 2^22. On other backends it fuses into the loop
+    as nothing.
     """
     info = jnp.finfo(x.dtype)
     return jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
@@ -80,10 +82,9 @@ def elementwise(
     the gradient nor fuses them together: the value's sum reads the inputs once (on XLA:CPU,
     one YNNPACK reduction), the gradient reads them once more and writes itself (one loop),
     and no intermediate array of the inputs' size is written at all (with ``written``, one:
-    the values). Shared, XLA writes the
-    common intermediates out for both (``mae`` at 2^22 elements: 9.2 ms with the difference
-    and its sign written out, against 2.9 ms). The partials are themselves differentiable,
-    so higher derivatives hold.
+    the values). Shared, XLA writes the common intermediates out for both (``mae`` at 2^22
+    elements: 9.2 ms with the difference and its sign written out, against 2.9 ms). The
+    partials are themselves differentiable, so higher derivatives hold.
 
     The barrier does not separate literal constants: a constant the value and the partials
     both broadcast to the inputs' shape (a ``1 - t``, a floor, XLA's own ``1`` in a
