@@ -41,3 +41,51 @@ def test_every_family_of_the_harness_has_a_ratio():
         family_rows = [row for row in rows if row.startswith(f"| {name} |")]
         assert family_rows, f"the README's benchmark table has no row for {name}"
         assert all(re.search(r" \d+\.\d\d", row.split("|")[3]) for row in family_rows), name
+
+
+def _harness_module():
+    """benchmarks/_harness.py, imported as the scripts import it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("_harness")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_fast_cases_get_more_rounds_and_slow_ones_their_repeats():
+    import time
+
+    harness = _harness_module()
+    fast = {"a": lambda: time.sleep(0.001), "b": lambda: time.sleep(0.001)}
+    slow = {"a": lambda: time.sleep(0.03)}
+    assert harness.adaptive_rounds(fast, 3, 0.0) == 3
+    assert 3 < harness.adaptive_rounds(fast, 3, 0.1) <= harness.MAX_ROUNDS
+    assert harness.adaptive_rounds(fast, 3, 1e6) == harness.MAX_ROUNDS
+    assert harness.adaptive_rounds(slow, 3, 0.01) == 3
+
+
+def test_a_script_reexecutes_itself_once_with_the_steady_allocator(tmp_path):
+    import os
+    import platform
+    import subprocess
+
+    harness = _harness_module()
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "print('start', flush=True)\n"
+        "import _harness\n"
+        "_harness.steady_allocator()\n"
+        "print(os.environ.get('GLIBC_TUNABLES', ''), _harness.allocator())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    if platform.libc_ver()[0] != "glibc":
+        assert out == ["start", " default malloc settings"]
+        return
+    # Started twice (the re-execution), then the settings in place and reported.
+    assert out[:2] == ["start", "start"]
+    assert out[2] == f"{harness.STEADY_MALLOC} GLIBC_TUNABLES={harness.STEADY_MALLOC}"
