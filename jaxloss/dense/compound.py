@@ -38,8 +38,8 @@ from jaxloss.classification.softmax import cross_entropy
 from jaxloss.dense.overlap import (
     ACTIVATIONS,
     _check_softmax_classes,
-    _dice_and_softmax,
     _kept_class_weights,
+    _overlap_loss,
     dice,
 )
 
@@ -106,7 +106,7 @@ def _dice_term(
         log_softmax = _numerics.log_softmax(read_logits)
         loss = dice(jnp.exp(log_softmax), targets, where=where, reduction="none", **options)
         return loss, log_softmax
-    return _dice_and_softmax(
+    return _overlap_loss(
         logits,
         targets,
         from_logits=from_logits,

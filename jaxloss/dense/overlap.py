@@ -298,10 +298,11 @@ def _overlap_terms(
     return intersection, total, mask, softmax
 
 
-def _dice_and_softmax(
+def _overlap_loss(
     probs: ArrayLike,
     targets: ArrayLike,
     *,
+    jaccard: bool = False,
     smooth_nr: ArrayLike,
     smooth_dr: ArrayLike,
     squared: bool,
@@ -313,8 +314,9 @@ def _dice_and_softmax(
     axis_name: AxisName = None,
     columns: bool = True,
 ) -> tuple[jax.Array, _numerics.SoftmaxColumns | None]:
-    """:func:`dice`, and the class-by-class softmax it computed (``ClassMaps.softmax``) for
-    a cross-entropy term to share (``dice_ce``); ``columns`` as :func:`_class_maps`'s."""
+    """:func:`dice` (:func:`jaccard` with ``jaccard``), and the class-by-class softmax it
+    computed (``ClassMaps.softmax``) for a cross-entropy term to share (``dice_ce``);
+    ``columns`` as :func:`_class_maps`'s."""
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
     intersection, total, mask, softmax = _overlap_terms(
@@ -327,8 +329,10 @@ def _dice_and_softmax(
         columns=columns,
     )
     dtype = intersection.dtype
+    # Dice 2I / (Σp + Σt); Jaccard I / U with the union U = Σp + Σt − I.
+    overlap, extent = (intersection, total - intersection) if jaccard else (2 * intersection, total)
     score = _overlap_ratio(
-        2 * intersection + jnp.asarray(smooth_nr, dtype), total + jnp.asarray(smooth_dr, dtype)
+        overlap + jnp.asarray(smooth_nr, dtype), extent + jnp.asarray(smooth_dr, dtype)
     )
     loss = _weighted(1 - score, class_weights, include_background)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name), softmax
@@ -411,7 +415,7 @@ def dice(
       overlap as a deep learning loss function for highly unbalanced segmentations",
       DLMIA 2017.
     """
-    loss, _ = _dice_and_softmax(
+    loss, _ = _overlap_loss(
         probs,
         targets,
         smooth_nr=smooth_nr,
@@ -489,20 +493,18 @@ def jaccard(
       Segmentation", ISVC 2016. Wang, Ning and Blaschko, "Jaccard Metric Losses: Optimizing the
       Jaccard Index with Soft Labels", NeurIPS 2023.
     """
-    _checks.in_range(smooth_nr, "smooth_nr", low=0)
-    _checks.in_range(smooth_dr, "smooth_dr", low=0)
-    intersection, total, mask, _ = _overlap_terms(
+    loss, _ = _overlap_loss(
         probs,
         targets,
+        jaccard=True,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
         squared=squared,
+        class_weights=class_weights,
         include_background=include_background,
         from_logits=from_logits,
         where=where,
+        reduction=reduction,
+        axis_name=axis_name,
     )
-    dtype = intersection.dtype
-    score = _overlap_ratio(
-        intersection + jnp.asarray(smooth_nr, dtype),
-        total - intersection + jnp.asarray(smooth_dr, dtype),
-    )
-    loss = _weighted(1 - score, class_weights, include_background)
-    return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
+    return loss
