@@ -11,9 +11,14 @@ from the logits (no one-hot product over the classes).
 The gradient is hand-written (``jax.custom_vjp``), with no autodiff through the scan. A
 reverse scan computes the state occupancies γ_t(s) = α_t(s) β_t(s) / p, the posterior of
 state ``s`` at frame ``t``. It does so as the adjoint of the alpha recursion: each
-``logaddexp`` passes back each input's share ``exp(input - output) <= 1``, read from the
-stored alphas. That is the beta recursion's result without its logarithms, and was measured
-faster. The gradient with respect to the logits is then the closed form
+``logaddexp`` passes back each input's share ``exp(input - output) <= 1``. The forward pass
+stores each frame's ``logaddexp`` outputs (the sums before the emissions); the inputs are
+the alphas before the frame, the previous frame's sums plus its emissions, the forward
+pass's own addition. That is the beta recursion's result without its logarithms, and was
+measured faster. The sums are stored rather than recovered from the alphas (alpha minus
+emission): where a frame's blank cannot be emitted (a -inf logit) its alphas are -inf, yet
+its sums still carry the label-to-label skips, and recovering them gave NaN gradients for
+the whole sequence. The gradient with respect to the logits is then the closed form
 ``softmax - Σ_{s: l'_s = k} γ_t(s)``.
 
 Notation inside the kernel: ``B`` batch, ``T`` time, ``K`` classes, ``S`` labels, ``L`` states.
@@ -23,9 +28,10 @@ forward pass returning the alphas too. Its backward pass is the one above for th
 only when the alphas are differentiated (symbolic zeros tell), the same adjoint scan with
 their cotangents added at every frame.
 
-Memory: the residuals are the alphas and emissions (``T × B × (2S+1)`` floats each) and the
-logits' log-normalizers (``B × T``), besides the logits themselves; nothing per step. The
-backward pass holds the occupancies (``T × B × (2S+1)``) and the gradient (``B × T × K``).
+Memory: the residuals are the sums (``T × B × (2S+1)`` floats), the emissions
+(``T × B × (S+1)``) and the logits' log-normalizers (``B × T``), besides the logits
+themselves; nothing per step. The backward pass holds the occupancies
+(``T × B × (2S+1)``) and the gradient (``B × T × K``).
 """
 
 from __future__ import annotations
@@ -56,23 +62,25 @@ def _pad_front(x: jax.Array) -> jax.Array:
 
 def _alpha_step(
     alpha: _States, emit_t: _States, t: jax.Array, skip: jax.Array, logit_lengths: jax.Array
-) -> _States:
+) -> tuple[_States, _States]:
     """One frame of the alpha recursion on blank states ``[B, S+1]`` and labels ``[B, S]``.
 
     Blank i is reached from blank i or label i-1: ``u_i = lae(blank_i, label_{i-1})``.
     Label i is reached from label i, blank i, and (``skip``: a label different from the
     previous one) label i-1, i.e. from label i and ``u_i`` — so each state costs one
-    ``logaddexp``.
+    ``logaddexp``. Returns the alphas after the frame and its two ``logaddexp`` sums
+    (before the emissions), which the backward pass reads.
     """
     blank, label = alpha
     emit_blank, emit_label = emit_t
     into_blank = fast_logaddexp(blank, _pad_front(label))
     into_label = fast_logaddexp(label, jnp.where(skip, into_blank[:, :-1], blank[:, :-1]))
     running = (t < logit_lengths)[:, None]
-    return (
+    after = (
         jnp.where(running, into_blank + emit_blank[:, None], blank),
         jnp.where(running, into_label + emit_label, label),
     )
+    return after, (into_blank, into_label)
 
 
 def _start(batch: int, num_labels: int, dtype: DTypeLike) -> _States:
@@ -90,31 +98,32 @@ def _start(batch: int, num_labels: int, dtype: DTypeLike) -> _States:
 
 @overload
 def _forward(
-    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: Literal[True]
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_sums: Literal[True]
 ) -> tuple[_States, _States]: ...
 
 
 @overload
 def _forward(
-    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: Literal[False]
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_sums: Literal[False]
 ) -> tuple[_States, None]: ...
 
 
 def _forward(
-    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_alphas: bool
+    emit: _States, skip: jax.Array, logit_lengths: jax.Array, *, keep_sums: bool
 ) -> tuple[_States, _States | None]:
     """Alpha recursion over the emissions ``([T, B], [T, B, S])``.
 
     Returns:
       Every sequence's alpha at its last frame (blank ``[B, S+1]``, label ``[B, S]``), and
-      if ``keep_alphas`` the alphas *before* each frame, α_{t-1} at index t
-      (``[T, B, S+1]``, ``[T, B, S]``), else None.
+      if ``keep_sums`` each frame's ``logaddexp`` sums before its emissions
+      (``[T, B, S+1]``, ``[T, B, S]``; :func:`_alpha_step`), else None.
     """
     num_frames, batch, num_labels = emit[1].shape
 
     def step(alpha: _States, inputs: tuple[_States, jax.Array]) -> tuple[_States, _States | None]:
         emit_t, t = inputs
-        return _alpha_step(alpha, emit_t, t, skip, logit_lengths), alpha if keep_alphas else None
+        after, sums = _alpha_step(alpha, emit_t, t, skip, logit_lengths)
+        return after, sums if keep_sums else None
 
     start = vary_like(_start(batch, num_labels, emit[1].dtype), *emit, logit_lengths)
     return jax.lax.scan(step, start, (emit, jnp.arange(num_frames)))
@@ -134,21 +143,10 @@ def _pad_back(x: jax.Array) -> jax.Array:
     return jnp.pad(x, ((0, 0), (0, 1)))
 
 
-def _unemitted(alpha: jax.Array, emit: jax.Array) -> jax.Array:
-    """``alpha - emit``: the logaddexp output of the alpha step, before the emission.
-
-    Where ``emit`` is -inf (a -inf logit, an impossible label) the state was never reached
-    and must pass nothing back: +inf there makes every :func:`_share` into it 0.
-    """
-    can_emit = emit > _NEG_INF
-    return jnp.where(can_emit, alpha - jnp.where(can_emit, emit, 0), jnp.inf)
-
-
 def _share(part: jax.Array, total: jax.Array) -> jax.Array:
     """``exp(part - total)``: the share of a logaddexp input in its output (at most 1).
 
-    0 where nothing reached the output (``total`` -inf, so ``part`` too) or where it was
-    never emitted (``total`` +inf, see :func:`_unemitted`).
+    0 where nothing reached the output (``total`` -inf, so ``part`` too).
     """
     return jnp.exp(part - jnp.maximum(total, jnp.finfo(total.dtype).min))
 
@@ -172,8 +170,7 @@ def _end_occupancies(
 def _occupancies(
     emit: _States,
     skip: jax.Array,
-    previous_alphas: _States,
-    final_alpha: _States,
+    sums: _States,
     start: _States,
     logit_lengths: jax.Array,
     added: _States | None = None,
@@ -181,30 +178,43 @@ def _occupancies(
     """State occupancies γ_t(s), the posterior of being in state ``s`` at frame ``t``.
 
     γ is the adjoint of the alpha recursion in log space (d log p / d α_t(s)), so it runs
-    backward through the *stored* alphas with no beta recursion and no logarithm: each
-    edge of :func:`_alpha_step` passes back its share ``exp(input - output)`` (at most 1,
-    so nothing overflows). Starting from ``start`` (:func:`_end_occupancies`), γ_{t-1}(s)
-    = Σ_{s'} γ_t(s') exp(α_{t-1}(s) - (α_t(s') - e_t(s'))). Frames past a sequence's end
-    get no occupancy. ``added`` (``[T, B, S+1]``, ``[T, B, S]``), if given, is added to
-    the adjoint of each frame's alphas before it passes back: the adjoint of any linear
-    function of the alphas (:func:`_alphas_gradient`).
+    backward through the *stored* sums with no beta recursion and no logarithm: each edge
+    of :func:`_alpha_step` passes back its share ``exp(input - sum)`` (at most 1, so
+    nothing overflows), its inputs being the alphas before the frame, α_{t-1} = sum_{t-1}
+    + e_{t-1} (the forward pass's own addition). Starting from ``start``
+    (:func:`_end_occupancies`), γ_{t-1}(s) = Σ_{s'} γ_t(s') exp(α_{t-1}(s) - sum_t(s')).
+    Frames past a sequence's end get no occupancy. A state never reached (α = -inf: an
+    impossible label, a -inf logit) has γ = 0 and passes nothing back. ``added``
+    (``[T, B, S+1]``, ``[T, B, S]``), if given, is added to the adjoint of each frame's
+    alphas before it passes back: the adjoint of any linear function of the alphas
+    (:func:`_alphas_gradient`).
 
     Returns:
       γ summed over the blank states ``[T, B]``, and γ of the label states ``[T, B, S]``.
     """
-    num_frames = emit[1].shape[0]
+    num_frames, batch, num_labels = emit[1].shape
+    initial = _start(batch, num_labels, emit[1].dtype)
+
+    def alphas_before(t: jax.Array) -> _States:
+        """α_{t-1}: the start at frame 0, else the previous frame's sums plus emissions."""
+        previous = jnp.maximum(t - 1, 0)
+        (emit_blank, emit_label), (blank, label) = (
+            tuple(jax.lax.dynamic_index_in_dim(x, previous, keepdims=False) for x in pair)
+            for pair in (emit, sums)
+        )
+        return (
+            jnp.where(t == 0, initial[0], blank + emit_blank[:, None]),
+            jnp.where(t == 0, initial[1], label + emit_label),
+        )
 
     def step(
-        carry: tuple[_States, _States], inputs: tuple[_States, _States, jax.Array, _States | None]
-    ) -> tuple[tuple[_States, _States], _States]:
-        (gamma_blank, gamma_label), (alpha_blank, alpha_label) = carry
-        (emit_blank, emit_label), (before_blank, before_label), t, added_t = inputs
+        gamma: _States, inputs: tuple[_States, jax.Array, _States | None]
+    ) -> tuple[_States, _States]:
+        (into_blank, into_label), t, added_t = inputs
+        gamma_blank, gamma_label = gamma
         if added_t is not None:
             gamma_blank, gamma_label = gamma_blank + added_t[0], gamma_label + added_t[1]
-        # The logaddexp outputs of _alpha_step, recovered from the alphas; a state that
-        # cannot emit (a -inf logit, an impossible label) passes nothing back.
-        into_blank = _unemitted(alpha_blank, emit_blank[:, None])
-        into_label = _unemitted(alpha_label, emit_label)
+        before_blank, before_label = alphas_before(t)
         via = jnp.where(skip, into_blank[:, :-1], before_blank[:, :-1])
         # into_label = lae(before_label, via)
         to_via = gamma_label * _share(via, into_label)
@@ -217,11 +227,8 @@ def _occupancies(
         back_label = back_label + from_previous_label[:, 1:]
         running = (t < logit_lengths)[:, None]
         carry = (
-            (
-                jnp.where(running, back_blank, gamma_blank),
-                jnp.where(running, back_label, gamma_label),
-            ),
-            (before_blank, before_label),
+            jnp.where(running, back_blank, gamma_blank),
+            jnp.where(running, back_label, gamma_label),
         )
         out = (
             jnp.where(running[:, 0], jnp.sum(gamma_blank, axis=1), 0),
@@ -229,12 +236,7 @@ def _occupancies(
         )
         return carry, out
 
-    _, gammas = jax.lax.scan(
-        step,
-        (start, final_alpha),
-        (emit, previous_alphas, jnp.arange(num_frames), added),
-        reverse=True,
-    )
+    _, gammas = jax.lax.scan(step, start, (sums, jnp.arange(num_frames), added), reverse=True)
     return gammas
 
 
@@ -302,7 +304,7 @@ class _Residuals(NamedTuple):
     logit_lengths: jax.Array
     label_lengths: jax.Array
     emit: tuple[jax.Array, jax.Array]
-    alphas: tuple[jax.Array, jax.Array]
+    sums: tuple[jax.Array, jax.Array]
     final_alpha: tuple[jax.Array, jax.Array]
     log_likelihood: jax.Array
 
@@ -327,7 +329,7 @@ def negative_log_likelihood(
       blank: the blank class (static).
     """
     emit, _ = _emissions(logits, labels, blank)
-    final_alpha, _ = _forward(emit, skip, logit_lengths, keep_alphas=False)
+    final_alpha, _ = _forward(emit, skip, logit_lengths, keep_sums=False)
     return _nll(_final_log_likelihood(final_alpha, label_lengths))
 
 
@@ -340,7 +342,7 @@ def _negative_log_likelihood_fwd(
     blank: int,
 ) -> tuple[jax.Array, _Residuals]:
     emit, log_normalizer = _emissions(logits, labels, blank)
-    final_alpha, alphas = _forward(emit, skip, logit_lengths, keep_alphas=True)
+    final_alpha, sums = _forward(emit, skip, logit_lengths, keep_sums=True)
     log_likelihood = _final_log_likelihood(final_alpha, label_lengths)
     saved = _Residuals(
         logits=logits,
@@ -350,7 +352,7 @@ def _negative_log_likelihood_fwd(
         logit_lengths=logit_lengths,
         label_lengths=label_lengths,
         emit=emit,
-        alphas=alphas,
+        sums=sums,
         final_alpha=final_alpha,
         log_likelihood=log_likelihood,
     )
@@ -381,7 +383,7 @@ def _negative_log_likelihood_gradient(
     num_frames, num_classes = logits.shape[1:]
     start = _end_occupancies(saved.final_alpha, log_likelihood, saved.label_lengths)
     blank_gammas, label_gammas = _occupancies(
-        saved.emit, saved.skip, saved.alphas, saved.final_alpha, start, logit_lengths
+        saved.emit, saved.skip, saved.sums, start, logit_lengths
     )
     occupancy = _class_occupancy(blank_gammas, label_gammas, saved.labels, num_classes, blank)
     counts = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & jnp.isfinite(
@@ -403,13 +405,18 @@ negative_log_likelihood.defvjp(_negative_log_likelihood_fwd, _negative_log_likel
 # --- The loss with its alphas ------------------------------------------------------------
 
 
-def _alphas_after(alphas: _States, final_alpha: _States) -> _States:
-    """The alphas *after* each frame, α_t at index t, from those before it (α_{t-1} at t)."""
-    if alphas[1].shape[0] == 0:
-        return alphas
+def _alphas_after(saved: _Residuals) -> _States:
+    """The alphas after each frame, α_t at index t (``[T, B, S+1]``, ``[T, B, S]``).
+
+    Exactly the forward pass's carry, from the stored sums: a frame adds its emissions to
+    them (the same float operation), and frames past a sequence's end keep its last alphas.
+    """
+    num_frames = saved.emit[1].shape[0]
+    running = (jnp.arange(num_frames)[:, None] < saved.logit_lengths[None, :])[..., None]
+    (emit_blank, emit_label), (blank, label) = saved.emit, saved.sums
     return (
-        jnp.concatenate([alphas[0][1:], final_alpha[0][None]]),
-        jnp.concatenate([alphas[1][1:], final_alpha[1][None]]),
+        jnp.where(running, blank + emit_blank[..., None], saved.final_alpha[0][None]),
+        jnp.where(running, label + emit_label, saved.final_alpha[1][None]),
     )
 
 
@@ -419,7 +426,7 @@ def _alphas_gradient(blank: int, saved: _Residuals, cotangents: _States) -> jax.
     cotangent added (:func:`_occupancies`), then the closed form of the emissions
     e_t(s) = logits_t[class of s] - logsumexp(logits_t): Σ_s adjoint_t(s) (onehot - softmax).
     """
-    after = _alphas_after(saved.alphas, saved.final_alpha)
+    after = _alphas_after(saved)
     # An unreachable state's alpha is -inf whatever the logits: it passes nothing back.
     blank_added = jnp.where(after[0] > _NEG_INF, cotangents[0], 0)
     label_added = jnp.where(after[1] > _NEG_INF, cotangents[1], 0)
@@ -427,8 +434,7 @@ def _alphas_gradient(blank: int, saved: _Residuals, cotangents: _States) -> jax.
     blank_adjoint, label_adjoint = _occupancies(
         saved.emit,
         saved.skip,
-        saved.alphas,
-        saved.final_alpha,
+        saved.sums,
         start,
         saved.logit_lengths,
         (blank_added, label_added),
@@ -462,7 +468,7 @@ def negative_log_likelihood_and_alphas(
     nll, saved = _negative_log_likelihood_fwd(
         logits, labels, skip, logit_lengths, label_lengths, blank
     )
-    return nll, _alphas_after(saved.alphas, saved.final_alpha)
+    return nll, _alphas_after(saved)
 
 
 def _and_alphas_fwd(
@@ -481,7 +487,7 @@ def _and_alphas_fwd(
         label_lengths.value,
         blank,
     )
-    return (nll, _alphas_after(saved.alphas, saved.final_alpha)), saved
+    return (nll, _alphas_after(saved)), saved
 
 
 def _and_alphas_bwd(

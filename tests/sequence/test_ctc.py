@@ -14,6 +14,7 @@ import optax
 import pytest
 import torch
 import torch.nn.functional as F
+from jax.test_util import check_grads
 
 import jaxloss
 from tests._suite import compiled
@@ -327,11 +328,16 @@ def test_greedy_decode_under_jit_and_vmap():
 
 
 def test_classes_masked_with_minus_infinity():
-    # Constrained vocabularies set logits to -inf; the gradient must stay finite.
+    # Constrained vocabularies set logits to -inf; the gradient must stay finite. A -inf
+    # blank inside a sequence (a frame that must emit a label) too: the label states still
+    # pass through that frame's blank sums (a skip from one label to the next), which the
+    # backward pass must read as they were, not recover from the -inf alphas.
     rng = np.random.default_rng(8)
     logits = rng.normal(size=(2, 12, 5)).astype(np.float32)
     logits[:, :, 4] = -np.inf
     logits[0, 3:6, 2] = -np.inf
+    logits[0, 7, 0] = -np.inf
+    logits[1, 4:6, 0] = -np.inf
     labels = np.array([[1, 2, 1], [3, 3, 1]])
     loss = functools.partial(jaxloss.ctc, reduction="sum")
     value, grad = jax.jit(jax.value_and_grad(loss))(logits, labels)
@@ -347,6 +353,31 @@ def test_classes_masked_with_minus_infinity():
     finite = np.isfinite(logits)
     assert np.all(np.isfinite(np.asarray(grad)[finite]))
     np.testing.assert_allclose(np.asarray(grad)[finite], expected_grad[finite], atol=1e-5)
+    # A class that cannot be emitted has no probability and no occupancy.
+    np.testing.assert_array_equal(np.asarray(grad)[~finite], 0)
+
+
+def test_forward_probs_gradient_with_a_minus_infinity_blank():
+    # The alphas' adjoint runs through the same stored sums: with a -inf blank inside the
+    # sequences (as above), the gradient of the loss plus a linear function of the finite
+    # log-alphas is finite and matches finite differences of the finite logits.
+    rng = np.random.default_rng(9)
+    logits = rng.normal(size=(2, 10, 4)).astype(np.float32)
+    logits[0, 4, 0] = -np.inf
+    logits[1, 3:5, 0] = -np.inf
+    labels = np.array([[1, 2, 1], [3, 1, 2]])
+    weights = rng.normal(size=2 * 10 * 7).astype(np.float32)
+
+    def objective(finite_logits):
+        x = jnp.asarray(logits).at[np.isfinite(logits)].set(finite_logits)
+        loss, blank_alphas, label_alphas = jaxloss.ctc_with_forward_probs(x, labels)
+        alphas = jnp.concatenate([blank_alphas.reshape(-1), label_alphas.reshape(-1)])
+        return jnp.sum(loss) + jnp.sum(jnp.where(jnp.isfinite(alphas), alphas, 0) * weights)
+
+    finite = jnp.asarray(logits[np.isfinite(logits)])
+    grad = np.asarray(jax.grad(objective)(finite))
+    assert np.all(np.isfinite(grad))
+    check_grads(objective, (finite,), order=1, modes=["rev"], eps=1e-2, rtol=2e-2)
 
 
 # --- The loss with its forward variables ---------------------------------------------------
