@@ -252,9 +252,31 @@ def fast_logaddexp(a: jax.Array, b: jax.Array) -> jax.Array:
     time. ``log(1 + x)`` in place of ``log1p(x)`` costs at most an absolute 6e-8, below an
     ulp of the result except when the result itself is within ~1 of 0.
     """
+    return logaddexp_and_split(a, b)[0]
+
+
+def logaddexp_and_split(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`fast_logaddexp` and how its inputs split the sum, for its adjoint.
+
+    Returns ``(log(e^a + e^b), split)``: ``split = ±exp(-|a - b|)``, negative (its sign
+    bit set, -0.0 included) where ``b`` is the larger input. The shares of the sum are then
+    ``1 / (1 + |split|)`` for the larger input and ``|split| / (1 + |split|)`` for the
+    smaller (:func:`logaddexp_shares`), each to full relative precision, with no ``exp``.
+    Where both inputs are -inf the split is +0: shares (1, 0) of nothing.
+    """
     top, low = jnp.maximum(a, b), jnp.minimum(a, b)
     # Flooring the shift keeps -inf - -inf out; the result still adds the true top.
-    return top + jnp.log(1 + jnp.exp(low - jnp.maximum(top, jnp.finfo(top.dtype).min)))
+    e = jnp.exp(low - jnp.maximum(top, jnp.finfo(top.dtype).min))
+    return top + jnp.log(1 + e), jnp.where(a >= b, e, -e)
+
+
+def logaddexp_shares(split: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The shares ``(e^a, e^b) / (e^a + e^b)`` of a :func:`logaddexp_and_split` sum."""
+    e = jnp.abs(split)
+    larger = 1 / (1 + e)
+    smaller = e * larger
+    b_larger = jnp.signbit(split)
+    return jnp.where(b_larger, smaller, larger), jnp.where(b_larger, larger, smaller)
 
 
 # Up to this many classes, a softmax, log-sum-exp, sum or max over the last axis is written

@@ -201,6 +201,34 @@ def test_written_elementwise_has_the_values_and_partials_of_the_unwritten():
     assert "reduce-precision(" in text
 
 
+def test_logaddexp_split_gives_both_shares_to_full_precision():
+    # The CTC kernel's adjoint reads how each logaddexp split its sum: the shares
+    # e^a / (e^a + e^b) and e^b / (e^a + e^b), against float64, relative to each share (a
+    # share of 1e-30 keeps its digits: no 1 - share), with ties, -inf inputs and -0.0.
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.normal(scale=30, size=200), [0, -np.inf, -np.inf, 5, -80, 3]])
+    b = np.concatenate([rng.normal(scale=30, size=200), [0, 2, -np.inf, -np.inf, 0, 3]])
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    total, split = jax.jit(_numerics.logaddexp_and_split)(a, b)
+    share_a, share_b = jax.jit(_numerics.logaddexp_shares)(split)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    expected = np.logaddexp(a64, b64)
+    np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(total, _numerics.fast_logaddexp(a, b))
+    reached = np.isfinite(expected)
+    # Relative to each share: float32's rounding of a - b (up to |a - b| 2^-24, 4e-6 at a
+    # difference of 70) bounds it, not the share's size.
+    for share, x in ((share_a, a64), (share_b, b64)):
+        truth = np.exp(x[reached] - expected[reached])
+        np.testing.assert_allclose(np.asarray(share)[reached], truth, rtol=1e-5, atol=1e-37)
+    # The shares of a sum always add to 1, even of nothing (both -inf: 1 and 0).
+    np.testing.assert_allclose(np.asarray(share_a) + np.asarray(share_b), 1, rtol=1e-6)
+    assert (share_a[-4], share_b[-4]) == (1, 0)
+    # -inf against a finite input: all of it to the finite one (the split is -0.0 there).
+    assert (share_a[-5], share_b[-5]) == (0, 1)
+    assert np.signbit(split[-5]) and split[-5] == 0
+
+
 def test_xlogx_is_x_log_x_with_its_limit_at_0():
     x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan], np.float32)
     # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32.
