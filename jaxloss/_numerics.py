@@ -267,7 +267,8 @@ def logaddexp_and_split(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Arra
     top, low = jnp.maximum(a, b), jnp.minimum(a, b)
     # Flooring the shift keeps -inf - -inf out; the result still adds the true top.
     e = jnp.exp(low - jnp.maximum(top, jnp.finfo(top.dtype).min))
-    return top + jnp.log(1 + e), jnp.where(a >= b, e, -e)
+    split = jnp.where(a >= b, e, -e)
+    return top + jnp.log(1 + jnp.abs(split)), split
 
 
 def logaddexp_shares(split: jax.Array) -> tuple[jax.Array, jax.Array]:
