@@ -31,9 +31,10 @@ the one above for the loss, plus, only when the alphas are differentiated (symbo
 tell), the same adjoint scan with their cotangents added at every frame.
 
 Memory: the residuals are the splits (``T × B × (2S+1)`` floats) and the logits'
-log-normalizers (``B × T``), besides the logits themselves; nothing per step (with the
-alphas, those too: ``T × B × (2S+1)``). The
-backward pass holds the occupancies (``T × B × (2S+1)``) and the gradient (``B × T × K``).
+log-normalizers (``B × T``), besides the logits themselves; nothing per step. With the
+alphas, the alphas after each frame too (as many as the splits). The backward pass holds
+the occupancies (``T × B × (2S+1)``) and the gradient (``B × T × K``). ``S`` counts the
+padded label states (``_padded``).
 """
 
 from __future__ import annotations
