@@ -54,7 +54,8 @@ from jaxloss._sharding import vary_like
 _NEG_INF = -jnp.inf
 
 # A pair of state arrays: the blank states ``[..., S+1]`` and the label states ``[..., S]``
-# (alphas, emissions and occupancies alike).
+# (alphas, splits, emissions and occupancies alike), ``S`` counting the padded label states
+# (``_padded``).
 _States = tuple[jax.Array, jax.Array]
 
 
