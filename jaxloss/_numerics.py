@@ -49,6 +49,20 @@ def softplus_tail(x: jax.Array) -> jax.Array:
     return jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
+def log1p_unit(u: jax.Array) -> jax.Array:
+    """``log1p(u)`` for ``u`` in ``[0, 1]`` (an ``exp(-|x|)``): ``log(w) - ((w - 1) - u) / w``
+    with ``w = 1 + u``, where the second term puts back the rounding of ``w`` (Goldberg's
+    correction). The ``1`` is ``1 + u (-0.0)``, which XLA cannot fold, so its simplifier
+    does not turn ``(1 + u) - 1`` into ``u``; -0.0, not 0, so that XLA does not share the
+    literal with a value's ``max(x, 0)`` and write it out (see :func:`elementwise`). Within
+    3e-7 relative of float64 over [1e-37, 1] (tests/test_numerics.py), and in a loop fusion
+    of XLA:CPU 1.4x faster than its ``log1p`` routine (2^22 elements: 3.4 against 4.8 ms).
+    In a sum (YNNPACK's own ``log1p``) keep ``jnp.log1p``."""
+    one = 1 + u * -0.0
+    w = u + one
+    return jnp.log(w) - ((w - one) - u) / w
+
+
 def written_out(x: jax.Array) -> jax.Array:
     """``x``, bit for bit, but written out as an array by the loop that computes it before
     a sum reads it, where XLA:CPU would compute it inside its YNNPACK reduction.
@@ -149,13 +163,22 @@ def safe_pow(base: jax.Array, exponent: ArrayLike) -> jax.Array:
     ``p = 1`` for ``gamma < 1``, and its gradient in ``gamma`` holds ``log 0``.
 
     A whole exponent from 0 to 8 given as a Python number (the focal losses' default
-    ``gamma=2``) is repeated multiplication: exact, with no log and exp per element.
+    ``gamma=2``) is repeated multiplication: exact, with no log and exp per element. A half
+    one up to 8.5 (YOLOv5's focal ``gamma=1.5``) is that times a square root, a few ulp from
+    the exact power, where XLA:CPU's ``pow`` costs about 2 ns an element and ``sqrt``
+    nothing measurable beside the memory traffic.
     """
-    if isinstance(exponent, (int, float)) and float(exponent).is_integer():
-        if 0 <= exponent <= 8:
-            return jax.lax.integer_pow(base, int(exponent))
-    exponent = jnp.asarray(exponent, base.dtype)
     special = base <= 0
+    if isinstance(exponent, (int, float)):
+        whole, twice = float(exponent).is_integer(), float(2 * exponent)
+        if whole and 0 <= exponent <= 8:
+            return jax.lax.integer_pow(base, int(exponent))
+        if not whole and twice.is_integer() and 0 < exponent <= 8.5:
+            safe = jnp.where(special, 1, base)
+            root = jnp.sqrt(safe)
+            powered = root if exponent == 0.5 else jax.lax.integer_pow(safe, int(exponent)) * root
+            return jnp.where(special, 0, powered).astype(base.dtype)
+    exponent = jnp.asarray(exponent, base.dtype)
     at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
     return jnp.where(special, at_zero, jnp.power(jnp.where(special, 1, base), exponent))
 

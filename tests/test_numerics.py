@@ -229,6 +229,35 @@ def test_logaddexp_split_gives_both_shares_to_full_precision():
     assert np.signbit(split[-5]) and split[-5] == 0
 
 
+@pytest.mark.parametrize("exponent", [0.5, 1.5, 2.5, 8.5])
+def test_safe_pow_of_a_half_exponent_is_a_square_root_within_a_few_ulp(exponent):
+    # A half exponent given as a Python number is whole powers times a square root, no pow:
+    # against float64 over normal bases (and 0, negatives: 0, NaN stays NaN), with the
+    # gradient finite (0) at base 0 and matching finite differences elsewhere.
+    base = np.concatenate([np.logspace(-37, 4, 400), [0, -1, np.nan]]).astype(np.float32)
+    function = jax.jit(lambda x: _numerics.safe_pow(x, exponent))
+    assert " power(" not in function.lower(base).compile().as_text()
+    ours = np.asarray(function(base), np.float64)
+    with np.errstate(invalid="ignore"):
+        expected = np.power(base.astype(np.float64), exponent)
+    normal = np.isfinite(expected) & (expected > np.finfo(np.float32).tiny)
+    normal &= expected < np.finfo(np.float32).max
+    np.testing.assert_allclose(ours[normal], expected[normal], rtol=4e-7)
+    assert ours[-3] == 0 and ours[-2] == 0 and np.isnan(ours[-1])
+    gradient = jax.jit(jax.vmap(jax.grad(lambda x: _numerics.safe_pow(x, exponent))))
+    assert np.all(gradient(np.array([0.0, -1.0], np.float32)) == 0)
+    check_grads(lambda x: _numerics.safe_pow(x, exponent), (np.float32(0.7),), 2, eps=1e-3)
+
+
+def test_log1p_unit_matches_float64_log1p_on_the_unit_interval():
+    # log1p of an exp(-|x|): log(1 + u) with Goldberg's correction, as precise as log1p.
+    u = np.concatenate([np.logspace(-37, 0, 2000), [0.0, 1.0]]).astype(np.float32)
+    ours = np.asarray(jax.jit(_numerics.log1p_unit)(u), np.float64)
+    expected = np.log1p(u.astype(np.float64))
+    np.testing.assert_allclose(ours, expected, rtol=3e-7, atol=0)
+    assert ours[-2] == 0
+
+
 def test_xlogx_is_x_log_x_with_its_limit_at_0():
     x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan], np.float32)
     # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32.

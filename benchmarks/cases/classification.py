@@ -88,6 +88,24 @@ def cases(quick: bool, rng) -> list[Case]:
         ),
         Case(
             "classification",
+            f"sigmoid_focal (alpha=0.25, gamma=1.5), N={n}",
+            [binary_logits, binary_targets],
+            (0,),
+            {
+                # YOLOv5's fl_gamma: a half power, a square root since session 45.
+                "jaxloss": lambda z, t: jaxloss.sigmoid_focal(z, t, gamma=1.5),
+                "optax": lambda z, t: optax.losses.sigmoid_focal_loss(
+                    z, t, alpha=0.25, gamma=1.5
+                ).mean(),
+            },
+            {
+                "torch (torchvision's formula)": lambda torch: (
+                    lambda x, t: focal_torch(torch)(x, t, gamma=1.5)
+                )
+            },
+        ),
+        Case(
+            "classification",
             f"hinge, N={n}",
             [binary_logits, signs],
             (0,),

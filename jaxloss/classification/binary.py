@@ -285,6 +285,8 @@ def _focal(
     ``b`` and ``γ`` written out (``_numerics.elementwise``). A Python ``gamma`` stays a
     Python number, so ``safe_pow`` multiplies for a whole one."""
     static = isinstance(gamma, (int, float))
+    # safe_pow multiplies for these; any other power is XLA's pow.
+    whole = isinstance(gamma, (int, float)) and float(gamma).is_integer() and 0 <= gamma <= 8
 
     def exponent(gamma_array: jax.Array) -> ArrayLike:
         return gamma if static else gamma_array
@@ -306,10 +308,20 @@ def _focal(
         probs = jnp.where(positive, inverse, e * inverse)
         complement = jnp.where(positive, e * inverse, inverse)
         base = modulating_base(probs, complement, targets)
-        cross_entropy = (logits + jnp.abs(logits)) * 0.5 - targets * logits + jnp.log1p(e)
-        factor = _numerics.safe_pow(base, power)
+        cross_entropy = (
+            (logits + jnp.abs(logits)) * 0.5 - targets * logits + _numerics.log1p_unit(e)
+        )
         # d(1 - p_t)^γ / d(1 - p_t): 0 where 1 - p_t = 0, as safe_pow's own derivative.
-        factor_slope = power * _numerics.safe_pow(base, power - 1)
+        below = _numerics.safe_pow(base, power - 1)
+        factor_slope = power * below
+        if whole:
+            factor = _numerics.safe_pow(base, power)
+        else:
+            # One power for both, where XLA:CPU's pow costs ~2 ns an element; 0^γ from a
+            # scalar. With the written value: γ = 1.3 or traced, value and gradient 1.22-1.26x
+            # faster at 2^20 logits, 4 MiB of temp memory instead of 12.
+            zero_power = _numerics.safe_pow(jnp.zeros((), base.dtype), power)
+            factor = jnp.where(base > 0, below * base, zero_power)
         weight = offset + slope * targets
         unweighted = cross_entropy * factor
         spread = probs * complement  # dσ/dx
@@ -326,7 +338,10 @@ def _focal(
             by_gamma = weight * unweighted * log_base
         return by_logits, by_targets, unweighted, targets * unweighted, by_gamma
 
-    @_numerics.elementwise(partials)
+    # A whole γ's value goes into XLA:CPU's YNNPACK sum; any other's (a square root, a
+    # power, selects) XLA would split into several loops writing arrays for the sum (three
+    # at γ = 1.5): written out by one loop instead (one array).
+    @_numerics.elementwise(partials, written=not whole)
     def focal(*args: jax.Array) -> jax.Array:
         logits, targets, offset, slope, gamma_array = args
         # σ(x) and σ(-x) from the cross-entropy's own softplus(x) = max(x, 0) + log1p(e^-|x|):

@@ -412,7 +412,7 @@ def test_label_smoothing_can_be_traced_without_retracing():
 # --- Focal losses: reductions to known losses, and the torchvision formula ---------------
 
 
-SIGMOID_FOCAL_OPTIONS = [(0.25, 2.0), (-1.0, 2.0), (0.6, 0.0), (0.25, 0.5)]
+SIGMOID_FOCAL_OPTIONS = [(0.25, 2.0), (-1.0, 2.0), (0.6, 0.0), (0.25, 0.5), (0.25, 1.5)]
 
 
 @jax.jit
@@ -435,6 +435,47 @@ def test_sigmoid_focal_matches_torchvision_formula(alpha, gamma):
     np.testing.assert_allclose(
         ours, ref.sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma), rtol=1e-5, atol=1e-7
     )
+
+
+def test_sigmoid_focal_gradients_match_torch_for_any_gamma():
+    # A whole γ is repeated multiplication, a half one that times a square root, any other
+    # (or a traced one) XLA's pow, whose value is written out before the sum: value and
+    # gradient (in the logits, the targets and γ) against float64 torch autograd of
+    # torchvision's formula, hard and soft targets, a logit of 60 where 1 - p_t is 0.
+    GAMMAS = (None, 1.5, 0.5, 2.5, 2.0)  # None: traced, 1.5
+    rng = np.random.default_rng(11)
+    logits = np.concatenate([3 * rng.normal(size=30), [60.0, -60.0]]).astype(np.float32)
+    targets = np.concatenate([rng.uniform(size=15), rng.uniform(size=15) < 0.4, [1, 0]])
+    targets = targets.astype(np.float32)
+
+    @jax.jit
+    def run(logits, targets, traced):
+        def grads(gamma):
+            def loss(x, t, g):
+                return jaxloss.sigmoid_focal(x, t, alpha=0.25, gamma=g if gamma is None else gamma)
+
+            return jax.value_and_grad(loss, argnums=(0, 1, 2))(logits, targets, traced)
+
+        return [grads(gamma) for gamma in GAMMAS]
+
+    results = run(logits, targets, jnp.float32(1.5))
+    for gamma, (value, (by_logits, by_targets, by_gamma)) in zip(GAMMAS, results, strict=True):
+        x, t = (_torch(a).requires_grad_() for a in (logits, targets))
+        g = torch.tensor(1.5 if gamma is None else gamma, dtype=torch.float64, requires_grad=True)
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+        p_t = p * t + (1 - p) * (1 - t)
+        expected = ((0.25 * t + 0.75 * (1 - t)) * ce * (1 - p_t) ** g).mean()
+        expected.backward()
+        np.testing.assert_allclose(value, expected.item(), rtol=RTOL)
+        # torch's pow differentiates to 0.5 * 0^-0.5 = inf where 1 - p_t = 0 (NaN there).
+        for ours, theirs in ((by_logits, x.grad.numpy()), (by_targets, t.grad.numpy())):
+            assert np.all(np.isfinite(ours))
+            finite = np.isfinite(theirs)
+            assert finite[:-2].all()  # the two certain entries at most
+            np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-4, atol=1e-9)
+        if gamma is None:  # traced: differentiated in γ too
+            np.testing.assert_allclose(by_gamma, g.grad.item(), rtol=1e-4)
 
 
 def test_sigmoid_focal_without_focusing_is_bce():
