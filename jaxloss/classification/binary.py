@@ -246,6 +246,11 @@ def sigmoid_focal(
     torchvision, ``1 − p`` is formed from ``p = σ(x)``, so for a target of 1 and ``x`` above
     about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0.
 
+    Speed: a ``gamma`` given as a Python number that is whole up to 8 (the default 2) is
+    repeated multiplication, a half one up to 8.5 (YOLOv5's 1.5) that times a square root;
+    any other, or a traced one, takes XLA's ``pow`` once for value and gradient (on CPU
+    about 2 ns an element).
+
     Args:
       logits: floating array, any shape.
       targets: binary targets (or soft targets in ``[0, 1]``) of the same shape.
