@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -168,19 +168,29 @@ def safe_pow(base: jax.Array, exponent: ArrayLike) -> jax.Array:
     the exact power, where XLA:CPU's ``pow`` costs about 2 ns an element and ``sqrt``
     nothing measurable beside the memory traffic.
     """
+    if multiplies(exponent):
+        return jax.lax.integer_pow(base, int(exponent))
     special = base <= 0
-    if isinstance(exponent, (int, float)):
-        whole, twice = float(exponent).is_integer(), float(2 * exponent)
-        if whole and 0 <= exponent <= 8:
-            return jax.lax.integer_pow(base, int(exponent))
-        if not whole and twice.is_integer() and 0 < exponent <= 8.5:
-            safe = jnp.where(special, 1, base)
-            root = jnp.sqrt(safe)
-            powered = root if exponent == 0.5 else jax.lax.integer_pow(safe, int(exponent)) * root
-            return jnp.where(special, 0, powered).astype(base.dtype)
+    safe = jnp.where(special, 1, base)
+    if (
+        isinstance(exponent, (int, float))
+        and float(2 * exponent).is_integer()
+        and 0 < exponent <= 8.5
+    ):
+        root = jnp.sqrt(safe)
+        powered = root if exponent == 0.5 else jax.lax.integer_pow(safe, int(exponent)) * root
+        return jnp.where(special, 0, powered)
     exponent = jnp.asarray(exponent, base.dtype)
     at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
-    return jnp.where(special, at_zero, jnp.power(jnp.where(special, 1, base), exponent))
+    return jnp.where(special, at_zero, jnp.power(safe, exponent))
+
+
+def multiplies(exponent: ArrayLike) -> TypeGuard[int | float]:
+    """Whether :func:`safe_pow` takes ``exponent`` by repeated multiplication: a whole
+    number from 0 to 8 given as a Python number."""
+    return (
+        isinstance(exponent, (int, float)) and float(exponent).is_integer() and 0 <= exponent <= 8
+    )
 
 
 def abs_zero_subgradient(x: jax.Array) -> jax.Array:

@@ -290,8 +290,7 @@ def _focal(
     ``b`` and ``γ`` written out (``_numerics.elementwise``). A Python ``gamma`` stays a
     Python number, so ``safe_pow`` multiplies for a whole one."""
     static = isinstance(gamma, (int, float))
-    # safe_pow multiplies for these; any other power is XLA's pow.
-    whole = isinstance(gamma, (int, float)) and float(gamma).is_integer() and 0 <= gamma <= 8
+    whole = _numerics.multiplies(gamma)  # any other γ is a square root or XLA's pow
 
     def exponent(gamma_array: jax.Array) -> ArrayLike:
         return gamma if static else gamma_array
