@@ -12,6 +12,7 @@
   is the same IEEE arithmetic (no fast-math either way). The variable reaches the xdist
   workers. For the same reason XLA's CPU backend uses its older fusion emitters
   (``--xla_cpu_use_fusion_emitters=false``). Benchmarks and examples use the defaults.
+* One thread per worker for XLA's and torch's operations: the workers already fill the cores.
 * JAX's CPU backend has 8 devices in every process of the suite, for the multi-device tests
   (``tests/_suite/test_multidevice.py``), which run beside the other tests of their loss.
 * After each test, Python's cycle collector collects what the test left and freezes the
@@ -44,9 +45,17 @@ jax.config.update("jax_disable_most_optimizations", True)
 for _XLA_FLAG in (
     "--xla_cpu_use_fusion_emitters=false",
     "--xla_cpu_parallel_codegen_split_count=1",
+    "--xla_cpu_multi_thread_eigen=false",
 ):
-    if _XLA_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    if _XLA_FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):  # the user's own wins
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_FLAG}".strip()
+
+# One thread per worker for torch's (OpenMP) operations, set before torch is imported, and
+# for XLA's (Eigen, the flag above): the xdist workers already use every core, and two
+# workers' thread pools fighting over two cores slowed the oracle-heavy tests (tests/dense
+# and the catalogues on 2 cores: 77-82 s with the pools, 68-71 s without, two runs each).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 # Eight CPU devices for the multi-device tests (tests/_suite/test_multidevice.py), set before
 # any backend starts: every process of the suite has them, and single-device code runs on

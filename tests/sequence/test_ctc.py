@@ -368,6 +368,7 @@ def test_forward_probs_gradient_with_a_minus_infinity_blank():
     labels = np.array([[1, 2, 1], [3, 1, 2]])
     weights = rng.normal(size=2 * 10 * 7).astype(np.float32)
 
+    @jax.jit  # check_grads then compiles it, its VJP and its transpose once each
     def objective(finite_logits):
         x = jnp.asarray(logits).at[np.isfinite(logits)].set(finite_logits)
         loss, blank_alphas, label_alphas = jaxloss.ctc_with_forward_probs(x, labels)
