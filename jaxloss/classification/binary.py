@@ -194,7 +194,12 @@ def binary_cross_entropy_with_logits(
 
     Numerics: finite for all finite logits with nothing clamped (unlike
     :func:`binary_cross_entropy`): ``log_sigmoid`` never overflows, and a term grows linearly,
-    about ``|x|`` times its weights for a confidently wrong logit.
+    about ``|x|`` times its weights for a confidently wrong logit. An infinite logit gives
+    NaN (``max(x, 0) - t x`` holds ``0 · inf`` or ``inf - inf``; torch: NaN too, or inf for
+    +inf under a target below 1), also where the limit is 0 (a class switched off by
+    ``-inf`` under a target of 0): leave such entries out with ``where``, which never reads
+    them. Computing those limits in the formula measured 1.2-1.5x slower in value and
+    gradient on CPU (XLA:CPU's fused sum takes no select), so it does not.
 
     Args:
       logits: floating array, any shape (multi-label: ``[..., num_classes]``).
@@ -244,7 +249,9 @@ def sigmoid_focal(
     Numerics: finite for all finite logits: the cross-entropy factor uses ``log_sigmoid``, and
     ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``. As in
     torchvision, ``1 − p`` is formed from ``p = σ(x)``, so for a target of 1 and ``x`` above
-    about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0.
+    about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0. An infinite
+    logit gives NaN, as in :func:`binary_cross_entropy_with_logits`: leave it out with
+    ``where``.
 
     Speed: a ``gamma`` given as a Python number that is whole up to 8 (the default 2) is
     repeated multiplication, a half one up to 8.5 (YOLOv5's 1.5) that times a square root;

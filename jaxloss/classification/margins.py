@@ -281,7 +281,9 @@ def multilabel_soft_margin(
     of each sample: one loss per sample, so ``"mean"`` is over samples (equal to the
     elementwise mean, but ``where`` masks samples and ``"none"`` has one value per sample).
 
-    Numerics: ``log_sigmoid``, exact for every finite logit; nothing is clamped.
+    Numerics: ``log_sigmoid``, exact for every finite logit; nothing is clamped. An infinite
+    logit gives NaN, as in :func:`binary_cross_entropy_with_logits`; ``where`` masks whole
+    samples.
 
     Args:
       logits: scores ``[..., num_classes]``.

@@ -217,14 +217,14 @@ def _smooth_l1_partials(
 
 @_numerics.elementwise(_smooth_l1_partials, written=True)
 def _smooth_l1(predictions: jax.Array, targets: jax.Array, beta: jax.Array) -> jax.Array:
-    """Huber with width ``beta`` divided by ``beta``, and ``|d|`` for ``beta = 0``: the
-    division by a safe ``beta`` keeps that case finite. The choice is made on the scalar
-    ``beta``, so the per-element code has no select (one YNNPACK sum on XLA:CPU)."""
+    """Huber with width ``beta`` divided by ``beta``: ``(|d| - c) + c² / (2 beta)`` with
+    ``c = min(|d|, beta)``, which is ``|d|²/(2 beta)`` inside the quadratic zone, ``|d| -
+    beta/2`` beyond it, and ``|d|`` itself for ``beta = 0`` (``c = 0``, divided by a safe
+    ``beta``). No select and no ``0 · inf``: +inf at an infinite difference for every
+    ``beta``, and one YNNPACK sum on XLA:CPU."""
     size = jnp.abs(predictions - targets)
-    positive = beta > 0
-    safe_beta = jnp.where(positive, beta, 1)
-    l1 = jnp.where(positive, 0, 1).astype(size.dtype)
-    return _quadratic_then_linear(size, jnp.where(positive, beta, 0)) / safe_beta + l1 * size
+    clipped = jnp.minimum(size, beta)
+    return (size - clipped) + clipped * clipped * 0.5 / jnp.where(beta > 0, beta, 1)
 
 
 def huber(
@@ -304,11 +304,10 @@ def smooth_l1(
     Huber divided by ``beta``: the linear part has slope 1 whatever ``beta`` is. The box
     regression loss of Fast R-CNN. ``beta = 0`` is exactly the L1 loss.
 
-    Numerics: ``beta = 0`` is computed as L1 itself, and the division uses a safe ``beta``, so
-    neither branch nor its gradient is NaN. For ``beta > 0`` the linear part is formed as
-    ``beta·(|d| − beta/2) / beta``: +inf once ``beta·|d|`` passes the float32 maximum (~3.4e38,
-    e.g. ``|d| > 3.4e37`` for ``beta = 10``); the quadratic part overflows only past
-    ``|d| ≈ 1.8e19``.
+    Numerics: computed as ``(|d| − c) + c²/(2 beta)`` with ``c = min(|d|, beta)``: ``beta = 0``
+    is L1 itself (``c = 0``, and the division uses a safe ``beta``), so neither branch nor its
+    gradient is NaN; the linear part is finite for every finite ``d`` and +inf at an infinite
+    one, and the quadratic part overflows only past ``|d| ≈ 1.8e19``.
 
     Args:
       predictions: floating array of any shape.

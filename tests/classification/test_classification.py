@@ -395,6 +395,33 @@ def test_large_logits_are_stable():
     assert np.all(np.isfinite(grad))
 
 
+_LOGISTIC = {
+    "binary_cross_entropy_with_logits": jaxloss.binary_cross_entropy_with_logits,
+    "sigmoid_focal": jaxloss.sigmoid_focal,
+    "multilabel_soft_margin": jaxloss.multilabel_soft_margin,
+}
+
+
+@pytest.mark.parametrize("name", _LOGISTIC)
+def test_infinite_logits_give_nan_and_where_leaves_them_out(name):
+    # The documented behaviour (the docstrings' Numerics): an infinite logit's term is NaN,
+    # even where its limit is 0; `where` excluding it gives the loss of the other entries.
+    loss = jax.jit(functools.partial(_LOGISTIC[name], reduction="none"))
+    targets = np.array([[0.0, 1.0, 1.0, 0.0]], np.float32)
+    for poison in (-np.inf, np.inf):
+        logits = np.array([[poison, 0.5, -1.0, 2.0]], np.float32)
+        assert np.isnan(np.ravel(loss(logits, targets))[0])  # the element, or the sample
+    logits = np.array([[-np.inf, 0.5, -1.0, 2.0], [0.3, 0.5, -1.0, 2.0]], np.float32)
+    targets = np.repeat(targets, 2, axis=0)
+    keep = np.array([False, True]) if name == "multilabel_soft_margin" else logits > -np.inf
+    masked = _LOGISTIC[name](logits, targets, where=keep, reduction="sum")
+    if name == "multilabel_soft_margin":
+        expected = _LOGISTIC[name](logits[1:], targets[1:], reduction="sum")
+    else:
+        expected = _LOGISTIC[name](logits[keep], targets[keep], reduction="sum")
+    np.testing.assert_allclose(masked, expected, rtol=1e-6)
+
+
 def test_label_smoothing_can_be_traced_without_retracing():
     logits, labels = jnp.ones((2, 3)), jnp.array([0, 1])
     traces = []

@@ -69,6 +69,31 @@ def test_log_cosh_is_stable_for_large_errors():
     np.testing.assert_allclose(grad, np.tanh([1000.0, -1000.0, 1e-3, 0.0]), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize(
+    "name, width",
+    [("huber", 1.0), ("huber", 10.0), ("smooth_l1", 0.0), ("smooth_l1", 1.0), ("smooth_l1", 10.0)],
+)
+def test_huber_and_smooth_l1_are_inf_at_an_infinite_difference_as_torch(name, width):
+    # smooth_l1 with beta > 0 was NaN there (0 * inf in its L1 term) where torch and huber
+    # give inf; the third and fourth entries check the finite values around it.
+    option = "delta" if name == "huber" else "beta"
+    loss = jax.jit(functools.partial(getattr(jaxloss, name), reduction="none", **{option: width}))
+    predictions = np.array([np.inf, -np.inf, 3.0, 1e37], np.float32)
+    targets = np.zeros(4, np.float32)
+    values = loss(predictions, targets)
+    grad = jax.grad(lambda p: loss(p, targets).sum())(predictions)
+    torch_fn = F.huber_loss if name == "huber" else F.smooth_l1_loss
+    expected = torch_fn(
+        torch.tensor(predictions, dtype=torch.float64),
+        torch.tensor(targets, dtype=torch.float64),
+        reduction="none",
+        **{option: width},
+    ).numpy()
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    slope = 1.0 if name == "smooth_l1" else width
+    np.testing.assert_allclose(np.asarray(grad)[[0, 1, 3]], [slope, -slope, slope])
+
+
 def test_integer_targets_are_accepted_but_not_integer_predictions():
     np.testing.assert_allclose(jaxloss.mse(jnp.array([1.5, 2.0]), jnp.array([1, 2])), 0.125)
     with pytest.raises(TypeError, match="`predictions`"):
