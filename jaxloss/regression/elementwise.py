@@ -221,7 +221,7 @@ def _smooth_l1(predictions: jax.Array, targets: jax.Array, beta: jax.Array) -> j
     ``c = min(|d|, beta)``, which is ``|d|²/(2 beta)`` inside the quadratic zone, ``|d| -
     beta/2`` beyond it, and ``|d|`` itself for ``beta = 0`` (``c = 0``, divided by a safe
     ``beta``). No select and no ``0 · inf``: +inf at an infinite difference for every
-    ``beta``, and one YNNPACK sum on XLA:CPU."""
+    ``beta``, and one loop writes the values that XLA:CPU's YNNPACK kernel sums."""
     size = jnp.abs(predictions - targets)
     clipped = jnp.minimum(size, beta)
     return (size - clipped) + clipped * clipped * 0.5 / jnp.where(beta > 0, beta, 1)
