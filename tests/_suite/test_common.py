@@ -115,15 +115,15 @@ def test_gradients_are_finite(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_check_grads(name):
     # Against finite differences in float64: jax.test_util's check_jvp and check_vjp (what
-    # check_grads runs at order 1), fed by one compiled function that returns the JVP and
-    # the gradient together. check_grads compiles four programs (the loss, its JVP, the VJP's
-    # forward pass and its transpose); this, two.
+    # check_grads runs at order 1), fed by one compiled function that returns the value, the
+    # JVP and the gradient together, which also gives the values the finite differences
+    # take. check_grads compiles four programs (the loss, its JVP, the VJP's forward pass
+    # and its transpose); this, one.
     case = REGISTRY[name]
     with jax.enable_x64(True):
         args = compiled.as_float64(_inputs(name))
         diff = tuple(args[i] for i in case.differentiable)
 
-        @jax.jit
         def loss(*diff):
             return call(name, *compiled.with_differentiable(name, args, diff))
 
@@ -133,20 +133,29 @@ def test_check_grads(name):
             jvp = jax.jvp(loss, primals, tangents) if "fwd" in case.grad_modes else None
             return value, grads, jvp
 
+        def run(primals, tangents=None):
+            # NumPy in, always (one compiled signature); the tangents unused unless given.
+            primals = tuple(np.asarray(p) for p in primals)
+            tangents = primals if tangents is None else tuple(np.asarray(t) for t in tangents)
+            return derivatives(primals, tangents)
+
+        def value(*primals):
+            return run(primals)[0]
+
         if "fwd" in case.grad_modes:
 
             def jvp(primals, tangents):
-                return derivatives(primals, tangents)[2]
+                return run(primals, tangents)[2]
 
-            check_jvp(loss, jvp, diff, eps=EPS, err_msg="JVP")
+            check_jvp(value, jvp, diff, eps=EPS, err_msg="JVP")
         if "rev" in case.grad_modes:
 
             def vjp(*primals):
-                value, grads, _ = derivatives(primals, primals)
+                value, grads, _ = run(primals)
                 assert np.ndim(value) == 0  # a scalar loss: its VJP scales the gradient
                 return value, lambda cotangent: tuple(cotangent * np.asarray(g) for g in grads)
 
-            check_vjp(loss, vjp, diff, eps=EPS, err_msg="VJP")
+            check_vjp(value, vjp, diff, eps=EPS, err_msg="VJP")
 
 
 ROWS_INDEPENDENT = [name for name in NAMES if REGISTRY[name].rows_independent]
