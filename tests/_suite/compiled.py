@@ -31,6 +31,28 @@ def with_differentiable(name: str, args: list, diff) -> list:
 
 HALF = {"bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
+DEVICES = 8
+"""The CPU devices of every process of the suite (``tests/conftest.py``)."""
+BATCH = 24
+"""The batch of every shared suite: one compiled shape serves them all, the 8-device test
+(``test_multidevice.py``, 3 rows a device) included."""
+KEEP = np.array(
+    [
+        [1, 1, 1],
+        [1, 0, 1],
+        [0, 0, 0],
+        [0, 1, 0],
+        [1, 1, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+        [1, 0, 0],
+    ],
+    bool,
+).reshape(-1)
+"""The rows a ``where`` keeps in the shared suites: on 8 devices, 3, 2, 0 (a device with
+nothing valid), 1, 3, 2, 3 and 1 (per-device means differ from the global one); row 0 is
+kept."""
+
 
 @functools.cache
 def _probe(name: str, all_slots: bool = True):

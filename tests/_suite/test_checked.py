@@ -10,7 +10,7 @@ from jax.experimental import checkify
 
 import jaxloss
 from tests._suite import compiled
-from tests._suite.compiled import probe
+from tests._suite.compiled import BATCH, probe
 from tests._suite.registry import DEVICE_AND_CHECK_NAMES, REGISTRY
 
 Error = checkify.JaxRuntimeError
@@ -18,7 +18,7 @@ Error = checkify.JaxRuntimeError
 
 @pytest.mark.parametrize("name", DEVICE_AND_CHECK_NAMES)
 def test_valid_inputs_pass_and_give_the_unchecked_value(name):
-    args = [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(0), 6)]
+    args = [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(0), BATCH)]
     np.testing.assert_allclose(
         compiled.checked(name)(*args), probe(name, args)["mean"], rtol=1e-5, atol=1e-6
     )

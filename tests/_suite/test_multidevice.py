@@ -18,6 +18,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
+from tests._suite.compiled import BATCH, DEVICES, KEEP, probe
 from tests._suite.registry import (
     DEVICE_AND_CHECK_NAMES,
     REGISTRY,
@@ -27,8 +28,8 @@ from tests._suite.registry import (
     row_mask,
 )
 
-DEVICES = 8
 ROWS_PER_DEVICE = 8
+ROWS = BATCH // DEVICES  # of the shared suites' batch (compiled.KEEP), a device
 NUM_CLASSES = 7
 IGNORE = 3
 
@@ -398,21 +399,6 @@ def test_ppo_clip_under_pmap():
 # ---------------------------------------------------------------------------------------
 # Every batch-reducing loss of the registry: global "mean"/"sum" under shard_map and pmap.
 
-REGISTRY_ROWS = 3  # per device
-# Rows kept per device: 3, 2, 0 (a device with nothing valid), 1, 3, 2, 3, 1.
-REGISTRY_KEEP = np.array(
-    [
-        [1, 1, 1],
-        [1, 0, 1],
-        [0, 0, 0],
-        [0, 1, 0],
-        [1, 1, 1],
-        [0, 1, 1],
-        [1, 1, 1],
-        [1, 0, 0],
-    ],
-    bool,
-).reshape(-1)
 WITH_AXIS_NAME = sorted(
     name
     for name in REGISTRY
@@ -430,15 +416,18 @@ def test_every_batch_reducing_loss_takes_axis_name():
 
 
 def _registry_batch(name, seed=0):
-    args = REGISTRY[name].make_inputs(np.random.default_rng(seed), DEVICES * REGISTRY_ROWS)
-    return args, row_mask(name, args, REGISTRY_KEEP)
+    """The shared suites' inputs and ``where`` (``compiled.BATCH`` rows, 3 a device)."""
+    args = [np.asarray(a) for a in REGISTRY[name].make_inputs(np.random.default_rng(seed), BATCH)]
+    return args, row_mask(name, args, KEEP)
 
 
 @pytest.mark.parametrize("name", sorted(set(WITH_AXIS_NAME) & set(DEVICE_AND_CHECK_NAMES)))
 def test_registry_loss_with_axis_name_equals_one_device(name):
-    # The global mean (value and gradients) and sum over 8 devices under shard_map, the mean
-    # under pmap, and the one-device values, compiled as one function. A per-class "none"
-    # (``Case.per_class_none``) is global too: every device's equals the one-device value.
+    # The global mean (value and gradients) and sum over 8 devices under shard_map and the
+    # mean under pmap, compiled as one function, against the one-device values of the same
+    # inputs and mask, which the shared suites' compiled function (``compiled.probe``) has
+    # computed already. A per-class "none" (``Case.per_class_none``) is global too: every
+    # device's equals the one-device value.
     case = REGISTRY[name]
     args, where = _registry_batch(name)
     batched = batched_positions(name, args)
@@ -447,7 +436,7 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
     positions = case.differentiable
 
     def split(a):
-        return a.reshape(DEVICES, REGISTRY_ROWS, *a.shape[1:])
+        return a.reshape(DEVICES, -1, *a.shape[1:])
 
     def everything(w, *a):
         def on_devices(reduction):
@@ -455,9 +444,6 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
                 return call(name, *local_args, where=w, reduction=reduction, axis_name="batch")
 
             return jax.shard_map(local, mesh=mesh, in_specs=(P("batch"), *specs), out_specs=P())
-
-        def whole(reduction):
-            return lambda *x: call(name, *x, where=w, reduction=reduction)
 
         mapped = jax.pmap(
             lambda w, *a: call(name, *a, where=w, axis_name="batch"),
@@ -469,28 +455,22 @@ def test_registry_loss_with_axis_name_equals_one_device(name):
                 *jax.value_and_grad(lambda *x: on_devices("mean")(w, *x), argnums=positions)(*a),
                 on_devices("sum")(w, *a),
             ),
-            "one device": (
-                *jax.value_and_grad(whole("mean"), argnums=positions)(*a),
-                whole("sum")(*a),
-            ),
             "pmap": mapped,
         }
         if case.per_class_none:  # the global per-class values, the same on every device
-            out["none"] = (on_devices("none")(w, *a), whole("none")(*a))
+            out["none"] = on_devices("none")(w, *a)
         return out
 
-    out = jax.jit(everything)(where, *args)
+    out = jax.tree.map(np.asarray, jax.jit(everything)(where, *args))
+    whole = probe(name, args, where)
     if case.per_class_none:
-        np.testing.assert_allclose(*out["none"], rtol=1e-5, atol=1e-6, err_msg="none")
-    (mean, grads, total), (whole_mean, whole_grads, whole_total) = (
-        out["shard_map"],
-        out["one device"],
-    )
-    np.testing.assert_allclose(mean, whole_mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(total, whole_total, rtol=1e-5, atol=1e-6)
-    for position, gs, gw in zip(positions, grads, whole_grads, strict=True):
+        np.testing.assert_allclose(out["none"], whole["none"], rtol=1e-5, atol=1e-6, err_msg="none")
+    mean, grads, total = out["shard_map"]
+    np.testing.assert_allclose(mean, whole["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(total, whole["sum"], rtol=1e-5, atol=1e-6)
+    for position, gs, gw in zip(positions, grads, whole["grads_mean"], strict=True):
         np.testing.assert_allclose(gs, gw, rtol=1e-4, atol=1e-6, err_msg=f"input {position}")
-    np.testing.assert_allclose(out["pmap"], np.full(DEVICES, whole_mean), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["pmap"], np.full(DEVICES, whole["mean"]), rtol=1e-5, atol=1e-6)
 
 
 def test_registry_mask_makes_per_device_means_differ():
@@ -498,8 +478,8 @@ def test_registry_mask_makes_per_device_means_differ():
     args, where = _registry_batch("mse")
     per_device = [
         jaxloss.mse(
-            *(a[d * REGISTRY_ROWS : (d + 1) * REGISTRY_ROWS] for a in args[:2]),
-            where=where[d * REGISTRY_ROWS : (d + 1) * REGISTRY_ROWS],
+            *(a[d * ROWS : (d + 1) * ROWS] for a in args[:2]),
+            where=where[d * ROWS : (d + 1) * ROWS],
         )
         for d in range(DEVICES)
     ]
@@ -508,8 +488,8 @@ def test_registry_mask_makes_per_device_means_differ():
 
 def test_center_update_with_axis_name_equals_one_device():
     rng = np.random.default_rng(3)
-    features = rng.normal(size=(DEVICES * REGISTRY_ROWS, 4)).astype(np.float32)
-    labels = rng.integers(0, 5, size=DEVICES * REGISTRY_ROWS).astype(np.int32)
+    features = rng.normal(size=(DEVICES * ROWS, 4)).astype(np.float32)
+    labels = rng.integers(0, 5, size=DEVICES * ROWS).astype(np.int32)
     centers = rng.normal(size=(5, 4)).astype(np.float32)
     mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
     sharded = jax.shard_map(
@@ -518,9 +498,9 @@ def test_center_update_with_axis_name_equals_one_device():
         in_specs=(P(), P("batch"), P("batch"), P("batch")),
         out_specs=P(),
     )
-    whole = jaxloss.center_update(centers, features, labels, alpha=0.7, where=REGISTRY_KEEP)
+    whole = jaxloss.center_update(centers, features, labels, alpha=0.7, where=KEEP)
     np.testing.assert_allclose(
-        sharded(centers, features, labels, REGISTRY_KEEP), whole, rtol=1e-6, atol=1e-7
+        sharded(centers, features, labels, KEEP), whole, rtol=1e-6, atol=1e-7
     )
     # and it is not the update of one device's rows alone
     first = jaxloss.center_update(centers, features[:3], labels[:3], alpha=0.7)

@@ -29,7 +29,7 @@ from jax.experimental import checkify
 
 import jaxloss
 from tests._suite import compiled
-from tests._suite.compiled import probe
+from tests._suite.compiled import BATCH, KEEP, probe
 from tests._suite.registry import (
     DEVICE_AND_CHECK_NAMES,
     REGISTRY,
@@ -38,8 +38,6 @@ from tests._suite.registry import (
     row_mask,
 )
 
-BATCH = 6
-KEEP = np.array([True, False, True, True, False, True])
 POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "1e30": 1e30}
 NAMES = sorted(REGISTRY)
 

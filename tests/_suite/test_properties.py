@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jaxloss
-from tests._suite.compiled import probe
+from tests._suite.compiled import BATCH, probe
 from tests._suite.registry import REGISTRY, Case, batched_positions, reference_mean, row_mask
 
 EXAMPLES = 5
@@ -78,16 +78,13 @@ def _default_mean(case: Case) -> bool:
     return case.reference_mean is default
 
 
-BATCH = 6
-
-
 def _is_float(x) -> bool:
     return np.issubdtype(np.asarray(x).dtype, np.floating)
 
 
 seeds = st.integers(min_value=0, max_value=2**16)
 # Row masks stand for smaller batches (a mask keeping one row is a batch of one: masked rows
-# take no part), so every property runs on the one compiled shape of batch 6.
+# take no part), so every property runs on the one compiled shape of ``BATCH`` rows.
 keeps = st.lists(st.booleans(), min_size=BATCH, max_size=BATCH)
 
 

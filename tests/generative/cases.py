@@ -105,7 +105,8 @@ CASES: dict[str, Case] = {
         jaxloss.elbo_loss,
         _vae_outputs,
         ref.elbo_loss,
-        kwargs={"free_bits": 0.45},
+        # 0.5 binds 2 of the 4 dimensions of the shared suites' inputs, 3 under their mask.
+        kwargs={"free_bits": 0.5},
         differentiable=(0, 1, 2),
         hyperparameters={"free_bits": 0.2},
         free=(0, 1),

@@ -376,8 +376,15 @@ def test_linear_cross_entropy_path_selection():
     assert _rows_per_block(8192, 131072, 1024, "mean") is None
     assert _rows_per_block(2048, 32768, 1024, "none") is None
     assert _rows_per_block(2048, 32768, None, "mean") is None
-    assert _rows_per_block(6, 7, 3, "mean") == 6  # the whole batch at once
-    assert _rows_per_block(6, 7, 1, "mean") is None
+    # The registry's linear_cross_entropy[rows] and [classes] (tests/margin/cases.py) at the
+    # shared suites' batch, whole and on each of the 8 devices: the whole batch at once, or
+    # the class-blocked kernel.
+    _, weight, _ = REGISTRY["linear_cross_entropy[rows]"].make_inputs(
+        np.random.default_rng(0), compiled.BATCH
+    )
+    for rows in (compiled.BATCH, compiled.BATCH // compiled.DEVICES):
+        assert _rows_per_block(rows, len(weight), 4, "mean") == rows
+        assert _rows_per_block(rows, len(weight), 1, "mean") is None
 
 
 def test_linear_cross_entropy_row_blocks_equal_unchunked():
