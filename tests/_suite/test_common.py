@@ -149,9 +149,9 @@ def test_check_grads(name):
         if "rev" in case.grad_modes:
 
             def vjp(*primals):
-                value, grads, _ = run(primals)
-                assert np.ndim(value) == 0  # a scalar loss: its VJP scales the gradient
-                return value, lambda cotangent: tuple(cotangent * np.asarray(g) for g in grads)
+                out, grads, _ = run(primals)
+                assert np.ndim(out) == 0  # a scalar loss: its VJP scales the gradient
+                return out, lambda cotangent: tuple(cotangent * np.asarray(g) for g in grads)
 
             check_vjp(value, vjp, diff, eps=EPS, err_msg="VJP")
 

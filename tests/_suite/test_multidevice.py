@@ -29,7 +29,7 @@ from tests._suite.registry import (
 )
 
 ROWS_PER_DEVICE = 8
-ROWS = BATCH // DEVICES  # of the shared suites' batch (compiled.KEEP), a device
+ROWS = BATCH // DEVICES  # rows a device of the shared suites' batch (compiled.KEEP)
 NUM_CLASSES = 7
 IGNORE = 3
 

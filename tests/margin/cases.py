@@ -87,7 +87,8 @@ CASES: dict[str, Case] = {
     # The chunked kernels, under the name of the loss and the path: with the shared suites'
     # 24 rows (3 on each of 8 devices) and 7 classes, chunk_size=4 takes the row-blocked
     # kernel (gradients in the forward pass), chunk_size=1 the class-blocked one (see
-    # jaxloss.margin.linear._rows_per_block; test_chunked_kernels_take_their_paths).
+    # jaxloss.margin.linear._rows_per_block; tests/margin/test_margin.py's
+    # test_linear_cross_entropy_path_selection checks both).
     "linear_cross_entropy[rows]": dataclasses.replace(
         _chunked(jaxloss.linear_cross_entropy, ref.linear_cross_entropy, chunk_size=4),
         free=(0, 1),
