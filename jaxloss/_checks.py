@@ -12,6 +12,9 @@ checked mode. ``float_array`` and ``lengths`` call them on the arrays they conve
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 
 import chex
@@ -20,7 +23,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss._checked import finite, value_check
-from jaxloss._labels import widened
+from jaxloss._labels import as_array, wide_host_integers, widened
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -43,6 +46,8 @@ def float_array(
       TypeError: if ``x`` is not floating point (integers and booleans are accepted and cast
         when ``allow_int``, as for regression targets).
     """
+    if allow_int and wide_host_integers(x):
+        x = np.asarray(x, np.float32)  # JAX would wrap int64 to int32 first (x64 off)
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         if not allow_int or not (
@@ -56,7 +61,7 @@ def float_array(
 
 def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
     """``x`` as a widened integer array (``_labels.widened``), or ``TypeError`` naming ``name``."""
-    x = jnp.asarray(x)
+    x = as_array(x)
     try:
         chex.assert_type(x, int)
     except AssertionError:
@@ -65,13 +70,51 @@ def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
 
 
 def broadcast_shapes(**arrays: ArrayLike) -> tuple[int, ...]:
-    """The broadcast shape of named arrays, or a ValueError naming each with its shape."""
-    shapes = {name: _shape_of(a) for name, a in arrays.items()}
+    """The broadcast shape of named arrays, or a ValueError naming each with its shape.
+
+    The broadcast shape must be the shape of one of them: inputs that broadcast only by
+    expanding every one (a ``[B, 1]`` against a ``[B]`` makes ``[B, B]``, every prediction
+    against every target) are almost always a mistake that silently gives a loss of the
+    wrong pairs. An outer product that is meant can be broadcast explicitly first
+    (``jnp.broadcast_arrays``).
+    """
+    return _broadcast(arrays, outer_product_warns=False)
+
+
+def broadcast_shapes_as_torch(**arrays: ArrayLike) -> tuple[int, ...]:
+    """:func:`broadcast_shapes` that computes an outer product with a ``UserWarning``, as
+    torch's regression losses do (their contract is NumPy's broadcasting)."""
+    return _broadcast(arrays, outer_product_warns=True)
+
+
+def _outside_jaxloss() -> int:
+    """The ``stacklevel`` of the first caller outside the jaxloss package, for a warning
+    raised where this is called (whatever number of jaxloss frames lie between)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _broadcast(arrays: dict[str, ArrayLike], outer_product_warns: bool) -> tuple[int, ...]:
+    shapes = {name: tuple(_shape_of(a)) for name, a in arrays.items()}
+    described = ", ".join(f"`{n}` {s}" for n, s in shapes.items())
     try:
-        return tuple(np.broadcast_shapes(*shapes.values()))
+        shape = tuple(np.broadcast_shapes(*shapes.values()))
     except ValueError:
-        described = ", ".join(f"`{n}` {s}" for n, s in shapes.items())
         raise ValueError(f"Shapes do not broadcast together: {described}.") from None
+    if shapes and shape not in shapes.values():
+        message = (
+            f"Shapes {described} broadcast to {shape}, the shape of none of them: every input "
+            "is expanded (a [B, 1] against a [B] pairs every entry of one with every entry "
+            "of the other). Give them matching shapes, or broadcast them explicitly "
+            "(jnp.broadcast_arrays) if that outer product is meant."
+        )
+        if not outer_product_warns:
+            raise ValueError(message)
+        warnings.warn(message, UserWarning, stacklevel=_outside_jaxloss())
+    return shape
 
 
 def broadcast_floats(**arrays: ArrayLike) -> tuple[tuple[jnp.ndarray, ...], tuple[int, ...]]:
@@ -186,6 +229,21 @@ def in_range(
             )
             raise ValueError(f"`{name}` must lie in {bounds}, got {value!r}.")
     return value
+
+
+def unused_is_zero(value: ArrayLike, message: str) -> None:
+    """A hyperparameter that the chosen variant does not use must be 0.
+
+    A nonzero Python or NumPy number raises ValueError (``message``, then the value); an
+    array, traced or not, is accepted as :func:`in_range` accepts one, so that a step which
+    carries every hyperparameter as an array runs every variant, and it is checked to be 0
+    in checked mode (``jaxloss.checked``).
+    """
+    if isinstance(value, (int, float, np.number)):
+        if value != 0:
+            raise ValueError(f"{message}, got {value!r}.")
+        return
+    value_check(jnp.asarray(value) == 0, f"{message}.")
 
 
 def is_static_zero(value: ArrayLike) -> bool:

@@ -9,6 +9,36 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+_INT32 = np.iinfo(np.int32)
+
+
+def as_array(x: ArrayLike) -> jax.Array:
+    """``jnp.asarray(x)``, except that 64-bit host integers past int32 saturate, not wrap.
+
+    With x64 off, JAX converts a NumPy int64 or uint64 array (NumPy's default integers) to
+    int32 modulo 2^32, so a label 2^32 + 1 would become class 1. Saturated to
+    ``[-2^31, 2^31 - 1]`` it stays outside ``[0, num_classes)`` and is excluded, as every
+    other out-of-range label. (Python ints past int32 already raise in JAX.)
+    """
+    if wide_host_integers(x):
+        assert isinstance(x, (np.ndarray, np.integer))
+        low = _INT32.min if x.dtype.kind == "i" else 0
+        x = np.clip(x, low, _INT32.max).astype(np.int32)
+    return jnp.asarray(x)
+
+
+def wide_host_integers(x: ArrayLike) -> bool:
+    """Whether ``x`` is a NumPy 64-bit integer array or scalar that JAX would wrap to int32
+    (x64 off)."""
+    return (
+        isinstance(x, (np.ndarray, np.integer))
+        and x.dtype.kind in "iu"
+        and x.dtype.itemsize == 8
+        and jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype
+    )
 
 
 def widened(x: jnp.ndarray) -> jnp.ndarray:

@@ -141,6 +141,12 @@ def test_center_loss_in_the_old_order_warns_and_gives_the_new_value():
     with pytest.warns(DeprecationWarning):
         jitted = jax.jit(lambda x, y, c: jaxloss.center_loss(x, y, c, reduction="none"))
         np.testing.assert_allclose(jitted(X1, LABELS, CENTERS), expected, rtol=1e-6)
+    # Python lists, as every loss takes them (result_type refused a list of lists).
+    lists = (np.asarray(X1).tolist(), np.asarray(CENTERS).tolist(), np.asarray(LABELS).tolist())
+    np.testing.assert_allclose(jaxloss.center_loss(*lists, reduction="none"), expected, rtol=1e-6)
+    with pytest.warns(DeprecationWarning):
+        got = jaxloss.center_loss(lists[0], lists[2], lists[1], reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_grpo_advantages_takes_trls_booleans():

@@ -259,8 +259,9 @@ def test_log1p_unit_matches_float64_log1p_on_the_unit_interval():
 
 
 def test_xlogx_is_x_log_x_with_its_limit_at_0():
-    x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan], np.float32)
-    # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32.
+    x = np.array([0.0, 1e-30, 0.5, 1.0, 3e38, np.inf, np.nan, -1e-30, -0.5], np.float32)
+    # 3e38 log 3e38 overflows float32 to inf, as the float64 value rounded to float32; a
+    # negative x gives NaN, as log (not a finite -87 x from a floor at the smallest normal).
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         wide = x.astype(np.float64)
         expected = np.where(x == 0, 0.0, wide * np.log(wide)).astype(np.float32)

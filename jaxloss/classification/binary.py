@@ -60,7 +60,10 @@ def binary_cross_entropy(
       \ell_i = -w_i \left[t_i \log p_i + (1 - t_i) \log(1 - p_i)\right]
 
     with both logarithms clamped at -100 as torch does, so ``p = 0`` or ``1`` gives a large
-    finite loss and finite gradients. Prefer :func:`binary_cross_entropy_with_logits` when
+    finite loss and finite gradients. The gradient is that clamped loss's own derivative: 0
+    in a term whose log is held at the floor (a wrong prediction at exactly 0 or 1), where
+    torch's backward returns ``(p - t) / max(p (1 - p), 1e-12)``, ±1e12 (through a
+    saturated sigmoid both are 0). Prefer :func:`binary_cross_entropy_with_logits` when
     you have logits: it is exact where a saturated sigmoid is not.
 
     Args:
@@ -230,7 +233,7 @@ def sigmoid_focal(
     logits: ArrayLike,
     targets: ArrayLike,
     *,
-    alpha: ArrayLike = 0.25,
+    alpha: ArrayLike | None = 0.25,
     gamma: ArrayLike = 2.0,
     where: ArrayLike | None = None,
     reduction: str = "mean",
@@ -244,7 +247,7 @@ def sigmoid_focal(
 
     The modulating factor :math:`(1 - p_t)^\gamma` silences the many easy examples (the
     background of a dense detector, the healthy pixels around a 0.1% tumor) so the rare hard
-    ones drive the gradient. ``alpha < 0`` turns the α-weighting off.
+    ones drive the gradient. ``alpha < 0`` (torchvision) or ``None`` turns the α-weighting off.
 
     Numerics: finite for all finite logits: the cross-entropy factor uses ``log_sigmoid``, and
     ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``. As in
@@ -261,7 +264,8 @@ def sigmoid_focal(
     Args:
       logits: floating array, any shape.
       targets: binary targets (or soft targets in ``[0, 1]``) of the same shape.
-      alpha: weight of the positive class in ``[0, 1]``, or negative for none; may be traced.
+      alpha: weight of the positive class in ``[0, 1]``, or negative (torchvision) or None
+        (as :func:`softmax_focal`) for none; may be traced.
       gamma: focusing parameter ``>= 0``; may be traced.
       where: optional boolean mask broadcastable to that shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per element).
@@ -279,6 +283,8 @@ def sigmoid_focal(
       Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", 2017.
       https://arxiv.org/abs/1708.02002
     """
+    if alpha is None:
+        alpha = -1.0
     _checks.in_range(alpha, "alpha", high=1)
     _checks.in_range(gamma, "gamma", low=0)
     logits, targets, mask = _elementwise_targets(logits, targets, "logits", where)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
@@ -91,7 +91,7 @@ def poly_cross_entropy(
       Perspective of Classification Loss Functions", 2022. https://arxiv.org/abs/2204.12511
     """
     logits = _classes_last(logits, axis, "logits")
-    labels = jnp.asarray(labels)
+    labels = _labels.as_array(labels)
     if jnp.issubdtype(labels.dtype, jnp.floating):
         if ignore_index is not None:
             raise ValueError(

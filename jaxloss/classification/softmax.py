@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._deprecation import renamed
 from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._labels import counted_labels
@@ -186,7 +186,7 @@ def cross_entropy(
     logits = _classes_last(logits, axis, "logits")
     num_classes = logits.shape[-1]
     weights = _class_weights(class_weights, num_classes)
-    labels = jnp.asarray(labels)
+    labels = _labels.as_array(labels)
 
     if jnp.issubdtype(labels.dtype, jnp.floating):
         if ignore_index is not None:

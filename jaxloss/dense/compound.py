@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
+from jaxloss import _checks, _labels, _numerics
 from jaxloss._labels import valid_class_ids
 from jaxloss._reduce import reduce_loss, safe_divide, zero_masked
 from jaxloss._sharding import AxisName
@@ -53,7 +53,7 @@ def _pixel_inputs(
     work enters the program); and the sample mask ``[batch]`` (None: all)."""
     logits = _checks.float_array(logits, "logits", allow_inf=True)
     mask = _checks.mask(where, logits.shape[:1])
-    targets = jnp.asarray(targets)
+    targets = _labels.as_array(targets)
     pixels = None
     if targets.shape == logits.shape[:-1]:
         targets = _checks.integer_array(targets, "targets")

@@ -68,8 +68,11 @@ def tversky(
       include_background: if False, class 0 is dropped from the output.
       from_logits: None for probabilities; ``"sigmoid"`` or ``"softmax"`` for logits (as
         in ``dice``).
-      where: optional boolean mask broadcastable to ``[batch, num_classes]``.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
+      where: optional boolean mask broadcastable to ``[batch, num_classes]`` (class 0's
+        column unused without the background) or, without it, to ``[batch, num_classes -
+        1]``, as ``class_weights``.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``, one column
+        fewer without the background).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._labels import counted_labels
 from jaxloss._reduce import reduce_loss, safe_divide, zero_masked
 from jaxloss._sharding import AxisName, gather_batch, global_sum
@@ -265,7 +265,8 @@ def lovasz_hinge(
     Args:
       logits: ``[batch, ...]`` real-valued scores of the foreground (no class axis).
       labels: integer labels of the same shape, 1 for the foreground and 0 for the
-        background; any other value (or ``ignore_index``) leaves the pixel out.
+        background (or a boolean mask); any other value (or ``ignore_index``) leaves the
+        pixel out.
       per_image: one loss per image, or one over the whole batch.
       ignore_index: a label value to leave out, or None.
       where: optional boolean mask ``[batch]`` of the images that count.
@@ -295,6 +296,9 @@ def lovasz_hinge(
     logits = _checks.float_array(logits, "logits")
     if logits.ndim < 1:
         raise ValueError(f"`logits` must be [batch, ...], got shape {logits.shape}.")
+    labels = _labels.as_array(labels)
+    if labels.dtype == jnp.bool_:  # a binary mask, as the BCE pair and the Dice take
+        labels = labels.astype(jnp.int32)
     labels, counted = _counted_pixels(labels, logits.shape, 2, ignore_index, where)
     (logits,) = zero_masked(counted, logits.reshape(counted.shape))
     foreground = (labels == 1) & counted

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._labels import valid_class_ids
 from jaxloss._reduce import masked_inputs, reduce_loss, zero_masked
 from jaxloss._sharding import AxisName
@@ -116,8 +116,13 @@ def _class_maps(
             f"{probs.shape}."
         )
     kept = num_classes - (0 if include_background else 1)
+    if per_class and where is not None and kept < num_classes:
+        # A mask of every class, as class_weights may be: class 0's column is unused.
+        where = jnp.asarray(where)
+        if where.ndim and where.shape[-1] == num_classes:
+            where = where[..., 1:]
     mask, _ = masked_inputs(where, (probs.shape[0], kept) if per_class else probs.shape[:1])
-    targets = jnp.asarray(targets)
+    targets = _labels.as_array(targets)
     labels_given = targets.shape == probs.shape[:-1]
     split = (
         columns
@@ -394,8 +399,11 @@ def dice(
       from_logits: None if ``probs`` are probabilities; ``"sigmoid"`` or ``"softmax"`` if
         they are logits, made probabilities per class (binary or multi-label) or over the
         class axis. The activation precedes ``include_background``.
-      where: optional boolean mask broadcastable to ``[batch, num_classes]``.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
+      where: optional boolean mask broadcastable to ``[batch, num_classes]`` (class 0's
+        column unused without the background) or, without it, to ``[batch, num_classes -
+        1]``, as ``class_weights``.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``, one column
+        fewer without the background).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:
@@ -473,8 +481,11 @@ def jaccard(
       include_background: if False, class 0 is dropped from the output.
       from_logits: None for probabilities; ``"sigmoid"`` or ``"softmax"`` for logits (as
         in ``dice``).
-      where: optional boolean mask broadcastable to ``[batch, num_classes]``.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``).
+      where: optional boolean mask broadcastable to ``[batch, num_classes]`` (class 0's
+        column unused without the background) or, without it, to ``[batch, num_classes -
+        1]``, as ``class_weights``.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch, num_classes]``, one column
+        fewer without the background).
       axis_name: mapped axis of the batch (global mean and sum).
 
     Returns:

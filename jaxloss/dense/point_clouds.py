@@ -127,8 +127,16 @@ def chamfer(
     y_counted = _counted_points(y_lengths, num_y, batch, "y_lengths")
     # Points past a length are padding too: zeroed before the search computes on them.
     (x,), (y,) = zero_masked(x_counted, x), zero_masked(y_counted, y)
-    block = num_x if chunk_size is None else min(chunk_size, num_x)
-    x_distances, y_distances = nearest_squared_distances(x, y, x_counted, y_counted, block)
+    if num_x and num_y:
+        block = num_x if chunk_size is None else min(chunk_size, num_x)
+        x_distances, y_distances = nearest_squared_distances(x, y, x_counted, y_counted, block)
+    else:
+        # A cloud with no points at all: no nearest neighbour in either direction, which
+        # contributes 0 (as lengths of 0 do); the search has no block to run on.
+        x_distances, y_distances = (
+            jnp.zeros((batch, num_x), dtype),
+            jnp.zeros((batch, num_y), dtype),
+        )
     if not squared:
         x_distances = _numerics.safe_sqrt(x_distances)
         y_distances = _numerics.safe_sqrt(y_distances)

@@ -36,7 +36,9 @@ def kl_div(
     target probabilities; :math:`0 \log 0 = 0`. Summed over the class axis this is
     :math:`\mathrm{KL}(t \,\|\, \exp x)`: the distillation loss of a student ``x`` against a
     teacher ``t``. As in torch, ``"mean"`` averages over *all elements*;
-    ``"batchmean"`` (sum divided by the batch size) is the true mean KL per example.
+    ``"batchmean"`` (sum divided by the batch size) is the true mean KL per example; the
+    batch is that of the broadcast inputs (torch divides by ``input.size(0)``, 1 for one
+    row of log-probabilities broadcast against a batch of targets).
 
     Numerics: finite for finite ``logprobs`` and probability targets (log-probabilities with
     ``log_target``); a target of 0 contributes 0 (``0 log 0 = 0`` via ``xlogx``, with a finite

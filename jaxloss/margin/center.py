@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _deprecation
@@ -83,9 +84,16 @@ def center_loss(
 
 
 def _old_center_loss_order(centers: ArrayLike, labels: ArrayLike) -> bool:
-    """Whether ``center_loss`` was called as in 0.1: integer labels where the centers go."""
-    return jnp.issubdtype(jnp.result_type(centers), jnp.integer) and jnp.issubdtype(
-        jnp.result_type(labels), jnp.floating
+    """Whether ``center_loss`` was called as in 0.1: integer labels where the centers go.
+
+    The dtypes are read from the arrays, or from NumPy's reading of a list (``result_type``
+    refuses lists)."""
+
+    def dtype(x: ArrayLike) -> np.dtype:
+        return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+
+    return jnp.issubdtype(dtype(centers), jnp.integer) and jnp.issubdtype(
+        dtype(labels), jnp.floating
     )
 
 

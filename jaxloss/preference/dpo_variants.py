@@ -178,10 +178,11 @@ def _check_options(
     _checks.choice(f_divergence, F_DIVERGENCES, "f_divergence")
     _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     _checks.in_range(discopop_tau, "discopop_tau", low=0, low_open=True)
-    if loss_type not in _SMOOTHED_TYPES and not _checks.is_static_zero(label_smoothing):
-        raise ValueError(
-            f"`label_smoothing` applies to loss_type in {_SMOOTHED_TYPES} only, got "
-            f"{label_smoothing} with loss_type={loss_type!r}."
+    if loss_type not in _SMOOTHED_TYPES:
+        _checks.unused_is_zero(
+            label_smoothing,
+            f"`label_smoothing` applies to loss_type in {_SMOOTHED_TYPES} only (0 for "
+            f"loss_type={loss_type!r})",
         )
     if loss_type == "robust":
         if isinstance(label_smoothing, (int, float)) and label_smoothing >= 0.5:
@@ -196,9 +197,10 @@ def _check_options(
             f"`label_smoothing` must lie in (0, 1) for 'exo_pair' (the paper uses 1e-3), got "
             f"{label_smoothing}."
         )
-    if loss_type != "bco_pair" and not _checks.is_static_zero(reward_shift):
-        raise ValueError(
-            f"`reward_shift` applies to loss_type='bco_pair' only, got {reward_shift}."
+    if loss_type != "bco_pair":
+        _checks.unused_is_zero(
+            reward_shift,
+            f"`reward_shift` applies to loss_type='bco_pair' only (0 for loss_type={loss_type!r})",
         )
     if f_divergence != "reverse_kl" and loss_type not in _F_DIVERGENCE_TYPES:
         raise ValueError(

@@ -35,7 +35,8 @@ def token_logprobs(
     Args:
       logits: ``[..., time, vocab]`` float.
       tokens: ``[..., time]`` int token ids. Ids outside ``[0, vocab)`` (padding such as
-        -100) count as masked.
+        -100) count as masked; in checked mode they raise, as every label out of range
+        (mask them with ``where`` there).
       where: optional boolean mask ``[..., time]`` of the tokens to keep.
 
     Returns:

@@ -26,7 +26,7 @@ def _weighted_pair(
     The weights pass through the masking door with the inputs: a NaN weight in a masked
     entry reaches neither the weighted sum nor the sum of weights of torch's mean.
     """
-    shape = _checks.broadcast_shapes(predictions=predictions, targets=targets)
+    shape = _checks.broadcast_shapes_as_torch(predictions=predictions, targets=targets)
     predictions = _checks.float_array(predictions, "predictions")
     targets = _checks.float_array(targets, "targets", allow_int=True)
     arrays = [jnp.broadcast_to(predictions, shape), jnp.broadcast_to(targets, shape)]

@@ -134,7 +134,9 @@ def gaussian_nll(
     targets = _checks.float_array(targets, "targets", allow_int=True)
     variances = _checks.float_array(variances, "variances", allow_int=True)
     variances = _torch_variance_shape(variances, predictions.shape)
-    shape = _checks.broadcast_shapes(predictions=predictions, targets=targets, variances=variances)
+    shape = _checks.broadcast_shapes_as_torch(
+        predictions=predictions, targets=targets, variances=variances
+    )
     mask, (predictions, targets, variances) = masked_inputs(
         where, shape, *(jnp.broadcast_to(a, shape) for a in (predictions, targets, variances))
     )
@@ -212,7 +214,7 @@ def poisson_nll(
       ``PoissonNLLLoss``. https://pytorch.org/docs/stable/generated/torch.nn.PoissonNLLLoss.html
     """
     _checks.in_range(eps, "eps", low=0)
-    shape = _checks.broadcast_shapes(predictions=predictions, targets=targets)
+    shape = _checks.broadcast_shapes_as_torch(predictions=predictions, targets=targets)
     predictions = _checks.float_array(predictions, "predictions")
     targets = _checks.float_array(targets, "targets", allow_int=True)
     mask, (predictions, targets) = masked_inputs(

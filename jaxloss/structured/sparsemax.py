@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checked, _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.classification.softmax import _classes_last, _integer_targets
@@ -198,7 +198,7 @@ def sparsemax_loss(
       https://arxiv.org/abs/1901.02324
     """
     logits = _checks.float_array(logits, "logits", allow_inf=True)
-    labels = jnp.asarray(labels)
+    labels = _labels.as_array(labels)
     if jnp.issubdtype(labels.dtype, jnp.floating):
         labels = _checks.float_array(labels, "labels")
     elif not jnp.issubdtype(labels.dtype, jnp.integer) and labels.dtype != jnp.bool_:

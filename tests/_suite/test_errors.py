@@ -61,6 +61,35 @@ def test_a_batch_one_row_short_is_a_value_error_naming_the_input(name):
     assert re.search(r"\(\d+,|\[\d+", message) or "batch" in message, message
 
 
+def _with_a_column(name):
+    """The inputs with the first batched input given a trailing axis of 1 (a ``[B]`` as
+    ``[B, 1]``, the classic column mistake) where another batched input has its shape, or
+    None."""
+    args = _inputs(name)
+    batched = [i for i in batched_positions(name, args) if np.ndim(args[i]) >= 1]
+    same = [i for i in batched if np.shape(args[i]) == np.shape(args[batched[0]])]
+    if len(same) < 2:
+        return None
+    args = list(args)
+    args[same[0]] = np.asarray(args[same[0]])[..., None]
+    return args
+
+
+COLUMN = [name for name in NAMES if _with_a_column(name) is not None]
+
+
+@pytest.mark.parametrize("name", COLUMN)
+def test_an_input_with_an_extra_axis_is_a_value_error_not_an_outer_product(name):
+    # [B, 1] against [B] broadcasts to [B, B]: every prediction scored against every target,
+    # a plausible number of the wrong pairs. Twelve losses (the DPO family, margin_ranking,
+    # the GAN losses) computed it before session 49. (The soft Dice and Tversky read the
+    # extra axis as the class axis of probabilities beside label maps, and then refuse the
+    # float "labels": a TypeError naming them.)
+    with pytest.raises((ValueError, TypeError)) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *_with_a_column(name))
+    assert NAMED.search(str(error.value)), str(error.value)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_an_integer_input_where_floats_belong_is_a_type_error_naming_it(name):
     case = REGISTRY[name]

@@ -214,8 +214,9 @@ def _at_the_top(loss, batches):
     return [_wide_and_narrow(loss, **batch) for batch in batches]
 
 
-def _wide_and_narrow(loss, x, w, logits, wide, narrow):
-    calls = {
+def _label_calls(x, w, logits):
+    """Each loss of the tests above as a function of its integer labels."""
+    return {
         "cross_entropy": lambda y: jaxloss.cross_entropy(logits, y, reduction="none"),
         "nll": lambda y: jaxloss.nll(jax.nn.log_softmax(logits), y, reduction="none"),
         "softmax_focal": lambda y: jaxloss.softmax_focal(logits, y, reduction="none"),
@@ -225,6 +226,10 @@ def _wide_and_narrow(loss, x, w, logits, wide, narrow):
         "dice": lambda y: jaxloss.dice(jax.nn.softmax(logits)[None], y[None], reduction="none"),
         "token_logprobs": lambda y: jaxloss.token_logprobs(logits, y),
     }
+
+
+def _wide_and_narrow(loss, x, w, logits, wide, narrow):
+    calls = _label_calls(x, w, logits)
     # torch's ignore_index -100 is not a label of an unsigned dtype: nothing is ignored.
     ignored = (
         jaxloss.cross_entropy(logits, narrow, ignore_index=-100, reduction="none")
@@ -232,3 +237,20 @@ def _wide_and_narrow(loss, x, w, logits, wide, narrow):
         else jnp.zeros(())
     )
     return calls[loss](wide), calls[loss](narrow), ignored
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "center_loss", "dice"])
+def test_int64_labels_past_int32_are_excluded_not_wrapped(loss):
+    # With x64 off, JAX converts NumPy's int64 to int32 modulo 2^32 (2^32 + 1 would be class
+    # 1); the labels jaxloss converts itself (an eager call) saturate and are left out, as
+    # every label outside [0, num_classes). (Under jit JAX converts the arguments before
+    # jaxloss sees them: the README says so.)
+    batch = _batch_at_the_top(np.int8)
+    far = batch["wide"].astype(np.int64)
+    far[[1, 2, 4]] = [2**32 + 1, -(2**63), 2**40 + 10]
+    excluded = batch["wide"].copy()
+    excluded[[1, 2, 4]] = -1
+    calls = _label_calls(batch["x"], batch["w"], batch["logits"])
+    got, expected = (np.asarray(calls[loss](y)) for y in (far, excluded))
+    np.testing.assert_array_equal(got, expected)
+    assert np.any(got != np.asarray(calls[loss](batch["wide"])))

@@ -503,11 +503,14 @@ def test_sigmoid_focal_gradients_match_torch_for_any_gamma():
             np.testing.assert_allclose(by_gamma, g.grad.item(), rtol=1e-4)
 
 
-def test_sigmoid_focal_without_focusing_is_bce():
+@pytest.mark.parametrize("alpha", [-1.0, None], ids=["negative", "None"])
+def test_sigmoid_focal_without_focusing_is_bce(alpha):
+    # No α weighting: a negative alpha as torchvision, or None as softmax_focal and
+    # dice_focal (it raised an unclear error).
     rng = np.random.default_rng(10)
     logits = rng.normal(size=(5, 3)).astype(np.float32)
     targets = rng.uniform(size=(5, 3)).astype(np.float32)
-    ours = jax.jit(functools.partial(jaxloss.sigmoid_focal, alpha=-1.0, gamma=0.0))
+    ours = jax.jit(functools.partial(jaxloss.sigmoid_focal, alpha=alpha, gamma=0.0))
     np.testing.assert_allclose(
         ours(logits, targets),
         F.binary_cross_entropy_with_logits(_torch(logits), _torch(targets)).numpy(),

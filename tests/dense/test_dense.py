@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import chex
@@ -69,6 +70,19 @@ def test_dice_matches_the_reference(squared, include_background, targets):
     ours = _dice_options(probs, target)[squared, include_background]
     assert ours.shape == (3, 4 if include_background else 3)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["dice", "jaccard", "tversky"])
+def test_without_the_background_a_mask_may_cover_every_class(loss):
+    # As class_weights: [batch, num_classes] with class 0's column unused, or
+    # [batch, num_classes - 1]; both mean the same (the first raised a shape error).
+    probs, labels = _segmentation(0)
+    every = np.array([[True, False, True, True], [True, True, False, True], [False] * 4])
+    fn = functools.partial(getattr(jaxloss, loss), include_background=False, reduction="sum")
+    both = jax.jit(lambda p, y: (fn(p, y, where=every), fn(p, y, where=every[:, 1:])))
+    with_every, with_kept = both(probs, labels)
+    np.testing.assert_array_equal(with_every, with_kept)
+    assert with_every != jax.jit(fn)(probs, labels)
 
 
 OPTAX_GRID = [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)]
@@ -650,6 +664,27 @@ def test_chamfer_empty_clouds_are_zero():
     assert float(both_empty) == 0.0
     # y empty: x → y has no neighbour (0); y → x is over no points (0).
     assert float(y_empty) == 0.0
+
+
+def test_chamfer_clouds_with_no_points_are_zero_as_lengths_of_zero():
+    # A point axis of size 0 (it crashed: no block for the search) means what lengths of 0
+    # mean: 0, with zero gradients of the inputs' shapes, chunked or not.
+    x, y = _clouds(1, batch=2)
+
+    @jax.jit
+    def run(x, y):
+        calls = [
+            lambda a, b: jaxloss.chamfer(a[:, :0], b),
+            lambda a, b: jaxloss.chamfer(a, b[:, :0], chunk_size=2),
+            lambda a, b: jaxloss.chamfer(a[:, :0], b[:, :0], point_reduction="sum"),
+        ]
+        return [jax.value_and_grad(f, (0, 1))(x, y) for f in calls]
+
+    for value, grads in run(x, y):
+        assert float(value) == 0.0
+        assert all(
+            g.shape == a.shape and np.all(g == 0) for g, a in zip(grads, (x, y), strict=True)
+        )
 
 
 def test_chamfer_hand_computed_with_padding():

@@ -279,8 +279,12 @@ def test_lovasz_hinge_ignored_pixels_equal_dropping_them():
 def test_lovasz_hinge_hand_worked():
     # Errors −1, 1.5, 1.5 sorted 1.5 (fg), 1.5 (bg), −1 (fg): 1.5/2 + 1.5/6 + 0 = 1 (any
     # order of the tie gives 1); ±1 logits predicting {1, 2} of truth {0, 1}: 2 (1 − 1/3).
-    out = jaxloss.lovasz_hinge(np.array([[2.0, -0.5, 0.5], [-1.0, 1.0, 1.0]]), [[1, 1, 0]] * 2)
+    logits = np.array([[2.0, -0.5, 0.5], [-1.0, 1.0, 1.0]])
+    out = jaxloss.lovasz_hinge(logits, [[1, 1, 0]] * 2)
     np.testing.assert_allclose(out, (1 + 2 * (1 - 1 / 3)) / 2, rtol=1e-6)
+    # The same labels as a boolean mask, as the BCE pair and the Dice take them.
+    mask = np.array([[True, True, False]] * 2)
+    np.testing.assert_allclose(jaxloss.lovasz_hinge(logits, mask), out, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------ kornia

@@ -170,6 +170,19 @@ def test_generalized_kl_zero_targets_match_optax_with_finite_gradients():
     assert all(np.all(np.isfinite(g)) for g in grads)
 
 
+def test_negative_targets_give_nan_as_torch_and_optax():
+    # A negative "probability" has no log: torch's kl_div and optax's generalized KL give
+    # NaN, never a finite number (a floor at the smallest normal once gave -87 t).
+    log_input = np.log(np.array([[0.5, 0.5]], np.float32))
+    target = np.array([[-0.2, 1.2]], np.float32)
+    expected = F.kl_div(torch.tensor(log_input), torch.tensor(target), reduction="sum")
+    assert np.isnan(expected.item())
+    assert np.isnan(jaxloss.kl_div(log_input, target, reduction="sum"))
+    theirs = optax.losses.generalized_kl_divergence(log_input, target)
+    assert np.all(np.isnan(theirs))
+    assert np.isnan(jaxloss.generalized_kl(log_input, target))
+
+
 def test_generalized_kl_axis_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="`axis`=3"):
         jax.eval_shape(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from jax.experimental import checkify
 
 import jaxloss
 from tests._suite import compiled
@@ -319,6 +320,25 @@ def test_rejects_bad_options(options, match):
     logps = [np.zeros(2, np.float32)] * 4
     with pytest.raises(ValueError, match=match):
         jaxloss.dpo(*logps, **options)
+
+
+def test_unused_options_as_arrays_run_every_type_and_are_checked_in_checked_mode():
+    # A step that carries every hyperparameter as an array (traced, so it cannot be read
+    # at trace time) runs a type that does not use one: it must be 0, which checked mode
+    # verifies. (It raised ValueError for any array, 0 included.)
+    logps = [jnp.asarray([2.0, -1.0]), *[jnp.zeros(2)] * 3]
+
+    def step(smoothing, shift):
+        return jaxloss.dpo(*logps, loss_type="ipo", label_smoothing=smoothing, reward_shift=shift)
+
+    zero = jnp.float32(0)
+    expected = jaxloss.dpo(*logps, loss_type="ipo")
+    np.testing.assert_allclose(jax.jit(step)(zero, zero), expected, rtol=1e-6)
+    checked = jaxloss.checked(step)  # traced: the arrays are arguments
+    np.testing.assert_allclose(checked(zero, zero), expected, rtol=1e-6)
+    for smoothing, shift, name in ((0.1, 0.0, "label_smoothing"), (0.0, 0.3, "reward_shift")):
+        with pytest.raises(checkify.JaxRuntimeError, match=name):
+            checked(jnp.float32(smoothing), jnp.float32(shift))
 
 
 def test_wpo_weights_as_documented_match_trl_use_weighting():
