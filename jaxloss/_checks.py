@@ -12,8 +12,6 @@ checked mode. ``float_array`` and ``lengths`` call them on the arrays they conve
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Sequence
 
@@ -23,6 +21,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss._checked import finite, value_check
+from jaxloss._deprecation import outside_jaxloss
 from jaxloss._labels import as_array, wide_host_integers, widened
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -87,16 +86,6 @@ def broadcast_shapes_as_torch(**arrays: ArrayLike) -> tuple[int, ...]:
     return _broadcast(arrays, outer_product_warns=True)
 
 
-def _outside_jaxloss() -> int:
-    """The ``stacklevel`` of the first caller outside the jaxloss package, for a warning
-    raised where this is called (whatever number of jaxloss frames lie between)."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _broadcast(arrays: dict[str, ArrayLike], outer_product_warns: bool) -> tuple[int, ...]:
     shapes = {name: tuple(_shape_of(a)) for name, a in arrays.items()}
     described = ", ".join(f"`{n}` {s}" for n, s in shapes.items())
@@ -113,7 +102,7 @@ def _broadcast(arrays: dict[str, ArrayLike], outer_product_warns: bool) -> tuple
         )
         if not outer_product_warns:
             raise ValueError(message)
-        warnings.warn(message, UserWarning, stacklevel=_outside_jaxloss())
+        warnings.warn(message, UserWarning, stacklevel=outside_jaxloss())
     return shape
 
 

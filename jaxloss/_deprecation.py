@@ -10,6 +10,8 @@ spellings is a ``TypeError``. The renames are listed in CHANGELOG.md and in
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,16 +22,23 @@ REMOVED_IN = "0.3.0"
 """The version that drops the spellings deprecated in 0.2.0."""
 
 
-def warn(function: str, message: str, *, depth: int = 1) -> None:
-    """A ``DeprecationWarning`` attributed to the user's call of the public ``function``.
+def outside_jaxloss() -> int:
+    """The ``stacklevel`` that attributes a warning raised by this function's caller to the
+    first frame outside the jaxloss package: the user's call, whatever number of jaxloss
+    frames (decorators, helpers) lie between."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
-    ``depth``: the number of jaxloss frames between that call and this one (1: ``warn`` is
-    called by the public function itself).
-    """
+
+def warn(function: str, message: str) -> None:
+    """A ``DeprecationWarning`` attributed to the user's call of the public ``function``."""
     warnings.warn(
         f"jaxloss.{function}: {message}; the old form stops working in jaxloss {REMOVED_IN}.",
         DeprecationWarning,
-        stacklevel=depth + 2,
+        stacklevel=outside_jaxloss(),
     )
 
 
@@ -46,7 +55,7 @@ def renamed(**old_to_new: str) -> Callable[[F], F]:
                             f"jaxloss.{fn.__name__}() got both `{new}` and its old spelling "
                             f"`{old}`; pass `{new}` only."
                         )
-                    warn(fn.__name__, f"the argument `{old}` is now spelled `{new}`", depth=1)
+                    warn(fn.__name__, f"the argument `{old}` is now spelled `{new}`")
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 

@@ -116,11 +116,8 @@ def _class_maps(
             f"{probs.shape}."
         )
     kept = num_classes - (0 if include_background else 1)
-    if per_class and where is not None and kept < num_classes:
-        # A mask of every class, as class_weights may be: class 0's column is unused.
-        where = jnp.asarray(where)
-        if where.ndim and where.shape[-1] == num_classes:
-            where = where[..., 1:]
+    if per_class and where is not None:
+        where = _kept_columns(jnp.asarray(where), num_classes, kept)
     mask, _ = masked_inputs(where, (probs.shape[0], kept) if per_class else probs.shape[:1])
     targets = _labels.as_array(targets)
     labels_given = targets.shape == probs.shape[:-1]
@@ -237,6 +234,14 @@ def _overlap_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
     return jnp.where(empty, 1, numerator / jnp.where(empty, 1, denominator))
 
 
+def _kept_columns(x: jax.Array, num_classes: int, kept: int) -> jax.Array:
+    """``x`` with a last axis over every class cut to the ``kept`` last ones (class 0's
+    column dropped without the background); any other ``x`` as it is."""
+    if x.ndim and x.shape[-1] == num_classes:
+        return x[..., num_classes - kept :]
+    return x
+
+
 def _kept_class_weights(
     class_weights: ArrayLike, num_classes: int, include_background: bool
 ) -> jax.Array:
@@ -249,7 +254,7 @@ def _kept_class_weights(
     weights = _checks.float_array(class_weights, "class_weights", allow_int=True)
     kept = num_classes - (0 if include_background else 1)
     if weights.shape == (num_classes,):
-        weights = weights[num_classes - kept :]
+        weights = _kept_columns(weights, num_classes, kept)
     elif weights.shape not in ((), (kept,)):
         lengths = f"({num_classes},)" + ("" if include_background else f" or ({kept},)")
         raise ValueError(

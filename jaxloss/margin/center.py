@@ -72,7 +72,6 @@ def center_loss(
         _deprecation.warn(
             "center_loss",
             "the order (features, labels, centers) is now (embeddings, centers, labels)",
-            depth=2,
         )
         centers, labels = labels, centers
     x, c, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
