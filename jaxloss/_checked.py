@@ -37,7 +37,9 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
     * integer labels are class ids in ``[0, num_classes)``, ``ignore_index``, or masked by
       ``where`` (CTC: class ids other than ``blank`` within ``label_lengths``);
     * probabilities and (soft) targets lie in ``[0, 1]``;
-    * lengths lie in ``[0, size of their axis]``.
+    * lengths lie in ``[0, size of their axis]``;
+    * traced hyperparameters lie in their domain (a concrete one is checked outside this
+      mode too).
 
     Masked entries are checked for NaN and inf too (fill padding with finite values), but
     not for their labels.
@@ -114,6 +116,11 @@ def checking() -> Iterator[None]:
         yield
     finally:
         _CHECKING.reset(token)
+
+
+def active() -> bool:
+    """Whether value checks trace here (inside ``jaxloss.checked``)."""
+    return _CHECKING.get()
 
 
 def value_check(ok: ArrayLike, message: str) -> None:

@@ -16,11 +16,12 @@ import warnings
 from collections.abc import Sequence
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss._checked import finite, value_check
+from jaxloss._checked import active, finite, value_check
 from jaxloss._deprecation import outside_jaxloss
 from jaxloss._labels import as_array, wide_host_integers, widened
 
@@ -205,18 +206,49 @@ def in_range(
 ) -> ArrayLike:
     """Raises ValueError if a concrete hyperparameter lies outside its domain.
 
-    Checks Python and NumPy numbers (the values users type, where torch raises too); a
-    traced value passes unchecked, as it must for schedules inside ``jit``. ``low_open``
-    excludes ``low`` itself (``delta > 0``).
+    Checks Python and NumPy numbers (the values users type, where torch raises too) and
+    concrete arrays, every entry (a per-example margin, a value of
+    ``compose.inject_hyperparams`` called eagerly). A traced value passes, as it must for
+    schedules inside ``jit``, and is checked in checked mode (``jaxloss.checked``).
+    ``low_open`` excludes ``low`` itself (``delta > 0``). NaN is outside every domain.
     """
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        below = low is not None and (value <= low if low_open else value < low)
-        above = high is not None and value > high
-        if below or above or np.isnan(value):
-            bounds = (f"({low}" if low_open else f"[{low}" if low is not None else "(-inf") + (
-                f", {high}]" if high is not None else ", inf)"
-            )
-            raise ValueError(f"`{name}` must lie in {bounds}, got {value!r}.")
+    bounds = (f"({low}" if low_open else f"[{low}" if low is not None else "(-inf") + (
+        f", {high}]" if high is not None else ", inf)"
+    )
+    message = f"`{name}` must lie in {bounds}"
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        entries = np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        entries = None  # traced
+    if entries is not None:
+        if not np.issubdtype(entries.dtype, np.number):
+            return value
+        entries = entries.ravel()
+        wide = entries.astype(np.float64)
+        outside = np.isnan(wide)
+        if low is not None:
+            outside |= wide <= low if low_open else wide < low
+        if high is not None:
+            outside |= wide > high
+        if outside.any():
+            if isinstance(value, (int, float, np.number)):
+                got = repr(value)
+            else:
+                entry = "" if np.ndim(value) == 0 else " (an entry of the array)"
+                got = f"{entries[outside][0]!s}{entry}"
+            raise ValueError(f"{message}, got {got}.")
+        return value
+    if not active():
+        return value
+    array = jnp.asarray(value)
+    ok = ~jnp.isnan(array)
+    if low is not None:
+        ok &= array > low if low_open else array >= low
+    if high is not None:
+        ok &= array <= high
+    value_check(ok, f"{message}.")
     return value
 
 

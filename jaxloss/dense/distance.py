@@ -34,12 +34,7 @@ def _squared_spacing(sampling: ArrayLike | None, num_axes: int) -> jax.Array | N
         raise ValueError(
             f"`sampling` must be a number or one per spatial axis ({num_axes}), got shape {shape}."
         )
-    try:
-        concrete = np.asarray(sampling, np.float64)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        concrete = None  # traced: a schedule inside jit passes unchecked
-    if concrete is not None and not np.all(concrete > 0):
-        raise ValueError(f"`sampling` must be positive, got {sampling!r}.")
+    _checks.in_range(sampling, "sampling", low=0, low_open=True)
     spacing = jnp.broadcast_to(jnp.asarray(sampling, jnp.float32), (num_axes,))
     return jnp.square(spacing)
 

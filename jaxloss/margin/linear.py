@@ -99,6 +99,7 @@ def linear_cross_entropy(
     target = jnp.einsum("nd,nd->n", h, target_rows, preferred_element_type=dtype)
     if b is not None:
         target = target + label_rows(b, labels, class_axis_name)[0]
+    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     smoothing = not _checks.is_static_zero(label_smoothing)
     eps = jnp.asarray(label_smoothing, dtype) if smoothing else 0.0
     if smoothing:

@@ -100,8 +100,8 @@ def grpo(
       epsilon_low: :math:`\epsilon_{low}`, the clip below 1 (TRL's ``epsilon``).
       epsilon_high: :math:`\epsilon_{high}`, the clip above 1 (DAPO's clip-higher, 0.28);
         None: ``epsilon_low``. For CISPO the largest weight, required.
-      delta: δ, the cap on the unclipped weight (INTELLECT-2's two-sided clip, above
-        :math:`1 + \epsilon_{high}`), or None.
+      delta: δ > 1, the cap on the unclipped weight (INTELLECT-2's two-sided clip; above
+        :math:`1 + \epsilon_{high}`, or it clips the positive advantages too), or None.
       importance_sampling: ``"token"`` or ``"sequence"`` (GSPO).
       clip: ``"ppo"`` or ``"cispo"``.
       loss_aggregation: ``"sequence_mean"``, ``"token_mean"``, ``"constant"`` or
@@ -155,7 +155,7 @@ def grpo(
     if delta is not None:
         if clip == "cispo":
             raise ValueError("`delta` clips the PPO objective; clip='cispo' has none.")
-        _checks.in_range(delta, "delta", low=0, low_open=True)
+        _checks.in_range(delta, "delta", low=1, low_open=True)
     if loss_aggregation == "constant":
         if max_completion_length is None:
             raise ValueError("loss_aggregation='constant' needs `max_completion_length`.")

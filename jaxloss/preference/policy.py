@@ -51,7 +51,7 @@ def ppo_clip(
       logprobs: ``[batch, time]`` token log-probabilities under the current policy.
       old_logprobs: the same under the policy that sampled the tokens (broadcastable).
       advantages: advantages, broadcastable (``[batch, 1]`` for one per sequence, as GRPO).
-      epsilon: ε, the clipping range.
+      epsilon: ε in [0, 1], the clipping range.
       dual_clip: c > 1, or None.
       where: optional boolean mask of valid tokens (the broadcast shape).
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the broadcast shape).
@@ -71,7 +71,9 @@ def ppo_clip(
       Algorithms", arXiv:1707.06347, 2017. Ye et al., "Mastering Complex Control in MOBA
       Games with Deep Reinforcement Learning", AAAI 2020 (dual clip).
     """
-    _checks.in_range(epsilon, "epsilon", low=0)
+    _checks.in_range(epsilon, "epsilon", low=0, high=1)
+    if dual_clip is not None:
+        _checks.in_range(dual_clip, "dual_clip", low=1, low_open=True)
     (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
         logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages
     )

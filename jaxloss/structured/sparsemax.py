@@ -136,11 +136,17 @@ def sparsemax(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
       Martins and Astudillo, "From Softmax to Sparsemax: A Sparse Model of Attention and
       Multi-Label Classification", 2016. https://arxiv.org/abs/1602.02068
     """
-    x = _checks.float_array(logits, "logits", allow_inf=True)
-    if x.ndim == 0:
-        raise ValueError("`logits` must have a class axis, got a scalar.")
-    axis = _checks.class_axis(axis, x.ndim, "logits")
-    return jnp.moveaxis(_sparsemax_last(jnp.moveaxis(x, axis, -1)), -1, axis)
+    x = _some_classes(_classes_last(logits, axis, "logits"))
+    return jnp.moveaxis(_sparsemax_last(x), -1, _checks.class_axis(axis, x.ndim, "logits"))
+
+
+def _some_classes(x: jax.Array) -> jax.Array:
+    """``x`` (classes last), or a ValueError if it has none: no simplex to project onto."""
+    if x.shape[-1] == 0:
+        raise ValueError(
+            f"`logits` must have at least one class, got shape {x.shape} (classes last)."
+        )
+    return x
 
 
 def _sparse_plus(x: jax.Array) -> jax.Array:
@@ -258,7 +264,7 @@ def multiclass_sparsemax_loss(
       Martins and Astudillo, "From Softmax to Sparsemax: A Sparse Model of Attention and
       Multi-Label Classification", 2016. https://arxiv.org/abs/1602.02068
     """
-    logits = _classes_last(logits, axis, "logits")
+    logits = _some_classes(_classes_last(logits, axis, "logits"))
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
     loss = _shifted_conjugate(logits, _numerics.take_class(logits, safe_labels))
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)

@@ -12,10 +12,13 @@ import inspect
 import re
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental.checkify import JaxRuntimeError
 
 import jaxloss
+from jaxloss import _checks
 from tests._suite.registry import (
     DEVICE_AND_CHECK_NAMES,
     FORMULA_VARIANTS,
@@ -118,10 +121,43 @@ def test_losses_with_a_bounded_hyperparameter_declare_invalid_values():
 def test_a_concrete_hyperparameter_outside_its_domain_is_a_value_error(name, option):
     args = _inputs(name)
     bad = REGISTRY[name].invalid[option]
-    with pytest.raises(ValueError, match=f"`{option}`"):
-        call(name, *args, **{option: bad})
+    # A Python number, a NumPy one, and concrete arrays (an eager call of a step that holds
+    # its hyperparameters as arrays, as compose.inject_hyperparams does).
+    for value in (bad, np.float32(bad), np.asarray(bad), jnp.asarray(bad, jnp.float32)):
+        with pytest.raises(ValueError, match=f"`{option}` must lie in"):
+            call(name, *args, **{option: value})
     # Traced, the same value is not checked (a schedule inside jit may pass through it).
-    jax.jit(lambda value: call(name, *args, **{option: value}))(bad)
+    jax.eval_shape(lambda value: call(name, *args, **{option: value}), bad)
+
+
+def test_every_entry_of_a_concrete_hyperparameter_array_is_checked():
+    with pytest.raises(ValueError, match=r"`m` must lie in \(0, inf\), got -0.5 \(an entry"):
+        _checks.in_range(jnp.array([0.1, -0.5, -2.0]), "m", low=0, low_open=True)
+    with pytest.raises(ValueError, match=r"`m` must lie in \[0, 1\], got nan \(an entry"):
+        _checks.in_range(np.array([[0.1], [np.nan]]), "m", low=0, high=1)
+    with pytest.raises(ValueError, match=r"`m` must lie in \[0, 1\], got 2"):
+        _checks.in_range([0.5, 2], "m", low=0, high=1)
+    inside = jnp.array([0.0, 1.0])
+    assert _checks.in_range(inside, "m", low=0, high=1) is inside
+
+
+# Checked mode (a compile each, so a few): a traced hyperparameter outside its domain raises.
+CHECKED_INVALID = [
+    (name, option)
+    for name, option in INVALID
+    if name in ("cross_entropy", "huber", "supcon", "ppo_clip", "grpo", "ssim", "boundary")
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "option"), CHECKED_INVALID, ids=[f"{n}-{o}" for n, o in CHECKED_INVALID]
+)
+def test_checked_mode_rejects_a_traced_hyperparameter_outside_its_domain(name, option):
+    args = _inputs(name)
+    bad = REGISTRY[name].invalid[option]
+    checked = jaxloss.checked(lambda *a, value: call(name, *a, **{option: value}))
+    with pytest.raises(JaxRuntimeError, match=f"`{option}` must lie in"):
+        checked(*args, value=jnp.float32(bad))
 
 
 def test_every_loss_keeps_an_entry_in_the_device_and_checked_suites():

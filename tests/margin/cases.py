@@ -83,6 +83,7 @@ CASES: dict[str, Case] = {
         batched=(0, 2),
         free=(0, 1),
         class_labels=(2, 1),
+        invalid={"label_smoothing": 1.5},
     ),
     # The chunked kernels, under the name of the loss and the path: with the shared suites'
     # 24 rows (3 on each of 8 devices) and 7 classes, chunk_size=4 takes the row-blocked

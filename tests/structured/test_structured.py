@@ -171,6 +171,11 @@ def test_sparsemax_errors_name_the_input():
         jaxloss.sparsemax(jnp.ones((2, 3), jnp.int32))
     with pytest.raises(ValueError, match="`axis`=2"):
         jaxloss.sparsemax(jnp.ones((2, 3)), axis=2)
+    # No classes: no simplex (was JAX's "zero-size array to reduction operation max").
+    with pytest.raises(ValueError, match="`logits` must have at least one class"):
+        jaxloss.sparsemax(jnp.ones((0, 2)), axis=0)
+    with pytest.raises(ValueError, match="`logits` must have at least one class"):
+        jaxloss.multiclass_sparsemax_loss(jnp.ones((3, 0)), jnp.zeros(3, jnp.int32))
 
 
 BINARY_EDGES = np.array([np.inf, -np.inf, 1e30, -1e30, 1.0, -1.0, 0.0, 0.5, -3.0], np.float32)
