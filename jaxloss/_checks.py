@@ -197,31 +197,30 @@ def rows(x: ArrayLike, name: str) -> jnp.ndarray:
 
 
 def in_range(
-    value: ArrayLike,
+    value: ArrayLike | None,
     name: str,
     *,
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
-) -> ArrayLike:
-    """Raises ValueError if a concrete hyperparameter lies outside its domain.
+    high_open: bool = False,
+) -> ArrayLike | None:
+    """Raises ValueError if a concrete hyperparameter lies outside its domain (None passes).
 
     Checks Python and NumPy numbers (the values users type, where torch raises too) and
     concrete arrays, every entry (a per-example margin, a value of
     ``compose.inject_hyperparams`` called eagerly). A traced value passes, as it must for
     schedules inside ``jit``, and is checked in checked mode (``jaxloss.checked``).
-    ``low_open`` excludes ``low`` itself (``delta > 0``). NaN is outside every domain.
+    ``low_open`` and ``high_open`` exclude ``low`` and ``high`` themselves (``delta > 0``).
+    NaN is outside every domain.
     """
     bounds = (f"({low}" if low_open else f"[{low}" if low is not None else "(-inf") + (
-        f", {high}]" if high is not None else ", inf)"
+        (f", {high})" if high_open else f", {high}]") if high is not None else ", inf)"
     )
     message = f"`{name}` must lie in {bounds}"
     if value is None or isinstance(value, bool):
         return value
-    try:
-        entries = np.asarray(value)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        entries = None  # traced
+    entries = _concrete(value)
     if entries is not None:
         if not np.issubdtype(entries.dtype, np.number):
             return value
@@ -231,7 +230,7 @@ def in_range(
         if low is not None:
             outside |= wide <= low if low_open else wide < low
         if high is not None:
-            outside |= wide > high
+            outside |= wide >= high if high_open else wide > high
         if outside.any():
             if isinstance(value, (int, float, np.number)):
                 got = repr(value)
@@ -247,9 +246,23 @@ def in_range(
     if low is not None:
         ok &= array > low if low_open else array >= low
     if high is not None:
-        ok &= array <= high
+        ok &= array < high if high_open else array <= high
     value_check(ok, f"{message}.")
     return value
+
+
+def _concrete(value: ArrayLike) -> np.ndarray | None:
+    """``value`` as a NumPy array, or None where it is traced."""
+    try:
+        return np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def concrete_number(value: ArrayLike) -> float | None:
+    """A scalar hyperparameter's value when it is concrete (not traced), else None."""
+    entries = _concrete(value) if np.ndim(value) == 0 else None
+    return None if entries is None else float(entries)
 
 
 def unused_is_zero(value: ArrayLike, message: str) -> None:

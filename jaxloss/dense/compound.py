@@ -299,6 +299,7 @@ def dice_ce(
       image segmentation", Nature Methods 2021. Taghanaki et al., "Combo loss: Handling
       input and output imbalance in multi-organ segmentation", CMIG 2019.
     """
+    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     _checks.in_range(lambda_dice, "lambda_dice", low=0)
     _checks.in_range(lambda_ce, "lambda_ce", low=0)
     _checks.choice(from_logits, ACTIVATIONS, "from_logits")

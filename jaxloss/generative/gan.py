@@ -294,7 +294,7 @@ def gradient_penalty(
       key: a ``jax.random`` key for the interpolation coefficients; with ``axis_name``,
         the same key on every device (the coefficients of the global batch are drawn and
         each device takes its rows, so the result equals the one-device one).
-      target: k, the gradient norm aimed at (1: 1-Lipschitz).
+      target: k ≥ 0, the gradient norm aimed at (1: 1-Lipschitz; 0: zero-centred).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -314,6 +314,7 @@ def gradient_penalty(
       Gulrajani, Ahmed, Arjovsky, Dumoulin and Courville, "Improved Training of Wasserstein
       GANs", NeurIPS 2017.
     """
+    _checks.in_range(target, "target", low=0)
     real = _checks.float_array(real, "real")
     fake = _checks.float_array(fake, "fake")
     _checks.equal_shapes(real=real, fake=fake)

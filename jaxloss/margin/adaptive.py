@@ -88,7 +88,7 @@ def curricularface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       t: the running mean of cos θ_y (0 at the start of training); may be traced.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: the additive angular margin m (radians); may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -143,6 +143,7 @@ def curricularface(
 
 def _running(old: ArrayLike, new: jax.Array, momentum: ArrayLike, count: jax.Array) -> jax.Array:
     """``momentum · new + (1 − momentum) · old``, or ``old`` where no row counted."""
+    _checks.in_range(momentum, "momentum", low=0, high=1)
     old = jnp.asarray(old, new.dtype)
     momentum = jnp.asarray(momentum, new.dtype)
     return jnp.where(count > 0, momentum * new + (1 - momentum) * old, old)
@@ -174,7 +175,8 @@ def curricularface_update(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      momentum: α, the weight of the batch (0.01 in the official code); may be traced.
+      momentum: α in [0, 1], the weight of the batch (0.01 in the official code); may
+        be traced.
       where: optional ``[batch]`` boolean mask.
       axis_name: mapped axis of the batch: every device gets the global batch's t.
       class_axis_name: mapped axis of the classes.
@@ -249,10 +251,10 @@ def adaface(
       labels: ``[batch]`` integer class ids.
       batch_mean: μ, the running mean of the clipped norms (20 at the start); may be traced.
       batch_std: σ, their running standard deviation (100 at the start); may be traced.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: m; may be traced.
       h: the concentration h of ẑ (0.333: 68% of ẑ in [−1/3, 1/3]); may be traced.
-      eps: ε of the clips and of the division; may be traced.
+      eps: ε in [0, 1) of the clips and of the division; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -275,6 +277,7 @@ def adaface(
       Kim, Jain and Liu, "AdaFace: Quality Adaptive Margin for Face Recognition", CVPR 2022.
       https://arxiv.org/abs/2204.00964
     """
+    _checks.in_range(eps, "eps", low=0, high=1, high_open=True)
     batch_mean, batch_std, margin, h, eps = (
         jnp.asarray(v) for v in (batch_mean, batch_std, margin, h, eps)
     )
@@ -332,7 +335,7 @@ def adaface_update(
       batch_mean: the current μ, a scalar.
       batch_std: the current σ, a scalar.
       embeddings: ``[batch, dim]`` features, not normalized.
-      momentum: α, the weight of the batch (``t_alpha``, 0.01 in the official training
+      momentum: α in [0, 1], the weight of the batch (``t_alpha``, 0.01 in the official training
         configuration); may be traced.
       where: optional ``[batch]`` boolean mask.
       axis_name: mapped axis of the batch: every device gets the global batch's statistics.

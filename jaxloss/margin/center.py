@@ -124,7 +124,7 @@ def center_update(
       centers: ``[num_classes, dim]`` current centers.
       embeddings: ``[batch, dim]`` (treated as constants).
       labels: ``[batch]`` integer class ids; others are ignored.
-      alpha: the center learning rate; may be traced.
+      alpha: the center learning rate, ≥ 0; may be traced.
       where: optional ``[batch]`` boolean mask of the examples that count.
       axis_name: mapped axis (or axes) over which the batch is split (the centers are
         replicated): the counts and sums are those of the global batch, so every device
@@ -139,6 +139,7 @@ def center_update(
       >>> jaxloss.center_update(c, jnp.array([[2.0, 2.0]]), jnp.array([1]), alpha=1.0).tolist()
       [[0.0, 0.0], [1.0, 1.0]]
     """
+    _checks.in_range(alpha, "alpha", low=0)
     centers_in = jnp.asarray(centers)
     x, c, labels = _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers")
     check_labels(labels, c, None, where)

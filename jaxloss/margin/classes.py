@@ -275,6 +275,7 @@ def margin_softmax(
     either, the non-target log-sum-exp comes from ``_kernels.class_blocks`` and cos θ_y
     from ``cosines`` on the label's class row.
     """
+    _checks.in_range(scale, "scale", low=0, low_open=True)
     scored = cosines is not None or non_target is not None
     # A class scorer defines the shape of a class's rows ([num_classes, ..., dim]).
     class_rank = max(jnp.ndim(centers), 2) if cosines is not None else 2

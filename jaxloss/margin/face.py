@@ -82,7 +82,7 @@ def subcenter_arcface(
       centers: ``[num_classes, K, dim]`` the sub-centers of each class (PyTorch Metric
         Learning's ``W [dim, num_classes * K]`` is ``W.T.reshape(num_classes, K, dim)``).
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: the additive angular margin m (radians), scalar or ``[batch]``; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -173,12 +173,12 @@ def magface(
       embeddings: ``[batch, dim]``, not normalized (their norm is the magnitude a).
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       lower_norm: :math:`l_a`, the lower end of the magnitude's range; may be traced.
       upper_norm: :math:`u_a > l_a`, its upper end; may be traced.
       lower_margin: :math:`l_m`, the margin at :math:`l_a` (radians); may be traced.
       upper_margin: :math:`u_m`, the margin at :math:`u_a` (radians); may be traced.
-      reg_weight: :math:`\lambda_g`, the weight of :math:`g`; may be traced.
+      reg_weight: :math:`\lambda_g \ge 0`, the weight of :math:`g`; may be traced.
       easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -205,6 +205,10 @@ def magface(
       official code https://github.com/IrvingMeng/MagFace
     """
     _checks.in_range(lower_norm, "lower_norm", low=0.0, low_open=True)
+    lowest = _checks.concrete_number(lower_norm)
+    if lowest is not None:
+        _checks.in_range(upper_norm, "upper_norm", low=lowest, low_open=True)
+    _checks.in_range(reg_weight, "reg_weight", low=0)
     lower_norm, upper_norm = jnp.asarray(lower_norm), jnp.asarray(upper_norm)
     lower_margin, upper_margin = jnp.asarray(lower_margin), jnp.asarray(upper_margin)
 
@@ -305,7 +309,7 @@ def elasticface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       key: a PRNG key (typed or raw) for the margins.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: the mean margin m: None takes the paper's, 0.5 (radians) for ``"arc"`` and
         0.35 for ``"cos"``; may be traced.
       sigma: the margins' standard deviation σ (the paper's 0.05; its ElasticFace+ runs

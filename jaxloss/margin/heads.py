@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _numerics
+from jaxloss import _checks, _numerics
 from jaxloss._sharding import AxisName
 from jaxloss.margin.classes import TargetRows, margin_softmax
 
@@ -85,7 +85,7 @@ def norm_softmax(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -150,7 +150,7 @@ def cosface(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: the additive cosine margin m, scalar or ``[batch]`` (a margin per example);
         may be traced.
       where: optional ``[batch]`` boolean mask.
@@ -227,7 +227,7 @@ def arcface(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       margin: the additive angular margin m (radians), scalar or ``[batch]`` (a margin per
         example, as MagFace's and ElasticFace's); may be traced.
       easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
@@ -301,7 +301,7 @@ def combined_margin(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
-      scale: the logit scale s; may be traced.
+      scale: the logit scale s > 0; may be traced.
       m1: the multiplicative angular margin (SphereFace's); may be traced.
       m2: the additive angular margin (ArcFace's); may be traced.
       m3: the additive cosine margin (CosFace's); may be traced. Each of m1, m2, m3 may
@@ -394,9 +394,9 @@ def sphereface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       margin: the integer angular multiplier m (static).
-      scale: None (logits scaled by ‖x‖, embeddings not normalized) or a fixed scale
+      scale: None (logits scaled by ‖x‖, embeddings not normalized) or a fixed scale > 0
         (embeddings normalized); may be traced.
-      lam: λ, the weight of the plain cosine in the target logit; may be traced.
+      lam: λ ≥ 0, the weight of the plain cosine in the target logit; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -416,6 +416,7 @@ def sphereface(
       Liu, Wen, Yu, Li, Raj and Song, "SphereFace: Deep Hypersphere Embedding for Face
       Recognition", 2017. https://arxiv.org/abs/1704.08063
     """
+    _checks.in_range(lam, "lam", low=0)
     if not isinstance(margin, int) or margin < 1:
         raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
     lam = jnp.asarray(lam)

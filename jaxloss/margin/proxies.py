@@ -76,7 +76,7 @@ def proxy_nca(
       embeddings: ``[batch, dim]``.
       proxies: ``[num_classes, dim]``, one proxy per class.
       labels: ``[batch]`` integer class ids.
-      scale: PML's ``softmax_scale`` s; may be traced.
+      scale: PML's ``softmax_scale`` s > 0; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -96,6 +96,7 @@ def proxy_nca(
       Movshovitz-Attias, Toshev, Leung, Ioffe and Singh, "No Fuss Distance Metric Learning
       using Proxies", 2017. https://arxiv.org/abs/1703.07464
     """
+    _checks.in_range(scale, "scale", low=0, low_open=True)
     return margin_softmax(
         embeddings,
         proxies,
@@ -183,7 +184,7 @@ def proxy_anchor(
       proxies: ``[num_classes, dim]``, one proxy per class.
       labels: ``[batch]`` integer class ids.
       margin: the margin δ; may be traced.
-      alpha: the scale α; may be traced.
+      alpha: the scale α > 0; may be traced.
       where: optional ``[batch]`` boolean mask of rows.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[num_classes]``, per proxy).
       chunk_size: classes per block (static).
@@ -204,6 +205,7 @@ def proxy_anchor(
       Kim, Kim, Cho and Kwak, "Proxy Anchor Loss for Deep Metric Learning", 2020.
       https://arxiv.org/abs/2003.13911
     """
+    _checks.in_range(alpha, "alpha", low=0, low_open=True)
     x, w, labels = _checks.rows_and_classes(embeddings, proxies, labels, "embeddings", "proxies")
     _checks.chunk_size(chunk_size)
     _checks.reduction(reduction)
@@ -310,10 +312,10 @@ def soft_triple(
       embeddings: ``[batch, dim]``.
       centers: ``[num_classes, centers_per_class, dim]``.
       labels: ``[batch]`` integer class ids.
-      scale: λ (PML's ``la``); may be traced.
-      gamma: the temperature γ of the softmax over a class's centers; may be traced.
+      scale: λ > 0 (PML's ``la``); may be traced.
+      gamma: the temperature γ > 0 of the softmax over a class's centers; may be traced.
       margin: δ; may be traced.
-      reg_weight: τ; may be traced.
+      reg_weight: τ ≥ 0; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).
@@ -336,6 +338,9 @@ def soft_triple(
       Qian, Shang, Sun, Hu, Li and Jin, "SoftTriple Loss: Deep Metric Learning Without
       Triplet Sampling", 2019. https://arxiv.org/abs/1909.05235
     """
+    _checks.in_range(scale, "scale", low=0, low_open=True)
+    _checks.in_range(gamma, "gamma", low=0, low_open=True)
+    _checks.in_range(reg_weight, "reg_weight", low=0)
     x, w, labels = _checks.rows_and_classes(
         embeddings, centers, labels, "embeddings", "centers", class_rank=3
     )

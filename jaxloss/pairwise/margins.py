@@ -75,7 +75,7 @@ def margin_loss(
       beta: β, the boundary between positive and negative distances: a scalar, or one per
         class ``[num_classes]``; differentiable.
       margin: α, half the width of the band around β that no pair may enter.
-      nu: ν, the weight of the β regularizer.
+      nu: ν ≥ 0, the weight of the β regularizer.
       where: optional ``[batch]`` boolean mask; masked rows are neither anchors, positives
         nor negatives.
       reduction: ``"mean"`` (over the hinge terms above zero), ``"sum"`` or ``"none"``
@@ -97,6 +97,7 @@ def margin_loss(
       Wu, Manmatha, Smola and Krähenbühl, "Sampling Matters in Deep Embedding Learning",
       ICCV 2017. https://arxiv.org/abs/1706.07567
     """
+    _checks.in_range(nu, "nu", low=0)
     _checks.reduction(reduction)
     u, all_u, labels, kept, is_positive, is_negative = unit_pairs(
         embeddings, labels, where, axis_name

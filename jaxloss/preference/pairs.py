@@ -105,9 +105,9 @@ def simpo(
     Args:
       chosen_logprobs: ``[batch]`` average token log-probabilities of the chosen answers.
       rejected_logprobs: ``[batch]`` the same for the rejected answers.
-      beta: β, the reward scale.
+      beta: β > 0, the reward scale.
       gamma: γ, the target margin.
-      label_smoothing: ε.
+      label_smoothing: ε in [0, 1].
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -125,6 +125,8 @@ def simpo(
       Meng, Xia and Chen, "SimPO: Simple Preference Optimization with a Reference-Free
       Reward", NeurIPS 2024.
     """
+    _checks.in_range(beta, "beta", low=0, low_open=True)
+    _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     (chosen, rejected), shape = _checks.broadcast_floats(
         chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
@@ -180,7 +182,7 @@ def orpo(
     Args:
       chosen_logprobs: ``[batch]`` average token log-probabilities of the chosen answers.
       rejected_logprobs: ``[batch]`` the same for the rejected answers.
-      beta: λ, the weight of the odds-ratio term.
+      beta: λ ≥ 0, the weight of the odds-ratio term.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -199,6 +201,7 @@ def orpo(
       Hong, Lee and Thorne, "ORPO: Monolithic Preference Optimization without Reference
       Model", EMNLP 2024.
     """
+    _checks.in_range(beta, "beta", low=0)
     (chosen, rejected), shape = _checks.broadcast_floats(
         chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
@@ -242,8 +245,8 @@ def kto(
       desirable: ``[batch]`` bool (or 0/1): whether each answer is desirable.
       reference_point: z₀, a scalar (or per-example) KL estimate.
       beta: β.
-      desirable_weight: λ_D.
-      undesirable_weight: λ_U (the paper balances λ_D n_D / (λ_U n_U) in [1, 4/3]).
+      desirable_weight: λ_D ≥ 0.
+      undesirable_weight: λ_U ≥ 0 (the paper balances λ_D n_D / (λ_U n_U) in [1, 4/3]).
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -261,6 +264,8 @@ def kto(
       Ethayarajh, Xu, Muennighoff, Jurafsky and Kiela, "KTO: Model Alignment as Prospect
       Theoretic Optimization", ICML 2024.
     """
+    _checks.in_range(desirable_weight, "desirable_weight", low=0)
+    _checks.in_range(undesirable_weight, "undesirable_weight", low=0)
     _checks.in_range(beta, "beta", low=0, low_open=True)
     (policy, ref, point), shape = _checks.broadcast_floats(
         policy_logprobs=policy_logprobs, ref_logprobs=ref_logprobs, reference_point=reference_point

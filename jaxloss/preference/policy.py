@@ -178,7 +178,7 @@ def grpo_advantages(
       rewards: ``[..., group_size]`` rewards, one group of completions per row.
       scale_rewards: ``"group"``, ``"batch"`` or ``"none"`` (TRL's
         ``scale_rewards``; as in TRL, ``True`` means ``"group"`` and ``False`` ``"none"``).
-      eps: ε, added to the standard deviation.
+      eps: ε ≥ 0, added to the standard deviation.
       where: optional boolean mask of valid completions (the rewards' shape); masked
         entries are left out of the statistics and get advantage 0.
 
@@ -196,6 +196,7 @@ def grpo_advantages(
       Language Models", arXiv:2402.03300, 2024. Liu et al., "Understanding R1-Zero-Like
       Training: A Critical Perspective", arXiv:2503.20783, 2025.
     """
+    _checks.in_range(eps, "eps", low=0)
     if isinstance(scale_rewards, bool):
         scale_rewards = "group" if scale_rewards else "none"
     _checks.choice(scale_rewards, ADVANTAGE_SCALES, "scale_rewards")

@@ -130,6 +130,42 @@ def test_a_concrete_hyperparameter_outside_its_domain_is_a_value_error(name, opt
     jax.eval_shape(lambda value: call(name, *args, **{option: value}), bad)
 
 
+def _update_inputs():
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)
+    return x, w, np.arange(8) % 3
+
+
+# The public functions with hyperparameters that are not losses (the registry's cases
+# cover the losses): option, a value outside its domain, and the call.
+NOT_LOSSES = {
+    "grpo_advantages": ("eps", -1.5, lambda **o: jaxloss.grpo_advantages([[0.0, 2.0]], **o)),
+    "curricularface_update": (
+        "momentum",
+        -1.0,
+        lambda **o: jaxloss.curricularface_update(0.5, *_update_inputs(), **o),
+    ),
+    "adaface_update": (
+        "momentum",
+        2.0,
+        lambda **o: jaxloss.adaface_update(20.0, 100.0, _update_inputs()[0], **o),
+    ),
+    "center_update": (
+        "alpha",
+        -0.5,
+        lambda **o: jaxloss.center_update(np.zeros((3, 4)), *_update_inputs()[::2], **o),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_LOSSES))
+def test_state_updates_and_advantages_check_their_hyperparameters(name):
+    option, bad, call_with = NOT_LOSSES[name]
+    with pytest.raises(ValueError, match=f"`{option}` must lie in"):
+        call_with(**{option: bad})
+    jax.tree.map(np.asarray, call_with())  # the defaults are inside
+
+
 def test_every_entry_of_a_concrete_hyperparameter_array_is_checked():
     with pytest.raises(ValueError, match=r"`m` must lie in \(0, inf\), got -0.5 \(an entry"):
         _checks.in_range(jnp.array([0.1, -0.5, -2.0]), "m", low=0, low_open=True)

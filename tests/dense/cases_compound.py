@@ -53,7 +53,7 @@ CASES: dict[str, Case] = {
         hyperparameters={"lambda_ce": 0.3},
         reference_mean=refc.dice_ce_mean,
         free=(0,),
-        invalid={"lambda_dice": -1.0},
+        invalid={"lambda_dice": -1.0, "label_smoothing": 1.5},
     ),
     "dice_focal": Case(
         jaxloss.dice_focal,

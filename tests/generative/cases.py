@@ -85,6 +85,7 @@ CASES: dict[str, Case] = {
         kwargs={"target": 1.0},
         differentiable=(0, 1),
         hyperparameters={"target": 0.5},
+        invalid={"target": -1.0},
         rows_independent=False,
         free=(0, 1),
     ),

@@ -60,6 +60,7 @@ CASES: dict[str, Case] = {
         free=(0, 1),
         margin_head=True,
         class_labels=(2, 1),
+        invalid={"scale": 0.0},
     ),
     "combined_margin": dataclasses.replace(
         _margin_case(
@@ -74,6 +75,7 @@ CASES: dict[str, Case] = {
         free=(0, 1),
         margin_head=True,
         class_labels=(2, 1),
+        invalid={"lam": -1.0, "scale": -1.0},
     ),
     "linear_cross_entropy": Case(
         jaxloss.linear_cross_entropy,

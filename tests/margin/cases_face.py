@@ -80,7 +80,10 @@ CASES: dict[str, Case] = {
         chunk_size=3,
         **SUBCENTER,
     ),
-    "magface": _face_case(jaxloss.magface, ref.magface, **MAGFACE),
+    "magface": dataclasses.replace(
+        _face_case(jaxloss.magface, ref.magface, **MAGFACE),
+        invalid={"upper_norm": 0.5, "reg_weight": -1.0},
+    ),
     "elasticface": _elastic_case(margin=0.8, sigma=0.4),
     "elasticface[cos,plus]": _elastic_case(kind="cos", plus=True, margin=0.3, sigma=0.2),
 }

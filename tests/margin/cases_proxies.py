@@ -54,8 +54,9 @@ def _proxy_anchor_case(case: Case) -> Case:
 
 
 CASES: dict[str, Case] = {
-    "proxy_anchor": _proxy_anchor_case(
-        _margin_case(jaxloss.proxy_anchor, ref.proxy_anchor, **PROXY_ANCHOR)
+    "proxy_anchor": dataclasses.replace(
+        _proxy_anchor_case(_margin_case(jaxloss.proxy_anchor, ref.proxy_anchor, **PROXY_ANCHOR)),
+        invalid={"alpha": 0.0},
     ),
     # 7 classes in blocks of 3: the last block overlaps the one before.
     "proxy_anchor[classes]": _proxy_anchor_case(
@@ -65,9 +66,13 @@ CASES: dict[str, Case] = {
         _margin_case(jaxloss.proxy_nca, ref.proxy_nca, scale=2.0),
         free=(0, 1),
         class_labels=(2, 1),
+        invalid={"scale": -1.0},
     ),
     # 7 classes in blocks of 3: the last block overlaps the one before.
-    "soft_triple": _soft_triple_case(jaxloss.soft_triple),
+    "soft_triple": dataclasses.replace(
+        _soft_triple_case(jaxloss.soft_triple),
+        invalid={"scale": 0.0, "gamma": 0.0, "reg_weight": -1.0},
+    ),
     "soft_triple[classes]": dataclasses.replace(
         _soft_triple_case(jaxloss.soft_triple),
         fn=lambda *args, **options: jaxloss.soft_triple(*args, chunk_size=3, **options),

@@ -3,6 +3,8 @@ pytorch-metric-learning translations."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 import jaxloss
@@ -77,7 +79,10 @@ def _fast_ap_case(make_inputs, **kwargs) -> Case:
 
 CASES: dict[str, Case] = {
     # A traced scalar beta and nu; the per-class beta is an input.
-    "margin_loss": _margin_case(_with_singletons, False, "beta", beta=1.1, margin=0.3, nu=0.1),
+    "margin_loss": dataclasses.replace(
+        _margin_case(_with_singletons, False, "beta", beta=1.1, margin=0.3, nu=0.1),
+        invalid={"nu": -1.0},
+    ),
     "margin_loss[classes]": _margin_case(_with_class_betas, True, margin=0.2, nu=0.05),
     "tuplet_margin": _tuplet_case(_with_singletons, margin=20.0, scale=4.0),
     # Other bin counts and anchors without positives: tests/pairwise/test_sampling.py and

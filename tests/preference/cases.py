@@ -77,6 +77,7 @@ CASES: dict[str, Case] = {
         kwargs={"label_smoothing": 0.05},
         differentiable=(0, 1),
         hyperparameters={"gamma": 1.0},
+        invalid={"beta": 0.0, "label_smoothing": 1.5},
         free=(0, 1),
     ),
     "orpo": Case(
@@ -86,6 +87,7 @@ CASES: dict[str, Case] = {
         kwargs={"beta": 0.5},
         differentiable=(0, 1),
         hyperparameters={"beta": 0.1},
+        invalid={"beta": -1.0},
         free=(0, 1),
     ),
     "kto": Case(
@@ -95,7 +97,7 @@ CASES: dict[str, Case] = {
         kwargs={"beta": 0.2, "reference_point": 0.3, "undesirable_weight": 1.3},
         differentiable=(0, 1),
         hyperparameters={"beta": 0.05},
-        invalid={"beta": 0.0},
+        invalid={"beta": 0.0, "desirable_weight": -1.0, "undesirable_weight": -1.0},
         free=(0, 1),
     ),
     "ppo_clip": Case(
