@@ -269,15 +269,15 @@ def unused_is_zero(value: ArrayLike, message: str) -> None:
     """A hyperparameter that the chosen variant does not use must be 0.
 
     A nonzero Python or NumPy number raises ValueError (``message``, then the value); an
-    array, traced or not, is accepted as :func:`in_range` accepts one, so that a step which
-    carries every hyperparameter as an array runs every variant, and it is checked to be 0
-    in checked mode (``jaxloss.checked``).
+    array, traced or not, is accepted (unlike :func:`in_range`, which checks a concrete
+    one), so that a step which carries every hyperparameter as an array runs every variant,
+    and it is checked to be 0 in checked mode (``jaxloss.checked``).
     """
     if isinstance(value, (int, float, np.number)):
         if value != 0:
             raise ValueError(f"{message}, got {value!r}.")
-        return
-    value_check(jnp.asarray(value) == 0, f"{message}.")
+    elif active():
+        value_check(jnp.asarray(value) == 0, f"{message}.")
 
 
 def is_static_zero(value: ArrayLike) -> bool:

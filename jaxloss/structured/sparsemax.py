@@ -137,7 +137,7 @@ def sparsemax(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
       Multi-Label Classification", 2016. https://arxiv.org/abs/1602.02068
     """
     x = _some_classes(_classes_last(logits, axis, "logits"))
-    return jnp.moveaxis(_sparsemax_last(x), -1, _checks.class_axis(axis, x.ndim, "logits"))
+    return jnp.moveaxis(_sparsemax_last(x), -1, axis)  # axis: checked by _classes_last
 
 
 def _some_classes(x: jax.Array) -> jax.Array:

@@ -138,7 +138,7 @@ def _update_inputs():
 
 # The public functions with hyperparameters that are not losses (the registry's cases
 # cover the losses): option, a value outside its domain, and the call.
-NOT_LOSSES = {
+NON_LOSS_DOMAINS = {
     "grpo_advantages": ("eps", -1.5, lambda **o: jaxloss.grpo_advantages([[0.0, 2.0]], **o)),
     "curricularface_update": (
         "momentum",
@@ -158,9 +158,9 @@ NOT_LOSSES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(NOT_LOSSES))
+@pytest.mark.parametrize("name", sorted(NON_LOSS_DOMAINS))
 def test_state_updates_and_advantages_check_their_hyperparameters(name):
-    option, bad, call_with = NOT_LOSSES[name]
+    option, bad, call_with = NON_LOSS_DOMAINS[name]
     with pytest.raises(ValueError, match=f"`{option}` must lie in"):
         call_with(**{option: bad})
     jax.tree.map(np.asarray, call_with())  # the defaults are inside
