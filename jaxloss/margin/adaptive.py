@@ -253,7 +253,8 @@ def adaface(
       batch_std: σ, their running standard deviation (100 at the start); may be traced.
       scale: the logit scale s > 0; may be traced.
       margin: m; may be traced.
-      h: the concentration h of ẑ (0.333: 68% of ẑ in [−1/3, 1/3]); may be traced.
+      h: the concentration h ≥ 0 of ẑ (0.333: 68% of ẑ in [−1/3, 1/3]; 0 gives every
+        example the same margins); may be traced.
       eps: ε in [0, 1) of the clips and of the division; may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -277,6 +278,7 @@ def adaface(
       Kim, Jain and Liu, "AdaFace: Quality Adaptive Margin for Face Recognition", CVPR 2022.
       https://arxiv.org/abs/2204.00964
     """
+    _checks.in_range(h, "h", low=0)
     _checks.in_range(eps, "eps", low=0, high=1, high_open=True)
     batch_mean, batch_std, margin, h, eps = (
         jnp.asarray(v) for v in (batch_mean, batch_std, margin, h, eps)

@@ -42,7 +42,7 @@ CASES = {
     # the embeddings is not the numerical one, and is tested in tests/margin/test_adaptive.py.
     "adaface": dataclasses.replace(
         _case(jaxloss.adaface, ref.adaface, {"batch_mean": 2.5}, differentiable=(1,), **_ADAFACE),
-        invalid={"eps": 1.0},
+        invalid={"eps": 1.0, "h": -0.333},
     ),
 }
 
