@@ -147,6 +147,11 @@ def test_center_loss_in_the_old_order_warns_and_gives_the_new_value():
     with pytest.warns(DeprecationWarning):
         got = jaxloss.center_loss(lists[0], lists[2], lists[1], reduction="none")
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # The old order with the centers by keyword (Python cannot bind it to the new order).
+    with pytest.warns(DeprecationWarning, match=r"\(embeddings, centers, labels\)") as record:
+        got = jaxloss.center_loss(X1, LABELS, centers=CENTERS, reduction="none")
+    np.testing.assert_array_equal(got, expected)
+    assert record[0].filename == __file__
 
 
 def test_grpo_advantages_takes_trls_booleans():

@@ -6,6 +6,10 @@ and ``nn.CenterLoss`` share.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +21,27 @@ from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName, global_sum
 from jaxloss.margin.classes import check_labels, counted_rows, label_rows
 
+F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _old_order_with_keyword_centers(fn: F) -> F:
+    """0.1's order with the centers by keyword, ``center_loss(features, labels,
+    centers=c)``, which Python cannot bind to the new signature (``centers`` twice)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == 2 and "centers" in kwargs and "labels" not in kwargs:
+            _deprecation.warn(
+                "center_loss",
+                "the order (features, labels, centers) is now (embeddings, centers, labels)",
+            )
+            args = (args[0], kwargs.pop("centers"), args[1])
+        return fn(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+@_old_order_with_keyword_centers
 @renamed(features="embeddings")
 def center_loss(
     embeddings: ArrayLike,
