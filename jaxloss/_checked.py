@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import sys
 from collections.abc import Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import checkify
 from jax.typing import ArrayLike
 
@@ -59,12 +61,23 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
       ...
       jax._src.checkify.JaxRuntimeError: `labels` must be class ids in [0, num_classes) ...
 
+    ``fn`` is compiled, so what it closes over is a constant of the compiled function, as
+    with any ``jax.jit``: pass arrays that change (parameters) as arguments. A flax
+    ``nnx.Module`` (the heads of :mod:`jaxloss.nn`) may be ``fn`` itself: its parameters and
+    statistics go in at every call, and the statistics it updates (running t, norms,
+    centers) are written back to it after the checks pass, not after a failing call.
+
     Args:
-      fn: the function to check; its static options go as keywords, as for ``fn``.
+      fn: the function or module to check; its static options (strings, booleans,
+        integers, NumPy's too) go as keywords, as for ``fn``.
 
     Returns:
       A function with ``fn``'s signature and result.
     """
+
+    module = _nnx_module(fn)
+    if module is not None:
+        return cast(Callable[P, R], _checked_module(module))
 
     def with_checks(*args: Any, **kwargs: Any) -> Any:
         with checking():
@@ -83,10 +96,9 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        static = {k: v for k, v in kwargs.items() if _is_static(v)}
-        traced = {k: v for k, v in kwargs.items() if k not in static}
+        static, traced = _split_options(kwargs)
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, traced))):
-            error, out = checkified(*args, **kwargs)
+            error, out = checkified(*args, **static, **traced)
             checkify.check_error(error)
             return out
         error, out = compiled(args, tuple(sorted(static.items())), traced)
@@ -96,11 +108,70 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+def _nnx_module(fn: Any) -> Any:
+    """``fn`` if it is a flax ``nnx.Module`` (flax imported already), else None."""
+    nnx = sys.modules.get("flax.nnx")
+    return fn if nnx is not None and isinstance(fn, nnx.Module) else None
+
+
+def _checked_module(module: Any) -> Callable[..., Any]:
+    """``checked`` of an ``nnx.Module``: its current state goes in at every call (never a
+    constant of the compiled function), and the state it leaves (running statistics,
+    updated centers) is written back to it after the checks pass."""
+    from flax import nnx
+
+    compiled: list[tuple[Any, Callable[..., Any]]] = []  # per graph structure (unhashable)
+
+    def functional(graphdef: Any) -> Callable[..., Any]:
+        def call(state: Any, args: tuple[Any, ...], static: tuple, traced: dict) -> Any:
+            # Variables rebuilt in this trace (checkify's): a module it may mutate.
+            inner = nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf, state))
+            with checking():
+                out = inner(*args, **dict(static), **traced)
+            return out, nnx.state(inner)
+
+        return checkify.checkify(call, errors=checkify.user_checks)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        graphdef, state = nnx.split(module)
+        static_kwargs, traced = _split_options(kwargs)
+        static = tuple(sorted(static_kwargs.items()))
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((state, args))):
+            # Inside the caller's trace (``nnx.jit``), whose checkify gathers the checks;
+            # the module mutates itself there as it would unchecked.
+            with checking():
+                return module(*args, **static_kwargs, **traced)
+        known = [c for g, c in compiled if g == graphdef]
+        if not known:
+            known = [jax.jit(functional(graphdef), static_argnums=(2,))]
+            compiled.append((graphdef, known[0]))
+        error, (out, new_state) = known[0](state, args, static, traced)
+        error.throw()
+        nnx.update(module, new_state)
+        return out
+
+    run.__doc__ = type(module).__call__.__doc__
+    return run
+
+
+def _split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword options as (static, traced): NumPy integers and booleans as Python ones."""
+    static = {k: _as_python(v) for k, v in kwargs.items() if _is_static(v)}
+    return static, {k: v for k, v in kwargs.items() if k not in static}
+
+
+def _as_python(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_as_python(v) for v in value)
+    return value.item() if isinstance(value, (np.integer, np.bool_)) else value
+
+
 def _is_static(value: Any) -> bool:
-    """Options that must stay Python values: strings, bools, ints, None, and tuples of them."""
+    """Options that must stay Python values: strings, bools, ints (NumPy's too), None, and
+    tuples of them."""
     if isinstance(value, tuple):
         return all(_is_static(v) for v in value)
-    return value is None or isinstance(value, (str, bool, int))
+    return value is None or isinstance(value, (str, bool, int, np.integer, np.bool_))
 
 
 # Value checks (NaN, labels out of range, ...) cost a reduction per input and need

@@ -35,11 +35,22 @@ from jaxloss.margin.center import center_loss_and_update
 Schedulable = ArrayLike | Callable[[jax.Array], ArrayLike]
 
 
-def _value_at(value: Schedulable, step: ArrayLike) -> jax.Array:
+def _value_at(value: Schedulable, step: ArrayLike, name: str) -> jax.Array:
+    """The scalar ``value`` (or its schedule's value) at ``step``, a float array: a Python
+    number weakly typed (float32 beside float32 losses; under ``jax_enable_x64``, exact beside
+    float64 ones), an array or a schedule's value in its own float dtype."""
     # A schedule is typed on arrays, as optax's are; ``weighted_terms`` hands it the
     # caller's step as given (a Python int too, which optax's schedules accept).
     value = value(cast(jax.Array, step)) if callable(value) else value
-    return jnp.asarray(value, jnp.float32)
+    if isinstance(value, (int, float)):  # a Python number stays weakly typed (the loss's dtype)
+        return jnp.asarray(float(value))
+    out = jnp.asarray(value)
+    out = out if jnp.issubdtype(out.dtype, jnp.floating) else out.astype(float)
+    if out.shape != ():
+        raise ValueError(
+            f"{name} must be a scalar (or a schedule of scalars), got shape {out.shape}."
+        )
+    return out
 
 
 def weighted_terms(
@@ -80,18 +91,28 @@ def weighted_terms(
     def objective(
         step: ArrayLike, *args: Any, **kwargs: Any
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        values = {name: jnp.asarray(fn(*args, **kwargs)) for name, (fn, _) in terms.items()}
-        for name, value in values.items():
-            if value.shape != ():
-                raise ValueError(f"Term {name!r} must return a scalar, got shape {value.shape}.")
+        values = {name: _scalar_term(name, fn(*args, **kwargs)) for name, (fn, _) in terms.items()}
+        weights = {
+            name: _value_at(terms[name][1], step, f"The weight of {name!r}") for name in terms
+        }
         # At least one term, so the sum is an array (never ``sum``'s start, the int 0).
-        total = cast(
-            jax.Array,
-            sum(_value_at(terms[name][1], step) * value for name, value in values.items()),
-        )
+        total = cast(jax.Array, sum(weights[name] * value for name, value in values.items()))
         return total, values
 
     return objective
+
+
+def _scalar_term(name: str, value: Any) -> jax.Array:
+    if isinstance(value, (tuple, list, dict)):
+        raise TypeError(
+            f"Term {name!r} must return a scalar, got a {type(value).__name__} (a "
+            "StatefulLoss's apply returns (loss, state), and a weighted_terms objective "
+            "(total, values): call it in a function that returns the loss alone)."
+        )
+    value = jnp.asarray(value)
+    if value.shape != ():
+        raise ValueError(f"Term {name!r} must return a scalar, got shape {value.shape}.")
+    return value
 
 
 class StatefulLoss(NamedTuple):
@@ -125,8 +146,11 @@ def inject_hyperparams(
     ``step -> value``; the state holds the step count and the current values, as arrays.
     ``apply`` calls ``loss_fn`` with them and advances the step; a compiled training step
     sees new values as new array contents, never as new constants, so it is traced once.
-    A value can also be set by hand between steps:
+    A value can also be set by hand between steps, and a constant keeps it until it is set
+    again (a schedule's value is recomputed at every step, as in optax):
     ``state._replace(hyperparams={**state.hyperparams, "margin": jnp.float32(0.3)})``.
+    Options that are not numbers (``None``, strings, booleans such as ``easy_margin``) go
+    to ``loss_fn`` as they are; static integers such as ``chunk_size`` go to ``apply``.
 
     The first users: a margin warm-up for ArcFace or SphereFace-style heads
     (``inject_hyperparams(jaxloss.arcface, margin=optax.linear_schedule(0.0, 0.5, 1000))``),
@@ -154,19 +178,23 @@ def inject_hyperparams(
     if not hyperparams:
         raise ValueError("`inject_hyperparams` needs at least one hyperparameter.")
 
-    def values_at(step: jax.Array) -> dict[str, jax.Array]:
-        return {name: _value_at(value, step) for name, value in hyperparams.items()}
+    static = {k: v for k, v in hyperparams.items() if v is None or isinstance(v, (str, bool))}
+    injected = {k: v for k, v in hyperparams.items() if k not in static}
 
     def init() -> InjectHyperparamsState:
         count = jnp.zeros((), jnp.int32)
-        return InjectHyperparamsState(count, values_at(count))
+        return InjectHyperparamsState(
+            count, {name: _value_at(v, count, repr(name)) for name, v in injected.items()}
+        )
 
     def apply(
         state: InjectHyperparamsState, *inputs: Any, **options: Any
     ) -> tuple[jax.Array, InjectHyperparamsState]:
-        loss = loss_fn(*inputs, **{**state.hyperparams, **options})
+        loss = loss_fn(*inputs, **{**static, **state.hyperparams, **options})
         count = state.count + 1
-        return loss, InjectHyperparamsState(count, values_at(count))
+        values = dict(state.hyperparams)  # constants, and values set by hand, stay
+        values.update((k, _value_at(v, count, repr(k))) for k, v in injected.items() if callable(v))
+        return loss, InjectHyperparamsState(count, values)
 
     return StatefulLoss(init, apply)
 
@@ -244,7 +272,8 @@ def curricularface_with_state(momentum: ArrayLike = 0.01) -> StatefulLoss:
     reweighting the hard negatives. ``options`` are ``curricularface``'s (``scale``,
     ``margin``, ``where``, ``reduction``, ``chunk_size``, ``axis_name``,
     ``class_axis_name``); with ``axis_name`` t is that of the global batch, the same on
-    every device. t is state: the loss's gradient does not flow into it.
+    every device. t is state: the loss's gradient does not flow into it, and it keeps its
+    dtype (float32 from ``init``) whatever the inputs' dtype.
 
     Args:
       momentum: the batch's weight in the running mean (number or traced).
@@ -295,7 +324,9 @@ def adaface_with_state(momentum: ArrayLike = 0.01) -> StatefulLoss:
     norms of the rows the loss counts (``jaxloss.adaface_update``), then returns
     ``jaxloss.adaface`` with the new statistics, and the new state: the official forward
     pass. ``embeddings`` are the features before normalization. ``options`` are
-    ``adaface``'s; with ``axis_name`` the statistics are those of the global batch.
+    ``adaface``'s; with ``axis_name`` the statistics are those of the global batch. The
+    statistics are state: the loss's gradient does not flow into them, and they keep their
+    dtype (float32 from ``init``) whatever the inputs' dtype.
 
     Args:
       momentum: the batch's weight (the official ``t_alpha``; number or traced).

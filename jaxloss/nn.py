@@ -382,7 +382,8 @@ class _RunningStatisticsHead(nnx.Module):
             "axis_name": axis_name,
             "class_axis_name": self.class_axis_name,
         }
-        statistics = [getattr(self, name)[...] for name in self._statistics]
+        # State, not parameters: no gradient reaches them (the official buffers).
+        statistics = [jax.lax.stop_gradient(getattr(self, name)[...]) for name in self._statistics]
         centers = self.centers[...]
         if not update:
             state = dict(zip(self._statistics, statistics, strict=True))

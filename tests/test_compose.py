@@ -73,6 +73,32 @@ def test_weighted_terms_errors():
     objective = compose.weighted_terms(mse=(jaxloss.mse, 1.0))
     with pytest.raises(ValueError, match="scalar"):
         objective(0, jnp.ones(3), jnp.zeros(3), reduction="none")
+    # A StatefulLoss's apply (loss, state) as a term: named, not JAX's "dtype object".
+    huber = compose.inject_hyperparams(jaxloss.huber, delta=1.0)
+    stateful = compose.weighted_terms(h=(lambda p, t: huber.apply(huber.init(), p, t), 1.0))
+    with pytest.raises(TypeError, match=r"Term 'h' must return a scalar, got a tuple"):
+        stateful(0, jnp.ones(3), jnp.zeros(3))
+    # A vector weight made a vector total.
+    vector = compose.weighted_terms(mse=(jaxloss.mse, jnp.ones(2)))
+    with pytest.raises(ValueError, match=r"weight of 'mse' must be a scalar"):
+        vector(0, jnp.ones(3), jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"'delta' must be a scalar"):
+        compose.inject_hyperparams(jaxloss.huber, delta=np.ones(2)).init()
+
+
+def test_float64_losses_keep_their_weights_and_hyperparameters_exact():
+    # Under jax_enable_x64, float64 inputs: weights and injected numbers are not rounded to
+    # float32 (0.1 in float32 is 0.1 + 1.5e-9); float32 inputs still give float32.
+    p64, t64 = np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0])
+    with jax.enable_x64(True):
+        objective = compose.weighted_terms(mse=(jaxloss.mse, 0.1))
+        total, _ = objective(0, p64, t64)
+        assert total.dtype == jnp.float64
+        assert float(total) == 0.1 * np.mean((p64 - t64) ** 2)
+        assert objective(0, p64.astype(np.float32), t64.astype(np.float32))[0].dtype == jnp.float32
+        huber = compose.inject_hyperparams(jaxloss.huber, delta=0.1)
+        loss, _ = huber.apply(huber.init(), p64, t64)
+        np.testing.assert_allclose(loss, regression_ref.huber(p64, t64, 0.1).mean(), rtol=1e-15)
 
 
 def test_inject_hyperparams_schedules_a_margin_without_retracing():
@@ -96,16 +122,34 @@ def test_inject_hyperparams_schedules_a_margin_without_retracing():
     assert int(state.count) == 6
 
 
-def test_inject_hyperparams_values_can_be_set_between_steps():
-    head = compose.inject_hyperparams(jaxloss.huber, delta=1.0)
+def test_inject_hyperparams_values_set_by_hand_stay_until_set_again():
+    # As optax.inject_hyperparams: a constant set by hand keeps its value at every later
+    # step; a scheduled one is recomputed from the count.
+    x, centers, labels = _embeddings(4)
+    schedule = optax.linear_schedule(0.0, 0.5, transition_steps=2)
+    head = compose.inject_hyperparams(jaxloss.arcface, margin=schedule, scale=4.0)
     state = head.init()
-    state = state._replace(hyperparams={**state.hyperparams, "delta": jnp.float32(3.0)})
-    loss, _ = jax.jit(head.apply)(state, jnp.array([2.0]), jnp.array([0.0]))
-    np.testing.assert_allclose(
-        loss, regression_ref.huber(np.array([2.0]), np.array([0.0]), 3.0), 1e-6
-    )
+    state = state._replace(hyperparams={**state.hyperparams, "scale": jnp.float32(8.0)})
+    apply = jax.jit(head.apply)
+    for step in range(3):
+        loss, state = apply(state, x, centers, labels)
+        expected = margin_ref.arcface(x, centers, labels, scale=8.0, margin=float(schedule(step)))
+        np.testing.assert_allclose(loss, expected.mean(), rtol=1e-5, err_msg=str(step))
     with pytest.raises(ValueError, match="at least one"):
         compose.inject_hyperparams(jaxloss.huber)
+
+
+def test_inject_hyperparams_passes_options_that_are_not_numbers_as_they_are():
+    # easy_margin and reduction are Python options (static in the loss); traced, they failed.
+    x, centers, labels = _embeddings(5)
+    head = compose.inject_hyperparams(
+        jaxloss.arcface, margin=0.5, scale=4.0, easy_margin=True, reduction="sum"
+    )
+    state = head.init()
+    assert set(state.hyperparams) == {"margin", "scale"}
+    loss, _ = jax.jit(head.apply)(state, x, centers, labels)
+    expected = margin_ref.arcface(x, centers, labels, scale=4.0, margin=0.5, easy_margin=True)
+    np.testing.assert_allclose(loss, expected.sum(), rtol=1e-5)
 
 
 def test_center_loss_with_update_moves_centers_by_wen_et_al():
@@ -131,6 +175,28 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
     )
     state_grads = jax.grad(lambda s: center.apply(s, x, labels)[0])(state)
     np.testing.assert_array_equal(state_grads.centers, 0.0)
+
+
+@pytest.mark.parametrize("name", ["curricularface", "adaface"])
+def test_face_statistics_are_state_without_gradient_and_keep_their_dtype(name):
+    # The official buffers: updated under no_grad, float32 whatever the inputs.
+    x, centers, labels = _embeddings(6)
+    head = getattr(compose, f"{name}_with_state")(momentum=0.5)
+
+    def loss(state, x):
+        return head.apply(state, x, centers, labels)
+
+    @jax.jit
+    def run(state, x):
+        return jax.grad(lambda s: loss(s, x)[0])(state), loss(state, x)[1]
+
+    state_grads, _ = run(head.init(), x)
+    for g in jax.tree.leaves(state_grads):
+        np.testing.assert_array_equal(g, 0.0)
+    with jax.enable_x64(True):
+        state = head.init()
+        _, new_state = loss(state, x.astype(np.float64))
+        assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(lambda a: a.dtype, state)
 
 
 def test_stateful_loss_state_is_a_pytree_of_arrays_that_jit_carries():

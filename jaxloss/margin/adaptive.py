@@ -386,10 +386,14 @@ def curricularface_and_update(
 ) -> tuple[jax.Array, jax.Array]:
     """The official forward pass: t updated on the batch, then the loss with the new t.
 
-    ``options`` are :func:`curricularface`'s. Returns ``(loss, new_t)``.
+    ``options`` are :func:`curricularface`'s. Returns ``(loss, new_t)``: t is state, held
+    apart from the gradient (the official buffer), and keeps its dtype.
     """
     update_options = {k: options.get(k) for k in ("where", "axis_name", "class_axis_name")}
-    t = curricularface_update(t, embeddings, centers, labels, momentum=momentum, **update_options)
+    old = jax.lax.stop_gradient(jnp.asarray(t))
+    t = curricularface_update(
+        old, embeddings, centers, labels, momentum=momentum, **update_options
+    ).astype(old.dtype)
     return curricularface(embeddings, centers, labels, t=t, **options), t
 
 
@@ -406,17 +410,15 @@ def adaface_and_update(
     """The official forward pass: the statistics updated on the rows the loss counts, then
     the loss with them. ``options`` are :func:`adaface`'s.
 
-    Returns ``(loss, (batch_mean, batch_std))``.
+    Returns ``(loss, (batch_mean, batch_std))``: the statistics are state, held apart from
+    the gradient (the official buffers), and keep their dtypes.
     """
     where = _counted_where(labels, centers, options.get("where"), options.get("class_axis_name"))
-    batch_mean, batch_std = adaface_update(
-        batch_mean,
-        batch_std,
-        embeddings,
-        momentum=momentum,
-        where=where,
-        axis_name=options.get("axis_name"),
+    old = jax.lax.stop_gradient((jnp.asarray(batch_mean), jnp.asarray(batch_std)))
+    new = adaface_update(
+        *old, embeddings, momentum=momentum, where=where, axis_name=options.get("axis_name")
     )
+    batch_mean, batch_std = (n.astype(o.dtype) for n, o in zip(new, old, strict=True))
     loss = adaface(
         embeddings, centers, labels, batch_mean=batch_mean, batch_std=batch_std, **options
     )

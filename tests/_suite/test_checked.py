@@ -179,3 +179,55 @@ def test_a_nan_critic_gradient_is_reported_by_gradient_penalty():
     where = jnp.array([True, True, False])
     value = jaxloss.checked(penalty)(positive, positive.at[2].set(-1.0), where=where)
     assert np.isfinite(float(value))
+
+
+def test_numpy_integers_and_booleans_are_static_options_as_in_the_loss():
+    # chunk_size, p and easy_margin as NumPy scalars: what the unchecked loss accepts.
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(5, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 4, 0])
+    options = {"chunk_size": np.int64(2), "easy_margin": np.True_, "scale": 4.0}
+    np.testing.assert_allclose(
+        jaxloss.checked(jaxloss.arcface)(x, w, y, **options),
+        jaxloss.arcface(x, w, y, **options),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        jaxloss.checked(jaxloss.multi_margin)(x, y % 4, p=np.int64(2)),
+        jaxloss.multi_margin(x, y % 4, p=2),
+        rtol=1e-6,
+    )
+
+
+def test_a_flax_module_is_read_at_every_call_and_its_state_written_back():
+    # The module's parameters and statistics go in at each call (a changed parameter is
+    # seen, not a constant of the first compilation), its updated statistics come back,
+    # and a call whose checks fail leaves them as they were.
+    from flax import nnx
+
+    from jaxloss import nn
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 4, 0])
+    head = nn.MarginSoftmaxHead(4, 5, rngs=nnx.Rngs(0))
+    checked_head = jaxloss.checked(head)
+    np.testing.assert_allclose(checked_head(x, y), head(x, y), rtol=1e-6)
+    head.centers[...] = jnp.eye(5, 4)
+    np.testing.assert_allclose(checked_head(x, y), head(x, y), rtol=1e-6)
+
+    head, twin = (nn.CurricularFaceHead(4, 5, momentum=0.5, rngs=nnx.Rngs(1)) for _ in range(2))
+    checked_head = jaxloss.checked(head)
+    for _ in range(2):
+        np.testing.assert_allclose(checked_head(x, y), twin(x, y), rtol=1e-6)
+        np.testing.assert_allclose(head.t[...], twin.t[...], rtol=1e-6)
+    assert float(head.t[...]) != 0.0
+    t = float(head.t[...])
+    with pytest.raises(Error, match="`labels` must be class ids"):
+        checked_head(x, y + 1)
+    assert float(head.t[...]) == t
+
+    centers = nn.CenterLoss(4, 5, alpha=0.5)
+    before = np.array(centers.centers[...])
+    jaxloss.checked(centers)(x, y)
+    assert not np.allclose(centers.centers[...], before)

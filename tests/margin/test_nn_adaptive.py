@@ -102,6 +102,29 @@ def test_statistics_are_batch_stats_that_no_optimizer_moves():
     assert float(model.head.batch_mean[...]) != 20.0  # moved by its rule, inside nnx.jit
 
 
+@pytest.mark.parametrize("update", [True, False])
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_no_gradient_reaches_the_statistics(name, update):
+    # Differentiated with respect to every variable, BatchStats included: the statistics
+    # are buffers (the official modules update them under no_grad), their gradient zero.
+    module, _, statistics = HEADS[name]
+    xs, ys = _batches(3, steps=1)
+    head = module(5, 7, momentum=0.5, scale=8.0, rngs=nnx.Rngs(2))
+    graphdef, params, stats = nnx.split(head, nnx.Param, nnx.BatchStat)
+
+    @jax.jit
+    def grads(params, stats):
+        def loss(params, stats):
+            return nnx.merge(graphdef, params, stats)(xs[0], ys[0], update=update)
+
+        return jax.grad(loss, argnums=(0, 1))(params, stats)
+
+    param_grads, stat_grads = grads(params, stats)
+    assert np.any(param_grads["centers"][...] != 0)
+    for stat in statistics:
+        np.testing.assert_array_equal(stat_grads[stat][...], 0.0)
+
+
 def test_head_options_are_checked():
     with pytest.raises(TypeError, match=r"curricularface has no option \['h'\]"):
         CurricularFaceHead(5, 7, h=0.3, rngs=nnx.Rngs(0))
