@@ -113,6 +113,49 @@ def test_nll_with_axis_name_under_pmap():
     np.testing.assert_allclose(per_device, jaxloss.nll(log_probs, labels, **options), rtol=1e-6)
 
 
+def test_gradients_taken_on_each_device_under_shard_map_and_pmap():
+    # A data-parallel step differentiates on each device. Under shard_map the gradient of a
+    # replicated weight is the global loss's (shard_map sums it over the devices) and a
+    # local input's is its share. Under pmap JAX transposes the psum of the global sums
+    # into a psum: each device's gradient is DEVICES times its share, so the usual
+    # lax.pmean of the gradients is the global loss's gradient (and psum DEVICES times it),
+    # as docs/conventions.md says. The reference: the single-device gradient of the whole
+    # batch (devices hold 0 to 7 ignored targets).
+    logits, labels, weights = _batch(4)
+    scale = np.float32(1.5)
+
+    def loss(w, x, y, axis_name=None):
+        return jaxloss.cross_entropy(
+            w * x, y, ignore_index=IGNORE, class_weights=weights, axis_name=axis_name
+        )
+
+    whole = jax.jit(jax.grad(loss, argnums=(0, 1)))(scale, logits, labels)
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    on_devices = jax.jit(
+        jax.shard_map(
+            jax.grad(lambda w, x, y: loss(w, x, y, "batch"), argnums=(0, 1)),
+            mesh=mesh,
+            in_specs=(P(), P("batch"), P("batch")),
+            out_specs=(P(), P("batch")),
+        )
+    )(scale, logits, labels)
+    np.testing.assert_allclose(on_devices[0], whole[0], rtol=1e-5)
+    np.testing.assert_allclose(on_devices[1], whole[1], rtol=1e-5, atol=1e-7)
+
+    def pmap_step(w, x, y):
+        grads = jax.grad(lambda w, x: loss(w, x, y, "batch"), argnums=(0, 1))(w, x)
+        return grads, jax.lax.pmean(grads[0], "batch")
+
+    (w_grads, x_grads), w_mean = jax.pmap(pmap_step, axis_name="batch", in_axes=(None, 0, 0))(
+        scale, logits.reshape(DEVICES, ROWS_PER_DEVICE, -1), labels.reshape(DEVICES, -1)
+    )
+    np.testing.assert_allclose(w_mean[0], whole[0], rtol=1e-5)
+    np.testing.assert_allclose(np.sum(w_grads), DEVICES * whole[0], rtol=1e-5)
+    np.testing.assert_allclose(
+        x_grads.reshape(logits.shape), DEVICES * whole[1], rtol=1e-5, atol=1e-7
+    )
+
+
 def test_a_device_with_only_ignored_targets_contributes_nothing():
     logits, labels, _ = _batch(2)
     labels = labels.copy()
