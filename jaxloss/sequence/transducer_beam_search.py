@@ -265,6 +265,9 @@ def rnnt_beam_search(
     model = _prepared(encoder_out, predict, join, predictor_state, logit_lengths, blank)
     num_frames, batch = model.frames.shape[:2]
     capacity = num_frames * max_symbols
+    if batch == 0:  # nothing to decode (a round's rows cannot be split into beams of none)
+        empty = jnp.zeros((0, top_k), jnp.int32)
+        return jnp.full((0, top_k, capacity), -1, jnp.int32), empty, empty.astype(model.dtype)
     slots = jnp.broadcast_to(jnp.arange(width), (batch, width))
 
     def fresh(

@@ -324,6 +324,24 @@ def test_wide_beam_is_exhaustive():
 # --- lengths, padding, jit, batching, dtypes ----------------------------------------------
 
 
+@pytest.mark.parametrize("beam_width", [0, 1, 3], ids=["greedy", "beam1", "beam3"])
+def test_an_empty_batch_decodes_to_empty_results(beam_width):
+    # The shapes and dtypes of a batch's results, with no rows (beam search divided by
+    # the empty batch in a reshape).
+    params = _params(5, CLASSES)
+    options = {"blank": 0, "max_symbols": 2, "beam_width": beam_width}
+    if beam_width:
+        options["top_k"] = beam_width
+    one = _decode(
+        params, *_inputs(5, 1, FRAMES)[:1], np.array([FRAMES]), _inputs(5, 1, 1)[1], **options
+    )
+    empty = _decode(
+        params, *_inputs(5, 0, FRAMES)[:1], np.zeros(0, np.int32), _inputs(5, 0, 1)[1], **options
+    )
+    for got, single in zip(empty, one, strict=True):
+        assert got.shape == (0, *single.shape[1:]) and got.dtype == single.dtype
+
+
 def test_padding_jit_rows_and_half_precision():
     params = _params(3, CLASSES)
     encoder_out, state = _inputs(3, BATCH, FRAMES)
