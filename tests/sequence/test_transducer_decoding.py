@@ -332,12 +332,9 @@ def test_an_empty_batch_decodes_to_empty_results(beam_width):
     options = {"blank": 0, "max_symbols": 2, "beam_width": beam_width}
     if beam_width:
         options["top_k"] = beam_width
-    one = _decode(
-        params, *_inputs(5, 1, FRAMES)[:1], np.array([FRAMES]), _inputs(5, 1, 1)[1], **options
-    )
-    empty = _decode(
-        params, *_inputs(5, 0, FRAMES)[:1], np.zeros(0, np.int32), _inputs(5, 0, 1)[1], **options
-    )
+    encoder_out, state = _inputs(5, 1, FRAMES)
+    one = _decode(params, encoder_out, np.array([FRAMES]), state, **options)
+    empty = _decode(params, encoder_out[:0], np.zeros(0, np.int32), state[:0], **options)
     for got, single in zip(empty, one, strict=True):
         assert got.shape == (0, *single.shape[1:]) and got.dtype == single.dtype
 
