@@ -59,13 +59,14 @@ def float_array(
     return x
 
 
-def integer_array(x: ArrayLike, name: str) -> jnp.ndarray:
-    """``x`` as a widened integer array (``_labels.widened``), or ``TypeError`` naming ``name``."""
+def integer_array(x: ArrayLike, name: str, what: str = "class ids") -> jnp.ndarray:
+    """``x`` as a widened integer array (``_labels.widened``), or ``TypeError`` naming ``name``
+    and ``what`` it holds."""
     x = as_array(x)
     try:
         chex.assert_type(x, int)
     except AssertionError:
-        raise TypeError(f"`{name}` must hold integer class ids, got dtype {x.dtype}.") from None
+        raise TypeError(f"`{name}` must hold integer {what}, got dtype {x.dtype}.") from None
     return widened(x)
 
 
@@ -326,7 +327,7 @@ def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.nd
     """Per-sequence lengths ``[batch]`` as int32 clipped to ``[0, size]``; all ``size`` if None."""
     if value is None:
         return jnp.full((batch,), size, jnp.int32)
-    value = per_row(integer_array(value, name), batch, name)
+    value = per_row(integer_array(value, name, "lengths"), batch, name)
     value_check((value >= 0) & (value <= size), f"`{name}` must lie in [0, {size}].")
     return jnp.clip(value.astype(jnp.int32), 0, size)
 

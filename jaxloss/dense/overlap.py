@@ -130,6 +130,13 @@ def _class_maps(
     t: Classes
     if labels_given:
         labels = _checks.integer_array(targets, "targets")
+        if num_classes == 1:
+            raise ValueError(
+                f"`targets` {targets.shape} are integer labels but `probs` {probs.shape} has "
+                "one class: every label but 0 would be void, left out of the loss. Pass a "
+                "binary mask as float targets of `probs`' shape (MONAI ignores to_onehot_y "
+                "with one channel), or give `probs` a background and a foreground class."
+            )
         counted = valid_class_ids(labels, num_classes)
         t = (
             [(labels == k).astype(probs.dtype) for k in range(num_classes)]
@@ -158,6 +165,14 @@ def _class_maps(
             row = jnp.expand_dims(row, axes)
             read = row if read is None else read & row
         p = _zeroed(read, p)
+        if from_logits == "sigmoid" and per_class and mask is not None:
+            # A sigmoid reads its own class alone: a masked (sample, class) entry's logits
+            # are not read either (the background's, when dropped, neither).
+            own = mask if include_background else jnp.pad(mask, ((0, 0), (1, 0)))
+            if isinstance(p, list):
+                p = [zero_masked(own[:, k], pk)[0] for k, pk in enumerate(p)]
+            else:
+                p = jnp.where(jnp.expand_dims(own, axes), p, 0)
         if isinstance(p, list) and from_logits == "softmax":
             softmax = _numerics.softmax_columns(p)
             p = softmax.probs

@@ -114,6 +114,11 @@ def soft_cldice(
     With ``smooth_dr = 0`` an empty skeleton gives the ratio 1 (nothing to be wrong
     about), as ``dice`` does; with ``smooth = 0`` and both ratios 0 the loss is 1.
 
+    Gradients equal MONAI's except at ties inside a pooling window (maps of a few distinct
+    values, hard or quantized probabilities): a tie sends the whole gradient to one pixel
+    (the pixel itself first, a subgradient), where torch's ``min`` of the erosion splits it
+    between the tied pixels. The value is the same; the gradient's sum too.
+
     Args:
       probs: ``[batch, ..., num_classes]`` probabilities (logits with ``from_logits``),
         channel last; ``[batch, height, width, C]`` or ``[batch, depth, height, width, C]``

@@ -245,6 +245,29 @@ def test_void_labels_leave_the_pixel_out():
         assert np.all(np.asarray(grads)[~kept] == 0)
 
 
+def test_tversky_gradient_where_the_index_is_one():
+    # A perfect prediction, and an empty prediction of an empty target: indices of exactly
+    # 1, where the clamp at 0 (for indices above 1) halved the gradient. At α = β = ½ and no
+    # smoothing it is Dice's; on the empty map it is α / smooth_dr per pixel (the
+    # derivative of 1 − (TP + s) / (TP + α FP + β FN + s) at 0, as MONAI's TverskyLoss).
+    labels = np.array([[0, 1, 1, 2]], np.int32)
+    perfect = _one_hot(labels, 3)
+    empty = np.zeros((1, 4, 1), np.float32)
+    zero = {"smooth_nr": 0.0, "smooth_dr": 0.0}
+
+    @jax.jit
+    def run(perfect, empty):
+        tversky = jax.grad(lambda p: jaxloss.tversky(p, labels, **zero))(perfect)
+        dice = jax.grad(lambda p: jaxloss.dice(p, labels, **zero))(perfect)
+        on_empty = jax.grad(lambda p: jaxloss.tversky(p, empty, alpha=0.3, beta=0.7))(empty)
+        return tversky, dice, on_empty
+
+    tversky, dice, on_empty = run(perfect, empty)
+    assert np.any(dice != 0)
+    np.testing.assert_allclose(tversky, dice, rtol=1e-6)
+    np.testing.assert_allclose(on_empty, 0.3 / 1e-5, rtol=1e-5)
+
+
 def test_focal_tversky_has_finite_gradients_at_a_perfect_prediction():
     labels = np.array([[0, 1, 1]], np.int32)
     perfect = _one_hot(labels, 2)
@@ -548,6 +571,10 @@ def test_overlap_shape_errors(fn):
         fn(probs, labels, from_logits="tanh")
     with pytest.raises(ValueError, match="from_logits='sigmoid'"):
         fn(probs[..., :1], labels, from_logits="softmax")
+    # One class and integer labels: every label but 0 would be void, the loss 0 (MONAI
+    # ignores to_onehot_y with one channel, so a ported binary mask arrives this way).
+    with pytest.raises(ValueError, match="one class: every label but 0 would be void"):
+        fn(probs[..., :1], (labels > 0).astype(np.int32))
 
 
 def test_generalized_dice_option_errors():
@@ -790,6 +817,8 @@ def test_chamfer_errors():
         jaxloss.chamfer(x, y, point_reduction="max")
     with pytest.raises(ValueError, match="chunk_size"):
         jaxloss.chamfer(x, y, chunk_size=0)
+    with pytest.raises(TypeError, match="`x_lengths` must hold integer lengths, got dtype float"):
+        jaxloss.chamfer(x, y, x_lengths=np.full(x.shape[0], 3.0))
     with pytest.raises(ValueError, match="x_lengths"):
         jaxloss.chamfer(x, y, x_lengths=np.array([1, 2], np.int32))
     with pytest.raises(TypeError, match="y_lengths"):
@@ -890,3 +919,34 @@ def test_gram_matrix_errors():
         jaxloss.gram_matrix(np.ones(3))
     with pytest.raises(TypeError, match="floating-point"):
         jaxloss.gram_matrix(np.ones((1, 2, 2), np.int32))
+
+
+@pytest.mark.parametrize("num_classes", [3, 12], ids=["by_class", "arrays"])
+def test_sigmoid_logits_of_masked_sample_class_entries_are_never_read(num_classes):
+    # where [batch, classes] masks one (sample, class) entry; its sigmoid logits hold NaN
+    # and inf. A sigmoid reads its own class only, so neither the value nor any gradient
+    # may see them: the value equals that with finite logits there, the gradient there is
+    # exactly 0 and finite elsewhere (short class axes go class by class, long ones as
+    # arrays).
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(2, 5, 4, num_classes)).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=(2, 5, 4)).astype(np.int32)
+    where = np.ones((2, num_classes), bool)
+    where[1, 2] = False
+    padded = logits.copy()
+    padded[1, ..., 2] = np.nan
+    padded[1, 0, 0, 2] = np.inf
+    names = ["dice", "jaccard", "tversky", "boundary", "hausdorff_dt"]
+    losses = [getattr(jaxloss, name) for name in names]
+
+    @jax.jit
+    def run(z):
+        return [
+            jax.value_and_grad(lambda z, f=f: f(z, labels, where=where, from_logits="sigmoid"))(z)
+            for f in losses
+        ]
+
+    for name, (value, grad), (clean, _) in zip(names, run(padded), run(logits), strict=True):
+        np.testing.assert_allclose(value, clean, rtol=1e-6, err_msg=name)
+        assert np.all(grad[1, ..., 2] == 0), name
+        assert np.all(np.isfinite(grad)) and np.any(grad != 0), name
