@@ -519,7 +519,10 @@ def take_class(x: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def class_max(x: jax.Array) -> jax.Array:
-    """``jnp.max(x, axis=-1)``, class by class for a short class axis."""
+    """``jnp.max(x, axis=-1)``, class by class for a short class axis; −inf with no class
+    (the maximum of nothing, where ``jnp.max`` raises)."""
+    if x.shape[-1] == 0:
+        return jnp.full(x.shape[:-1], -jnp.inf, x.dtype)
     if not _unrolled(x):
         return jnp.max(x, axis=-1)
     return _columns_max([x[..., k] for k in range(x.shape[-1])])

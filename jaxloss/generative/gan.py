@@ -285,6 +285,8 @@ def gradient_penalty(
     ``jax.grad`` of the summed scores, which assumes the critic treats examples
     independently (no batch normalization; the paper recommends layer norm). The norm has a
     finite gradient at 0, so the second-order gradient (the critic's update) is finite.
+    Rows masked by ``where`` go through the critic at a kept row's point (not at their
+    zeroed inputs, where a critic may be singular), and contribute nothing.
 
     Args:
       critic: ``x [batch, ...] -> scores [batch]`` (or ``[batch, 1]``), differentiable.
@@ -327,6 +329,14 @@ def gradient_penalty(
     epsilon = jax.random.uniform(key, (global_batch,) + (1,) * (real.ndim - 1), real.dtype)
     epsilon = jax.lax.dynamic_slice_in_dim(epsilon, offset, batch)
     interpolates = epsilon * real + (1 - epsilon) * fake
+    if mask is not None:
+        # Masked rows still go through the (batched) critic: at a kept row's point, not at
+        # their zeroed inputs, where a critic singular at 0 (one normalizing its input) has
+        # NaN second derivatives that would reach its parameters' gradient.
+        kept_row = interpolates[jnp.argmax(mask)]
+        interpolates = jnp.where(
+            mask.reshape((batch,) + (1,) * (real.ndim - 1)), interpolates, kept_row
+        )
 
     def total_score(x: jax.Array) -> jax.Array:
         scores = jnp.asarray(critic(x))

@@ -281,6 +281,29 @@ def test_gradient_penalty_where_masks_examples():
     assert np.all(np.asarray(grads)[~keep] == 0) and np.any(np.asarray(grads)[keep] != 0)
 
 
+def test_masked_rows_never_reach_the_critic_at_zero():
+    # D(x) = p‖x‖: its gradient norm is p everywhere but undefined at x = 0, where the
+    # masking door put the masked rows (NaN in the parameter's gradient, with a finite
+    # value). Each kept row's penalty is (p − k)², its derivative 2(p − k), whatever ε.
+    real = np.array([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]], np.float32)
+    fake = np.array([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]], np.float32)
+    keep = np.array([True, False, True])
+
+    @jax.jit
+    def run(p):
+        def penalty(p):
+            def critic(x):
+                return p * jnp.linalg.norm(x, axis=1)
+
+            return jaxloss.gradient_penalty(critic, real, fake, jax.random.key(0), where=keep)
+
+        return jax.value_and_grad(penalty)(p)
+
+    value, grad = run(np.float32(2.0))
+    np.testing.assert_allclose(value, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(grad, 2.0, rtol=1e-5)
+
+
 def test_gradient_penalty_errors():
     real = np.ones((4, 3), np.float32)
     key = jax.random.key(0)
