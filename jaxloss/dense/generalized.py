@@ -122,7 +122,7 @@ def tversky(
     )
     # 0 past an index of 1 (smooth_nr > smooth_dr can reach it); at exactly 1 (a perfect or an
     # empty prediction) the gradient is 1 - index's, as MONAI's, not maximum's half of it.
-    loss = jnp.where(index <= 1, 1 - index, 0)
+    loss = jnp.where(index > 1, 0, 1 - index)  # NaN propagates
     if not (isinstance(gamma, (int, float)) and gamma == 1):
         loss = _numerics.safe_pow(loss, jnp.asarray(gamma, dtype))
     loss = _weighted(loss, class_weights, include_background)
