@@ -206,9 +206,22 @@ def grpo(
         )
         loss = -jnp.exp(log_kept) * advantages
     if with_kl:
-        kl = kl_penalty(logprobs, floats[3], estimator=kl_estimator, reduction="none")
+        ref_logprobs = floats[3]
+        # k3 = e^{-d} - 1 + d (d = logprobs - ref) overflows, or its product with a weight
+        # that underflows is 0 · inf, far below the reference: there the weighted KL is
+        # e^{log_weight - d} + w (d - 1), and the product form reads d = 0 instead.
+        far = (
+            (logprobs - ref_logprobs < -40)
+            if kl_importance_weight and kl_estimator == "k3"
+            else None
+        )
+        near_logprobs = logprobs if far is None else jnp.where(far, ref_logprobs, logprobs)
+        kl = kl_penalty(near_logprobs, ref_logprobs, estimator=kl_estimator, reduction="none")
         if kl_importance_weight:
             kl = kl * jnp.exp(log_weight)
+        if far is not None:
+            d = jnp.where(far, logprobs - ref_logprobs, -40)
+            kl = jnp.where(far, jnp.exp(log_weight - d) + jnp.exp(log_weight) * (d - 1), kl)
         loss = loss + jnp.asarray(beta, dtype) * kl
 
     if reduction != "mean" or loss_aggregation == "token_mean":

@@ -328,3 +328,25 @@ def test_bad_options_are_value_errors(options, match):
 def test_scalar_logprobs_are_a_value_error():
     with pytest.raises(ValueError, match="logprobs"):
         jaxloss.grpo(0.0, 0.0, 1.0)
+
+
+def test_weighted_kl_far_below_the_reference_is_finite_and_exact():
+    # w · k3 with w = e^{lp − old} and k3 = e^{ref − lp} − (ref − lp) − 1: with old = ref =
+    # 0 it is 1 + (lp − 1) e^{lp}, which tends to 1. The product form gave 0 from lp ≈ −88
+    # (w underflows against k3's 1e38) and NaN past it (0 · inf). Advantages 0: the KL alone.
+    logprobs = np.array([-1e4, -89.0, -88.0, -60.0, -40.5, -39.5, -3.0, 0.5], np.float32)
+    zeros = np.zeros_like(logprobs)
+
+    @jax.jit
+    def run(lp):
+        def loss(lp):
+            return jaxloss.grpo(
+                lp, zeros, jnp.float32(0.0), ref_logprobs=zeros, beta=1.0, reduction="none"
+            )
+
+        return loss(lp), jax.grad(lambda lp: jnp.sum(loss(lp)))(lp)
+
+    value, grad = run(logprobs)
+    x = logprobs.astype(np.float64)
+    np.testing.assert_allclose(value, 1 + (x - 1) * np.exp(x), rtol=1e-6)
+    np.testing.assert_allclose(grad, x * np.exp(x), rtol=1e-5, atol=1e-7)
