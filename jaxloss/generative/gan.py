@@ -329,7 +329,7 @@ def gradient_penalty(
     epsilon = jax.random.uniform(key, (global_batch,) + (1,) * (real.ndim - 1), real.dtype)
     epsilon = jax.lax.dynamic_slice_in_dim(epsilon, offset, batch)
     interpolates = epsilon * real + (1 - epsilon) * fake
-    if mask is not None:
+    if mask is not None and batch > 0:
         # Masked rows still go through the (batched) critic: at a kept row's point, not at
         # their zeroed inputs, where a critic singular at 0 (one normalizing its input) has
         # NaN second derivatives that would reach its parameters' gradient.
