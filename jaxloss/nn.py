@@ -382,11 +382,12 @@ class _RunningStatisticsHead(nnx.Module):
             "axis_name": axis_name,
             "class_axis_name": self.class_axis_name,
         }
-        # State, not parameters: no gradient reaches them (the official buffers).
-        statistics = [jax.lax.stop_gradient(getattr(self, name)[...]) for name in self._statistics]
+        statistics = [getattr(self, name)[...] for name in self._statistics]
         centers = self.centers[...]
         if not update:
-            state = dict(zip(self._statistics, statistics, strict=True))
+            # State, not parameters: no gradient reaches them (the official buffers; the
+            # update below holds them apart itself).
+            state = dict(zip(self._statistics, jax.lax.stop_gradient(statistics), strict=True))
             return type(self)._loss(embeddings, centers, labels, **state, **options)
         loss, new = type(self)._and_update(
             embeddings, centers, labels, *statistics, momentum=self.momentum, **options

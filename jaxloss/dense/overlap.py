@@ -169,10 +169,7 @@ def _class_maps(
             # A sigmoid reads its own class alone: a masked (sample, class) entry's logits
             # are not read either (the background's, when dropped, neither).
             own = mask if include_background else jnp.pad(mask, ((0, 0), (1, 0)))
-            if isinstance(p, list):
-                p = [zero_masked(own[:, k], pk)[0] for k, pk in enumerate(p)]
-            else:
-                p = jnp.where(jnp.expand_dims(own, axes), p, 0)
+            p = _zeroed_columns(own, axes, p)
         if isinstance(p, list) and from_logits == "softmax":
             softmax = _numerics.softmax_columns(p)
             p = softmax.probs
@@ -185,15 +182,7 @@ def _class_maps(
         # A (sample, class) entry reads only its class's column of the sample's pixels:
         # zeroing that column keeps the padding out of every sum, and no other entry sees it.
         column = mask if per_class else jnp.broadcast_to(mask[:, None], (mask.shape[0], kept))
-        if isinstance(p, list) and isinstance(t, list):
-            pairs = [
-                zero_masked(column[:, k], pk, tk)
-                for k, (pk, tk) in enumerate(zip(p, t, strict=True))
-            ]
-            p, t = [pk for pk, _ in pairs], [tk for _, tk in pairs]
-        else:
-            assert not isinstance(p, list) and not isinstance(t, list)
-            p, t = zero_masked(jnp.expand_dims(column, axes), p, t)
+        p, t = _zeroed_columns(column, axes, p), _zeroed_columns(column, axes, t)
     return ClassMaps(p, t, axes, mask, softmax)
 
 
@@ -219,6 +208,14 @@ def _without_background(x: Classes) -> Classes:
 def _zeroed(pixels: jax.Array | None, x: Classes) -> Classes:
     """``x`` with every class of the pixels ``pixels`` leaves out (``[batch, ...]``) zeroed."""
     return list(zero_masked(pixels, *x)) if isinstance(x, list) else zero_masked(pixels, x)[0]
+
+
+def _zeroed_columns(columns: jax.Array, axes: tuple[int, ...], x: Classes) -> Classes:
+    """``x`` with every (sample, class) entry that ``columns [batch, classes]`` leaves out
+    zeroed over its pixels (``axes``), class by class for a list."""
+    if isinstance(x, list):
+        return [zero_masked(columns[:, k], xk)[0] for k, xk in enumerate(x)]
+    return zero_masked(jnp.expand_dims(columns, axes), x)[0]
 
 
 def _class_sums(

@@ -218,10 +218,11 @@ def grpo(
         near_logprobs = logprobs if far is None else jnp.where(far, ref_logprobs, logprobs)
         kl = kl_penalty(near_logprobs, ref_logprobs, estimator=kl_estimator, reduction="none")
         if kl_importance_weight:
-            kl = kl * jnp.exp(log_weight)
+            kl_weight = jnp.exp(log_weight)
+            kl = kl * kl_weight
         if far is not None:
             d = jnp.where(far, logprobs - ref_logprobs, -40)
-            kl = jnp.where(far, jnp.exp(log_weight - d) + jnp.exp(log_weight) * (d - 1), kl)
+            kl = jnp.where(far, jnp.exp(log_weight - d) + kl_weight * (d - 1), kl)
         loss = loss + jnp.asarray(beta, dtype) * kl
 
     if reduction != "mean" or loss_aggregation == "token_mean":
