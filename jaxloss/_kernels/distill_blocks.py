@@ -88,8 +88,10 @@ def _softmax(z: jax.Array, axis: AxisName) -> tuple[jax.Array, jax.Array]:
 
 
 def _weighted_log_ratio(p: jax.Array, log_p: jax.Array, log_r: jax.Array) -> jax.Array:
-    """``p (log p - log r)``, 0 where ``p`` is 0 (NaN stays NaN)."""
-    return jnp.where(p == 0, 0, p * (log_p - log_r))
+    """``p (log p - log r)``, 0 where ``p`` is 0 (NaN stays NaN), except +inf where ``p``'s
+    mass underflowed (``log p`` finite) and ``r`` rules the entry out, as where it did not."""
+    underflow_against_zero = (log_r == -jnp.inf) & (log_p > -jnp.inf)
+    return jnp.where(p == 0, jnp.where(underflow_against_zero, jnp.inf, 0), p * (log_p - log_r))
 
 
 def _block(

@@ -19,7 +19,9 @@ An entry that ``p`` rules out (:math:`a_v = -\infty`) makes :math:`W` hold
 :math:`0 \cdot \infty = \mathrm{NaN}`; its true term is 0. As in ``soft_cross_entropy``, the
 sums are formed again with the exception only when a row came out NaN (a ``lax.cond`` over
 the whole batch; ``_numerics.row_sums``, as YNNPACK takes no select). Where ``q`` rules out
-an entry that ``p`` keeps, the divergence is +inf.
+an entry that ``p`` keeps, the divergence is +inf, also where ``p``'s mass there underflows
+float32 (:math:`e^{a_v} = 0` with :math:`a_v` finite: the same NaN, resolved to +inf by the
+same branch).
 
 Derivatives (``jax.custom_jvp``, so forward mode and higher orders work):
 :math:`\partial/\partial b_v = q_v - p_v` and :math:`\partial/\partial a_v = p_v(\log p_v -
@@ -121,9 +123,11 @@ def _value(first: jax.Array, second: jax.Array, tau: jax.Array) -> tuple[jax.Arr
         terms = jnp.exp(a) * (a - b)
         if not guarded:
             weighted, normalizer = jnp.sum(terms, axis=-1), total_p
-        else:  # 0 log 0 = 0 where p rules an entry out. YNNPACK takes no select: the
+        else:  # 0 log 0 = 0 where p rules an entry out; +inf where only q does (p's
+            # mass there may underflow to 0: 0 · inf). YNNPACK takes no select: the
             # terms go to XLA's own reduction (two sums), not to an array first.
-            guarded_terms = jnp.where(a == -jnp.inf, 0, terms)
+            only_q = (b == -jnp.inf) & (a > -jnp.inf)
+            guarded_terms = jnp.where(a == -jnp.inf, 0, jnp.where(only_q, jnp.inf, terms))
             weighted, normalizer = _numerics.row_sums(guarded_terms, jnp.exp(a))
         return weighted / normalizer - jnp.log(normalizer) + jnp.log(total_q)
 

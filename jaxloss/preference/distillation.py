@@ -105,10 +105,9 @@ def distill_kl(
     Numerics: finite for finite logits. A −inf logit (a vocabulary entry ruled out) gives
     probability 0 there: no contribution and a finite gradient when it is the teacher's in
     forward KL (the student's in reverse), and +inf when the other distribution puts mass
-    there. TRL computes ``0 · (−inf)`` there and returns NaN. Known gap: mass that
-    underflows float32 (a log-probability below about −88 facing the −inf) is 0 · inf,
-    NaN with NaN gradients, not +inf (``generalized_jsd`` at β ∈ {0, 1} and ``skew_kl``
-    at α = 0 too; ``linear_distill`` gives 0 there).
+    there, also where that mass underflows float32 (a log-probability below about −88),
+    with the same gradients for the distribution whose entry is ruled out. TRL computes
+    ``0 · (−inf)`` there and returns NaN.
 
     Args:
       student_logits: ``[..., tokens, vocab]`` logits of the student, any float dtype

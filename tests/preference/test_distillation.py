@@ -272,6 +272,39 @@ def test_teacher_zeros_are_free_in_forward_kl_and_in_jsd_at_any_beta():
     assert float(jaxloss.distill_kl(student, teacher, direction="reverse")) == math.inf
 
 
+def test_mass_that_underflows_facing_a_ruled_out_entry_is_still_infinite_kl():
+    # The teacher gives entry 2 probability e^-100 / 2 (0 in float32 once flushed), the
+    # student rules it out: KL(p ‖ q) is +inf as with any mass there (it was 0 · inf = NaN),
+    # and the student's gradient stays q - p (finite), as when the mass does not underflow.
+    student = jnp.array([[0.0, 0.0, -jnp.inf]])
+    h = jnp.ones((1, 1))
+    for teacher_logit in (0.0, -100.0):
+        teacher = jnp.array([[0.0, 0.0, teacher_logit]])
+        forward_kls = [
+            jaxloss.distill_kl,
+            functools.partial(jaxloss.generalized_jsd, beta=0.0),
+            lambda s, t: jaxloss.generalized_jsd(s, t, beta=jnp.asarray(0.0)),
+            functools.partial(jaxloss.skew_kl, alpha=0.0),
+            lambda s, t: jaxloss.skew_kl(s, t, alpha=jnp.asarray(0.0)),
+            lambda s, t: jaxloss.distill_kl(t, s, direction="reverse"),
+        ]
+        for loss in forward_kls:
+            value, grad = jax.value_and_grad(loss)(student, teacher)
+            assert float(value) == math.inf, (teacher_logit, loss)
+            p = np.asarray(jax.nn.softmax(teacher))
+            q = np.asarray(jax.nn.softmax(student))
+            np.testing.assert_allclose(grad, q - p, atol=1e-7)
+        for beta in (0.0, jnp.asarray(0.0)):  # the fused head: the -inf from a bias
+
+            def fused(w_s, t=teacher, beta=beta):
+                bias = jnp.array([0.0, 0.0, -jnp.inf])
+                return jaxloss.linear_distill(h, w_s, h, t.T, beta=beta, student_bias=bias)
+
+            value, grad = jax.value_and_grad(fused)(jnp.zeros((3, 1)))
+            assert float(value) == math.inf, (teacher_logit, beta)
+            assert np.all(np.isfinite(grad))
+
+
 @pytest.mark.parametrize(
     "loss",
     [jaxloss.distill_kl, functools.partial(jaxloss.generalized_jsd, beta=0.7)],
