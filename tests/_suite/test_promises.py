@@ -2,7 +2,9 @@
 
 * **Hostile padding:** NaN, ±inf or 1e30 in entries that do not count (rows masked by
   ``where``, ignored labels, entries past a length) leave the value as it is with clean
-  padding, give exactly zero gradients there, and the other gradients unchanged.
+  padding, give exactly zero gradients there, and the other gradients unchanged; also with
+  a ``where`` of single entries (a (sample, class) pair, a token, a coordinate) for every
+  loss whose ``where`` has more than the batch axis.
 * **NaN propagates:** NaN in an entry that counts gives NaN in the value; and whenever a NaN
   reaches a gradient, it reaches the value too (an ``isfinite(loss)`` guard then fires).
 * **Empty batches:** a batch of 0 rows gives 0 (an empty ``"none"``, or zeros for a loss
@@ -36,6 +38,7 @@ from tests._suite.registry import (
     batched_positions,
     call,
     row_mask,
+    where_shape,
 )
 
 POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf, "1e30": 1e30}
@@ -90,6 +93,80 @@ def test_hostile_padding_gives_the_clean_value_and_zero_gradients(name, poison):
             assert np.all(grad[padded[position]] == 0), (position, grad)
             clean = np.where(padded[position], 0, clean)
         np.testing.assert_allclose(grad, clean, rtol=1e-5, atol=1e-7, err_msg=f"grad {position}")
+
+
+def _entry_mask(name: str, args: list) -> np.ndarray:
+    """A ``where`` of single entries (a token, a (sample, class) pair, a coordinate): each
+    entry of the kept rows (``KEEP``) kept with probability 0.6, the first one always."""
+    shape = where_shape(name, args)
+    keep = KEEP.reshape((-1,) + (1,) * (len(shape) - 1)) & (
+        np.random.default_rng(1).uniform(size=shape) < 0.6
+    )
+    keep.reshape(-1)[0] = True
+    return keep
+
+
+def _entry_padding(name: str, args: list, keep: np.ndarray) -> dict[int, np.ndarray]:
+    """The input entries that only the entries ``keep`` masks read: the same entry of an
+    input of ``where``'s shape, the last axis (vocabulary, features) of a masked token, and
+    a masked class's pixels in a dense loss whose predictions are read class by class (a
+    softmax reads every class: none there). Integer labels are shared by the classes."""
+    masked, padded = ~keep, {}
+    dense = REGISTRY[name].fn.__module__.startswith("jaxloss.dense")
+    for position, a in enumerate(args):
+        if not _is_float(a) or a.ndim < masked.ndim:
+            continue
+        if a.shape == masked.shape:
+            padded[position] = masked
+        elif a.shape[:-1] == masked.shape:
+            padded[position] = np.broadcast_to(masked[..., None], a.shape)
+        elif dense and REGISTRY[name].kwargs.get("from_logits") != "softmax":
+            # [batch, *pixels, classes] against [batch, classes], or [batch, classes - 1]
+            # without the background (class 0, not read).
+            classes = np.zeros((a.shape[0], a.shape[-1]), bool)
+            classes[:, a.shape[-1] - masked.shape[-1] :] = masked
+            padded[position] = np.broadcast_to(
+                classes.reshape((a.shape[0],) + (1,) * (a.ndim - 2) + (a.shape[-1],)), a.shape
+            )
+    return padded
+
+
+ENTRY_MASKED = [
+    n
+    for n in NAMES
+    if len(where_shape(n, _inputs(n))) > 1
+    and _entry_padding(n, _inputs(n), _entry_mask(n, _inputs(n)))
+]
+
+
+@pytest.mark.parametrize("name", ENTRY_MASKED)
+def test_hostile_values_in_entries_masked_one_by_one(name):
+    # The promise above with a ``where`` of single entries, not whole rows: a dense loss
+    # whose ``where`` masks (sample, class) pairs, a token loss masking tokens inside a
+    # sequence, an elementwise loss masking coordinates. Same compiled function as the row
+    # masks (the same ``where`` shape), so no compilation of its own.
+    case = REGISTRY[name]
+    args = _inputs(name)
+    keep = _entry_mask(name, args)
+    padded = _entry_padding(name, args, keep)
+    clean = probe(name, args, keep)
+    for position, grad in zip(case.differentiable, clean["grads_mean"], strict=True):
+        if position in padded:
+            assert np.all(np.asarray(grad)[padded[position]] == 0), position
+    for poison, value in POISONS.items():
+        hostile = list(args)
+        for position, entries in padded.items():
+            hostile[position] = np.where(
+                entries, np.asarray(value, args[position].dtype), args[position]
+            )
+        out = probe(name, hostile, keep)
+        np.testing.assert_allclose(out["mean"], clean["mean"], rtol=1e-6, atol=1e-7, err_msg=poison)
+        for position, grad, expected in zip(
+            case.differentiable, out["grads_mean"], clean["grads_mean"], strict=True
+        ):
+            np.testing.assert_allclose(
+                grad, expected, rtol=1e-5, atol=1e-7, err_msg=f"{poison}: grad {position}"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
