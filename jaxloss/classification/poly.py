@@ -71,6 +71,8 @@ def poly_cross_entropy(
         probabilities of the logits' shape.
       epsilon: :math:`\varepsilon_1`, or ``[order]`` coefficients :math:`\varepsilon_j`
         (Poly-N); may be traced. The paper recommends 2 on ImageNet and −1 for detection.
+        Not checked, as optax: below −1 (Poly-1) the loss rises again as
+        :math:`p_t \to 1` (its slope there is :math:`-1 - \varepsilon`).
       ignore_index: integer labels equal to it are excluded (not with probabilities).
       axis: the class axis of ``logits`` (and of probability ``labels``).
       axis_name: mapped axis of the batch (global mean and sum).

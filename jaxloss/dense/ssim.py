@@ -268,7 +268,7 @@ def ms_ssim(
       sigma: standard deviation of the Gaussian, in pixels.
       k1: luminance constant k₁ of C₁.
       k2: contrast constant k₂ of C₂.
-      weights: ``[num_scales]`` exponents ``w_j``, finest scale first (Wang et al.'s five);
+      weights: ``[num_scales]`` exponents ``w_j ≥ 0``, finest scale first (Wang et al.'s five);
         their number is static.
       where: optional boolean mask broadcastable to ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
@@ -294,6 +294,8 @@ def ms_ssim(
       https://doi.org/10.1109/ACSSC.2003.1292216
     """
     x, y, mask = _images(predictions, targets, window_size, where)
+    # Exponents of the scales' terms: a negative one turns a term of 0 into +inf.
+    _checks.in_range(weights, "weights", low=0)
     weights = _checks.float_array(jnp.asarray(weights), "weights", allow_int=True).astype(x.dtype)
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise ValueError(f"`weights` must be a [num_scales] vector, got shape {weights.shape}.")

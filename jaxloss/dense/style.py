@@ -43,6 +43,8 @@ def _layer_weights(weights: Sequence[ArrayLike] | None, num_layers: int) -> list
         raise ValueError(
             f"`weights` needs one weight per layer ({num_layers}), got {len(weights)}."
         )
+    for weight in weights:  # a negative weight would reward a layer's distance
+        _checks.in_range(weight, "weights", low=0)
     return list(weights)
 
 
@@ -163,7 +165,7 @@ def style_loss(
     Args:
       features: a list of ``[batch, ..., channels_l]`` feature maps (or one array).
       targets: a list of the same length, each ``[batch or 1, ..., channels_l]``.
-      weights: one weight per layer (numbers or traced scalars); None: all 1.
+      weights: one weight ≥ 0 per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).
@@ -225,7 +227,7 @@ def perceptual_loss(
     Args:
       features: a list of ``[batch, ..., channels_l]`` feature maps (or one array).
       targets: a list of the same length, each broadcastable to its feature map.
-      weights: one weight per layer (numbers or traced scalars); None: all 1.
+      weights: one weight ≥ 0 per layer (numbers or traced scalars); None: all 1.
       where: optional boolean mask ``[batch]``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample, ``[batch]``).
       axis_name: mapped axis of the batch (global mean and sum).

@@ -312,7 +312,7 @@ def elasticface(
       scale: the logit scale s > 0; may be traced.
       margin: the mean margin m: None takes the paper's, 0.5 (radians) for ``"arc"`` and
         0.35 for ``"cos"``; may be traced.
-      sigma: the margins' standard deviation σ (the paper's 0.05; its ElasticFace+ runs
+      sigma: the margins' standard deviation σ ≥ 0 (the paper's 0.05; its ElasticFace+ runs
         use 0.0175 for arc and 0.02 for cos); may be traced.
       kind: ``"arc"`` (angular margin) or ``"cos"`` (cosine margin).
       plus: ElasticFace+ (static).
@@ -339,6 +339,7 @@ def elasticface(
       Face Recognition", CVPR Workshops 2022. https://arxiv.org/abs/2109.09416
     """
     _checks.choice(kind, ("arc", "cos"), "kind")
+    _checks.in_range(sigma, "sigma", low=0)
     mean = (0.5 if kind == "arc" else 0.35) if margin is None else margin
     # Under Partial FC the rows are already every device's; otherwise ElasticFace+ gathers.
     rank_axis = None if same_devices(axis_name, class_axis_name) else axis_name

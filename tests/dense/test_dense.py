@@ -902,6 +902,8 @@ def test_layer_errors(fn):
         fn([f, f], [f])
     with pytest.raises(ValueError, match="one weight per layer"):
         fn([f], [f], weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="`weights` must lie in"):  # it would reward a distance
+        fn([f, f], [f, f], weights=[1.0, -0.5])
     with pytest.raises(ValueError, match="at least one"):
         fn([], [])
     with pytest.raises(ValueError, match="batch size"):

@@ -231,5 +231,7 @@ def test_errors():
         jaxloss.ssim(x, x, window_size=0)
     with pytest.raises(ValueError, match="num_scales"):
         jaxloss.ms_ssim(x, x, window_size=3, weights=((0.5, 0.5),))
+    with pytest.raises(ValueError, match="`weights` must lie in"):  # 0 ** -0.5 = inf
+        jaxloss.ms_ssim(x, x, window_size=3, weights=(0.5, -0.5))
     with pytest.raises(ValueError, match="data_range"):
         jaxloss.ssim(x, x, window_size=3, data_range=-1.0)

@@ -84,7 +84,9 @@ CASES: dict[str, Case] = {
         _face_case(jaxloss.magface, ref.magface, **MAGFACE),
         invalid={"upper_norm": 0.5, "reg_weight": -1.0},
     ),
-    "elasticface": _elastic_case(margin=0.8, sigma=0.4),
+    "elasticface": dataclasses.replace(
+        _elastic_case(margin=0.8, sigma=0.4), invalid={"sigma": -0.1}
+    ),
     "elasticface[cos,plus]": _elastic_case(kind="cos", plus=True, margin=0.3, sigma=0.2),
 }
 
