@@ -198,11 +198,14 @@ def grpo(
             weight = jnp.minimum(weight, jnp.log(jnp.asarray(delta, dtype)))
         # −min(wA, clip(w)A) is −A·min(w, clip(w)) for A > 0 and −A·max(·) for A < 0: taken
         # on the logarithms, the exponential only meets the branch kept, and for A = 0 the
-        # bounded clipped one, so an overflowing weight never meets a 0.
+        # bounded clipped one, so an overflowing weight never meets a 0. Selected, not
+        # jnp.minimum/maximum, whose gradient multiplies the branch left out by 0 (an
+        # overflowing weight's inf times 0 is NaN); a tie takes the unclipped branch, whose
+        # gradient is torch's there (min splits it, and clamp passes it at its bounds).
         log_kept = jnp.where(
             advantages > 0,
-            jnp.minimum(weight, clipped),
-            jnp.where(advantages < 0, jnp.maximum(weight, clipped), clipped),
+            jnp.where(weight <= clipped, weight, clipped),
+            jnp.where(advantages < 0, jnp.where(weight >= clipped, weight, clipped), clipped),
         )
         loss = -jnp.exp(log_kept) * advantages
     if with_kl:

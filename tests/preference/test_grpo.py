@@ -350,3 +350,30 @@ def test_weighted_kl_far_below_the_reference_is_finite_and_exact():
     x = logprobs.astype(np.float64)
     np.testing.assert_allclose(value, 1 + (x - 1) * np.exp(x), rtol=1e-6)
     np.testing.assert_allclose(grad, x * np.exp(x), rtol=1e-5, atol=1e-7)
+
+
+def test_an_overflowing_ratio_gives_ppo_clips_infinite_gradient_not_nan():
+    # Log-ratio 1e4: with A < 0 the unclipped branch is kept, ρA = −inf, and its gradient
+    # is inf as ppo_clip's; min/max of the logarithms multiplied the clipped branch's inf
+    # cotangent by 0 (NaN). With A > 0 the clipped branch is kept: loss −1.2 A, gradient 0.
+    # At the clip's bound (a tie) the unclipped branch's gradient, as torch's min and clamp.
+    logprobs = np.array([[1e4, 1e4, np.log1p(np.float32(0.2))]], np.float32)
+    advantages = np.array([[-1.0, 2.0, 1.0]], np.float32)
+    zeros = np.zeros_like(logprobs)
+
+    @jax.jit
+    def run(lp):
+        def grpo(lp):
+            return jaxloss.grpo(lp, zeros, advantages, reduction="none")
+
+        def ppo(lp):
+            return jaxloss.ppo_clip(lp, zeros, advantages, epsilon=0.2, reduction="none")
+
+        return [(f(lp), jax.grad(lambda x, f=f: jnp.sum(f(x)))(lp)) for f in (grpo, ppo)]
+
+    (value, grad), (ppo_value, ppo_grad) = run(logprobs)
+    ratio = np.exp(np.log1p(np.float32(0.2)))
+    np.testing.assert_allclose(value, [[np.inf, -2.4, -ratio]], rtol=1e-6)
+    np.testing.assert_allclose(grad, [[np.inf, 0.0, -ratio]], rtol=1e-6)
+    np.testing.assert_array_equal(value, ppo_value)
+    np.testing.assert_array_equal(grad, ppo_grad)
