@@ -405,14 +405,31 @@ def softmax_columns(columns: Sequence[jax.Array]) -> SoftmaxColumns:
 def logsumexp(x: jax.Array) -> jax.Array:
     """``jax.nn.logsumexp(x, axis=-1)``, class by class for a short class axis, and past it
     with its sum fenced off from the ``log`` (:func:`fenced`)."""
+    shift, log_total = shifted_logsumexp(x)
+    return shift + log_total
+
+
+def shifted_logsumexp(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`logsumexp` as its two parts ``(shift, log Σ exp(x − shift))``, ``[...]``: a
+    log-probability ``(x_y − shift) − log_total`` is then exact near the maximum, where
+    ``x_y − logsumexp(x)`` rounds to an ulp of the largest logit (a loss of ``log 2``
+    between two logits of 1e30 came out 0; at logits near 2000, 4% off a mean loss of
+    0.003), as ``jax.nn.log_softmax`` and torch form it."""
     if not _unrolled(x):
         shift = exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
-        return shift + jnp.log(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
+        return shift, jnp.log(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
     columns, shift = class_columns(x)
     total = jnp.exp(columns[0] - shift)
     for column in columns[1:]:
         total = total + jnp.exp(column - shift)
-    return shift + jnp.log(total)
+    return shift, jnp.log(total)
+
+
+def log_softmax_at(x: jax.Array, labels: jax.Array) -> jax.Array:
+    """``log_softmax(x)[..., labels]`` per row, ``labels`` in ``[0, num_classes)``, from the
+    shifted logit (:func:`shifted_logsumexp`): no ``[..., C]`` array of log-probabilities."""
+    shift, log_total = shifted_logsumexp(x)
+    return (take_class(x, labels) - shift) - log_total
 
 
 def _variadic_row_reduce(

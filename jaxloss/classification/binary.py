@@ -250,10 +250,11 @@ def sigmoid_focal(
     ones drive the gradient. ``alpha < 0`` (torchvision) or ``None`` turns the α-weighting off.
 
     Numerics: finite for all finite logits: the cross-entropy factor uses ``log_sigmoid``, and
-    ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``. As in
-    torchvision, ``1 − p`` is formed from ``p = σ(x)``, so for a target of 1 and ``x`` above
-    about 17 it rounds to 0 in float32 and, for ``γ > 0``, the loss is exactly 0. An infinite
-    logit gives NaN, as in :func:`binary_cross_entropy_with_logits`: leave it out with
+    ``(1 − p_t)^γ`` a power whose gradient is finite at ``1 − p_t = 0`` even for ``γ < 1``.
+    ``1 − p`` is ``σ(−x)`` (not ``1 − σ(x)``, torchvision's form, which rounds to 0 in
+    float32 for a target of 1 and ``x`` above about 17, so that its loss is exactly 0 there
+    for ``γ > 0``): here the loss keeps its value, 1.8e-23 at ``x = 17`` with the defaults.
+    An infinite logit gives NaN, as in :func:`binary_cross_entropy_with_logits`: leave it out with
     ``where``.
 
     Speed: a ``gamma`` given as a Python number that is whole up to 8 (the default 2) is

@@ -111,7 +111,7 @@ def poly_cross_entropy(
         one_minus_pt = jnp.sum(targets, axis=-1) - jnp.sum(targets * probs, axis=-1)
     else:
         safe_labels, mask, logits = _integer_targets(labels, logits, "logits", ignore_index, where)
-        log_pt = _numerics.take_class(logits, safe_labels) - _numerics.logsumexp(logits)
+        log_pt = _numerics.log_softmax_at(logits, safe_labels)
         cross_entropy = -log_pt
         one_minus_pt = -jnp.expm1(log_pt)
     loss = cross_entropy + _polynomial(epsilon, one_minus_pt)

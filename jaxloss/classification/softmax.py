@@ -82,9 +82,10 @@ def _label_nll_value(
     shift = _numerics.exp_shift(jnp.max(logits, axis=-1, keepdims=True))
     exps = jnp.exp(logits - shift)
     total = jnp.sum(exps, axis=-1, keepdims=True)
-    log_normalizer = (shift + jnp.log(total))[..., 0]
+    # log Σ − (z_y − shift), exact near the maximum (``_numerics.shifted_logsumexp``).
+    shifted_label = _numerics.take_class(logits, labels) - shift[..., 0]
     probs = exps / total
-    value = jnp.where(mask, log_normalizer - _numerics.take_class(logits, labels), 0)
+    value = jnp.where(mask, jnp.log(total)[..., 0] - shifted_label, 0)
     return value, jnp.where(mask[..., None], probs, 0)
 
 
@@ -151,6 +152,11 @@ def cross_entropy(
     The default path never materializes ``log_softmax``: it computes the log-normalizer and
     gathers the label's logit, which XLA fuses with the backward pass.
 
+    Numerics: with integer labels :math:`-\log p_{iy} = \log \sum_c e^{z_c - m} - (z_y -
+    m)`, :math:`m = \max_c z_c`, exact near the maximum as torch's ``log_softmax`` (within
+    an ulp of 1 of float64). With probability targets the terms are ``logsumexp(z) − z_c``
+    (optax's form), whose rounding is an ulp of the largest logit: 1e-4 at logits near 2000.
+
     Args:
       logits: unnormalized scores, ``[..., num_classes]`` (class axis at ``axis``); any
         float dtype, half precision computed in float32.
@@ -213,8 +219,8 @@ def cross_entropy(
         labels, logits, "logits", ignore_index, where, zero_scores=smoothed or short
     )
     if smoothed or short:
-        log_normalizer = _numerics.logsumexp(logits)
-        loss = log_normalizer - _numerics.take_class(logits, safe_labels)
+        shift, log_total = _numerics.shifted_logsumexp(logits)
+        loss = log_total - (_numerics.take_class(logits, safe_labels) - shift)
     else:
         loss = _label_nll(logits, safe_labels, mask)
     label_weights = None if weights is None else weights[safe_labels]
@@ -222,10 +228,12 @@ def cross_entropy(
         loss = label_weights * loss
     if smoothed:
         eps = jnp.asarray(label_smoothing, loss.dtype)
-        neg_log_probs = log_normalizer[..., None] - logits
+        neg_log_probs = log_total[..., None] - (logits - shift[..., None])
         if weights is not None:
             neg_log_probs = neg_log_probs * _as_class_vector(weights, logits.ndim)
-        loss = (1 - eps) * loss + eps / num_classes * jnp.sum(neg_log_probs, axis=-1)
+        # A traced ε of 0 adds nothing, also where a class is left out (−inf: 0 · inf).
+        uniform = jnp.where(eps == 0, 0, eps / num_classes * jnp.sum(neg_log_probs, axis=-1))
+        loss = (1 - eps) * loss + uniform
     return reduce_loss(loss, reduction, where=mask, mean_weights=label_weights, axis_name=axis_name)
 
 
@@ -312,10 +320,11 @@ def softmax_focal(
     of counted entries (α is a weighting, not a weighted mean). Labels outside
     ``[0, num_classes)`` are excluded, as in :func:`cross_entropy`.
 
-    Numerics: finite for all finite logits: ``log p`` is the label's logit minus a
-    log-sum-exp, ``1 − p = −expm1(log p)`` keeps its precision as ``p → 1``, and the power has a
-    finite gradient at ``1 − p = 0`` even for ``γ < 1``. A logit of −inf at the label gives
-    +inf, as in :func:`cross_entropy`.
+    Numerics: finite for all finite logits: ``log p`` is the label's shifted logit minus the
+    log of the shifted exponentials' sum (exact near the maximum, as torch's
+    ``log_softmax``), ``1 − p = −expm1(log p)`` keeps its precision as ``p → 1``, and the
+    power has a finite gradient at ``1 − p = 0`` even for ``γ < 1``. A logit of −inf at the
+    label gives +inf, as in :func:`cross_entropy`.
 
     Args:
       logits: unnormalized scores ``[..., num_classes]`` (class axis at ``axis``).
@@ -343,7 +352,7 @@ def softmax_focal(
     _checks.in_range(gamma, "gamma", low=0)
     logits = _classes_last(logits, axis, "logits")
     safe_labels, mask, logits = _integer_targets(labels, logits, "logits", None, where)
-    log_p = _numerics.take_class(logits, safe_labels) - _numerics.logsumexp(logits)
+    log_p = _numerics.log_softmax_at(logits, safe_labels)
     # 1 - p = -expm1(log p) keeps its precision when p is close to 1.
     loss = -_numerics.safe_pow(-jnp.expm1(log_p), gamma) * log_p
     if alpha is not None:

@@ -49,7 +49,9 @@ def linear_cross_entropy(
     Numerics: finite whenever the logits ``h·w_j + b_j`` are (and, with label smoothing, their
     sum over the vocabulary): the normalizer is a max-shifted log-sum-exp (block by block with
     ``chunk_size``), accumulated in float32 (float64 for float64 inputs), so no exponential
-    overflows. A mean with no counted rows is 0. Rows that do not count (masked by ``where``,
+    overflows; the loss is ``log-sum-exp − z_y``, whose rounding is an ulp of the largest
+    logit (optax's form; :func:`jaxloss.cross_entropy` of integer labels subtracts the
+    maximum first). A mean with no counted rows is 0. Rows that do not count (masked by ``where``,
     ignored, or with a label outside the vocabulary) are replaced by 0 before any
     arithmetic: NaN or inf there reaches neither the value nor any gradient (``weight``'s
     included), and their own gradient is exactly 0.

@@ -434,6 +434,62 @@ def test_label_smoothing_can_be_traced_without_retracing():
     assert len(traces) == 1
 
 
+def test_a_traced_label_smoothing_of_0_leaves_a_minus_inf_class_out():
+    # ε = 0 given as an array or traced took the smoothing path, whose ε/C Σ_c (lse − z_c)
+    # is 0 · inf = NaN at a class left out by −inf; torch gives the plain loss (and +inf
+    # for ε > 0, whose uniform target reaches that class). Both class-axis paths.
+    @jax.jit
+    def loss(logits, labels, eps):
+        return jaxloss.cross_entropy(logits, labels, label_smoothing=eps, reduction="none")
+
+    for classes in (3, 10):
+        rng = np.random.default_rng(classes)
+        logits = rng.normal(size=(4, classes)).astype(np.float32)
+        logits[0, 1] = -np.inf
+        labels = np.array([0, 2, 1, 0])
+        expected = F.cross_entropy(torch.tensor(logits), torch.tensor(labels), reduction="none")
+        for eps in (np.float32(0.0), jnp.float32(0.0)):
+            np.testing.assert_allclose(loss(logits, labels, eps), expected.numpy(), rtol=1e-6)
+        smoothed = loss(logits, labels, np.float32(0.1))
+        assert smoothed[0] == np.inf and np.all(np.isfinite(smoothed[1:]))
+
+
+def test_label_log_probabilities_are_exact_at_large_logits():
+    # log p_y as (z_y − max) − log Σ exp(z − max), as torch's log_softmax: z_y − logsumexp(z)
+    # rounded to an ulp of the largest logit (log 2 between two logits of 1e30 came out 0).
+    rng = np.random.default_rng(1)
+    for classes in (3, 10):  # the class-by-class path and the reductions
+        logits = (rng.normal(size=(256, classes)) * 300 + 2000).astype(np.float32)
+        labels = np.argmax(logits, axis=1)
+        wide = logits.astype(np.float64)
+        top = wide.max(axis=1, keepdims=True)
+        log_p = wide[np.arange(256), labels] - top[:, 0]
+        log_p -= np.log(np.exp(wide - top).sum(axis=1))
+
+        @jax.jit
+        def ours(logits, labels):
+            return {
+                "cross_entropy": jaxloss.cross_entropy(logits, labels, reduction="none"),
+                "smoothed": jaxloss.cross_entropy(
+                    logits, labels, label_smoothing=1e-30, reduction="none"
+                ),
+                "softmax_focal": -jaxloss.softmax_focal(
+                    logits, labels, gamma=0.0, reduction="none"
+                ),
+                "poly_cross_entropy": jaxloss.poly_cross_entropy(
+                    logits, labels, epsilon=0.0, reduction="none"
+                ),
+                "token_logprobs": -jaxloss.token_logprobs(logits[None], labels[None])[0],
+            }
+
+        for name, value in ours(logits, labels).items():
+            expected = log_p if name == "softmax_focal" else -log_p
+            # torch's float32 log_softmax: within 6e-8 (log Σ rounds near 1); the old form 1e-4.
+            np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7, err_msg=name)
+    two = np.array([[1e30, 1e30, 0.0]], np.float32)
+    np.testing.assert_allclose(jaxloss.cross_entropy(two, np.array([1])), np.log(2), rtol=1e-6)
+
+
 # --- Focal losses: reductions to known losses, and the torchvision formula ---------------
 
 
