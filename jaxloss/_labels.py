@@ -30,6 +30,34 @@ def as_array(x: ArrayLike) -> jax.Array:
     return jnp.asarray(x)
 
 
+def identities(x: ArrayLike) -> ArrayLike:
+    """Labels compared only for equality (the pairwise losses' identities), with NumPy
+    64-bit values past int32 mapped to distinct int32 values, not saturated.
+
+    :func:`as_array` would make every id past 2^31 - 1 the same one (a batch of 10-digit
+    person or product ids then holds one class and a supervised contrastive loss reads
+    0). Each distinct such id gets its own value, the lowest int32 values not in use (from
+    -2^31 up), so the ids within int32 keep their values:
+    class ids that index something (``margin_loss``'s per-class β) stay right, and the
+    mapped ones stay outside ``[0, num_classes)``. Other inputs pass unchanged.
+    """
+    if not wide_host_integers(x):
+        return x
+    values = np.asarray(x)
+    inside = (values >= _INT32.min) & (values <= _INT32.max)
+    if inside.all():
+        return values.astype(np.int32)
+    out = np.where(inside, values, 0).astype(np.int32)
+    used = set(np.unique(values[inside]).tolist())
+    free = _INT32.min
+    for value in np.unique(values[~inside]):
+        while free in used:
+            free += 1
+        out[values == value] = free
+        free += 1
+    return out
+
+
 def wide_host_integers(x: ArrayLike) -> bool:
     """Whether ``x`` is a NumPy 64-bit integer array or scalar that JAX would wrap to int32
     (x64 off)."""

@@ -206,9 +206,22 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
 COS_LIMIT = 1.0 - 1e-6
 
 
+@jax.custom_jvp
 def angle(cos_theta: jax.Array) -> jax.Array:
-    """θ = arccos(cos θ) with cos θ clipped to ±(1 − 1e-6): finite gradients at θ = 0 and π."""
-    return jnp.arccos(jnp.clip(cos_theta, -COS_LIMIT, COS_LIMIT))
+    """θ = arccos(cos θ), cos θ clipped to [−1, 1], with the derivative of the arccos of cos θ
+    clipped to ±(1 − 1e-6): finite gradients at θ = 0 and π (0 past the limit, as the
+    clip's). The value is not clipped: an angle of 0 stays 0, where arccos(1 − 1e-6) =
+    1.4e-3 moved ArcFace's target logit by s · sin m · 1.4e-3 (0.04 at s = 64)."""
+    return jnp.arccos(jnp.clip(cos_theta, -1, 1))
+
+
+@angle.defjvp
+def _angle_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    (cos_theta,), (cos_dot,) = primals, tangents
+    inside = jnp.abs(cos_theta) < COS_LIMIT
+    safe = jnp.where(inside, cos_theta, 0)
+    slope = jnp.where(inside, -jax.lax.rsqrt(1 - jnp.square(safe)), 0)
+    return angle(cos_theta), slope * cos_dot
 
 
 def safe_sqrt(x: jax.Array) -> jax.Array:

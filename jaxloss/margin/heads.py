@@ -8,10 +8,11 @@ heads differ in their margin alone, and share everything else, stated here once:
   ``labels [batch]`` are integer class ids, global ids when ``class_axis_name`` splits the
   classes, and labels outside ``[0, num_classes)`` are excluded like masked rows.
 * **Numerics.** Norms are floored at 1e-12, so a zero vector gives cosines of 0 rather than
-  NaN, and ``cos θ_y`` is clipped to [−1, 1] (to ±(1 − 1e-6) before any ``arccos``, whose
-  derivative is then at most about 700). The logits are the scale (``‖x‖`` for SphereFace
-  without one) times bounded functions of the cosines and the normalizer is a
-  log-sum-exp, so the loss is finite for finite inputs and scales well inside the float32
+  NaN, and ``cos θ_y`` is clipped to [−1, 1] before any ``arccos``, whose derivative is
+  taken at most ±(1 − 1e-6), so it is at most about 700 (0 closer to ±1; the angle itself
+  is not moved: θ = 0 gives ArcFace's cos m exactly). The logits are the scale (``‖x‖``
+  for SphereFace without one) times bounded functions of the cosines and the normalizer
+  is a log-sum-exp, so the loss is finite for finite inputs and scales well inside the float32
   range. Rows masked by ``where`` or with a label out of range are replaced by 0 before
   any arithmetic: NaN or inf there reaches neither the value nor any gradient (the
   centers' included), and their own gradient is exactly 0.

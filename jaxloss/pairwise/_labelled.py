@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
+from jaxloss import _checks, _labels, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName, gather_batch, global_sum
 
@@ -44,7 +44,8 @@ def labelled_batch(
       indices ``[batch]``.
     """
     x = _checks.rows(embeddings, name)
-    labels = _checks.per_row(_checks.integer_array(labels, "labels"), x.shape[0], "labels")
+    labels = _checks.integer_array(_labels.identities(labels), "labels")
+    labels = _checks.per_row(labels, x.shape[0], "labels")
     kept, (x,) = kept_rows(where, x)
     all_x, offset = gather_batch(x, axis_name)
     all_labels, _ = gather_batch(labels, axis_name)

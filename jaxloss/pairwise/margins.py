@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
+from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._reduce import reduce_loss
 from jaxloss._sharding import AxisName
 from jaxloss.pairwise._labelled import per_anchor, softplus_over_negatives, unit_pairs
@@ -71,7 +71,8 @@ def margin_loss(
     Args:
       embeddings: ``[batch, dim]``; L2-normalized inside.
       labels: ``[batch]`` integer class of each embedding; with a per-class ``beta``, the
-        index of its entry.
+        index of its entry (a row whose label is outside ``[0, num_classes)`` is then left
+        out, as a masked one; checked mode raises).
       beta: β, the boundary between positive and negative distances: a scalar, or one per
         class ``[num_classes]``; differentiable.
       margin: α, half the width of the band around β that no pair may enter.
@@ -99,13 +100,20 @@ def margin_loss(
     """
     _checks.in_range(nu, "nu", low=0)
     _checks.reduction(reduction)
+    beta = _checks.float_array(beta, "beta", allow_int=True)
+    if beta.ndim > 1:
+        raise ValueError(f"`beta` must be a scalar or [num_classes], got shape {beta.shape}.")
+    if beta.ndim == 1:  # labels index β: one outside [0, num_classes) is left out, as masked
+        labels = _checks.integer_array(_labels.identities(labels), "labels")
+        where = _checks.mask(where, labels.shape)
+        _checked.class_ids(labels, beta.shape[0], where=where)
+        valid = _labels.valid_class_ids(labels, beta.shape[0])
+        where = valid if where is None else where & valid
     u, all_u, labels, kept, is_positive, is_negative = unit_pairs(
         embeddings, labels, where, axis_name
     )
     distances = _numerics.safe_sqrt(_numerics.squared_distances(u, all_u))
-    beta = _checks.float_array(beta, "beta", allow_int=True).astype(distances.dtype)
-    if beta.ndim > 1:
-        raise ValueError(f"`beta` must be a scalar or [num_classes], got shape {beta.shape}.")
+    beta = beta.astype(distances.dtype)
     anchor_beta = beta[labels] if beta.ndim == 1 else jnp.broadcast_to(beta, labels.shape)
     num_positives = jnp.sum(is_positive, axis=1).astype(distances.dtype)
     num_negatives = jnp.sum(is_negative, axis=1).astype(distances.dtype)
@@ -148,11 +156,10 @@ def tuplet_margin(
     ``TupletMarginLoss(margin, scale)`` (its ``MeanReducer`` over pairs). A pair whose
     anchor has no negative costs 0 and counts.
 
-    Numerics: the margin is in degrees (PML's convention; 5.73° is 0.1 rad). The angle
-    comes from an arccos of the cosine clipped to ±(1 − 1e-6), as the margin heads', so
-    identical embeddings (θ = 0, where PML's gradient is NaN) have finite gradients; the
-    clip moves θ by at most 1.5e-3 rad there. The sum is a log-sum-exp, finite for any
-    scale.
+    Numerics: the margin is in degrees (PML's convention; 5.73° is 0.1 rad). The angle is
+    the arccos of the cosine, its derivative taken at most ±(1 − 1e-6), as the margin
+    heads', so identical embeddings (θ = 0, where PML's gradient is NaN) have finite
+    gradients; the angle itself is exact. The sum is a log-sum-exp, finite for any scale.
 
     Args:
       embeddings: ``[batch, dim]``; L2-normalized inside.

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _numerics
+from jaxloss import _checks, _labels, _numerics
 from jaxloss._reduce import reduce_loss, safe_divide, zero_masked
 from jaxloss._sharding import AxisName, gather_batch
 from jaxloss.pairwise._labelled import cosine_pairs, kept_rows, logsumexp_where
@@ -309,7 +309,9 @@ def n_pairs(
     targets = themselves
     if labels is not None:
         labels = _checks.per_row(
-            _checks.integer_array(labels, "labels"), anchors.shape[0], "labels"
+            _checks.integer_array(_labels.identities(labels), "labels"),
+            anchors.shape[0],
+            "labels",
         )
         all_labels, _ = gather_batch(labels, axis_name)
         targets = themselves | (all_kept[None, :] & (labels[:, None] == all_labels[None, :]))

@@ -31,9 +31,13 @@ def _lp_distance(diff: jax.Array, p: ArrayLike) -> jax.Array:
             return jnp.sum(_numerics.abs_zero_subgradient(diff), axis=-1)
         if p == np.inf:
             return jnp.max(_numerics.abs_zero_subgradient(diff), axis=-1)
+    # A traced p may be inf: the max norm, selected (the general branch computed at p = 2).
     p = jnp.asarray(p, diff.dtype)
-    powered = jnp.sum(_numerics.safe_pow(_numerics.abs_zero_subgradient(diff), p), axis=-1)
-    return _numerics.safe_pow(powered, 1 / p)
+    finite_p = jnp.where(jnp.isinf(p), 2, p)
+    magnitude = _numerics.abs_zero_subgradient(diff)
+    powered = jnp.sum(_numerics.safe_pow(magnitude, finite_p), axis=-1)
+    general = _numerics.safe_pow(powered, 1 / finite_p)
+    return jnp.where(jnp.isinf(p), jnp.max(magnitude, axis=-1), general)
 
 
 def triplet_margin(
@@ -96,6 +100,8 @@ def triplet_margin(
     """
     _checks.in_range(p, "p", low=0, low_open=True)
     _checks.in_range(eps, "eps", low=0)
+    number = _checks.concrete_number(p)  # NumPy and concrete JAX scalars as Python's
+    p = p if number is None or isinstance(p, (int, float)) else number
     if isinstance(p, (int, float)) and not p > 0:
         raise ValueError(f"`p` must be > 0, got {p}.")
     if squared and not (isinstance(p, (int, float)) and p == 2):

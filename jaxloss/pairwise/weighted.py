@@ -157,7 +157,9 @@ def circle(
     without a negative, and for masked rows), ``"mean"`` the mean over the anchors with
     both: pytorch-metric-learning's ``CircleLoss(m, gamma)`` with its ``AvgNonZeroReducer``
     (which averages the losses > 0; :math:`\ell > 0` for every anchor with both unless
-    :math:`e^{-2\gamma m^2}` underflows, which for m ≤ 0.5 and γ ≤ 256 never happens).
+    :math:`e^{-2\gamma m^2}` underflows float32, past :math:`2\gamma m^2 \approx 87`, as
+    at m = 0.5 with γ = 256: such anchors' losses are below 1e-38, and this mean counts
+    them where PML's leaves them out).
 
     Args:
       embeddings: ``[batch, dim]``.

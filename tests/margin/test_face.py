@@ -408,3 +408,21 @@ def test_margin_softmax_head_runs_the_face_heads():
         MarginSoftmaxHead(5, 7, loss="arcface", sub_centers=3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="sub_centers"):
         MarginSoftmaxHead(5, 7, loss="subcenter_arcface", rngs=nnx.Rngs(0))
+
+
+def test_an_embedding_on_its_center_gets_the_margin_exactly():
+    # θ_y = 0: ArcFace's target logit is s cos m. The arccos of a cosine clipped to
+    # 1 − 1e-6 read θ = 1.4e-3 there, s sin m · 1.4e-3 = 0.043 off at s = 64; the clip
+    # now acts on the derivative only (finite gradients at θ = 0, as before).
+    center = np.array([1.0, 0.0], np.float32)
+    other = np.array([0.95, np.sqrt(1 - 0.95**2)], np.float32)
+    w = np.stack([center, other])
+    x = center[None]
+    value, grads = jax.value_and_grad(
+        lambda x, w: jaxloss.arcface(x, w, np.array([0]), scale=64.0, margin=0.5), (0, 1)
+    )(x, w)
+    cos_other = float(other.astype(np.float64) @ center / np.linalg.norm(other))
+    logits = 64.0 * np.array([math.cos(0.5), cos_other])
+    expected = np.logaddexp(*logits) - logits[0]
+    np.testing.assert_allclose(value, expected, rtol=2e-6)
+    assert all(np.all(np.isfinite(g)) for g in grads)

@@ -805,3 +805,23 @@ def test_cosine_derivative_rule_to_second_order_and_in_eps():
             # A step of 1e-5: at the default 1e-4 the differences' own truncation error
             # (curvature ~ 1/0.05³ at the small vector) passes the tolerance.
             check_grads(cosines, (x1, x2, 0.1), order=order, modes=("fwd", "rev"), eps=1e-5)
+
+
+def test_triplet_margin_max_norm_from_a_numpy_or_traced_p():
+    # Only a Python inf took the max norm; a NumPy or JAX inf, or a traced p, went through
+    # (Σ|d|^p)^(1/p) = inf^0 = 1: every distance 1, the loss the margin.
+    rng = np.random.default_rng(13)
+    a, pos, neg = (rng.normal(size=(5, 4)).astype(np.float32) for _ in range(3))
+    expected = F.triplet_margin_loss(*map(torch.tensor, (a, pos, neg)), p=float("inf")).item()
+    traced = jax.jit(lambda p: jaxloss.triplet_margin(a, pos, neg, p=p))
+    for p in (np.float32(np.inf), jnp.asarray(np.inf)):
+        np.testing.assert_allclose(jaxloss.triplet_margin(a, pos, neg, p=p), expected, rtol=1e-6)
+    np.testing.assert_allclose(traced(np.inf), expected, rtol=1e-6)
+    np.testing.assert_allclose(traced(3.0), jaxloss.triplet_margin(a, pos, neg, p=3.0), rtol=1e-6)
+    grad = jax.grad(lambda x: jaxloss.triplet_margin(x, pos, neg, p=jnp.float32(np.inf)))(a)
+    assert np.all(np.isfinite(grad))
+    # A NumPy 2 with squared=True is the squared Euclidean distance, as a Python 2.
+    np.testing.assert_allclose(
+        jaxloss.triplet_margin(a, pos, neg, p=np.float32(2.0), squared=True),
+        jaxloss.triplet_margin(a, pos, neg, squared=True),
+    )

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.experimental.checkify import JaxRuntimeError
 
 import jaxloss
 from tests._suite import compiled
@@ -209,3 +210,29 @@ def test_num_bins_must_be_a_positive_int():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="`num_bins`"):
             jaxloss.fast_ap(QUARTER_TURNS, LABELS, num_bins=bad)
+
+
+def test_per_class_beta_leaves_out_rows_whose_label_is_no_class():
+    # beta[labels] clamped a label past the classes for the value (and wrapped −1) while
+    # the gradient's scatter dropped it: value and gradient disagreed. Such rows are left
+    # out as masked ones; checked mode raises.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    beta = jnp.array([1.2, 0.8])
+    keep = np.array([True, True, True, True, False, False])
+
+    def run(labels, where=None):
+        return jax.value_and_grad(
+            lambda b: jaxloss.margin_loss(x, labels, b, where=where, reduction="sum")
+        )(beta)
+
+    expected = run(np.array([0, 0, 1, 1, 0, 1]), keep)
+    for outside in ([5, 5], [-1, 2], [2**40, 2**41]):
+        labels = np.array([0, 0, 1, 1, *outside])
+        value, grad = run(labels)
+        np.testing.assert_allclose(value, expected[0], rtol=1e-6, err_msg=str(outside))
+        np.testing.assert_allclose(grad, expected[1], rtol=1e-6, err_msg=str(outside))
+    with pytest.raises(JaxRuntimeError, match="class ids"):
+        jaxloss.checked(lambda x, y, b: jaxloss.margin_loss(x, y, b))(
+            x, np.array([0, 0, 1, 1, 5, 5]), beta
+        )

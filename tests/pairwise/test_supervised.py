@@ -201,3 +201,40 @@ def test_supcon_and_n_pairs_match_pml_on_edge_cases(edge):
         expected, expected_grad = _pml(name, x, labels)
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_identities_past_int32_stay_distinct():
+    # NumPy's int64 ids past 2^31 − 1 (10-digit person or product ids) saturated to one
+    # value: two identities became one class and supcon read 0. Pairwise losses compare
+    # labels only for equality, so each gets its own int32 value; PML keeps them apart too.
+    from pytorch_metric_learning import losses as pml
+
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    small = np.array([0, 0, 1, 1, 2, 2])
+    big = np.array([5_000_000_000, 5_000_000_000, 6_000_000_000, 6_000_000_000, 7, 7])
+    for name, loss in {
+        "supcon": lambda y: jaxloss.supcon(x, y, temperature=0.1),
+        "batch_triplet": lambda y: jaxloss.batch_triplet(x, y),
+        "nt_xent": lambda y: jaxloss.nt_xent(x, labels=y),
+        "multi_similarity": lambda y: jaxloss.multi_similarity(x, y, mining=False),
+        "circle": lambda y: jaxloss.circle(x, y),
+        "lifted_structure": lambda y: jaxloss.lifted_structure(x, y),
+        "margin_loss": lambda y: jaxloss.margin_loss(x, y),
+        "tuplet_margin": lambda y: jaxloss.tuplet_margin(x, y),
+        "fast_ap": lambda y: jaxloss.fast_ap(x, y),
+        "n_pairs": lambda y: jaxloss.n_pairs(x[:3], x[3:], labels=y[::2]),
+    }.items():
+        np.testing.assert_allclose(loss(big), loss(small), rtol=1e-6, err_msg=name)
+    theirs = pml.SupConLoss(0.1)(torch.tensor(x), torch.tensor(big)).item()
+    np.testing.assert_allclose(jaxloss.supcon(x, big, temperature=0.1), theirs, rtol=1e-5)
+
+
+def test_identities_keep_int32_ids_and_avoid_them():
+    from jaxloss import _labels
+
+    ids = np.array([2**40, -(2**31), 3, 2**40, -(2**33), 3])
+    mapped = _labels.identities(ids)
+    assert mapped.dtype == np.int32 and mapped[2] == mapped[5] == 3 and mapped[1] == -(2**31)
+    assert mapped[0] == mapped[3] and len({mapped[0], mapped[1], mapped[2], mapped[4]}) == 4
+    small = np.array([1, 2], np.int64)
+    assert _labels.identities(small).tolist() == [1, 2]
