@@ -430,12 +430,19 @@ def shifted_logsumexp(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     0.003), as ``jax.nn.log_softmax`` and torch form it."""
     if not _unrolled(x):
         shift = exp_shift(jnp.max(x, axis=-1, initial=-jnp.inf))
-        return shift, jnp.log(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
+        return shift, _log_of_total(fenced(jnp.sum(jnp.exp(x - shift[..., None]), axis=-1)))
     columns, shift = class_columns(x)
     total = jnp.exp(columns[0] - shift)
     for column in columns[1:]:
         total = total + jnp.exp(column - shift)
-    return shift, jnp.log(total)
+    return shift, _log_of_total(total)
+
+
+def _log_of_total(total: jax.Array) -> jax.Array:
+    """``log total``: −inf for a row of nothing but −inf (total 0), with a zero gradient
+    there, where ``log``'s 1/0 times the exponentials' 0 is NaN."""
+    empty = total == 0
+    return jnp.where(empty, -jnp.inf, jnp.log(jnp.where(empty, 1, total)))
 
 
 def log_softmax_at(x: jax.Array, labels: jax.Array) -> jax.Array:

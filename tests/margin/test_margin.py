@@ -266,6 +266,28 @@ def test_linear_cross_entropy_matches_torch(with_bias, ignore_index, label_smoot
             np.testing.assert_allclose(g, expected_grad, rtol=1e-4, atol=1e-6, err_msg=reduction)
 
 
+def test_linear_cross_entropy_with_every_other_class_banned():
+    # A −inf bias on every class but the label's (decoding constrained to one token): loss
+    # 0 with zero gradients, as torch. Unchunked, the non-target log-sum-exp of nothing was
+    # log 0 with gradient 1/0 · 0 = NaN for the hidden states and the whole weight.
+    h = np.array([[0.5, -1.0], [2.0, 0.3]], np.float32)
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    b = np.array([0.0, -np.inf, -np.inf], np.float32)
+    labels = np.array([0, 0])
+    ht, wt, bt = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
+    F.cross_entropy(ht @ wt.T + bt, torch.tensor(labels)).backward()
+    for chunk_size in (None, 2):
+        value, grads = jax.value_and_grad(
+            lambda h, w, b, c=chunk_size: jaxloss.linear_cross_entropy(
+                h, w, labels, bias=b, chunk_size=c
+            ),
+            (0, 1, 2),
+        )(h, w, b)
+        assert float(value) == 0.0
+        for ours, theirs in zip(grads, (ht.grad, wt.grad, bt.grad), strict=True):
+            np.testing.assert_array_equal(ours, theirs.numpy(), err_msg=str(chunk_size))
+
+
 def test_linear_cross_entropy_bias_gradient_chunked():
     rng = np.random.default_rng(3)
     hidden, weight = rng.normal(size=(6, 4)), rng.normal(size=(11, 4))
