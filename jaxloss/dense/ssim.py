@@ -294,9 +294,10 @@ def ms_ssim(
       https://doi.org/10.1109/ACSSC.2003.1292216
     """
     x, y, mask = _images(predictions, targets, window_size, where)
+    weights = _checks.float_array(jnp.asarray(weights), "weights", allow_int=True)
     # Exponents of the scales' terms: a negative one turns a term of 0 into +inf.
     _checks.in_range(weights, "weights", low=0)
-    weights = _checks.float_array(jnp.asarray(weights), "weights", allow_int=True).astype(x.dtype)
+    weights = weights.astype(x.dtype)
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise ValueError(f"`weights` must be a [num_scales] vector, got shape {weights.shape}.")
     scales = weights.shape[0]
