@@ -108,10 +108,20 @@ def _broadcast(arrays: dict[str, ArrayLike], outer_product_warns: bool) -> tuple
     return shape
 
 
-def broadcast_floats(**arrays: ArrayLike) -> tuple[tuple[jnp.ndarray, ...], tuple[int, ...]]:
-    """Named arrays as floats (see ``float_array``) broadcast together, and that shape."""
+def broadcast_floats(
+    *, allow_inf: bool | Sequence[str] = False, **arrays: ArrayLike
+) -> tuple[tuple[jnp.ndarray, ...], tuple[int, ...]]:
+    """Named arrays as floats (see ``float_array``) broadcast together, and that shape.
+
+    ``allow_inf``: True, or the names of the arrays, that may hold −inf in checked mode
+    (log-probabilities: −inf is a legitimate "impossible")."""
     shape = broadcast_shapes(**arrays)
-    floats = tuple(jnp.broadcast_to(float_array(a, n), shape) for n, a in arrays.items())
+    floats = tuple(
+        jnp.broadcast_to(
+            float_array(a, n, allow_inf=allow_inf is True or n in (allow_inf or ())), shape
+        )
+        for n, a in arrays.items()
+    )
     return floats, shape
 
 

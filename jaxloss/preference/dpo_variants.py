@@ -184,18 +184,13 @@ def _check_options(
             f"`label_smoothing` applies to loss_type in {_SMOOTHED_TYPES} only (0 for "
             f"loss_type={loss_type!r})",
         )
+    # Concrete values of any kind (a NumPy or JAX scalar too) raise; traced ones are checked
+    # in checked mode. Robust's divisor 1 − 2ε turns negative past ½ (gradient ascent).
     if loss_type == "robust":
-        if isinstance(label_smoothing, (int, float)) and label_smoothing >= 0.5:
-            raise ValueError(
-                f"`label_smoothing` must lie in [0, 0.5) for 'robust', got {label_smoothing}."
-            )
-    if loss_type == "exo_pair" and (
-        _checks.is_static_zero(label_smoothing)
-        or (isinstance(label_smoothing, (int, float)) and label_smoothing >= 1)
-    ):
-        raise ValueError(
-            f"`label_smoothing` must lie in (0, 1) for 'exo_pair' (the paper uses 1e-3), got "
-            f"{label_smoothing}."
+        _checks.in_range(label_smoothing, "label_smoothing", low=0, high=0.5, high_open=True)
+    if loss_type == "exo_pair":  # the paper uses 1e-3
+        _checks.in_range(
+            label_smoothing, "label_smoothing", low=0, high=1, low_open=True, high_open=True
         )
     if loss_type != "bco_pair":
         _checks.unused_is_zero(
@@ -357,6 +352,7 @@ def dpo(
     _checks.in_range(beta, "beta", low=0, low_open=True)
     _check_options(loss_type, label_smoothing, f_divergence, discopop_tau, reward_shift)
     (pc, pr, rc, rr), shape = _checks.broadcast_floats(
+        allow_inf=True,
         policy_chosen_logprobs=policy_chosen_logprobs,
         policy_rejected_logprobs=policy_rejected_logprobs,
         ref_chosen_logprobs=ref_chosen_logprobs,

@@ -164,7 +164,7 @@ def grpo(
     if with_kl and ref_logprobs is None:
         raise ValueError("`ref_logprobs` is needed for the KL penalty (beta != 0).")
 
-    logprobs = _checks.float_array(logprobs, "logprobs")
+    logprobs = _checks.float_array(logprobs, "logprobs", allow_inf=True)
     if logprobs.ndim < 1:
         raise ValueError("`logprobs` needs a token axis [..., tokens], got a scalar.")
     advantages = _checks.float_array(advantages, "advantages")
@@ -173,7 +173,9 @@ def grpo(
     arrays = {"logprobs": logprobs, "old_logprobs": old_logprobs, "advantages": advantages}
     if ref_logprobs is not None:  # checked even when beta = 0 leaves it unused
         arrays["ref_logprobs"] = ref_logprobs
-    floats, shape = _checks.broadcast_floats(**arrays)
+    # An impossible token (−inf) may stand in the current or reference log-probabilities,
+    # not in the sampler's (it drew the token).
+    floats, shape = _checks.broadcast_floats(allow_inf=("logprobs", "ref_logprobs"), **arrays)
     mask, floats = masked_inputs(where, shape, *floats)
     logprobs, old_logprobs, advantages = floats[:3]
     valid = jnp.ones(shape, bool) if mask is None else mask
@@ -224,8 +226,17 @@ def grpo(
             kl_weight = jnp.exp(log_weight)
             kl = kl * kl_weight
         if far is not None:
-            d = jnp.where(far, logprobs - ref_logprobs, -40)
-            kl = jnp.where(far, jnp.exp(log_weight - d) + kl_weight * (d - 1), kl)
+            # An impossible token (log-probability −inf): w = 0 against e^{−d} = inf. With
+            # a token's own weight log w − d is ref − old exactly; a sequence's weight
+            # (the mean over its tokens) falls slower than e^{−d} grows: +inf. w (d − 1)
+            # tends to 0 either way.
+            impossible = far & (logprobs == -jnp.inf)
+            d = jnp.where(far & ~impossible, logprobs - ref_logprobs, -40)
+            limit = ref_logprobs - old_logprobs
+            if importance_sampling == "sequence":
+                limit = jnp.where(tokens > 1, jnp.inf, limit)
+            exponent = jnp.where(impossible, limit, log_weight - d)
+            kl = jnp.where(far, jnp.exp(exponent) + kl_weight * (d - 1), kl)
         loss = loss + jnp.asarray(beta, dtype) * kl
 
     if reduction != "mean" or loss_aggregation == "token_mean":

@@ -128,7 +128,7 @@ def simpo(
     _checks.in_range(beta, "beta", low=0, low_open=True)
     _checks.in_range(label_smoothing, "label_smoothing", low=0, high=1)
     (chosen, rejected), shape = _checks.broadcast_floats(
-        chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
+        allow_inf=True, chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
     mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     z = jnp.asarray(beta, chosen.dtype) * (chosen - rejected) - jnp.asarray(gamma, chosen.dtype)
@@ -203,7 +203,7 @@ def orpo(
     """
     _checks.in_range(beta, "beta", low=0)
     (chosen, rejected), shape = _checks.broadcast_floats(
-        chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
+        allow_inf=True, chosen_logprobs=chosen_logprobs, rejected_logprobs=rejected_logprobs
     )
     mask, (chosen, rejected) = masked_inputs(where, shape, chosen, rejected)
     ratio = _log_odds(chosen) - _log_odds(rejected)
@@ -268,13 +268,18 @@ def kto(
     _checks.in_range(undesirable_weight, "undesirable_weight", low=0)
     _checks.in_range(beta, "beta", low=0, low_open=True)
     (policy, ref, point), shape = _checks.broadcast_floats(
-        policy_logprobs=policy_logprobs, ref_logprobs=ref_logprobs, reference_point=reference_point
+        allow_inf=("policy_logprobs", "ref_logprobs"),
+        policy_logprobs=policy_logprobs,
+        ref_logprobs=ref_logprobs,
+        reference_point=reference_point,
     )
     desirable = _checks.broadcast_to(jnp.asarray(desirable), shape, "desirable", "policy_logprobs")
     if not (
         jnp.issubdtype(desirable.dtype, jnp.bool_) or jnp.issubdtype(desirable.dtype, jnp.integer)
     ):
         raise TypeError(f"`desirable` must be boolean (or 0/1 integers), got {desirable.dtype}.")
+    if jnp.issubdtype(desirable.dtype, jnp.integer):  # ±1 labels would all read True
+        _checks.in_range(desirable, "desirable", low=0, high=1)
     desirable = desirable.astype(bool)
     mask, (policy, ref, point) = masked_inputs(where, shape, policy, ref, point)
     beta = jnp.asarray(beta, policy.dtype)

@@ -75,7 +75,10 @@ def ppo_clip(
     if dual_clip is not None:
         _checks.in_range(dual_clip, "dual_clip", low=1, low_open=True)
     (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
-        logprobs=logprobs, old_logprobs=old_logprobs, advantages=advantages
+        allow_inf=("logprobs", "old_logprobs"),
+        logprobs=logprobs,
+        old_logprobs=old_logprobs,
+        advantages=advantages,
     )
     mask, (logprobs, old_logprobs, advantages) = masked_inputs(
         where, shape, logprobs, old_logprobs, advantages
@@ -141,7 +144,7 @@ def kl_penalty(
     """
     _checks.choice(estimator, KL_ESTIMATORS, "estimator")
     (logprobs, ref_logprobs), shape = _checks.broadcast_floats(
-        logprobs=logprobs, ref_logprobs=ref_logprobs
+        allow_inf=True, logprobs=logprobs, ref_logprobs=ref_logprobs
     )
     mask, (logprobs, ref_logprobs) = masked_inputs(where, shape, logprobs, ref_logprobs)
     d = logprobs - ref_logprobs
@@ -149,8 +152,8 @@ def kl_penalty(
         loss = d
     elif estimator == "k2":
         loss = 0.5 * jnp.square(d)
-    else:
-        loss = jnp.expm1(-d) + d
+    else:  # d = −inf (an impossible token): inf − inf; d floored there, the value +inf
+        loss = jnp.expm1(-d) + jnp.maximum(d, jnp.finfo(d.dtype).min)
     return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 
 

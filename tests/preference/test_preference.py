@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from jax.experimental.checkify import JaxRuntimeError
 
 import jaxloss
 from tests._suite import compiled
@@ -582,3 +583,68 @@ def test_dpo_from_sequence_logprobs_end_to_end():
     value, grad = jax.jit(jax.value_and_grad(loss))(logits)
     np.testing.assert_allclose(value, expected, rtol=1e-5)
     assert np.all(np.asarray(grad)[:, :2] == 0) and np.any(np.asarray(grad)[:, 2:] != 0)
+
+
+def test_domain_checks_read_numpy_and_jax_scalars_and_integer_labels():
+    # Only Python numbers were checked: np.float32(0.6) gave robust DPO a negative divisor
+    # 1 − 2ε (gradient ascent on the chosen answer), also in checked mode; KTO read ±1
+    # labels as all desirable.
+    pc, pr, rc, rr = (np.array([v], np.float32) for v in (-10.0, -12.0, -11.0, -11.0))
+    for eps in (0.6, np.float32(0.6), jnp.float32(0.6)):
+        with pytest.raises(ValueError, match="`label_smoothing` must lie in"):
+            jaxloss.dpo(pc, pr, rc, rr, loss_type="robust", label_smoothing=eps)
+    with pytest.raises(ValueError, match="`label_smoothing` must lie in"):
+        jaxloss.dpo(pc, pr, rc, rr, loss_type="exo_pair", label_smoothing=np.float32(0.0))
+    robust = jaxloss.checked(
+        lambda eps: jaxloss.dpo(pc, pr, rc, rr, loss_type="robust", label_smoothing=eps)
+    )
+    with pytest.raises(JaxRuntimeError, match="label_smoothing"):
+        robust(jnp.float32(0.6))
+    logp, ref = np.array([-1.0, -1.0], np.float32), np.array([-3.0, -3.0], np.float32)
+    with pytest.raises(ValueError, match="`desirable` must lie in"):
+        jaxloss.kto(logp, ref, np.array([1, -1]))
+    np.testing.assert_array_equal(
+        jaxloss.kto(logp, ref, np.array([1, 0]), reduction="none"),
+        jaxloss.kto(logp, ref, np.array([True, False]), reduction="none"),
+    )
+
+
+def test_impossible_tokens_are_accepted_in_checked_mode_and_give_the_limits():
+    # −inf log-probabilities are legitimate (token_logprobs gives them for a banned token):
+    # checked mode let them through only for logits. k3 = e^{−d} − 1 + d at d = −inf was
+    # inf − inf = NaN; its limit is +inf. GRPO's importance-weighted k3 was NaN there; its
+    # limit (token weights) is e^{ref − old}: beta · 1 here, as at a log-probability of −1e4.
+    impossible = np.array([-np.inf, -1.0], np.float32)
+    other = np.array([-1.0, -2.0], np.float32)
+    value, grad = jax.value_and_grad(
+        lambda lp: jnp.sum(jaxloss.kl_penalty(lp, other, estimator="k3", reduction="none"))
+    )(impossible)
+    assert float(value) == np.inf and grad[0] == -np.inf and np.isfinite(grad[1])
+    for loss in (
+        lambda a, b: jaxloss.dpo(a, b, other, other),
+        lambda a, b: jaxloss.simpo(a, b),
+        lambda a, b: jaxloss.orpo(a, b),
+        lambda a, b: jaxloss.kto(a, b, np.array([True, False])),
+        lambda a, b: jaxloss.ppo_clip(a, b, np.array([1.0, -1.0], np.float32)),
+        lambda a, b: jaxloss.kl_penalty(a, b, estimator="k1"),
+    ):
+        np.testing.assert_array_equal(
+            jaxloss.checked(loss)(other, impossible), loss(other, impossible)
+        )
+
+    def grpo(lp):
+        return jaxloss.grpo(
+            lp[None],
+            other[None],
+            np.float32(0.0),
+            ref_logprobs=other[None],
+            beta=0.5,
+            reduction="none",
+        )[0]
+
+    for lp in (impossible, np.array([-1e4, -1.0], np.float32)):
+        # Token 1: w = e, k3 = e^{-1}: w · k3 = 1 as well.
+        np.testing.assert_allclose(grpo(lp), [0.5, 0.5], rtol=1e-6)
+        np.testing.assert_array_equal(jaxloss.checked(grpo)(lp), grpo(lp))
+        grad = jax.grad(lambda x: jnp.sum(grpo(x)))(lp)
+        assert np.all(np.isfinite(grad))
