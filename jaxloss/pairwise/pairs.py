@@ -27,7 +27,7 @@ def _hinge(x: jax.Array) -> jax.Array:
 
 def _embeddings(**arrays: ArrayLike) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
     """Float ``[..., dim]`` arrays broadcast together, and the per-example (leading) shape."""
-    out, shape = _checks.broadcast_floats(**arrays)
+    out, shape = _checks.broadcast_floats(allow_inf=False, **arrays)
     if len(shape) < 1:
         names = ", ".join(f"`{name}`" for name in arrays)
         raise ValueError(f"{names} need a feature axis [..., dim], got scalars.")
