@@ -245,7 +245,7 @@ def arcface(
       >>> import jax.numpy as jnp, jaxloss
       >>> x, w = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
       >>> round(float(jaxloss.arcface(x, w, jnp.array([0]), scale=1.0, margin=0.5)), 4)
-      0.3479
+      0.3477
 
     References:
       Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
