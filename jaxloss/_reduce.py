@@ -25,7 +25,7 @@ from typing import overload
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import _checks
 from jaxloss._sharding import AxisName, global_sum
@@ -108,8 +108,11 @@ def linear_weights(
     reduction: str,
     *,
     axis_name: AxisName = None,
+    dtype: DTypeLike = jnp.float32,
 ) -> jax.Array:
-    """The coefficients ``a`` of a ``"mean"`` or ``"sum"`` as a weighted sum, ``[shape]``.
+    """The coefficients ``a`` of a ``"mean"`` or ``"sum"`` as a weighted sum, ``[shape]``,
+    in ``dtype`` (the loss's accumulation dtype: float64 for float64 inputs, where float32
+    coefficients put a float32 rounding into the mean).
 
     ``reduce_loss(loss, reduction, where=where, axis_name=axis_name)`` equals
     ``Σ_i a_i loss_i`` summed over the devices of ``axis_name``: for a kernel that needs
@@ -118,7 +121,7 @@ def linear_weights(
     if reduction not in ("mean", "sum"):
         raise ValueError(f"linear_weights is for 'mean' and 'sum', not {reduction!r}.")
     counted = jnp.ones(shape, bool) if where is None else where
-    weights = counted.astype(jnp.float32)
+    weights = counted.astype(dtype)
     if reduction == "sum":
         return weights
     return safe_divide(weights, global_sum(jnp.sum(weights), axis_name))

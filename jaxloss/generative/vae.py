@@ -25,7 +25,7 @@ def _free_bits(
     ``axis_name``); masked rows' KL is 0 already (zeroed inputs). A dimension is floored
     where its mean is *below* the floor, False for NaN: a NaN KL is charged as it is.
     """
-    coefficients = linear_weights(mask, kl.shape[:-1], "mean", axis_name=axis_name)
+    coefficients = linear_weights(mask, kl.shape[:-1], "mean", axis_name=axis_name, dtype=kl.dtype)
     batch_mean = global_sum(jnp.tensordot(coefficients, kl, axes=kl.ndim - 1), axis_name)
     floor = jnp.asarray(free_bits, kl.dtype)
     below = (batch_mean < floor).reshape((1,) * (kl.ndim - 1) + (-1,))

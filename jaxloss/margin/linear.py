@@ -119,7 +119,9 @@ def linear_cross_entropy(
     if rows_per_block is not None and class_axis_name is None:
         # loss_i = L_i - (1 - ε) t_i - ε mean_j z_ij with L_i the full log-normalizer, whose
         # gradient the row-blocked kernel computes in its forward pass (three matmuls).
-        coefficients = linear_weights(counted, h.shape[:1], reduction, axis_name=axis_name)
+        coefficients = linear_weights(
+            counted, h.shape[:1], reduction, axis_name=axis_name, dtype=dtype
+        )
         normalizers = weighted_lse_sum(h, w, b, coefficients, rows_per_block)
         rest = -(1 - eps) * target - (eps * mean_logit if smoothing else 0.0)
         return reduce_loss(normalizers, "sum", axis_name=axis_name) + reduce_loss(

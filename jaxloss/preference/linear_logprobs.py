@@ -245,7 +245,11 @@ def linear_distill(
     # "mean" and "sum" are Σ c_n ℓ_n for weights the gradient does not reach: the kernel
     # forms the gradients in its forward pass.
     counted = linear_weights(
-        None if mask is None else mask.reshape(-1), (tokens,), reduction, axis_name=axis_name
+        None if mask is None else mask.reshape(-1),
+        (tokens,),
+        reduction,
+        axis_name=axis_name,
+        dtype=dtype,
     )
     total = distill_blocks.weighted_divergence(options, student, teacher, rows, counted)
     return global_sum(total, axis_name)

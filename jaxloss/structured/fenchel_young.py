@@ -38,7 +38,7 @@ def fenchel_young(max_fun: Callable[[jax.Array], ArrayLike]) -> Callable[..., ja
       ``loss(scores, targets, *, where=None, reduction="mean", axis_name=None)``:
       ``scores`` ``[..., num_classes]`` (half precision computed in float32), ``targets``
       of the same shape (probabilities, or any point of the domain of Ω; a target of 0
-      never reads its score, so −inf scores there are fine), ``where`` an optional boolean
+      under a score of −inf adds 0, with a zero gradient for that target), ``where`` an optional boolean
       mask of the shape ``[...]``, ``reduction`` ``"mean"``, ``"sum"`` or ``"none"`` (the
       losses ``[...]``), ``axis_name`` the mapped axis of the batch (global mean and sum).
 
@@ -70,9 +70,10 @@ def fenchel_young(max_fun: Callable[[jax.Array], ArrayLike]) -> Callable[..., ja
             raise ValueError("`scores` must have a class axis, got a scalar.")
         _checks.equal_shapes(scores=scores, targets=targets)
         mask, (scores, targets) = masked_inputs(where, scores.shape[:-1], scores, targets)
-        # 0 · (−inf) would be NaN: a zero target does not read its score (double where, so
-        # that the targets' gradient there is 0, not −inf).
-        read = jnp.where(targets == 0, 0, scores)
+        # 0 · (−inf) would be NaN: a zero target does not read a −inf score (double where,
+        # so that the targets' gradient there is 0, not inf). A finite score is read: the
+        # targets' gradient is −θ everywhere else, as optax's (a target of 0 included).
+        read = jnp.where((targets == 0) & (scores == -jnp.inf), 0, scores)
         loss = vectorized(scores) - jnp.sum(read * targets, axis=-1)
         return reduce_loss(loss, reduction, where=mask, axis_name=axis_name)
 

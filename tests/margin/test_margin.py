@@ -523,3 +523,21 @@ def test_invalid_chunk_size_is_a_value_error(chunk_size):
         jaxloss.arcface(x, w, labels, chunk_size=chunk_size)
     with pytest.raises(ValueError, match="chunk_size"):
         jaxloss.linear_cross_entropy(x, w, labels, chunk_size=chunk_size)
+
+
+def test_float64_means_of_the_weighted_kernels_are_float64():
+    # The row-blocked linear_cross_entropy and linear_distill take a mean as Σ c_n ℓ_n with
+    # c_n = 1 / count, formed in float32 under x64 too: 3e-8 off a float64 reference at a
+    # count of 6 (0 at powers of two).
+    rng = np.random.default_rng(0)
+    h, w = rng.normal(size=(6, 3)), rng.normal(size=(9, 3))
+    labels = rng.integers(0, 9, size=6)
+    z, z_teacher = h @ w.T, h @ w[::-1].T
+    log_q = z - np.log(np.exp(z).sum(1, keepdims=True))
+    log_p = z_teacher - np.log(np.exp(z_teacher).sum(1, keepdims=True))
+    with jax.enable_x64(True):
+        ce = jaxloss.linear_cross_entropy(h, w, labels, chunk_size=4)  # row blocks
+        kl = jaxloss.linear_distill(h, w, h, w[::-1].copy(), beta=0.0)
+        assert ce.dtype == kl.dtype == np.float64
+    np.testing.assert_allclose(ce, np.mean(-log_q[np.arange(6), labels]), rtol=1e-13)
+    np.testing.assert_allclose(kl, np.mean((np.exp(log_p) * (log_p - log_q)).sum(1)), rtol=1e-13)

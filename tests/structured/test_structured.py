@@ -441,3 +441,20 @@ def test_fenchel_young_errors_name_the_inputs():
         loss(jnp.float32(0.0), jnp.float32(0.0))
     with pytest.raises(TypeError, match="`scores`"):
         loss(jnp.zeros((2, 3), jnp.int32), jnp.zeros((2, 3)))
+
+
+def test_fenchel_young_targets_gradient_is_minus_the_scores():
+    # ∂ℓ/∂y = −θ, a target of 0 included (optax's): a zero target did not read its score,
+    # so its gradient was 0. Only a −inf score under a zero target is left unread.
+    scores = np.array([[0.3, -1.2, 2.0, 0.7]], np.float32)
+    targets = np.array([[0.0, 0.0, 1.0, 0.0]], np.float32)
+    ours = jaxloss.fenchel_young(jax.nn.logsumexp)
+    theirs = optax.losses.make_fenchel_young_loss(jax.nn.logsumexp)
+    grad = jax.grad(lambda t: ours(scores, t, reduction="sum"))(targets)
+    np.testing.assert_allclose(grad, -scores, rtol=1e-6)
+    np.testing.assert_allclose(grad, jax.grad(lambda t: theirs(scores, t).sum())(targets))
+    banned = scores.copy()
+    banned[0, 1] = -np.inf
+    value, grad = jax.value_and_grad(lambda t: ours(banned, t, reduction="sum"))(targets)
+    assert np.isfinite(value) and grad[0, 1] == 0
+    np.testing.assert_allclose(np.delete(grad, 1, axis=1), -np.delete(scores, 1, axis=1))
