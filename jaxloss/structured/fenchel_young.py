@@ -38,9 +38,10 @@ def fenchel_young(max_fun: Callable[[jax.Array], ArrayLike]) -> Callable[..., ja
       ``loss(scores, targets, *, where=None, reduction="mean", axis_name=None)``:
       ``scores`` ``[..., num_classes]`` (half precision computed in float32), ``targets``
       of the same shape (probabilities, or any point of the domain of Ω; a target of 0
-      under a score of −inf adds 0, with a zero gradient for that target), ``where`` an optional boolean
-      mask of the shape ``[...]``, ``reduction`` ``"mean"``, ``"sum"`` or ``"none"`` (the
-      losses ``[...]``), ``axis_name`` the mapped axis of the batch (global mean and sum).
+      under a score of −inf adds 0, with a zero gradient for that target), ``where`` an
+      optional boolean mask of the shape ``[...]``, ``reduction`` ``"mean"``, ``"sum"`` or
+      ``"none"`` (the losses ``[...]``), ``axis_name`` the mapped axis of the batch (global
+      mean and sum).
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxloss
