@@ -37,9 +37,10 @@ def identities(x: ArrayLike) -> ArrayLike:
     :func:`as_array` would make every id past 2^31 - 1 the same one (a batch of 10-digit
     person or product ids then holds one class and a supervised contrastive loss reads
     0). Each distinct such id gets its own value, the lowest int32 values not in use (from
-    -2^31 up), so the ids within int32 keep their values:
-    class ids that index something (``margin_loss``'s per-class β) stay right, and the
-    mapped ones stay outside ``[0, num_classes)``. Other inputs pass unchanged.
+    -2^31 up), so the ids within int32 keep theirs: class ids that index something
+    (``margin_loss``'s per-class β) stay right, and the mapped ones stay outside
+    ``[0, num_classes)``. Other inputs (traced ones among them: under ``jit`` JAX has
+    converted them already) pass unchanged.
     """
     if not wide_host_integers(x):
         return x
