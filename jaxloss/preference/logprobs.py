@@ -53,10 +53,7 @@ def token_logprobs(
 
 def _token_logprobs(logits: jax.Array, tokens: jax.Array, valid: jax.Array) -> jax.Array:
     """``token_logprobs`` of checked inputs, the logits of tokens not ``valid`` zeroed."""
-    chosen = jnp.take_along_axis(logits, jnp.where(valid, tokens, 0)[..., None], axis=-1)[..., 0]
-    # (z_y − shift) − log Σ: exact near the maximum (``_numerics.shifted_logsumexp``).
-    shift, log_total = _numerics.shifted_logsumexp(logits.astype(jnp.float32))
-    values = (chosen.astype(jnp.float32) - shift) - log_total
+    values = _numerics.log_softmax_at(logits.astype(jnp.float32), jnp.where(valid, tokens, 0))
     return jnp.where(valid, values, 0)
 
 
