@@ -154,9 +154,10 @@ def as_float64(args) -> list:
 
 
 def upcast(args) -> list:
-    """Half-precision inputs as float32 (the values a float32 loss would see)."""
+    """Half-precision inputs as float32 (the values a float32 loss would see), in NumPy (an
+    eager cast in JAX compiles a program for each shape)."""
     return [
-        jnp.asarray(a, jnp.float32) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a
+        np.asarray(a).astype(np.float32) if jnp.issubdtype(np.asarray(a).dtype, jnp.floating) else a
         for a in args
     ]
 

@@ -189,8 +189,9 @@ def _compiled_values_and_grads(fn, inputs, differentiable, all_options, cotangen
             out.append((value, pullback(cotangent.astype(value.dtype)) if same else None))
         return out
 
-    args = [jnp.asarray(x) for x in inputs]
-    out = jax.jit(run)(args, [jnp.asarray(c) for c in cotangents])
+    # NumPy in: jit converts it as jnp.asarray would, while an eager jnp.asarray of a NumPy
+    # array compiles a program of its own for each new shape (JAX 0.10).
+    out = jax.jit(run)([np.asarray(x) for x in inputs], [np.asarray(c) for c in cotangents])
     return jax.tree.map(np.asarray, out)
 
 
@@ -198,12 +199,14 @@ def _optax_values_and_grads(key, inputs, cotangent_rngs):
     """An ``"optax:"`` peer's values for each of the entry's options and the pullbacks of
     normal cotangents of their shapes, one drawn from each of ``cotangent_rngs``."""
     entry = PEERS[key]
-    args = [jnp.asarray(x) for x in inputs]
     try:
-        shapes = jax.eval_shape(lambda args: [entry.peer(*args, **o) for o in entry.options], args)
+        shapes = jax.eval_shape(
+            lambda args: [entry.peer(*args, **o) for o in entry.options], list(inputs)
+        )
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
         # The peer needs concrete values (optax's dice losses check their probabilities in
         # Python): op by op.
+        args = [jnp.asarray(x) for x in inputs]
         out = []
         for options, rng in zip(entry.options, cotangent_rngs, strict=True):
             value, pullback = _vjp(entry.peer, args, entry.differentiable, options)

@@ -105,12 +105,13 @@ def test_a_mean_of_per_device_means_would_differ():
 
 def test_nll_with_axis_name_under_pmap():
     logits, labels, weights = _batch(1)
-    log_probs = jax.nn.log_softmax(logits)
+    log_probs = np.asarray(jax.jit(jax.nn.log_softmax)(logits))
     options = {"ignore_index": IGNORE, "class_weights": weights}
     per_device = jax.pmap(
         lambda x, y: jaxloss.nll(x, y, axis_name="batch", **options), axis_name="batch"
     )(log_probs.reshape(DEVICES, ROWS_PER_DEVICE, -1), labels.reshape(DEVICES, -1))
-    np.testing.assert_allclose(per_device, jaxloss.nll(log_probs, labels, **options), rtol=1e-6)
+    whole = jax.jit(lambda x, y: jaxloss.nll(x, y, **options))(log_probs, labels)
+    np.testing.assert_allclose(per_device, whole, rtol=1e-6)
 
 
 def test_gradients_taken_on_each_device_under_shard_map_and_pmap():
@@ -372,15 +373,18 @@ def test_batch_triplet_and_nt_xent_under_pmap():
         lambda x, y, w: jaxloss.batch_triplet(x, y, where=w, mining="hard", axis_name="b"),
         axis_name="b",
     )(split(embeddings), split(labels), split(where))
-    np.testing.assert_allclose(
-        triplet, jaxloss.batch_triplet(embeddings, labels, where=where, mining="hard"), rtol=1e-5
-    )
     contrastive = jax.pmap(
         lambda a, b, w: jaxloss.nt_xent(a, b, where=w, axis_name="b"), axis_name="b"
     )(split(embeddings), split(embeddings[::-1]), split(where))
-    np.testing.assert_allclose(
-        contrastive, jaxloss.nt_xent(embeddings, embeddings[::-1], where=where), rtol=1e-5
-    )
+    # The one-device values, compiled together (eagerly: a compilation per operation).
+    whole_triplet, whole_contrastive = jax.jit(
+        lambda x, y, w: (
+            jaxloss.batch_triplet(x, y, where=w, mining="hard"),
+            jaxloss.nt_xent(x, x[::-1], where=w),
+        )
+    )(embeddings, labels, where)
+    np.testing.assert_allclose(triplet, whole_triplet, rtol=1e-5)
+    np.testing.assert_allclose(contrastive, whole_contrastive, rtol=1e-5)
 
 
 def _token_batch(name: str, seed=0):
@@ -435,7 +439,9 @@ def test_ppo_clip_under_pmap():
         lambda lp, o, a, v: jaxloss.ppo_clip(lp, o, a, where=v, axis_name="batch"),
         axis_name="batch",
     )(*split)
-    whole = jaxloss.ppo_clip(logprobs, old, advantages, where=valid)
+    whole = jax.jit(lambda *a: jaxloss.ppo_clip(*a[:3], where=a[3]))(
+        logprobs, old, advantages, valid
+    )
     np.testing.assert_allclose(mapped, np.full(DEVICES, whole), rtol=1e-5)
 
 
@@ -541,12 +547,19 @@ def test_center_update_with_axis_name_equals_one_device():
         in_specs=(P(), P("batch"), P("batch"), P("batch")),
         out_specs=P(),
     )
-    whole = jaxloss.center_update(centers, features, labels, alpha=0.7, where=KEEP)
-    np.testing.assert_allclose(
-        sharded(centers, features, labels, KEEP), whole, rtol=1e-6, atol=1e-7
-    )
+
+    @jax.jit  # one compilation, not one per operation
+    def run(centers, features, labels):
+        return (
+            sharded(centers, features, labels, KEEP),
+            jaxloss.center_update(centers, features, labels, alpha=0.7, where=KEEP),
+            # one device's rows alone
+            jaxloss.center_update(centers, features[:3], labels[:3], alpha=0.7),
+        )
+
+    got, whole, first = run(centers, features, labels)
+    np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-7)
     # and it is not the update of one device's rows alone
-    first = jaxloss.center_update(centers, features[:3], labels[:3], alpha=0.7)
     assert not np.allclose(first, whole)
 
 
@@ -663,7 +676,9 @@ def test_class_sharded_nnx_head_equals_one_device():
         )
     )
     value, grads = sharded(state, embeddings, labels)
-    expected_value, expected_grads = nnx.value_and_grad(lambda h: h(embeddings, labels))(one_device)
+    expected_value, expected_grads = nnx.jit(nnx.value_and_grad(lambda h, x, y: h(x, y)))(
+        one_device, embeddings, labels
+    )
     np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     np.testing.assert_allclose(
         grads["centers"][...], expected_grads["centers"][...], rtol=1e-4, atol=1e-7
