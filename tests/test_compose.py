@@ -156,10 +156,18 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
     x, centers, labels = _embeddings(3)
     keep = np.arange(8) % 4 != 0
     center = compose.center_loss_with_update(alpha=0.3)
-    state = center.init(centers)
-    (loss, new_state), grads = jax.value_and_grad(
-        lambda e, s: center.apply(s, e, labels, where=keep), has_aux=True
-    )(x, state)
+
+    @jax.jit  # everything compiled together, not dispatched op by op
+    def run(x, centers):
+        state = center.init(centers)
+        (loss, new_state), grads = jax.value_and_grad(
+            lambda e, s: center.apply(s, e, labels, where=keep), has_aux=True
+        )(x, state)
+        plain_grads = jax.grad(lambda e: jaxloss.center_loss(e, centers, labels, where=keep))(x)
+        state_grads = jax.grad(lambda s: center.apply(s, x, labels)[0])(state)
+        return loss, new_state, grads, plain_grads, state_grads
+
+    loss, new_state, grads, plain_grads, state_grads = run(x, centers)
     np.testing.assert_allclose(
         loss, margin_ref.center_loss(x, centers, labels)[keep].mean(), rtol=1e-5
     )
@@ -170,10 +178,7 @@ def test_center_loss_with_update_moves_centers_by_wen_et_al():
         atol=1e-6,
     )
     # The loss's gradient reaches the features only; the centers are state.
-    np.testing.assert_allclose(
-        grads, jax.grad(lambda e: jaxloss.center_loss(e, centers, labels, where=keep))(x)
-    )
-    state_grads = jax.grad(lambda s: center.apply(s, x, labels)[0])(state)
+    np.testing.assert_allclose(grads, plain_grads)
     np.testing.assert_array_equal(state_grads.centers, 0.0)
 
 
@@ -195,7 +200,7 @@ def test_face_statistics_are_state_without_gradient_and_keep_their_dtype(name):
         np.testing.assert_array_equal(g, 0.0)
     with jax.enable_x64(True):
         state = head.init()
-        _, new_state = loss(state, x.astype(np.float64))
+        _, new_state = jax.jit(loss)(state, x.astype(np.float64))
         assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(lambda a: a.dtype, state)
 
 

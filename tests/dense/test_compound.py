@@ -5,7 +5,6 @@ references, hand-worked values, the reductions and the terms, errors."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -65,7 +64,7 @@ def test_monai_parity_in_2d_and_3d(key, dims):
             out.append((value, pullback(cotangent.astype(value.dtype))[0]))
         return out
 
-    results = ours(*inputs, [jnp.asarray(c, jnp.float32) for *_, c in expected])
+    results = ours(*inputs, [np.asarray(c, np.float32) for *_, c in expected])
     for options, (value, grad), (want, want_grad, _) in zip(
         entry.options, results, expected, strict=True
     ):
@@ -80,31 +79,39 @@ def test_jaccard_by_hand():
     # Two classes, two pixels: p = (0.75, 0.25), (0.25, 0.75); labels 0, 1.
     # Per class I = 0.75, Σp = Σt = 1, U = 2 − 0.75 = 1.25; with s_nr = s_dr = 0.25:
     # 1 − (0.75 + 0.25) / (1.25 + 0.25) = 1/3, times the class weights 1 and 3.
-    probs = jnp.array([[[0.75, 0.25], [0.25, 0.75]]])
-    loss = jaxloss.jaccard(
-        probs,
-        jnp.array([[0, 1]]),
-        smooth_nr=0.25,
-        smooth_dr=0.25,
-        class_weights=jnp.array([1.0, 3.0]),
-        reduction="none",
-    )
+    probs = np.array([[[0.75, 0.25], [0.25, 0.75]]], np.float32)
+    labels = np.array([[0, 1]], np.int32)
+
+    @jax.jit
+    def run(p, y):
+        loss = jaxloss.jaccard(
+            p,
+            y,
+            smooth_nr=0.25,
+            smooth_dr=0.25,
+            class_weights=np.array([1.0, 3.0], np.float32),
+            reduction="none",
+        )
+        # Squared: U = 0.75² + 0.25² + 1 − 0.75 = 0.875, so 1 − 1 / 1.125 = 1/9 per class.
+        return loss, jaxloss.jaccard(p, y, smooth_nr=0.25, smooth_dr=0.25, squared=True)
+
+    loss, squared = run(probs, labels)
     np.testing.assert_allclose(loss, [[1 / 3, 1.0]], rtol=1e-6)
-    # Squared: U = 0.75² + 0.25² + 1 − 0.75 = 0.875, so 1 − 1 / 1.125 = 1/9 per class.
-    squared = jaxloss.jaccard(
-        probs, jnp.array([[0, 1]]), smooth_nr=0.25, smooth_dr=0.25, squared=True
-    )
     np.testing.assert_allclose(squared, 1 / 9, rtol=1e-6)
 
 
 def test_jaccard_is_dice_over_two_minus_dice():
-    probs, labels = _inputs((3, 5, 4), num_classes=3)[:2]
-    probs = jax.nn.softmax(probs)
+    logits, labels = _inputs((3, 5, 4), num_classes=3)[:2]
     options = {"smooth_nr": 0.0, "smooth_dr": 0.0, "reduction": "none"}
-    score = 1 - jaxloss.dice(probs, labels, **options)
-    np.testing.assert_allclose(
-        1 - jaxloss.jaccard(probs, labels, **options), score / (2 - score), rtol=1e-5
-    )
+
+    @jax.jit
+    def run(z, y):
+        probs = jax.nn.softmax(z)
+        return jaxloss.dice(probs, y, **options), jaxloss.jaccard(probs, y, **options)
+
+    dice, jaccard = jax.tree.map(np.asarray, run(logits, labels))
+    score = 1 - dice
+    np.testing.assert_allclose(1 - jaccard, score / (2 - score), rtol=1e-5)
 
 
 # ------------------------------------------------------------------------- class weights
@@ -207,12 +214,16 @@ def test_compound_matches_the_reference(name, dims):
 
 def test_mean_weighs_samples_by_their_counted_pixels():
     logits, labels = _void_inputs(SHAPES["2d"])
-    none = jaxloss.dice_ce(logits, labels, reduction="none")
-    mean = jaxloss.dice_ce(logits, labels)
-    assert not np.isclose(mean, none.mean(), rtol=1e-4)  # void pixels: counts differ
     clean_logits, clean_labels, _ = _inputs(SHAPES["2d"], num_classes=3)
-    none = jaxloss.dice_ce(clean_logits, clean_labels, reduction="none")
-    np.testing.assert_allclose(jaxloss.dice_ce(clean_logits, clean_labels), none.mean(), rtol=1e-6)
+
+    @jax.jit
+    def run(z, y):
+        return jaxloss.dice_ce(z, y, reduction="none"), jaxloss.dice_ce(z, y)
+
+    none, mean = run(logits, labels)
+    assert not np.isclose(mean, none.mean(), rtol=1e-4)  # void pixels: counts differ
+    none, mean = run(clean_logits, clean_labels)
+    np.testing.assert_allclose(mean, none.mean(), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -223,22 +234,26 @@ def test_terms_for_logging_with_value_and_grad(name, term, weight):
     logits, labels, _ = _inputs(SHAPES["3d"], num_classes=3)
     fn = getattr(jaxloss, name)
     lambdas = {"lambda_dice": 0.4, weight: 1.7}
+    activation = "softmax" if name == "dice_ce" else "sigmoid"
 
     @jax.jit
     def run(z):
         with_terms = jax.value_and_grad(
             lambda z: fn(z, labels, return_terms=True, **lambdas), has_aux=True
         )(z)
-        return with_terms, jax.value_and_grad(lambda z: fn(z, labels, **lambdas))(z)
+        return (
+            with_terms,
+            jax.value_and_grad(lambda z: fn(z, labels, **lambdas))(z),
+            jaxloss.dice(z, labels, from_logits=activation),
+            fn(z, labels, reduction="none", return_terms=True)[1],
+        )
 
-    ((total, terms), grad), (plain, plain_grad) = run(logits)
+    ((total, terms), grad), (plain, plain_grad), dice, none = jax.tree.map(np.asarray, run(logits))
     assert set(terms) == {"dice", term}
     np.testing.assert_allclose(total, plain, rtol=1e-6)
     np.testing.assert_allclose(grad, plain_grad, rtol=1e-6)
     np.testing.assert_allclose(total, 0.4 * terms["dice"] + 1.7 * terms[term], rtol=1e-6)
-    dice = jaxloss.dice(logits, labels, from_logits="softmax" if name == "dice_ce" else "sigmoid")
     np.testing.assert_allclose(terms["dice"], dice, rtol=1e-6)
-    none = fn(logits, labels, reduction="none", return_terms=True)[1]
     assert none["dice"].shape == none[term].shape == (2,)
 
 
@@ -246,14 +261,20 @@ def test_dice_ce_with_one_hot_targets_is_torch_unweighted_mean():
     # torch (and MONAI) divide by the number of pixels with probability targets, by the
     # weights of the labels with integer labels.
     logits, labels, weights = _inputs(SHAPES["2d"], num_classes=3)
-    one_hot = jax.nn.one_hot(labels, 3)
-    ce = {
-        target: jaxloss.dice_ce(
-            logits, y, class_weights=weights, return_terms=True, lambda_dice=0.0
-        )[1]["cross_entropy"]
-        for target, y in (("labels", labels), ("one_hot", one_hot))
-    }
-    pixels = jaxloss.cross_entropy(logits, labels, class_weights=weights, reduction="none")
+    one_hot = np.eye(3, dtype=np.float32)[labels]
+
+    @jax.jit
+    def run(z):
+        ce = {
+            target: jaxloss.dice_ce(
+                z, y, class_weights=weights, return_terms=True, lambda_dice=0.0
+            )[1]["cross_entropy"]
+            for target, y in (("labels", labels), ("one_hot", one_hot))
+        }
+        pixels = jaxloss.cross_entropy(z, labels, class_weights=weights, reduction="none")
+        return ce, pixels
+
+    ce, pixels = jax.tree.map(np.asarray, run(logits))
     np.testing.assert_allclose(ce["one_hot"], pixels.mean(), rtol=1e-5)
     np.testing.assert_allclose(ce["labels"], pixels.sum() / weights[labels].sum(), rtol=1e-5)
 
@@ -321,16 +342,22 @@ def test_class_by_class_paths_give_the_array_paths_numbers(name, monkeypatch):
     fn = getattr(jaxloss, name)
     activation = {} if name == "dice_ce" else {"from_logits": "softmax"}
 
-    def run():
-        out = []
-        for targets in (labels, one_hot):
-            z = logits if targets is labels else np.where(np.isnan(logits), 0, logits)
-            for o in CLASS_PATH_OPTIONS[name]:
-                # Smoothed labels give every class a target: a -inf logit an infinite loss.
-                finite = np.maximum(z, -30) if "label_smoothing" in o else z
-                f = lambda z, o=o, t=targets: fn(z, t, **activation, **o)  # noqa: E731
-                out.append((o, *jax.value_and_grad(f)(jnp.asarray(finite))))
-        return out
+    cases = []
+    for targets in (labels, one_hot):
+        z = logits if targets is labels else np.where(np.isnan(logits), 0, logits)
+        for o in CLASS_PATH_OPTIONS[name]:
+            # Smoothed labels give every class a target: a -inf logit an infinite loss.
+            finite = np.maximum(z, -30) if "label_smoothing" in o else z
+            f = lambda z, o=o, t=targets: fn(z, t, **activation, **o)  # noqa: E731
+            cases.append((o, f, finite))
+
+    def run():  # traced afresh: UNROLLED_CLASSES is read at trace time
+        @jax.jit
+        def values(zs):
+            return [jax.value_and_grad(f)(z) for (_, f, _), z in zip(cases, zs, strict=True)]
+
+        outs = values([finite for *_, finite in cases])
+        return [(o, *out) for (o, *_), out in zip(cases, outs, strict=True)]
 
     by_class = run()
     monkeypatch.setattr(_numerics, "UNROLLED_CLASSES", 0)
@@ -355,11 +382,14 @@ def test_a_single_class_is_its_own_column(name, monkeypatch):
     if name == "generalized_dice":
         options = options[:1]
 
-    def run():
-        return [
-            jax.value_and_grad(lambda z, o=o: fn(z, targets, **o))(jnp.asarray(logits))
-            for o in options
-        ] + [jax.value_and_grad(lambda p: fn(p, targets))(jax.nn.sigmoid(logits))]
+    def run():  # traced afresh: UNROLLED_CLASSES is read at trace time
+        @jax.jit
+        def values(z):
+            return [jax.value_and_grad(lambda z, o=o: fn(z, targets, **o))(z) for o in options] + [
+                jax.value_and_grad(lambda p: fn(p, targets))(jax.nn.sigmoid(z))
+            ]
+
+        return values(logits)
 
     by_class = run()
     monkeypatch.setattr(_numerics, "UNROLLED_CLASSES", 0)

@@ -75,19 +75,27 @@ def test_distance_transform_equals_scipy(density):
 def test_distance_transform_of_one_image_is_scipys_on_the_whole_array():
     # num_spatial_dims=mask.ndim: no batch axis; integer masks, nonzero counts as True.
     mask = np.random.default_rng(3).integers(-2, 3, size=(6, 11, 5))
-    ours = jaxloss.distance_transform(mask, num_spatial_dims=3)
-    np.testing.assert_array_equal(ours, ndimage.distance_transform_edt(mask).astype(np.float32))
     line = np.array([1, 1, 0, 1, 1, 1, 0, 1])
-    np.testing.assert_array_equal(
-        jaxloss.distance_transform(line, num_spatial_dims=1), [2, 1, 0, 1, 2, 1, 0, 1]
-    )
+    ours, line_distances = jax.jit(  # both in one compilation
+        lambda m, line: (
+            jaxloss.distance_transform(m, num_spatial_dims=3),
+            jaxloss.distance_transform(line, num_spatial_dims=1),
+        )
+    )(mask, line)
+    np.testing.assert_array_equal(ours, ndimage.distance_transform_edt(mask).astype(np.float32))
+    np.testing.assert_array_equal(line_distances, [2, 1, 0, 1, 2, 1, 0, 1])
 
 
 def test_distance_transform_batch_axes_and_vmap():
     masks = _masks(5, (6, 10, 9), 0.1).reshape(2, 3, 10, 9)
     expected = _scipy(masks, 2)
-    np.testing.assert_array_equal(jaxloss.distance_transform(masks, num_spatial_dims=2), expected)
-    mapped = jax.vmap(lambda m: jaxloss.distance_transform(m, num_spatial_dims=2))(masks)
+    batched, mapped = jax.jit(  # both in one compilation
+        lambda m: (
+            jaxloss.distance_transform(m, num_spatial_dims=2),
+            jax.vmap(lambda m: jaxloss.distance_transform(m, num_spatial_dims=2))(m),
+        )
+    )(masks)
+    np.testing.assert_array_equal(batched, expected)
     np.testing.assert_array_equal(mapped, expected)
 
 
@@ -97,7 +105,7 @@ def test_an_image_without_zeros_is_infinitely_far():
     masks = np.ones((3, 4, 5), bool)
     masks[1, 2, 3] = False
     masks[2] = False
-    out = np.asarray(jaxloss.distance_transform(masks, num_spatial_dims=2))
+    out = np.asarray(jax.jit(partial(jaxloss.distance_transform, num_spatial_dims=2))(masks))
     assert np.all(np.isposinf(out[0]))
     np.testing.assert_array_equal(out[1], _scipy(masks[1], 2))
     np.testing.assert_array_equal(out[2], 0)
@@ -201,13 +209,14 @@ def test_boundary_by_hand():
     targets = np.zeros((1, 3, 3, 1), np.float32)
     targets[0, 1, 1, 0] = 1
     probs = np.full((1, 3, 3, 1), 0.5, np.float32)
+    unit, spaced = jax.jit(  # both in one compilation
+        lambda p, t: (jaxloss.boundary(p, t), jaxloss.boundary(p, t, sampling=(2.0, 1.0)))
+    )(probs, targets)
     expected = 0.5 * (4 * 1 + 4 * np.sqrt(2)) / 9
-    np.testing.assert_allclose(jaxloss.boundary(probs, targets), expected, rtol=1e-6)
+    np.testing.assert_allclose(unit, expected, rtol=1e-6)
     # Spacing 2 along the rows: the neighbours above and below are 2 away, corners √5.
     expected = 0.5 * (2 * 2 + 2 * 1 + 4 * np.sqrt(5)) / 9
-    np.testing.assert_allclose(
-        jaxloss.boundary(probs, targets, sampling=(2.0, 1.0)), expected, rtol=1e-6
-    )
+    np.testing.assert_allclose(spaced, expected, rtol=1e-6)
 
 
 def test_a_class_without_a_boundary_costs_nothing():
@@ -216,17 +225,18 @@ def test_a_class_without_a_boundary_costs_nothing():
     probs = _away_from_the_threshold(probs)
     labels = np.zeros((2, 4, 5), np.int32)
     labels[1, 1:3, 2:4] = 1
-    for fn in (jaxloss.boundary, jaxloss.hausdorff_dt):
-        out = np.asarray(fn(probs, labels, reduction="none"))
+    boundary, hausdorff_dt = jax.jit(  # both in one compilation
+        lambda p, y: (
+            jaxloss.boundary(p, y, reduction="none"),
+            jaxloss.hausdorff_dt(p, y, reduction="none"),
+        )
+    )(probs, labels)
+    for out in (np.asarray(boundary), np.asarray(hausdorff_dt)):
         assert np.isfinite(out).all()
         assert out[1].min() != 0
-    np.testing.assert_array_equal(jaxloss.boundary(probs, labels, reduction="none")[0], 0)
+    np.testing.assert_array_equal(boundary[0], 0)
     # hausdorff_dt: the target maps are 0, the predicted masks' maps still weigh the errors.
-    np.testing.assert_allclose(
-        jaxloss.hausdorff_dt(probs, labels, reduction="none"),
-        ref.hausdorff_dt(probs, labels),
-        rtol=1e-5,
-    )
+    np.testing.assert_allclose(hausdorff_dt, ref.hausdorff_dt(probs, labels), rtol=1e-5)
 
 
 def test_distance_maps_are_constants_of_the_gradient():
@@ -287,6 +297,15 @@ def test_translation_gives_monais_numbers(key):
     # Until the catalogue runs the MONAI entries: values and gradients, 2-D and 3-D.
     entry = PEERS[key]
     ranks = set()
+
+    @jax.jit  # one compilation per shape of the inputs
+    def ours(x, labels, cotangents):
+        out = []
+        for options, cotangent in zip(entry.options, cotangents, strict=True):
+            value, pullback = jax.vjp(partial(entry.ours, labels=labels, **options), x)
+            out.append((value, pullback(cotangent.astype(value.dtype))[0]))
+        return out
+
     for seed in range(4):
         inputs = entry.make_inputs(np.random.default_rng(seed))
         ranks.add(inputs[0].ndim)
@@ -294,16 +313,7 @@ def test_translation_gives_monais_numbers(key):
             _torch_value_and_grad(entry, inputs, o, np.random.default_rng(seed))
             for o in entry.options
         ]
-
-        @jax.jit
-        def ours(x, labels, cotangents):
-            out = []
-            for options, cotangent in zip(entry.options, cotangents, strict=True):
-                value, pullback = jax.vjp(partial(entry.ours, labels=labels, **options), x)
-                out.append((value, pullback(cotangent.astype(value.dtype))[0]))
-            return out
-
-        results = ours(*inputs, [jnp.asarray(c, jnp.float32) for _, c, _ in peers])
+        results = ours(*inputs, [np.asarray(c, np.float32) for _, c, _ in peers])
         for options, (value, _, grad), (our_value, our_grad) in zip(
             entry.options, peers, results, strict=True
         ):

@@ -121,12 +121,20 @@ def test_every_option_matches_the_reference_and_torch_autograd(shape):
 def test_hand_worked_image():
     image = np.array([[0.0, 1.0], [3.0, 1.0]], np.float32)[None, :, :, None]
     tv = jaxloss.total_variation
+    plain, squared, mean, isotropic = jax.jit(
+        lambda x: (
+            tv(x),
+            tv(x, squared=True),
+            tv(x, pixel_reduction="mean"),
+            tv(x, isotropic=True),
+        )
+    )(image)
     # down: |3 − 0| + |1 − 1|, right: |1 − 0| + |1 − 3|; squares 9 + 0 + 1 + 4.
-    assert float(tv(image)) == 6.0
-    assert float(tv(image, squared=True)) == 14.0
-    assert float(tv(image, pixel_reduction="mean")) == 3.0
+    assert float(plain) == 6.0
+    assert float(squared) == 14.0
+    assert float(mean) == 3.0
     # Gradient norms per pixel: √(3² + 1²), 0 (both past the edge or flat), |−2|, 0.
-    np.testing.assert_allclose(float(tv(image, isotropic=True)), np.sqrt(10) + 2, rtol=1e-6)
+    np.testing.assert_allclose(float(isotropic), np.sqrt(10) + 2, rtol=1e-6)
 
 
 def test_a_step_in_a_volume_costs_its_area():
@@ -134,38 +142,67 @@ def test_a_step_in_a_volume_costs_its_area():
     volume = np.zeros((1, 3, 4, 5, 2), np.float32)
     volume[:, :, :, 3:] = 2.0
     area = 3 * 4 * 2
-    assert float(jaxloss.total_variation(volume)) == 2 * area
-    assert float(jaxloss.total_variation(volume, isotropic=True)) == 2 * area
-    assert float(jaxloss.total_variation(volume, squared=True)) == 4 * area
+    tv = jaxloss.total_variation
+    plain, isotropic, squared, mean = jax.jit(
+        lambda x: (
+            tv(x),
+            tv(x, isotropic=True),
+            tv(x, squared=True),
+            tv(x, pixel_reduction="mean"),
+        )
+    )(volume)
+    assert float(plain) == 2 * area
+    assert float(isotropic) == 2 * area
+    assert float(squared) == 4 * area
     # Averaged over the 3·4·4·2 differences along the width; none along depth or height.
-    assert float(jaxloss.total_variation(volume, pixel_reduction="mean")) == 2 * area / 96
+    assert float(mean) == 2 * area / 96
 
 
 def test_gradient_difference_compares_edges_not_intensities():
     rng = np.random.default_rng(0)
     targets = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
-    loss = jaxloss.gradient_difference
-    # A constant offset or a flipped sign keeps every edge's strength.
-    assert float(loss(targets + 3.0, targets)) == pytest.approx(0.0, abs=1e-5)
-    assert float(loss(-targets, targets)) == 0.0
-    # Against a flat prediction, every edge of the targets is missed: their total variation.
-    np.testing.assert_allclose(
-        loss(np.zeros_like(targets), targets, reduction="none"),
-        jaxloss.total_variation(targets, reduction="none"),
-        rtol=1e-6,
-    )
     predictions = rng.normal(size=targets.shape).astype(np.float32)
-    assert float(loss(predictions, targets)) == pytest.approx(float(loss(targets, predictions)))
+    loss = jaxloss.gradient_difference
+
+    @jax.jit  # every call in one compilation
+    def run(targets, offset, flipped, flat, predictions):
+        return (
+            loss(offset, targets),
+            loss(flipped, targets),
+            loss(flat, targets, reduction="none"),
+            jaxloss.total_variation(targets, reduction="none"),
+            loss(predictions, targets),
+            loss(targets, predictions),
+        )
+
+    offset, flipped, flat, tv, forward, backward = run(
+        targets, targets + 3.0, -targets, np.zeros_like(targets), predictions
+    )
+    # A constant offset or a flipped sign keeps every edge's strength.
+    assert float(offset) == pytest.approx(0.0, abs=1e-5)
+    assert float(flipped) == 0.0
+    # Against a flat prediction, every edge of the targets is missed: their total variation.
+    np.testing.assert_allclose(flat, tv, rtol=1e-6)
+    assert float(forward) == pytest.approx(float(backward))
 
 
 def test_flat_images_and_zero_gaps_have_zero_gradients():
     flat = np.ones((2, 3, 4, 3, 2), np.float32)
-    for options in TV_OPTIONS:
-        grad = jax.grad(lambda x, o=options: jaxloss.total_variation(x, **o))(flat)
-        assert np.all(np.asarray(grad) == 0), options
     rng = np.random.default_rng(1)
     images = rng.normal(size=(2, 4, 4, 1)).astype(np.float32)
-    grads = jax.grad(lambda p: jaxloss.gradient_difference(p, images, alpha=0.5))(images)
+
+    @jax.jit  # every gradient in one compilation, not dispatched op by op
+    def run(flat, predictions):
+        tv = [
+            jax.grad(lambda x, o=options: jaxloss.total_variation(x, **o))(flat)
+            for options in TV_OPTIONS
+        ]
+        gdl = jax.grad(lambda p: jaxloss.gradient_difference(p, images, alpha=0.5))(predictions)
+        return tv, gdl
+
+    tv, grads = run(flat, images)
+    for options, grad in zip(TV_OPTIONS, tv, strict=True):
+        assert np.all(np.asarray(grad) == 0), options
     assert np.all(np.asarray(grads) == 0)
 
 
@@ -174,19 +211,23 @@ def test_padding_in_a_masked_sample_reaches_nothing():
     images[1] = np.nan
     images[1, 0, 0, 0] = np.inf
     keep = np.array([True, False])
-    for loss in (
+    losses = (
         lambda x: jaxloss.total_variation(x, isotropic=True, where=keep),
         lambda x: jaxloss.gradient_difference(x, images, alpha=0.5, where=keep),
-    ):
-        value, grad = jax.value_and_grad(loss)(images)
+    )
+    outputs = jax.jit(lambda x: [jax.value_and_grad(loss)(x) for loss in losses])(images)
+    for value, grad in jax.tree.map(np.asarray, outputs):
         assert np.isfinite(float(value))
         assert np.all(np.isfinite(grad[0])) and np.all(np.asarray(grad[1]) == 0)
 
 
 def test_half_precision_is_computed_in_float32():
-    images = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 3, 1)), jnp.bfloat16)
-    assert jaxloss.total_variation(images).dtype == jnp.float32
-    assert jaxloss.gradient_difference(images, images).dtype == jnp.float32
+    images = np.random.default_rng(3).normal(size=(2, 3, 3, 1)).astype(jnp.bfloat16)
+    tv, gdl = jax.jit(lambda x: (jaxloss.total_variation(x), jaxloss.gradient_difference(x, x)))(
+        images
+    )
+    assert tv.dtype == jnp.float32
+    assert gdl.dtype == jnp.float32
 
 
 # ----------------------------------------------------------------------------------- errors

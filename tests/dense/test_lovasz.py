@@ -134,10 +134,10 @@ def test_lovasz_softmax_gradients_match_finite_differences(shape):
         assert np.all(np.asarray(ours[classes, per_image])[ignored] == 0)
 
 
-@jax.jit
-def _softmax_value_and_grads(logits, labels):
-    # Per per_image: the "none" values and the gradient of their sum.
-    def total(z, per_image):
+def _softmax_value_and_grad(logits, labels, per_image):
+    """The "none" values and the gradient of their sum."""
+
+    def total(z):
         values = jaxloss.lovasz_softmax(
             z,
             labels,
@@ -148,10 +148,7 @@ def _softmax_value_and_grads(logits, labels):
         )
         return jnp.sum(values), values
 
-    return {
-        per_image: tuple(reversed(jax.grad(total, has_aux=True)(logits, per_image)))
-        for per_image in (True, False)
-    }
+    return tuple(reversed(jax.grad(total, has_aux=True)(logits)))
 
 
 def test_lovasz_softmax_ignored_pixels_equal_dropping_them():
@@ -159,18 +156,34 @@ def test_lovasz_softmax_ignored_pixels_equal_dropping_them():
     # Padding in a left-out pixel reaches neither the value nor a gradient.
     left_out = (labels < 0) | (labels >= NUM_CLASSES)
     padded = np.where(left_out[..., None], np.nan, logits).astype(np.float32)
-    full = _softmax_value_and_grads(padded, labels)
     kept_logits = [logits[b][~left_out[b]] for b in range(2)]
     kept_labels = [labels[b][~left_out[b]] for b in range(2)]
+
+    @jax.jit  # every shape in one compilation
+    def run(padded, labels, kept_logits, kept_labels, both_logits, both_labels):
+        full = {i: _softmax_value_and_grad(padded, labels, i) for i in (True, False)}
+        kept = [
+            _softmax_value_and_grad(z[None], y[None], True)
+            for z, y in zip(kept_logits, kept_labels, strict=True)
+        ]
+        # One set of the kept pixels of both images.
+        return full, kept, _softmax_value_and_grad(both_logits, both_labels, False)
+
+    outputs = run(
+        padded,
+        labels,
+        kept_logits,
+        kept_labels,
+        np.concatenate(kept_logits)[None],
+        np.concatenate(kept_labels)[None],
+    )
+    full, kept, (value, grad) = jax.tree.map(np.asarray, outputs)  # indexed in NumPy below
     for b in range(2):
-        value, grad = _softmax_value_and_grads(kept_logits[b][None], kept_labels[b][None])[True]
-        np.testing.assert_allclose(full[True][0][b], value[0], rtol=1e-6)
-        np.testing.assert_allclose(full[True][1][b][~left_out[b]], grad[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(full[True][0][b], kept[b][0][0], rtol=1e-6)
+        np.testing.assert_allclose(
+            full[True][1][b][~left_out[b]], kept[b][1][0], rtol=1e-6, atol=1e-7
+        )
     assert np.all(np.asarray(full[True][1])[left_out] == 0)
-    # One set of the kept pixels of both images.
-    value, grad = _softmax_value_and_grads(
-        np.concatenate(kept_logits)[None], np.concatenate(kept_labels)[None]
-    )[False]
     np.testing.assert_allclose(full[False][0], value, rtol=1e-6)
     np.testing.assert_allclose(full[False][1][~left_out], grad[0], rtol=1e-6, atol=1e-7)
     assert np.all(np.isfinite(full[False][1]))
@@ -193,6 +206,7 @@ def test_lovasz_softmax_absent_classes_and_empty_images():
             "all": loss(p, classes="all", reduction="none"),
             "mean": loss(p),
             "grad": jax.grad(lambda p: loss(p, classes="all"))(p),
+            "empty": jaxloss.lovasz_softmax(p[1:], labels[1:], ignore_index=IGNORE),
         }
 
     out = run(probs)
@@ -204,18 +218,23 @@ def test_lovasz_softmax_absent_classes_and_empty_images():
     # The empty image is left out of the mean, with zero gradients.
     np.testing.assert_allclose(out["mean"], present[0], rtol=1e-6)
     assert np.all(np.isfinite(out["grad"])) and np.all(np.asarray(out["grad"])[1] == 0)
-    assert float(jaxloss.lovasz_softmax(probs[1:], labels[1:], ignore_index=IGNORE)) == 0
+    assert float(out["empty"]) == 0
 
 
 def test_lovasz_softmax_hand_worked():
     # One class present at all: its loss is the Lovász extension of the Jaccard loss with
     # one foreground pixel; sorted errors 0.7 (bg), 0.4 (bg), 0.2 (fg): 0.7/2 + 0.4/6 + 0.2/3.
     probs = np.array([[[0.8, 0.2], [0.4, 0.6], [0.7, 0.3]]], np.float32)
-    out = jaxloss.lovasz_softmax(probs, np.array([[0, 1, 1]]), reduction="none", per_image=False)
-    np.testing.assert_allclose(out, [0.7 / 2 + 0.4 / 6 + 0.2 / 3, 0.7 / 2 + 0.4 / 2], rtol=1e-6)
     # At 0/1 probabilities the loss is 1 − IoU: class 0 predicted on pixels {0, 2}, true {0}.
     hard = np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]], np.float32)
-    out = jaxloss.lovasz_softmax(hard, np.array([[0, 1, 1]]), reduction="none", per_image=False)
+    loss = jax.jit(  # probs and hard: one shape, one compilation
+        lambda p: jaxloss.lovasz_softmax(
+            p, np.array([[0, 1, 1]]), reduction="none", per_image=False
+        )
+    )
+    out = loss(probs)
+    np.testing.assert_allclose(out, [0.7 / 2 + 0.4 / 6 + 0.2 / 3, 0.7 / 2 + 0.4 / 2], rtol=1e-6)
+    out = loss(hard)
     np.testing.assert_allclose(out, [1 - 1 / 2, 1 - 1 / 2], rtol=1e-6)
 
 
@@ -280,11 +299,13 @@ def test_lovasz_hinge_hand_worked():
     # Errors −1, 1.5, 1.5 sorted 1.5 (fg), 1.5 (bg), −1 (fg): 1.5/2 + 1.5/6 + 0 = 1 (any
     # order of the tie gives 1); ±1 logits predicting {1, 2} of truth {0, 1}: 2 (1 − 1/3).
     logits = np.array([[2.0, -0.5, 0.5], [-1.0, 1.0, 1.0]])
-    out = jaxloss.lovasz_hinge(logits, [[1, 1, 0]] * 2)
-    np.testing.assert_allclose(out, (1 + 2 * (1 - 1 / 3)) / 2, rtol=1e-6)
     # The same labels as a boolean mask, as the BCE pair and the Dice take them.
     mask = np.array([[True, True, False]] * 2)
-    np.testing.assert_allclose(jaxloss.lovasz_hinge(logits, mask), out, rtol=1e-6)
+    out, masked = jax.jit(
+        lambda z: (jaxloss.lovasz_hinge(z, [[1, 1, 0]] * 2), jaxloss.lovasz_hinge(z, mask))
+    )(logits)
+    np.testing.assert_allclose(out, (1 + 2 * (1 - 1 / 3)) / 2, rtol=1e-6)
+    np.testing.assert_allclose(masked, out, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------ kornia

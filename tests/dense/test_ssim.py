@@ -208,9 +208,19 @@ def test_masked_samples_reach_neither_value_nor_gradient():
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_half_precision_gives_float32(dtype):
     x, y = _pair((2, 8, 8, 1))
-    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
-    assert jaxloss.ssim(x, y, window_size=3).dtype == jnp.float32
-    assert jaxloss.ms_ssim(x, y, window_size=3, weights=(0.5, 0.5)).dtype == jnp.float32
+    x, y = x.astype(dtype), y.astype(dtype)  # NumPy arrays: nothing compiled here
+
+    @jax.jit  # both losses in one compilation, not dispatched op by op
+    def run(x, y):
+        return (
+            jaxloss.ssim(x, y, window_size=3),
+            jaxloss.ms_ssim(x, y, window_size=3, weights=(0.5, 0.5)),
+        )
+
+    ssim, ms_ssim = run(x, y)
+    assert x.dtype == dtype
+    assert ssim.dtype == jnp.float32
+    assert ms_ssim.dtype == jnp.float32
 
 
 def test_errors():

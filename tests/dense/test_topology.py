@@ -248,7 +248,7 @@ def test_gradients_are_finite_at_ties_and_padding_is_not_read():
     where = np.array([True, False])
 
     @jax.jit
-    def run(binary, hostile, hostile_void):
+    def run(binary, hostile, hostile_void, alone):
         def grad(x, targets, **options):
             return jax.value_and_grad(lambda x: jaxloss.soft_cldice(x, targets, **options))(x)
 
@@ -258,9 +258,11 @@ def test_gradients_are_finite_at_ties_and_padding_is_not_read():
             "masked": grad(hostile, labels, where=where),
             "logits": grad(hostile, labels, where=where, from_logits="softmax"),
             "void": grad(hostile_void, void),
+            "alone": jaxloss.soft_cldice(alone, labels[:1]),
         }
 
-    out = run(binary, hostile, hostile_void)
+    out = jax.tree.map(np.asarray, run(binary, hostile, hostile_void, probs[:1]))
+    masked_alone = out.pop("alone")
     for name, (value, grad) in out.items():
         assert np.isfinite(value) and np.all(np.isfinite(grad)), name
     np.testing.assert_allclose(out["binary"][0], 1 - 2 / (2 + 1e-4), atol=1e-7)
@@ -269,7 +271,6 @@ def test_gradients_are_finite_at_ties_and_padding_is_not_read():
     # An empty prediction shares nothing with the target: T_prec = 1 (no skeleton to be
     # wrong), T_sens = 0, the loss 1 − 0 / 1.
     np.testing.assert_allclose(out["zeros"][0], 1.0)
-    masked_alone = jaxloss.soft_cldice(probs[:1], labels[:1])
     np.testing.assert_allclose(out["masked"][0], masked_alone, rtol=1e-6)
 
 
