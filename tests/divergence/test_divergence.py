@@ -19,20 +19,38 @@ from tests._suite import compiled
 from tests._suite.numpy_reference import log_softmax
 from tests.divergence import reference as ref
 
+KL_DIV_REDUCTIONS = ["mean", "batchmean", "sum", "none"]
 
-@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
-@pytest.mark.parametrize(
-    "log_target, reduction",
-    list(itertools.product([False, True], ["mean", "batchmean", "sum", "none"])),
-)
-def test_kl_div_matches_torch(log_target, reduction):
+
+def _kl_div_inputs(log_target):
     rng = np.random.default_rng(0)
     log_input = log_softmax(rng.normal(size=(6, 5))).astype(np.float32)
     target = np.exp(log_softmax(2 * rng.normal(size=(6, 5)))).astype(np.float32)
     target[0, 0] = 0.0  # 0 log 0 = 0
     if log_target:
         target = log_softmax(rng.normal(size=(6, 5))).astype(np.float32)
-    ours = jaxloss.kl_div(log_input, target, log_target=log_target, reduction=reduction)
+    return log_input, target
+
+
+@functools.cache
+def _kl_div_ours(log_target):
+    """Every reduction, in one compilation per ``log_target``."""
+    log_input, target = _kl_div_inputs(log_target)
+    return jax.jit(
+        lambda: {
+            r: jaxloss.kl_div(log_input, target, log_target=log_target, reduction=r)
+            for r in KL_DIV_REDUCTIONS
+        }
+    )()
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
+@pytest.mark.parametrize(
+    "log_target, reduction", list(itertools.product([False, True], KL_DIV_REDUCTIONS))
+)
+def test_kl_div_matches_torch(log_target, reduction):
+    log_input, target = _kl_div_inputs(log_target)
+    ours = _kl_div_ours(log_target)[reduction]
     expected = F.kl_div(
         torch.tensor(log_input, dtype=torch.float64),
         torch.tensor(target, dtype=torch.float64),
@@ -48,32 +66,53 @@ def test_kl_div_batchmean_with_where_counts_rows_with_an_unmasked_entry():
     target = np.exp(log_softmax(rng.normal(size=(4, 3)))).astype(np.float32)
     keep = np.array([True, False, True, True])
     where = np.broadcast_to(keep[:, None], (4, 3))
-    np.testing.assert_allclose(
-        jaxloss.kl_div(log_input, target, where=where, reduction="batchmean"),
-        jaxloss.kl_div(log_input[keep], target[keep], reduction="batchmean"),
-        rtol=1e-6,
-    )
+    masked, dropped = jax.jit(  # one compilation for both
+        lambda: (
+            jaxloss.kl_div(log_input, target, where=where, reduction="batchmean"),
+            jaxloss.kl_div(log_input[keep], target[keep], reduction="batchmean"),
+        )
+    )()
+    np.testing.assert_allclose(masked, dropped, rtol=1e-6)
 
 
 def test_kl_div_gradient_is_finite_where_the_target_is_zero():
-    grads = jax.grad(lambda x, t: jaxloss.kl_div(x, t), argnums=(0, 1))(
-        jnp.log(jnp.array([0.5, 0.5])), jnp.array([1.0, 0.0])
-    )
+    grads = jax.jit(  # one compilation
+        lambda: jax.grad(lambda x, t: jaxloss.kl_div(x, t), argnums=(0, 1))(
+            jnp.log(np.array([0.5, 0.5], np.float32)), np.array([1.0, 0.0], np.float32)
+        )
+    )()
     assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def _gaussian_kl_inputs():
+    rng = np.random.default_rng(2)
+    mean = rng.normal(size=(5, 4, 3)).astype(np.float32)
+    log_var = rng.normal(size=(5, 4, 3)).astype(np.float32)
+    return mean, log_var
+
+
+@functools.cache
+def _gaussian_kl_ours():
+    """Both axes, in one compilation."""
+    mean, log_var = _gaussian_kl_inputs()
+    return jax.jit(
+        lambda: {
+            axis: jaxloss.gaussian_kl(mean, log_var, axis=axis, reduction="none")
+            for axis in (-1, 1)
+        }
+    )()
 
 
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_gaussian_kl_matches_torch_distributions(axis):
-    rng = np.random.default_rng(2)
-    mean = rng.normal(size=(5, 4, 3)).astype(np.float32)
-    log_var = rng.normal(size=(5, 4, 3)).astype(np.float32)
+    mean, log_var = _gaussian_kl_inputs()
     posterior = torch.distributions.Normal(
         torch.tensor(mean, dtype=torch.float64),
         torch.tensor(np.exp(0.5 * log_var.astype(np.float64))),
     )
     prior = torch.distributions.Normal(0.0, 1.0)
     expected = torch.distributions.kl_divergence(posterior, prior).sum(axis).numpy()
-    ours = jaxloss.gaussian_kl(mean, log_var, axis=axis, reduction="none")
+    ours = _gaussian_kl_ours()[axis]
     np.testing.assert_allclose(ours, expected, rtol=2e-5, atol=1e-6)
 
 
@@ -164,7 +203,7 @@ def test_generalized_kl_of_distributions_is_the_kl_divergence():
 def test_generalized_kl_zero_targets_match_optax_with_finite_gradients():
     # optax's value; its gradient in the targets is NaN at 0 (log 0 behind a where).
     log_predictions, targets = (a.astype(np.float32) for a in _measures())
-    theirs = optax.losses.generalized_kl_divergence(log_predictions, targets)
+    theirs = jax.jit(optax.losses.generalized_kl_divergence)(log_predictions, targets)
     value, grads = _generalized_kl_ours()["-1"]
     np.testing.assert_allclose(value, theirs, rtol=1e-5, atol=1e-6)
     assert all(np.all(np.isfinite(g)) for g in grads)
@@ -177,10 +216,16 @@ def test_negative_targets_give_nan_as_torch_and_optax():
     target = np.array([[-0.2, 1.2]], np.float32)
     expected = F.kl_div(torch.tensor(log_input), torch.tensor(target), reduction="sum")
     assert np.isnan(expected.item())
-    assert np.isnan(jaxloss.kl_div(log_input, target, reduction="sum"))
-    theirs = optax.losses.generalized_kl_divergence(log_input, target)
+    kl_div, theirs, generalized_kl = jax.jit(  # one compilation for the three
+        lambda: (
+            jaxloss.kl_div(log_input, target, reduction="sum"),
+            optax.losses.generalized_kl_divergence(log_input, target),
+            jaxloss.generalized_kl(log_input, target),
+        )
+    )()
+    assert np.isnan(kl_div)
     assert np.all(np.isnan(theirs))
-    assert np.isnan(jaxloss.generalized_kl(log_input, target))
+    assert np.isnan(generalized_kl)
 
 
 def test_generalized_kl_axis_out_of_range_is_an_error():

@@ -297,15 +297,15 @@ def test_masked_rows_never_reach_the_critic_at_zero():
 
             return jaxloss.gradient_penalty(critic, real, fake, jax.random.key(0), where=keep)
 
-        return jax.value_and_grad(penalty)(p)
+        # An empty batch with a mask: no kept row to borrow, and nothing to count.
+        empty = jaxloss.gradient_penalty(
+            lambda x: x.sum(axis=-1), real[:0], fake[:0], jax.random.key(0), where=keep[:0]
+        )
+        return jax.value_and_grad(penalty)(p), empty
 
-    value, grad = run(np.float32(2.0))
+    (value, grad), empty = run(np.float32(2.0))
     np.testing.assert_allclose(value, 1.0, rtol=1e-5)
     np.testing.assert_allclose(grad, 2.0, rtol=1e-5)
-    # An empty batch with a mask: no kept row to borrow, and nothing to count.
-    empty = jaxloss.gradient_penalty(
-        lambda x: x.sum(axis=-1), real[:0], fake[:0], jax.random.key(0), where=keep[:0]
-    )
     assert float(empty) == 0.0
 
 

@@ -121,15 +121,19 @@ def test_generalized_jsd_reductions_against_trl():
     # (vocabulary included): our "sum" / batch and "mean" / vocab.
     student, teacher, _ = _batch(1)
     s, t = torch.tensor(student, dtype=torch.float64), torch.tensor(teacher, dtype=torch.float64)
-    ours = {r: jaxloss.generalized_jsd(student, teacher, reduction=r) for r in ("mean", "sum")}
+    ours = jax.jit(  # one compilation for the three reductions
+        lambda: {
+            r: jaxloss.generalized_jsd(student, teacher, reduction=r)
+            for r in ("mean", "sum", "none")
+        }
+    )()
+    ours = jax.tree.map(np.asarray, ours)  # divided below: in NumPy, no compilation
     batchmean = trl_generalized_jsd_loss(s, t).item()
     mean = trl_generalized_jsd_loss(s, t, reduction="mean").item()
     np.testing.assert_allclose(ours["sum"] / BATCH, batchmean, rtol=1e-5)
     np.testing.assert_allclose(ours["mean"] / VOCAB, mean, rtol=1e-5)
     none = trl_generalized_jsd_loss(s, t, reduction="none").sum(-1).numpy()
-    np.testing.assert_allclose(
-        jaxloss.generalized_jsd(student, teacher, reduction="none"), none, rtol=1e-5, atol=1e-7
-    )
+    np.testing.assert_allclose(ours["none"], none, rtol=1e-5, atol=1e-7)
 
 
 def test_generalized_jsd_endpoints_are_the_two_kls_even_when_traced():
@@ -137,28 +141,58 @@ def test_generalized_jsd_endpoints_are_the_two_kls_even_when_traced():
     jsd = jax.jit(
         lambda s, t, beta: jaxloss.generalized_jsd(s, t, beta=beta, reduction="none"),
     )
-    for beta, direction in ((0.0, "forward"), (1.0, "reverse")):
-        expected = jaxloss.distill_kl(student, teacher, direction=direction, reduction="none")
+    endpoints = ((0.0, "forward"), (1.0, "reverse"))
+
+    @jax.jit  # the static (Python) β, closed over, in one compilation
+    def static_betas():
+        return (
+            [
+                (
+                    jaxloss.distill_kl(student, teacher, direction=direction, reduction="none"),
+                    jaxloss.generalized_jsd(student, teacher, beta=beta, reduction="none"),
+                )
+                for beta, direction in endpoints
+            ],
+            jaxloss.generalized_jsd(student, teacher, beta=1e-6),
+        )
+
+    statics, near_0 = static_betas()
+    for (beta, _), (expected, static) in zip(endpoints, statics, strict=True):
         np.testing.assert_allclose(jsd(student, teacher, beta), expected, rtol=1e-6)
-        static = jaxloss.generalized_jsd(student, teacher, beta=beta, reduction="none")
         np.testing.assert_allclose(static, expected, rtol=1e-6)
     # The formula itself tends to 0 at the endpoints, which TRL (and we) define apart.
-    assert float(jaxloss.generalized_jsd(student, teacher, beta=1e-6)) < 1e-5
+    assert float(near_0) < 1e-5
+
+
+def _hand_worked_pair():
+    """log [0.5, 0.5] and log [0.9, 0.1], the hand-worked tests' student and teacher (called
+    inside their jitted functions)."""
+    return jnp.log(np.array([0.5, 0.5], np.float32)), jnp.log(np.array([0.9, 0.1], np.float32))
 
 
 def test_generalized_jsd_hand_worked():
-    student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+    # Disjoint supports: the symmetric JSD reaches its bound log 2 where both KLs are infinite.
+    left = np.array([0.0, -np.inf], np.float32)
+    right = np.array([-np.inf, 0.0], np.float32)
+
+    @jax.jit  # one compilation for every value below
+    def run():
+        student, teacher = _hand_worked_pair()
+        return (
+            jaxloss.generalized_jsd(student, teacher),
+            jax.value_and_grad(jaxloss.generalized_jsd, (0, 1))(left, right),
+            jaxloss.distill_kl(left, right),
+        )
+
+    jsd, (value, grads), kl = run()
     # m = (0.7, 0.3): ½ (0.9 log(9/7) + 0.1 log(1/3)) + ½ (0.5 log(5/7) + 0.5 log(5/3)).
     expected = 0.5 * (0.9 * math.log(9 / 7) + 0.1 * math.log(1 / 3)) + 0.5 * (
         0.5 * math.log(5 / 7) + 0.5 * math.log(5 / 3)
     )
-    np.testing.assert_allclose(jaxloss.generalized_jsd(student, teacher), expected, rtol=1e-6)
-    # Disjoint supports: the symmetric JSD reaches its bound log 2 where both KLs are infinite.
-    left, right = jnp.array([0.0, -jnp.inf]), jnp.array([-jnp.inf, 0.0])
-    value, grads = jax.value_and_grad(jaxloss.generalized_jsd, (0, 1))(left, right)
+    np.testing.assert_allclose(jsd, expected, rtol=1e-6)
     np.testing.assert_allclose(value, math.log(2), rtol=1e-6)
     assert all(np.all(np.isfinite(g)) for g in grads)
-    assert float(jaxloss.distill_kl(left, right)) == math.inf
+    assert float(kl) == math.inf
 
 
 # ------------------------------------------------------------------------- forward / reverse KL
@@ -209,23 +243,27 @@ def test_distill_kl_matches_torch_kl_div(direction, temperature, scaled):
 
 
 def test_distill_kl_hand_worked_and_temperature():
-    student, teacher = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+    @jax.jit  # one compilation for every value below
+    def run():
+        student, teacher = _hand_worked_pair()
+        return (
+            jaxloss.distill_kl(student, teacher),
+            jaxloss.distill_kl(student, teacher, direction="reverse"),
+            jaxloss.distill_kl(student, teacher, temperature=2.0),
+            jaxloss.distill_kl(
+                student, teacher, temperature=2.0, scale_by_temperature_squared=True
+            ),
+        )
+
+    forward_value, reverse_value, soft_value, scaled_value = run()
     forward = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
     reverse = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
-    np.testing.assert_allclose(jaxloss.distill_kl(student, teacher), forward, rtol=1e-6)
-    np.testing.assert_allclose(
-        jaxloss.distill_kl(student, teacher, direction="reverse"), reverse, rtol=1e-6
-    )
+    np.testing.assert_allclose(forward_value, forward, rtol=1e-6)
+    np.testing.assert_allclose(reverse_value, reverse, rtol=1e-6)
     # Temperature divides the logits; with T = 2 the teacher (0.9, 0.1) softens to (3, 1) / 4.
     soft = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
-    np.testing.assert_allclose(
-        jaxloss.distill_kl(student, teacher, temperature=2.0), soft, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        jaxloss.distill_kl(student, teacher, temperature=2.0, scale_by_temperature_squared=True),
-        4 * soft,
-        rtol=1e-6,
-    )
+    np.testing.assert_allclose(soft_value, soft, rtol=1e-6)
+    np.testing.assert_allclose(scaled_value, 4 * soft, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------- masks and numerics
@@ -248,8 +286,14 @@ def test_vocabulary_entries_ruled_out_by_both_count_as_absent(loss):
     ruled_out = np.zeros(VOCAB, bool)
     ruled_out[[0, 3]] = True
     s, t = np.where(ruled_out, -np.inf, student), np.where(ruled_out, -np.inf, teacher)
-    value, grads = jax.value_and_grad(loss, (0, 1))(s, t)
-    np.testing.assert_allclose(value, loss(student[..., ~ruled_out], teacher[..., ~ruled_out]))
+    (value, grads), expected = jax.jit(  # one compilation for both
+        lambda: (
+            jax.value_and_grad(loss, (0, 1))(s, t),
+            loss(student[..., ~ruled_out], teacher[..., ~ruled_out]),
+        )
+    )()
+    grads = [np.asarray(g) for g in grads]  # indexed below: in NumPy, no compilation
+    np.testing.assert_allclose(value, expected)
     for g in grads:
         assert np.all(np.isfinite(g)) and np.all(g[..., ruled_out] == 0)
     trl = trl_generalized_jsd_loss(torch.tensor(s), torch.tensor(t), beta=0.3)
@@ -259,48 +303,78 @@ def test_vocabulary_entries_ruled_out_by_both_count_as_absent(loss):
 def test_teacher_zeros_are_free_in_forward_kl_and_in_jsd_at_any_beta():
     # Only the teacher rules entry 1 out: forward KL and JSD stay finite with finite
     # gradients, even with a traced β at an endpoint (whose other KL is +inf).
-    student, teacher = jnp.array([0.3, 1.0, 2.0]), jnp.array([0.0, -jnp.inf, 1.0])
+    student = np.array([0.3, 1.0, 2.0], np.float32)
+    teacher = np.array([0.0, -np.inf, 1.0], np.float32)
     expected = ref.distill_kl(student, teacher)
-    for loss in (
+    betas = (jnp.asarray(0.0), jnp.asarray(0.4))  # arrays (the general path), closed over
+    losses = (
         jaxloss.distill_kl,
-        lambda s, t: jaxloss.generalized_jsd(s, t, beta=jnp.asarray(0.0)),
-        lambda s, t: jaxloss.generalized_jsd(s, t, beta=jnp.asarray(0.4)),
-    ):
-        value, grads = jax.value_and_grad(loss, (0, 1))(student, teacher)
+        lambda s, t: jaxloss.generalized_jsd(s, t, beta=betas[0]),
+        lambda s, t: jaxloss.generalized_jsd(s, t, beta=betas[1]),
+    )
+
+    @jax.jit  # one compilation for every value and gradient below
+    def run():
+        return (
+            [jax.value_and_grad(loss, (0, 1))(student, teacher) for loss in losses],
+            jaxloss.distill_kl(student, teacher),
+            jaxloss.distill_kl(student, teacher, direction="reverse"),
+        )
+
+    values_and_grads, forward, reverse = run()
+    for value, grads in values_and_grads:
         assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)
-    np.testing.assert_allclose(jaxloss.distill_kl(student, teacher), expected, rtol=1e-6)
-    assert float(jaxloss.distill_kl(student, teacher, direction="reverse")) == math.inf
+    np.testing.assert_allclose(forward, expected, rtol=1e-6)
+    assert float(reverse) == math.inf
 
 
 def test_mass_that_underflows_facing_a_ruled_out_entry_is_still_infinite_kl():
     # The teacher gives entry 2 probability e^-100 / 2 (0 in float32 once flushed), the
     # student rules it out: KL(p ‖ q) is +inf as with any mass there (it was 0 · inf = NaN),
     # and the student's gradient stays q - p (finite), as when the mass does not underflow.
-    student = jnp.array([[0.0, 0.0, -jnp.inf]])
-    h = jnp.ones((1, 1))
-    for teacher_logit in (0.0, -100.0):
-        teacher = jnp.array([[0.0, 0.0, teacher_logit]])
-        forward_kls = [
-            jaxloss.distill_kl,
-            functools.partial(jaxloss.generalized_jsd, beta=0.0),
-            lambda s, t: jaxloss.generalized_jsd(s, t, beta=jnp.asarray(0.0)),
-            functools.partial(jaxloss.skew_kl, alpha=0.0),
-            lambda s, t: jaxloss.skew_kl(s, t, alpha=jnp.asarray(0.0)),
-            lambda s, t: jaxloss.distill_kl(t, s, direction="reverse"),
-        ]
-        for loss in forward_kls:
-            value, grad = jax.value_and_grad(loss)(student, teacher)
+    student = np.array([[0.0, 0.0, -np.inf]], np.float32)
+    h = np.ones((1, 1), np.float32)
+    zero = jnp.asarray(0.0)  # an array β or α (the general path), closed over below
+    forward_kls = [
+        jaxloss.distill_kl,
+        functools.partial(jaxloss.generalized_jsd, beta=0.0),
+        lambda s, t: jaxloss.generalized_jsd(s, t, beta=zero),
+        functools.partial(jaxloss.skew_kl, alpha=0.0),
+        lambda s, t: jaxloss.skew_kl(s, t, alpha=zero),
+        lambda s, t: jaxloss.distill_kl(t, s, direction="reverse"),
+    ]
+    betas = (0.0, zero)  # the fused head: the -inf from a bias
+
+    @jax.jit  # one compilation for every value and gradient below
+    def run():
+        out = {}
+        for teacher_logit in (0.0, -100.0):
+            teacher = np.array([[0.0, 0.0, teacher_logit]], np.float32)
+            out[teacher_logit] = (
+                [jax.value_and_grad(loss)(student, teacher) for loss in forward_kls],
+                jax.nn.softmax(teacher),
+                jax.nn.softmax(student),
+                [
+                    jax.value_and_grad(
+                        lambda w_s, t=teacher, beta=beta: jaxloss.linear_distill(
+                            h,
+                            w_s,
+                            h,
+                            t.T,
+                            beta=beta,
+                            student_bias=np.array([0.0, 0.0, -np.inf], np.float32),
+                        )
+                    )(np.zeros((3, 1), np.float32))
+                    for beta in betas
+                ],
+            )
+        return out
+
+    for teacher_logit, (kls, p, q, fused) in run().items():
+        for loss, (value, grad) in zip(forward_kls, kls, strict=True):
             assert float(value) == math.inf, (teacher_logit, loss)
-            p = np.asarray(jax.nn.softmax(teacher))
-            q = np.asarray(jax.nn.softmax(student))
-            np.testing.assert_allclose(grad, q - p, atol=1e-7)
-        for beta in (0.0, jnp.asarray(0.0)):  # the fused head: the -inf from a bias
-
-            def fused(w_s, t=teacher, beta=beta):
-                bias = jnp.array([0.0, 0.0, -jnp.inf])
-                return jaxloss.linear_distill(h, w_s, h, t.T, beta=beta, student_bias=bias)
-
-            value, grad = jax.value_and_grad(fused)(jnp.zeros((3, 1)))
+            np.testing.assert_allclose(grad, np.asarray(q) - np.asarray(p), atol=1e-7)
+        for beta, (value, grad) in zip(betas, fused, strict=True):
             assert float(value) == math.inf, (teacher_logit, beta)
             assert np.all(np.isfinite(grad))
 
@@ -315,10 +389,14 @@ def test_masked_tokens_may_hold_anything(loss):
     keep = labels != -100
     hostile_s = np.where(keep[..., None], student, np.nan).astype(np.float32)
     hostile_t = np.where(keep[..., None], teacher, -np.inf).astype(np.float32)
-    value, grads = jax.value_and_grad(lambda s, t: loss(s, t, where=keep), (0, 1))(
-        hostile_s, hostile_t
-    )
-    np.testing.assert_allclose(value, loss(student[keep], teacher[keep]), rtol=1e-6)
+    (value, grads), expected = jax.jit(  # one compilation for both
+        lambda: (
+            jax.value_and_grad(lambda s, t: loss(s, t, where=keep), (0, 1))(hostile_s, hostile_t),
+            loss(student[keep], teacher[keep]),
+        )
+    )()
+    grads = [np.asarray(g) for g in grads]  # indexed below: in NumPy, no compilation
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
     for g in grads:
         assert np.all(g[~keep] == 0) and np.all(np.isfinite(g))
 
@@ -364,8 +442,11 @@ def test_token_means_are_global_over_8_devices(loss, reduction):
 
 def test_half_precision_in_float32_out():
     student, teacher, _ = _batch(6)
-    for loss in (jaxloss.distill_kl, jaxloss.generalized_jsd):
-        value = loss(jnp.asarray(student, jnp.bfloat16), jnp.asarray(teacher, jnp.float16))
+    student, teacher = student.astype(jnp.bfloat16), teacher.astype(jnp.float16)  # NumPy
+    values = jax.jit(  # one compilation for both
+        lambda: [loss(student, teacher) for loss in (jaxloss.distill_kl, jaxloss.generalized_jsd)]
+    )()
+    for value in values:
         assert value.dtype == jnp.float32
 
 

@@ -214,71 +214,103 @@ def test_dpo_variant_matches_trl(entry, beta, masked):
 def test_robust_is_unbiased_where_cdpo_is_the_expectation():
     # rDPO: E over a label flipped with probability ε of its loss is the clean −log σ(z);
     # cDPO ("sigmoid" with ε) is instead that expectation of the clean loss itself.
-    z = jnp.linspace(-4.0, 4.0, 9)
-    zeros, eps = jnp.zeros_like(z), 0.2
+    eps = 0.2
 
-    def loss(sign, loss_type):
-        return jaxloss.dpo(
-            sign * z,
-            zeros,
-            zeros,
-            zeros,
-            beta=1.0,
-            label_smoothing=eps,
-            loss_type=loss_type,
-            reduction="none",
-        )
+    @jax.jit  # one compilation for every value below
+    def run():
+        z = jnp.linspace(-4.0, 4.0, 9)
+        zeros = jnp.zeros_like(z)
 
-    expected = jax.nn.softplus(-z)
-    robust = (1 - eps) * loss(1, "robust") + eps * loss(-1, "robust")
+        def loss(sign, loss_type):
+            return jaxloss.dpo(
+                sign * z,
+                zeros,
+                zeros,
+                zeros,
+                beta=1.0,
+                label_smoothing=eps,
+                loss_type=loss_type,
+                reduction="none",
+            )
+
+        expected = jax.nn.softplus(-z)
+        robust = (1 - eps) * loss(1, "robust") + eps * loss(-1, "robust")
+        cdpo = loss(1, "sigmoid")
+        return expected, robust, cdpo, (1 - eps) * expected + eps * jax.nn.softplus(z)
+
+    expected, robust, cdpo, cdpo_expected = run()
     np.testing.assert_allclose(robust, expected, rtol=1e-5, atol=1e-6)
-    cdpo = loss(1, "sigmoid")
-    np.testing.assert_allclose(cdpo, (1 - eps) * expected + eps * jax.nn.softplus(z), rtol=1e-6)
+    np.testing.assert_allclose(cdpo, cdpo_expected, rtol=1e-6)
+
+
+HAND_WORKED = {
+    "sppo_hard": ("sppo_hard", {}),
+    "apo_zero": ("apo_zero", {}),
+    "apo_down": ("apo_down", {}),
+    "bco_pair": ("bco_pair", {"reward_shift": 1.0}),
+    "discopop": ("discopop", {"discopop_tau": 1.0}),
+    "js": ("sigmoid", {"f_divergence": "js_divergence"}),
+}
 
 
 def test_hand_worked_values():
-    pc, pr, rc, rr = (jnp.array([v]) for v in (-10.0, -12.0, -11.0, -11.0))  # u_c = 1, u_r = −1
+    # u_c = 1, u_r = −1
+    pc, pr, rc, rr = (np.array([v], np.float32) for v in (-10.0, -12.0, -11.0, -11.0))
 
-    def value(loss_type, **options):
-        return float(jaxloss.dpo(pc, pr, rc, rr, beta=1.0, loss_type=loss_type, **options))
+    @jax.jit  # one compilation for every value below, and the sigmoids of the expectations
+    def run():
+        values = {
+            key: jaxloss.dpo(pc, pr, rc, rr, beta=1.0, loss_type=loss_type, **options)
+            for key, (loss_type, options) in HAND_WORKED.items()
+        }
+        return values, {x: jax.nn.sigmoid(x) for x in (1.0, -1.0, 2.0, -2.0)}
 
-    sig = jax.nn.sigmoid
-    np.testing.assert_allclose(value("sppo_hard"), 0.5**2 + 0.5**2, rtol=1e-6)
-    np.testing.assert_allclose(value("apo_zero"), 1 - sig(1.0) + sig(-1.0), rtol=1e-6)
-    np.testing.assert_allclose(value("apo_down"), sig(1.0) + 1 - sig(2.0), rtol=1e-6)
+    values, sigmoids = jax.tree.map(np.asarray, run())  # float32 arithmetic below, in NumPy
+    value = {key: float(v) for key, v in values.items()}
+    sig = sigmoids.__getitem__
+    np.testing.assert_allclose(value["sppo_hard"], 0.5**2 + 0.5**2, rtol=1e-6)
+    np.testing.assert_allclose(value["apo_zero"], 1 - sig(1.0) + sig(-1.0), rtol=1e-6)
+    np.testing.assert_allclose(value["apo_down"], sig(1.0) + 1 - sig(2.0), rtol=1e-6)
     # bco_pair with δ = 1: −log σ(1 − 1) − log σ(1 − (−1)).
     expected = math.log(2) + math.log1p(math.exp(-2))
-    np.testing.assert_allclose(value("bco_pair", reward_shift=1.0), expected, rtol=1e-6)
+    np.testing.assert_allclose(value["bco_pair"], expected, rtol=1e-6)
     # DiscoPOP with τ = 1 at z = 2: (1 − σ(2)) softplus(−2) + σ(2) e^{−2}.
     expected = sig(-2.0) * math.log1p(math.exp(-2)) + sig(2.0) * math.exp(-2)
-    np.testing.assert_allclose(value("discopop", discopop_tau=1.0), expected, rtol=1e-6)
+    np.testing.assert_allclose(value["discopop"], expected, rtol=1e-6)
     # js: f'(u) = log 2 + log σ(u), so z = log σ(1) − log σ(−1) = 1.
-    np.testing.assert_allclose(
-        value("sigmoid", f_divergence="js_divergence"), math.log1p(math.exp(-1)), rtol=1e-6
-    )
+    np.testing.assert_allclose(value["js"], math.log1p(math.exp(-1)), rtol=1e-6)
 
 
 def test_aot_ranks_rows_and_masks_as_dropping():
     # Row i of "none" is the loss of its policy margin's rank; masked rows drop out of the
     # ranking; under a mapped axis the ranks are over every device.
     rng = np.random.default_rng(3)
-    logps = [jnp.asarray(-20 + 4 * rng.normal(size=8), jnp.float32) for _ in range(4)]
-    keep = jnp.arange(8) % 3 != 1
-    margins, ref_margins = logps[0] - logps[1], logps[2] - logps[3]
-    ranks = jnp.argsort(jnp.argsort(margins))
-    partners = jnp.sort(ref_margins)[ranks]
-    none = jaxloss.dpo(*logps, beta=0.3, loss_type="aot", reduction="none")
-    np.testing.assert_allclose(none, jax.nn.softplus(-0.3 * (margins - partners)), rtol=1e-6)
-    masked = jaxloss.dpo(*logps, beta=0.3, loss_type="aot", where=keep, reduction="none")
-    dropped = jaxloss.dpo(*(x[keep] for x in logps), beta=0.3, loss_type="aot", reduction="none")
+    logps = [(-20 + 4 * rng.normal(size=8)).astype(np.float32) for _ in range(4)]
+    keep = np.arange(8) % 3 != 1
+
+    @jax.jit  # one compilation for every value below (inputs closed over, as constants)
+    def run():
+        margins, ref_margins = logps[0] - logps[1], logps[2] - logps[3]
+        ranks = jnp.argsort(jnp.argsort(margins))
+        partners = jnp.sort(ref_margins)[ranks]
+        expected = jax.nn.softplus(-0.3 * (margins - partners))
+        none = jaxloss.dpo(*logps, beta=0.3, loss_type="aot", reduction="none")
+        masked = jaxloss.dpo(*logps, beta=0.3, loss_type="aot", where=keep, reduction="none")
+        dropped = jaxloss.dpo(
+            *(x[keep] for x in logps), beta=0.3, loss_type="aot", reduction="none"
+        )
+        sharded = jax.vmap(
+            lambda *a: jaxloss.dpo(*a, beta=0.3, loss_type="aot_unpaired", axis_name="d"),
+            axis_name="d",
+        )(*(x.reshape(4, 2) for x in logps))
+        whole = jaxloss.dpo(*logps, beta=0.3, loss_type="aot_unpaired")
+        return none, expected, masked, dropped, sharded, whole
+
+    none, expected, masked, dropped, sharded, whole = jax.tree.map(np.asarray, run())
+    np.testing.assert_allclose(none, expected, rtol=1e-6)
     np.testing.assert_allclose(masked[keep], dropped, rtol=1e-6)
     np.testing.assert_array_equal(masked[~keep], 0)
-    sharded = jax.vmap(
-        lambda *a: jaxloss.dpo(*a, beta=0.3, loss_type="aot_unpaired", axis_name="d"),
-        axis_name="d",
-    )(*(x.reshape(4, 2) for x in logps))
-    whole = jaxloss.dpo(*logps, beta=0.3, loss_type="aot_unpaired")
-    np.testing.assert_allclose(sharded, jnp.full(4, whole), rtol=1e-6)
+    np.testing.assert_allclose(sharded, np.full(4, whole), rtol=1e-6)
 
 
 EXTREMES = np.array([-1e4, -1e4, 0.0, 1e4, -3.0, 1e4], np.float32)
@@ -326,13 +358,13 @@ def test_unused_options_as_arrays_run_every_type_and_are_checked_in_checked_mode
     # A step that carries every hyperparameter as an array (traced, so it cannot be read
     # at trace time) runs a type that does not use one: it must be 0, which checked mode
     # verifies. (It raised ValueError for any array, 0 included.)
-    logps = [jnp.asarray([2.0, -1.0]), *[jnp.zeros(2)] * 3]
+    logps = [np.array([2.0, -1.0], np.float32), *[np.zeros(2, np.float32)] * 3]
 
     def step(smoothing, shift):
         return jaxloss.dpo(*logps, loss_type="ipo", label_smoothing=smoothing, reward_shift=shift)
 
     zero = jnp.float32(0)
-    expected = jaxloss.dpo(*logps, loss_type="ipo")
+    expected = jax.jit(lambda: jaxloss.dpo(*logps, loss_type="ipo"))()
     np.testing.assert_allclose(jax.jit(step)(zero, zero), expected, rtol=1e-6)
     checked = jaxloss.checked(step)  # traced: the arrays are arguments
     np.testing.assert_allclose(checked(zero, zero), expected, rtol=1e-6)
@@ -396,12 +428,14 @@ def test_weights_are_masked_and_refused_for_aot():
     logps = [np.linspace(-3, 3, 4).astype(np.float32) * k for k in (1, -1, 0.5, 0.2)]
     weights = np.array([2.0, np.nan, 1.0, 0.5], np.float32)
     keep = ~np.isnan(weights)
-    value, grads = jax.jit(
-        lambda *a: compiled.value_and_grads(
-            lambda *b: jaxloss.dpo(*b, weights=weights, where=keep, loss_type="nca_pair"), *a
+    (value, grads), dropped = jax.jit(  # one compilation for both
+        lambda *a: (
+            compiled.value_and_grads(
+                lambda *b: jaxloss.dpo(*b, weights=weights, where=keep, loss_type="nca_pair"), *a
+            ),
+            jaxloss.dpo(*(x[keep] for x in logps), weights=weights[keep], loss_type="nca_pair"),
         )
     )(*logps)
-    dropped = jaxloss.dpo(*(x[keep] for x in logps), weights=weights[keep], loss_type="nca_pair")
     np.testing.assert_allclose(value, dropped, rtol=1e-6)
     assert all(np.all(np.isfinite(g)) for g in grads)
     with pytest.raises(ValueError, match="weights"):

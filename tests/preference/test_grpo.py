@@ -140,83 +140,119 @@ def test_the_table_clips_and_caps():
 
 
 def _hand(**options):
-    logp, old = jnp.array([[math.log(1.5), 0.0]]), jnp.zeros((1, 2))
-    return jax.value_and_grad(lambda lp: jaxloss.grpo(lp, old, jnp.array([1.0]), **options))(logp)
+    logp = np.array([[math.log(1.5), 0.0]], np.float32)
+    old = np.zeros((1, 2), np.float32)
+    advantages = np.array([1.0], np.float32)
+    return jax.value_and_grad(lambda lp: jaxloss.grpo(lp, old, advantages, **options))(logp)
 
 
 def test_hand_worked_ppo_gspo_and_cispo():
+    ppo, gspo, unclipped, cispo = jax.jit(  # one compilation for the four
+        lambda: (
+            _hand(),
+            _hand(importance_sampling="sequence"),
+            _hand(importance_sampling="sequence", epsilon_low=0.5),
+            _hand(clip="cispo", epsilon_high=1.2),
+        )
+    )()
     # w = (1.5, 1), A = 1, ε = 0.2: the first token clipped at 1.2 (no gradient).
-    value, grad = _hand()
+    value, grad = ppo
     np.testing.assert_allclose(value, -1.1, rtol=1e-6)
     np.testing.assert_allclose(grad, [[0.0, -0.5]], atol=1e-7)
     # GSPO: one weight sqrt(1.5) = 1.2247 for both tokens, clipped at 1.2.
-    value, grad = _hand(importance_sampling="sequence")
+    value, grad = gspo
     np.testing.assert_allclose(value, -1.2, rtol=1e-6)
     np.testing.assert_allclose(grad, [[0.0, 0.0]], atol=1e-7)
     # Unclipped (ε = 0.5): −sqrt(1.5) per token, its gradient shared by the tokens.
-    value, grad = _hand(importance_sampling="sequence", epsilon_low=0.5)
+    value, grad = unclipped
     np.testing.assert_allclose(value, -math.sqrt(1.5), rtol=1e-6)
     np.testing.assert_allclose(grad, np.full((1, 2), -math.sqrt(1.5) / 2), rtol=1e-6)
     # CISPO: −sg[min(w, 1.2)] A log π: the value −1.2 log 1.5 / 2, the gradient −min(w, 1.2)/2.
-    value, grad = _hand(clip="cispo", epsilon_high=1.2)
+    value, grad = cispo
     np.testing.assert_allclose(value, -1.2 * math.log(1.5) / 2, rtol=1e-6)
     np.testing.assert_allclose(grad, [[-0.6, -0.5]], rtol=1e-6)
 
 
 def test_hand_worked_delta_and_kl():
-    old, advantages = jnp.zeros((1, 1)), jnp.array([-1.0])
-    logp = jnp.full((1, 1), math.log(3.0))  # w = 3, A = −1: the unclipped branch, 3
-    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages), 3.0, rtol=1e-6)
-    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages, delta=2.0), 2.0, rtol=1e-6)
+    old, advantages = np.zeros((1, 1), np.float32), np.array([-1.0], np.float32)
+    logp = np.full((1, 1), math.log(3.0), np.float32)  # w = 3, A = −1: the unclipped branch, 3
+    kl = math.exp(-1.0)
+
+    @jax.jit  # one compilation for every value below
+    def run():
+        # k3 at d = log π − log π_ref = 1 is e^{-1} − 1 + 1, weighted by w = 3 or not.
+        options = {"ref_logprobs": logp - 1.0, "beta": 0.5}
+        return (
+            jaxloss.grpo(logp, old, advantages),
+            jaxloss.grpo(logp, old, advantages, delta=2.0),
+            jaxloss.grpo(logp, old, advantages, delta=1.1),
+            jaxloss.grpo(logp, old, advantages, **options),
+            jaxloss.grpo(logp, old, advantages, kl_importance_weight=False, **options),
+            jaxloss.grpo(logp, old, advantages, kl_estimator="k2", kl_importance_weight=False,
+                         **options),
+        )  # fmt: skip
+
+    plain, delta_2, delta_1_1, weighted_k3, k3, k2 = run()
+    np.testing.assert_allclose(plain, 3.0, rtol=1e-6)
+    np.testing.assert_allclose(delta_2, 2.0, rtol=1e-6)
     # δ below 1 + ε: TRL's −min(min(w, δ)A, clip(w)A) = max(δ, 1.2) = 1.2 here.
-    np.testing.assert_allclose(jaxloss.grpo(logp, old, advantages, delta=1.1), 1.2, rtol=1e-6)
-    # k3 at d = log π − log π_ref = 1 is e^{-1} − 1 + 1, weighted by w = 3 or not.
-    ref, kl = logp - 1.0, math.exp(-1.0)
-    options = {"ref_logprobs": ref, "beta": 0.5}
-    np.testing.assert_allclose(
-        jaxloss.grpo(logp, old, advantages, **options), 3.0 + 0.5 * 3 * kl, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        jaxloss.grpo(logp, old, advantages, kl_importance_weight=False, **options),
-        3.0 + 0.5 * kl,
-        rtol=1e-6,
-    )
-    np.testing.assert_allclose(
-        jaxloss.grpo(logp, old, advantages, kl_estimator="k2", kl_importance_weight=False,
-                     **options),
-        3.0 + 0.5 * 0.5,
-        rtol=1e-6,
-    )  # fmt: skip
+    np.testing.assert_allclose(delta_1_1, 1.2, rtol=1e-6)
+    np.testing.assert_allclose(weighted_k3, 3.0 + 0.5 * 3 * kl, rtol=1e-6)
+    np.testing.assert_allclose(k3, 3.0 + 0.5 * kl, rtol=1e-6)
+    np.testing.assert_allclose(k2, 3.0 + 0.5 * 0.5, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("aggregation", "expected"),
-    [("sequence_mean", 1.0), ("token_mean", 1 / 3), ("constant", 1 / 8), ("sequence_sum", 0.5)],
-)
+AGGREGATIONS = [
+    ("sequence_mean", 1.0),
+    ("token_mean", 1 / 3),
+    ("constant", 1 / 8),
+    ("sequence_sum", 0.5),
+]
+
+
+@functools.cache
+@jax.jit
+def _aggregations_by_hand():
+    """The values of the cases below in one compilation."""
+    zeros = np.zeros((2, 2), np.float32)
+    where = np.array([[True, True], [True, False]])
+    advantages = np.array([1.0, -3.0], np.float32)
+    return (
+        {
+            aggregation: jaxloss.grpo(
+                zeros,
+                zeros,
+                advantages,
+                where=where,
+                loss_aggregation=aggregation,
+                max_completion_length=4,
+            )
+            for aggregation, _ in AGGREGATIONS
+        },
+        jaxloss.grpo(zeros, zeros, advantages, where=where, reduction="none"),
+        jaxloss.grpo(zeros, zeros, advantages, where=where, reduction="sum"),
+    )
+
+
+@pytest.mark.parametrize(("aggregation", "expected"), AGGREGATIONS)
 def test_hand_worked_aggregations(aggregation, expected):
     # w = 1, A = (1, −3): token losses (−1, −1) and (3); the second sequence has one token.
-    zeros = jnp.zeros((2, 2))
-    where = jnp.array([[True, True], [True, False]])
-    value = jaxloss.grpo(
-        zeros, zeros, jnp.array([1.0, -3.0]), where=where, loss_aggregation=aggregation,
-        max_completion_length=4,
-    )  # fmt: skip
-    np.testing.assert_allclose(value, expected, rtol=1e-6)
-    none = jaxloss.grpo(zeros, zeros, jnp.array([1.0, -3.0]), where=where, reduction="none")
+    values, none, total = _aggregations_by_hand()
+    np.testing.assert_allclose(values[aggregation], expected, rtol=1e-6)
     np.testing.assert_array_equal(none, [[-1.0, -1.0], [3.0, 0.0]])
-    np.testing.assert_allclose(
-        jaxloss.grpo(zeros, zeros, jnp.array([1.0, -3.0]), where=where, reduction="sum"), 1.0
-    )
+    np.testing.assert_allclose(total, 1.0)
 
 
 def test_per_token_advantages_as_trl_accepts():
     logprobs, old, _, advantages, mask = _inputs()
     per_token = np.broadcast_to(advantages[:, None], logprobs.shape)
-    np.testing.assert_allclose(
-        jaxloss.grpo(logprobs, old, per_token, where=mask),
-        jaxloss.grpo(logprobs, old, advantages, where=mask),
-        rtol=1e-6,
-    )
+    ours, expected = jax.jit(  # one compilation for both
+        lambda: (
+            jaxloss.grpo(logprobs, old, per_token, where=mask),
+            jaxloss.grpo(logprobs, old, advantages, where=mask),
+        )
+    )()
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
 def test_a_sequence_without_tokens_is_dropped_where_trl_counts_it():
@@ -226,7 +262,7 @@ def test_a_sequence_without_tokens_is_dropped_where_trl_counts_it():
     mask = mask.copy()
     mask[2] = False
     keep = np.arange(BATCH) != 2
-    ours = jaxloss.grpo(logprobs, old, advantages, where=mask)
+    ours = jax.jit(lambda: jaxloss.grpo(logprobs, old, advantages, where=mask))()
     trl_dropped, _ = _trl(
         tuple(a[keep] for a in (logprobs, old, ref, advantages, mask)), loss_type="grpo"
     )

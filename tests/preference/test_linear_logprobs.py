@@ -100,11 +100,16 @@ def test_matches_token_logprobs_of_the_logits(with_bias, masked, chunk_size):
 
 def test_hand_worked():
     # hidden one-hot: the logits of token t are the column t of weight.
-    weight = jnp.log(jnp.array([[0.5, 0.1], [0.25, 0.1], [0.25, 0.8]]))
-    for chunk_size in (None, 2):
-        out = jaxloss.linear_token_logprobs(
-            jnp.eye(2)[None], weight, jnp.array([[0, 2]]), chunk_size=chunk_size
-        )
+    @jax.jit  # one compilation for both chunk sizes
+    def run():
+        weight = jnp.log(np.array([[0.5, 0.1], [0.25, 0.1], [0.25, 0.8]], np.float32))
+        tokens = np.array([[0, 2]], np.int32)
+        return [
+            jaxloss.linear_token_logprobs(jnp.eye(2)[None], weight, tokens, chunk_size=chunk_size)
+            for chunk_size in (None, 2)
+        ]
+
+    for out in run():
         np.testing.assert_allclose(np.exp(out), [[0.5, 0.8]], rtol=1e-6)
 
 

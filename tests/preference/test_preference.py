@@ -616,21 +616,14 @@ def test_impossible_tokens_are_accepted_in_checked_mode_and_give_the_limits():
     # limit (token weights) is e^{ref − old}: beta · 1 here, as at a log-probability of −1e4.
     impossible = np.array([-np.inf, -1.0], np.float32)
     other = np.array([-1.0, -2.0], np.float32)
-    value, grad = jax.value_and_grad(
-        lambda lp: jnp.sum(jaxloss.kl_penalty(lp, other, estimator="k3", reduction="none"))
-    )(impossible)
-    assert float(value) == np.inf and grad[0] == -np.inf and np.isfinite(grad[1])
-    for loss in (
+    losses = (
         lambda a, b: jaxloss.dpo(a, b, other, other),
         lambda a, b: jaxloss.simpo(a, b),
         lambda a, b: jaxloss.orpo(a, b),
         lambda a, b: jaxloss.kto(a, b, np.array([True, False])),
         lambda a, b: jaxloss.ppo_clip(a, b, np.array([1.0, -1.0], np.float32)),
         lambda a, b: jaxloss.kl_penalty(a, b, estimator="k1"),
-    ):
-        np.testing.assert_array_equal(
-            jaxloss.checked(loss)(other, impossible), loss(other, impossible)
-        )
+    )
 
     def grpo(lp):
         return jaxloss.grpo(
@@ -642,9 +635,29 @@ def test_impossible_tokens_are_accepted_in_checked_mode_and_give_the_limits():
             reduction="none",
         )[0]
 
-    for lp in (impossible, np.array([-1e4, -1.0], np.float32)):
+    lps = (impossible, np.array([-1e4, -1.0], np.float32))
+
+    @jax.jit  # one compilation for every unchecked value and gradient below
+    def unchecked():
+        return (
+            jax.value_and_grad(
+                lambda lp: jnp.sum(jaxloss.kl_penalty(lp, other, estimator="k3", reduction="none"))
+            )(impossible),
+            [loss(other, impossible) for loss in losses],
+            [(grpo(lp), jax.grad(lambda x: jnp.sum(grpo(x)))(lp)) for lp in lps],
+        )
+
+    (value, grad), values, grpos = jax.tree.map(np.asarray, unchecked())
+    assert float(value) == np.inf and grad[0] == -np.inf and np.isfinite(grad[1])
+    # Checked mode: the six losses in one compiled function, grpo in another (both inputs).
+    checked_values = jaxloss.checked(lambda a, b: [loss(a, b) for loss in losses])(
+        other, impossible
+    )
+    for checked_value, expected in zip(checked_values, values, strict=True):
+        np.testing.assert_array_equal(checked_value, expected)
+    checked_grpo = jaxloss.checked(grpo)
+    for lp, (expected, grad) in zip(lps, grpos, strict=True):
         # Token 1: w = e, k3 = e^{-1}: w · k3 = 1 as well.
-        np.testing.assert_allclose(grpo(lp), [0.5, 0.5], rtol=1e-6)
-        np.testing.assert_array_equal(jaxloss.checked(grpo)(lp), grpo(lp))
-        grad = jax.grad(lambda x: jnp.sum(grpo(x)))(lp)
+        np.testing.assert_allclose(expected, [0.5, 0.5], rtol=1e-6)
+        np.testing.assert_array_equal(checked_grpo(lp), expected)
         assert np.all(np.isfinite(grad))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,34 @@ CASES = [
 ]
 
 
+def _inputs(shapes):
+    rng = np.random.default_rng(0)
+    predictions = (2 * rng.normal(size=shapes[0])).astype(np.float32)
+    targets = (2 * rng.normal(size=shapes[1])).astype(np.float32)
+    return predictions, targets
+
+
+@functools.cache
+def _ours(shapes):
+    """Every case and reduction of the inputs of ``shapes``, in one compilation (the tests
+    check the outer product's warning on their own trace)."""
+    predictions, targets = _inputs(shapes)
+
+    @jax.jit
+    def run():
+        return {
+            (index, reduction): getattr(jaxloss, name)(
+                predictions, targets, reduction=reduction, **options
+            )
+            for index, (name, options, _, _) in enumerate(CASES)
+            for reduction in REDUCTIONS
+        }
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return jax.tree.map(np.asarray, run())
+
+
 @pytest.mark.parametrize(
     "case, shapes, reduction",
     list(itertools.product(CASES, SHAPE_PAIRS, REDUCTIONS)),
@@ -37,14 +66,16 @@ CASES = [
 )
 def test_matches_torch(case, shapes, reduction):
     name, options, torch_fn, torch_options = case
-    rng = np.random.default_rng(0)
-    predictions = (2 * rng.normal(size=shapes[0])).astype(np.float32)
-    targets = (2 * rng.normal(size=shapes[1])).astype(np.float32)
+    predictions, targets = _inputs(shapes)
     # (6, 1) against (1, 4): torch computes the outer product and warns; so does jaxloss
-    # for the regression losses (other families refuse it).
+    # for the regression losses (other families refuse it), when the loss is traced (here a
+    # trace of this call alone; its value comes from the compiled function of every case).
     outer = tuple(np.broadcast_shapes(*shapes)) not in shapes
     with pytest.warns(UserWarning, match="the shape of none") if outer else _no_warning():
-        ours = getattr(jaxloss, name)(predictions, targets, reduction=reduction, **options)
+        jax.eval_shape(
+            lambda: getattr(jaxloss, name)(predictions, targets, reduction=reduction, **options)
+        )
+    ours = _ours(shapes)[CASES.index(case), reduction]
     with pytest.warns(UserWarning) if shapes[0] != shapes[1] else _no_warning():
         expected = torch_fn(
             torch.tensor(predictions, dtype=torch.float64),
@@ -64,10 +95,10 @@ class _no_warning:
 
 
 def test_log_cosh_is_stable_for_large_errors():
-    predictions = jnp.array([1000.0, -1000.0, 1e-3, 0.0])
-    value, grad = jax.value_and_grad(lambda p: jaxloss.log_cosh(p, jnp.zeros(4), reduction="sum"))(
-        predictions
-    )
+    predictions = np.array([1000.0, -1000.0, 1e-3, 0.0], np.float32)
+    value, grad = jax.jit(  # one compilation
+        jax.value_and_grad(lambda p: jaxloss.log_cosh(p, jnp.zeros(4), reduction="sum"))
+    )(predictions)
     expected = 2 * (1000.0 - np.log(2.0)) + np.log(np.cosh(1e-3))
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, np.tanh([1000.0, -1000.0, 1e-3, 0.0]), rtol=1e-6, atol=0)
@@ -81,11 +112,15 @@ def test_huber_and_smooth_l1_are_inf_at_an_infinite_difference_as_torch(name, wi
     # smooth_l1 with beta > 0 was NaN there (0 * inf in its L1 term) where torch and huber
     # give inf; the third and fourth entries check the finite values around it.
     option = "delta" if name == "huber" else "beta"
-    loss = jax.jit(functools.partial(getattr(jaxloss, name), reduction="none", **{option: width}))
+    loss = functools.partial(getattr(jaxloss, name), reduction="none", **{option: width})
     predictions = np.array([np.inf, -np.inf, 3.0, 1e37], np.float32)
     targets = np.zeros(4, np.float32)
-    values = loss(predictions, targets)
-    grad = jax.grad(lambda p: loss(p, targets).sum())(predictions)
+    values, grad = jax.jit(  # one compilation for both
+        lambda: (
+            loss(predictions, targets),
+            jax.grad(lambda p: loss(p, targets).sum())(predictions),
+        )
+    )()
     torch_fn = F.huber_loss if name == "huber" else F.smooth_l1_loss
     expected = torch_fn(
         torch.tensor(predictions, dtype=torch.float64),
@@ -99,7 +134,8 @@ def test_huber_and_smooth_l1_are_inf_at_an_infinite_difference_as_torch(name, wi
 
 
 def test_integer_targets_are_accepted_but_not_integer_predictions():
-    np.testing.assert_allclose(jaxloss.mse(jnp.array([1.5, 2.0]), jnp.array([1, 2])), 0.125)
+    value = jax.jit(jaxloss.mse)(np.array([1.5, 2.0], np.float32), np.array([1, 2], np.int32))
+    np.testing.assert_allclose(value, 0.125)
     with pytest.raises(TypeError, match="`predictions`"):
         jaxloss.mse(jnp.array([1, 2]), jnp.array([1.0, 2.0]))
 
@@ -110,13 +146,25 @@ def test_shapes_that_do_not_broadcast_name_both_arguments():
 
 
 def test_mae_gradient_at_an_exact_match_is_zero_as_in_torch():
-    grad = jax.grad(jaxloss.mae)(jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]))
+    grad = jax.jit(jax.grad(jaxloss.mae))(
+        np.array([1.0, 2.0], np.float32), np.array([1.0, 0.0], np.float32)
+    )
     np.testing.assert_allclose(grad, [0.0, 0.5])
 
 
-@pytest.mark.parametrize("error", [1e-4, 1e-2, 0.5, 3.9, 4.1, 30.0])
+LOG_COSH_ERRORS = [1e-4, 1e-2, 0.5, 3.9, 4.1, 30.0]
+
+
+@functools.cache
+def _log_cosh_of_errors():
+    """``log_cosh`` of each error below (a batch of one), in one compilation."""
+    errors = [np.array([e], np.float32) for e in LOG_COSH_ERRORS]
+    return jax.jit(lambda: [jaxloss.log_cosh(e, jnp.zeros(1)) for e in errors])()
+
+
+@pytest.mark.parametrize("error", LOG_COSH_ERRORS)
 def test_log_cosh_keeps_relative_precision(error):
-    value = jaxloss.log_cosh(jnp.array([error]), jnp.zeros(1))
+    value = _log_cosh_of_errors()[LOG_COSH_ERRORS.index(error)]
     np.testing.assert_allclose(value, np.log(np.cosh(error)), rtol=2e-6)
 
 
