@@ -10,20 +10,26 @@ from __future__ import annotations
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxloss
 
+# The inputs, jax arrays as before, rounded to float32 by NumPy and put on the device (no
+# compilation at import, in every process); the (log-)probabilities in one compiled function.
 RNG = np.random.default_rng(0)
-LOGPROBS = jax.nn.log_softmax(jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32))
-PROBS = jax.nn.softmax(jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32))
-LABELS = jnp.array([0, 2, 1, 2])
-SEQ = [jnp.asarray(RNG.normal(size=4) - 5, jnp.float32) for _ in range(4)]
-X1, X2 = (jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32) for _ in range(2))
-SIGNS = jnp.array([1, -1, 1, -1])
-CENTERS = jnp.asarray(RNG.normal(size=(3, 3)), jnp.float32)
+LOGPROBS, PROBS = jax.jit(lambda a, b: (jax.nn.log_softmax(a), jax.nn.softmax(b)))(
+    RNG.normal(size=(4, 3)).astype(np.float32), RNG.normal(size=(4, 3)).astype(np.float32)
+)
+LABELS = jax.device_put(np.array([0, 2, 1, 2], np.int32))
+_SEQ = [(RNG.normal(size=4) - 5).astype(np.float32) for _ in range(4)]
+SEQ = jax.device_put(_SEQ)
+SEQ_TENTHS = jax.device_put([s / np.float32(10) for s in _SEQ[:2]])  # SEQ[i] / 10
+_X1, _X2 = (RNG.normal(size=(4, 3)).astype(np.float32) for _ in range(2))
+X1, X2 = jax.device_put((_X1, _X2))
+_SIGNS = np.array([1, -1, 1, -1], np.int32)
+SIGNS = jax.device_put(_SIGNS)
+CENTERS = jax.device_put(RNG.normal(size=(3, 3)).astype(np.float32))
 
 # (function, positional inputs, {old keyword: value}, the new keyword of each old one)
 RENAMES = {
@@ -53,24 +59,24 @@ RENAMES = {
     "simpo": (
         jaxloss.simpo,
         (),
-        {"chosen_logps": SEQ[0] / 10, "rejected_logps": SEQ[1] / 10},
+        {"chosen_logps": SEQ_TENTHS[0], "rejected_logps": SEQ_TENTHS[1]},
         {"chosen_logps": "chosen_logprobs", "rejected_logps": "rejected_logprobs"},
     ),
     "orpo": (
         jaxloss.orpo,
         (),
-        {"chosen_logps": SEQ[0] / 10, "rejected_logps": SEQ[1] / 10},
+        {"chosen_logps": SEQ_TENTHS[0], "rejected_logps": SEQ_TENTHS[1]},
         {"chosen_logps": "chosen_logprobs", "rejected_logps": "rejected_logprobs"},
     ),
     "kto": (
         jaxloss.kto,
         (),
-        {"policy_logps": SEQ[0], "ref_logps": SEQ[1], "desirable": SIGNS > 0},
+        {"policy_logps": SEQ[0], "ref_logps": SEQ[1], "desirable": jax.device_put(_SIGNS > 0)},
         {"policy_logps": "policy_logprobs", "ref_logps": "ref_logprobs"},
     ),
     "margin_ranking": (
         jaxloss.margin_ranking,
-        (X1[:, 0], X2[:, 0]),
+        tuple(jax.device_put((_X1[:, 0], _X2[:, 0]))),
         {"y": SIGNS},
         {"y": "targets"},
     ),

@@ -22,16 +22,24 @@ def test_softplus_rule_matches_float64_and_has_the_right_second_derivative():
     # -1e4 to 1e4 and at ±inf, the second derivative at 0 (1/4, which autodiff of |x| at
     # its kink would get wrong), and check_grads to second order in both modes.
     x = np.concatenate([np.linspace(-30, 30, 121), [-1e4, -90.0, 90.0, 1e4]]).astype(np.float32)
-    value, slope = jax.jit(jax.vmap(jax.value_and_grad(_numerics.softplus)))(jnp.asarray(x))
+
+    @jax.jit
+    def run(x, zero, infinities):
+        value_and_slope = jax.vmap(jax.value_and_grad(_numerics.softplus))
+        curvature = jax.grad(jax.grad(_numerics.softplus))(zero)
+        return value_and_slope(x), curvature, value_and_slope(infinities)
+
+    (value, slope), curvature, ends = run(
+        x, np.float32(0.0), np.array([-np.inf, np.inf], np.float32)
+    )
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(value, np.logaddexp(0.0, x64), rtol=2e-7, atol=1e-37)
     np.testing.assert_allclose(slope, np.exp(-np.logaddexp(0.0, -x64)), rtol=2e-7, atol=1e-37)
-    curvature = jax.grad(jax.grad(_numerics.softplus))(jnp.float32(0.0))
     assert float(curvature) == 0.25
-    ends = jax.vmap(jax.value_and_grad(_numerics.softplus))(jnp.array([-jnp.inf, jnp.inf]))
     np.testing.assert_array_equal(np.asarray(ends[0]), [0.0, np.inf])
     np.testing.assert_array_equal(np.asarray(ends[1]), [0.0, 1.0])
-    moderate = jnp.linspace(-6.0, 6.0, 13)  # float32 finite differences, 0 included
+    # float32 finite differences, 0 included (on the device without compiling)
+    moderate = jax.device_put(np.linspace(-6.0, 6.0, 13, dtype=np.float32))
     check_grads(jax.jit(_numerics.softplus), (moderate,), order=2, modes=("fwd", "rev"))
 
 
@@ -43,29 +51,31 @@ def test_fenced_logsumexp_matches_float64_at_the_edges():
     rng = np.random.default_rng(0)
     x = rng.normal(scale=30.0, size=(6, 40)).astype(np.float32)
     x[1, ::3] = -np.inf
-    value, grad = jax.jit(jax.vmap(jax.value_and_grad(_numerics.logsumexp)))(jnp.asarray(x))
+    edges = np.zeros((3, 20), np.float32)
+    edges[0] = -np.inf
+    edges[1, 4] = np.inf
+    edges[2, 7] = np.nan
+    half = x[:, :30].astype(jnp.bfloat16)
+
+    @jax.jit
+    def run(x, edges, half):
+        value_and_grad = jax.vmap(jax.value_and_grad(_numerics.logsumexp))(x)
+        edge_values = _numerics.logsumexp(edges), jax.nn.logsumexp(edges, axis=-1)
+        return value_and_grad, edge_values, _numerics.logsumexp(half)
+
+    (value, grad), (edge_values, jax_edge_values), half_value = run(x, edges, half)
     x64 = x.astype(np.float64)
     top = x64.max(axis=-1, keepdims=True)
     expected = np.log(np.exp(x64 - top).sum(axis=-1)) + top[:, 0]
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, np.exp(x64 - expected[:, None]), rtol=1e-5, atol=1e-30)
-    edges = np.zeros((3, 20), np.float32)
-    edges[0] = -np.inf
-    edges[1, 4] = np.inf
-    edges[2, 7] = np.nan
-    np.testing.assert_array_equal(
-        np.asarray(_numerics.logsumexp(jnp.asarray(edges))),
-        np.asarray(jax.nn.logsumexp(jnp.asarray(edges), axis=-1)),
-    )
-    half = jnp.asarray(x[:, :30], jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(edge_values), np.asarray(jax_edge_values))
     rounded = np.asarray(half, np.float64)
     top = rounded.max(axis=-1, keepdims=True)
     half_expected = np.log(np.exp(rounded - top).sum(axis=-1)) + top[:, 0]
-    assert _numerics.logsumexp(half).dtype == jnp.bfloat16
-    np.testing.assert_allclose(
-        np.asarray(_numerics.logsumexp(half), np.float64), half_expected, rtol=1e-2
-    )
-    moderate = jnp.asarray(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
+    assert half_value.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(half_value, np.float64), half_expected, rtol=1e-2)
+    moderate = jax.device_put(rng.normal(scale=0.5, size=(2, 24)).astype(np.float32))
     check_grads(jax.jit(_numerics.logsumexp), (moderate,), order=2, modes=("fwd", "rev"))
 
 
@@ -79,13 +89,19 @@ def test_log_softmax_keeps_the_precision_of_the_shifted_logits():
     x64 = x.astype(np.float64)
     top = x64.max(axis=-1, keepdims=True)
     expected = x64 - top - np.log(np.exp(x64 - top).sum(axis=-1, keepdims=True))
-    np.testing.assert_allclose(_numerics.log_softmax(jnp.asarray(x)), expected, rtol=0, atol=4e-6)
-    weights = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
-    grad = jax.grad(lambda z: jnp.sum(_numerics.log_softmax(z) * weights))(jnp.asarray(x))
-    reference = jax.grad(lambda z: jnp.sum(jax.nn.log_softmax(z) * weights))(jnp.asarray(x))
+    weights = rng.normal(size=x.shape).astype(np.float32)
+    padded = np.array([[0.0, -np.inf] + [1.0] * 20], np.float32)
+
+    @jax.jit
+    def run(x, weights, padded):
+        grad = jax.grad(lambda z: jnp.sum(_numerics.log_softmax(z) * weights))(x)
+        reference = jax.grad(lambda z: jnp.sum(jax.nn.log_softmax(z) * weights))(x)
+        return _numerics.log_softmax(x), grad, reference, _numerics.log_softmax(padded)
+
+    log_probs, grad, reference, padded_log_probs = run(x, weights, padded)
+    np.testing.assert_allclose(log_probs, expected, rtol=0, atol=4e-6)
     np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-6)
-    padded = jnp.asarray([[0.0, -jnp.inf] + [1.0] * 20])
-    assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
+    assert float(np.asarray(padded_log_probs)[0, 1]) == -np.inf
 
 
 def test_short_class_axes_go_class_by_class_with_the_same_numbers():
@@ -97,22 +113,33 @@ def test_short_class_axes_go_class_by_class_with_the_same_numbers():
     x64 = x.astype(np.float64)
     top = x64.max(axis=-1, keepdims=True)
     expected = x64 - top - np.log(np.exp(x64 - top).sum(axis=-1, keepdims=True))
-    np.testing.assert_allclose(_numerics.log_softmax(jnp.asarray(x)), expected, rtol=0, atol=2e-6)
-    padded = jnp.asarray([[0.0, -jnp.inf, 1.0]])
-    assert float(_numerics.log_softmax(padded)[0, 1]) == -np.inf
-    check_grads(jax.jit(_numerics.log_softmax), (jnp.asarray(x[:4] / 3),), order=2, eps=1e-2)
+    padded = np.array([[0.0, -np.inf, 1.0]], np.float32)
+    labels = rng.integers(0, x.shape[-1], x.shape[0]).astype(np.int32)
 
-    labels = jnp.asarray(rng.integers(0, x.shape[-1], x.shape[0]))
-    picked = jax.jit(_numerics.take_class)(jnp.asarray(x), labels)
-    np.testing.assert_array_equal(picked, x[np.arange(x.shape[0]), np.asarray(labels)])
-    grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels) ** 2))(jnp.asarray(x))
+    @jax.jit
+    def run(x, padded, labels):
+        picked = _numerics.take_class(x, labels)
+        grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels) ** 2))(x)
+        one_hot = jax.nn.one_hot(labels, x.shape[-1])
+        poisoned = jnp.where(one_hot > 0, x, jnp.nan)
+        poisoned_finite = jnp.all(jnp.isfinite(_numerics.take_class(poisoned, labels)))
+        poisoned_grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels)))(poisoned)
+        log_probs = _numerics.log_softmax(x), _numerics.log_softmax(padded)
+        return log_probs, picked, grad, poisoned_finite, poisoned_grad, one_hot
+
+    (log_probs, padded_log_probs), picked, grad, poisoned_finite, poisoned_grad, one_hot = run(
+        x, padded, labels
+    )
+    np.testing.assert_allclose(log_probs, expected, rtol=0, atol=2e-6)
+    assert float(np.asarray(padded_log_probs)[0, 1]) == -np.inf
+    check_grads(jax.jit(_numerics.log_softmax), (jax.device_put(x[:4] / 3),), order=2, eps=1e-2)
+
+    np.testing.assert_array_equal(picked, x[np.arange(x.shape[0]), labels])
     expected_grad = np.zeros_like(x)
-    expected_grad[np.arange(x.shape[0]), np.asarray(labels)] = 2 * np.asarray(picked)
+    expected_grad[np.arange(x.shape[0]), labels] = 2 * np.asarray(picked)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)
-    poisoned = jnp.where(jax.nn.one_hot(labels, x.shape[-1]) > 0, x, jnp.nan)
-    assert bool(jnp.all(jnp.isfinite(_numerics.take_class(poisoned, labels))))
-    grad = jax.grad(lambda z: jnp.sum(_numerics.take_class(z, labels)))(poisoned)
-    np.testing.assert_array_equal(grad, jax.nn.one_hot(labels, x.shape[-1]))
+    assert bool(poisoned_finite)
+    np.testing.assert_array_equal(poisoned_grad, one_hot)
 
 
 def _log_cosh_partials(x, y):
@@ -125,21 +152,27 @@ def _log_cosh(x, y):
 
 
 def test_elementwise_uses_its_partials_to_any_order():
-    x = jnp.array([-3.0, -0.5, 0.0, 0.25, 2.0])
-    y = jnp.array([0.5, 0.5, 0.0, -1.0, 2.5])
+    # On the device without compiling (jax arrays for check_grads, as jnp.array gives them).
+    x = jax.device_put(np.array([-3.0, -0.5, 0.0, 0.25, 2.0], np.float32))
+    y = jax.device_put(np.array([0.5, 0.5, 0.0, -1.0, 2.5], np.float32))
     d = np.float64(np.asarray(x)) - np.float64(np.asarray(y))
-    grad_x, grad_y = jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y)), argnums=(0, 1))(x, y)
+
+    @jax.jit
+    def run(x, y):
+        grads = jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y)), argnums=(0, 1))(x, y)
+        # One argument differentiated (the other's tangent a symbolic zero), forward mode too.
+        jacobian = jax.jacfwd(lambda x: _log_cosh(x, y))(x)
+        # The partials are differentiated in turn: d² log cosh / dx² = 1 - tanh².
+        hessian = jax.hessian(lambda x: jnp.sum(_log_cosh(x, y)))(x)
+        batched = jax.vmap(jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y))))(x[None], y[None])
+        return grads, jacobian, hessian, batched
+
+    (grad_x, grad_y), jacobian, hessian, batched = run(x, y)
     np.testing.assert_allclose(grad_x, np.tanh(d), rtol=1e-6)
     np.testing.assert_allclose(grad_y, -np.tanh(d), rtol=1e-6)
-    # One argument differentiated (the other's tangent a symbolic zero), forward mode too.
-    np.testing.assert_allclose(
-        jax.jacfwd(lambda x: _log_cosh(x, y))(x), np.diag(np.tanh(d)), rtol=1e-6
-    )
-    # The partials are differentiated in turn: d² log cosh / dx² = 1 - tanh².
-    hessian = jax.hessian(lambda x: jnp.sum(_log_cosh(x, y)))(x)
+    np.testing.assert_allclose(jacobian, np.diag(np.tanh(d)), rtol=1e-6)
     np.testing.assert_allclose(hessian, np.diag(1 - np.tanh(d) ** 2), rtol=1e-5, atol=1e-7)
     check_grads(jax.jit(_log_cosh), (x, y), order=2, modes=("fwd", "rev"))
-    batched = jax.vmap(jax.grad(lambda x, y: jnp.sum(_log_cosh(x, y))))(x[None], y[None])
     np.testing.assert_allclose(batched[0], np.tanh(d), rtol=1e-6)
 
 
@@ -148,10 +181,16 @@ def test_elementwise_leaves_out_an_argument_without_partial():
     def scaled(x, scale):
         return scale * x
 
-    x = jnp.arange(3.0)
+    @jax.jit
+    def grads(x, scale):
+        # The scale a traced argument of the first gradient, a Python number in the second.
+        grad_scale = jax.grad(lambda s: jnp.sum(scaled(x, s)))(scale)
+        return grad_scale, jax.grad(lambda x: jnp.sum(scaled(x, 2.0)))(x)
+
+    grad_scale, grad_x = grads(np.arange(3.0, dtype=np.float32), 2.0)
     # The partial in ``scale`` is None: its tangent is dropped, by design for hyperparameters.
-    assert float(jax.grad(lambda s: jnp.sum(scaled(x, s)))(2.0)) == 0.0
-    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(scaled(x, 2.0)))(x), [2.0] * 3)
+    assert float(grad_scale) == 0.0
+    np.testing.assert_allclose(grad_x, [2.0] * 3)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
@@ -164,17 +203,23 @@ def test_written_out_is_the_identity_bit_for_bit(dtype):
     exponent = ((1 << info.nexp) - 1) << info.nmant
     specials = [0, top, 1, top | 1, exponent, top | exponent, exponent | 1, exponent | 3]
     pattern = np.concatenate([bits.astype(width), np.asarray(specials, width)])
-    x = jnp.asarray(pattern.view(dtype))
-    got = np.asarray(jax.jit(_numerics.written_out)(x)).view(width)
+    got = np.asarray(jax.jit(_numerics.written_out)(pattern.view(dtype))).view(width)
     # NaNs stay NaN (the CPU computes bfloat16 in float32, which quiets a signaling NaN, as
     # any bfloat16 operation there does); every other value keeps its bits.
     nan = np.isnan(pattern.view(dtype).astype(np.float32))
     assert np.isnan(got.view(dtype).astype(np.float32))[nan].all()
     np.testing.assert_array_equal(got[~nan], pattern[~nan])
     # It is linear: a tangent and a cotangent pass through unchanged.
-    ones = jnp.ones(3, dtype)
-    assert jax.jvp(_numerics.written_out, (ones,), (ones,))[1].tolist() == ones.tolist()
-    assert jax.grad(lambda v: jnp.sum(_numerics.written_out(v * 2.0)))(ones).tolist() == [2.0] * 3
+    ones = np.ones(3, dtype)
+
+    @jax.jit
+    def tangent_and_cotangent(ones):
+        tangent = jax.jvp(_numerics.written_out, (ones,), (ones,))[1]
+        return tangent, jax.grad(lambda v: jnp.sum(_numerics.written_out(v * 2.0)))(ones)
+
+    tangent, cotangent = tangent_and_cotangent(ones)
+    assert tangent.tolist() == ones.tolist()
+    assert cotangent.tolist() == [2.0] * 3
 
 
 def test_written_elementwise_has_the_values_and_partials_of_the_unwritten():
@@ -186,15 +231,27 @@ def test_written_elementwise_has_the_values_and_partials_of_the_unwritten():
 
     plain = _numerics.elementwise(partials)(product)
     written = _numerics.elementwise(partials, written=True)(product)
-    x, y = jnp.array([1.0, -2.0, 3.0]), jnp.array([0.5, 4.0, -1.0])
-    np.testing.assert_array_equal(written(x, y), plain(x, y))
-    for argnums in (0, 1):
-        g_plain = jax.grad(lambda *a: jnp.sum(plain(*a)), argnums)(x, y)
-        g_written = jax.grad(lambda *a: jnp.sum(written(*a)), argnums)(x, y)
+    x, y = np.array([1.0, -2.0, 3.0], np.float32), np.array([0.5, 4.0, -1.0], np.float32)
+
+    @jax.jit
+    def run(x, y):
+        values = written(x, y), plain(x, y)
+        grads = [
+            (
+                jax.grad(lambda *a: jnp.sum(written(*a)), argnums)(x, y),
+                jax.grad(lambda *a: jnp.sum(plain(*a)), argnums)(x, y),
+            )
+            for argnums in (0, 1)
+        ]
+        # Second derivatives through the written values: the product's own Hessian.
+        joined = jnp.concatenate([x, y])
+        hessian = jax.hessian(lambda v: jnp.sum(written(v[:3], v[3:])))(joined)
+        return values, grads, hessian
+
+    (written_values, plain_values), grads, hessian = run(x, y)
+    np.testing.assert_array_equal(written_values, plain_values)
+    for g_written, g_plain in grads:
         np.testing.assert_array_equal(g_written, g_plain)
-    # Second derivatives through the written values: the product's own Hessian.
-    joined = jnp.concatenate([x, y])
-    hessian = jax.hessian(lambda v: jnp.sum(written(v[:3], v[3:])))(joined)
     np.testing.assert_array_equal(hessian, np.roll(np.eye(6), 3, axis=1))  # [[0, I], [I, 0]]
     # The marker survives XLA's optimizations (what makes XLA:CPU write the values out).
     text = jax.jit(lambda *a: jnp.sum(written(*a))).lower(x, y).compile().as_text()
@@ -209,12 +266,12 @@ def test_logaddexp_split_gives_both_shares_to_full_precision():
     a = np.concatenate([rng.normal(scale=30, size=200), [0, -np.inf, -np.inf, 5, -80, 3]])
     b = np.concatenate([rng.normal(scale=30, size=200), [0, 2, -np.inf, -np.inf, 0, 3]])
     a, b = a.astype(np.float32), b.astype(np.float32)
-    total, split = jax.jit(_numerics.logaddexp_and_split)(a, b)
-    share_a, share_b = jax.jit(_numerics.logaddexp_shares)(split)
+    total, split = jax.device_get(jax.jit(_numerics.logaddexp_and_split)(a, b))
+    share_a, share_b = jax.device_get(jax.jit(_numerics.logaddexp_shares)(split))
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     expected = np.logaddexp(a64, b64)
     np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(total, _numerics.fast_logaddexp(a, b))
+    np.testing.assert_array_equal(total, jax.jit(_numerics.fast_logaddexp)(a, b))
     reached = np.isfinite(expected)
     # Relative to each share: float32's rounding of a - b (up to |a - b| 2^-24, 4e-6 at a
     # difference of 70) bounds it, not the share's size.
@@ -265,10 +322,11 @@ def test_xlogx_is_x_log_x_with_its_limit_at_0():
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         wide = x.astype(np.float64)
         expected = np.where(x == 0, 0.0, wide * np.log(wide)).astype(np.float32)
-    np.testing.assert_allclose(_numerics.xlogx(jnp.asarray(x)), expected, rtol=1e-6)
+    values, slopes = jax.jit(lambda x: (_numerics.xlogx(x), _numerics.xlogx_slope(x[:4])))(x)
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
     # Its slope, for the partials: log x + 1, and 0 at x = 0.
     np.testing.assert_allclose(
-        _numerics.xlogx_slope(jnp.asarray(x[:4])),
+        slopes,
         [0.0, np.log(1e-30) + 1, np.log(0.5) + 1, 1.0],
         rtol=1e-6,
     )
@@ -342,11 +400,11 @@ def test_row_sums_match_float64_without_writing_the_rows(length):
     def sums(x):
         return _numerics.row_sums(jnp.exp(x), jnp.exp(-x), x * jnp.exp(x))
 
-    program = jax.jit(sums).lower(jnp.asarray(x)).compile()
+    program = jax.jit(sums).lower(x).compile()
     assert program.memory_analysis().temp_size_in_bytes < x.nbytes // 4
     x64 = np.asarray(x, np.float64)
     for got, expected in zip(
-        program(jnp.asarray(x)),
+        program(x),
         (np.exp(x64).sum(-1), np.exp(-x64).sum(-1), (x64 * np.exp(x64)).sum(-1)),
         strict=True,
     ):
@@ -377,20 +435,27 @@ def test_distance_matches_float64_with_zero_gradient_at_zero():
     def total(x, y, shift):
         return jnp.sum(_numerics.distance(x, y, shift) * jnp.arange(1.0, 7.0))
 
-    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(x, y, 0.5)
+    value, grads = jax.device_get(jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(x, y, 0.5))
     u = x.astype(np.float64) - y + 0.5
     norms = np.sqrt(np.sum(u**2, -1))
     weights = np.arange(1.0, 7.0)[:, None]
     with np.errstate(invalid="ignore"):
         slope = np.where(norms[:, None] == 0, 0, u / norms[:, None]) * weights
-    np.testing.assert_allclose(_numerics.distance(x, y, 0.5), norms, rtol=1e-6)
+    finite = np.arange(6) != 2
+
+    @jax.jit
+    def distance_and_shift_grad(x, y, x_finite):
+        # The shift a Python number for the distance, as given eagerly.
+        return _numerics.distance(x, y, 0.5), jax.grad(total, argnums=2)(x_finite, y, 0.5)
+
+    distances, shift_grad = distance_and_shift_grad(x, y, np.where(finite[:, None], x, y))
+    np.testing.assert_allclose(distances, norms, rtol=1e-6)
     np.testing.assert_allclose(grads[0], slope, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grads[1], -slope, rtol=1e-6, atol=1e-7)
     assert np.isnan(value) and np.all(np.isnan(grads[0][2])) and np.isnan(grads[2])
     assert np.all(np.asarray(grads[0][1]) == 0)
-    finite = np.arange(6) != 2
     np.testing.assert_allclose(
-        jax.grad(total, argnums=2)(np.where(finite[:, None], x, y), y, 0.5),
+        shift_grad,
         slope[finite].sum() + 3 * np.sqrt(5),  # row 2 (weight 3) replaced: u = 0.5
         rtol=1e-5,
     )
@@ -400,7 +465,7 @@ def test_distance_matches_float64_with_zero_gradient_at_zero():
         order=2,
         modes=("fwd", "rev"),
     )
-    rows = jnp.zeros((512, 64))
+    rows = np.zeros((512, 64), np.float32)
     program = jax.jit(
         jax.value_and_grad(lambda x, y: jnp.sum(_numerics.distance(x, y, 1e-6)), argnums=(0, 1))
     )

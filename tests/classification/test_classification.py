@@ -415,8 +415,14 @@ def test_infinite_logits_give_nan_and_where_leaves_them_out(name):
     targets = np.repeat(targets, 2, axis=0)
     # A mask of samples for multilabel_soft_margin, of elements for the others.
     keep = np.array([False, True]) if name == "multilabel_soft_margin" else logits > -np.inf
-    masked = _LOGISTIC[name](logits, targets, where=keep, reduction="sum")
-    expected = _LOGISTIC[name](logits[keep], targets[keep], reduction="sum")
+
+    @jax.jit
+    def masked_and_kept(logits, targets, kept_logits, kept_targets):
+        # `keep` closed over: a NumPy mask at trace time, as given eagerly.
+        masked = _LOGISTIC[name](logits, targets, where=keep, reduction="sum")
+        return masked, _LOGISTIC[name](kept_logits, kept_targets, reduction="sum")
+
+    masked, expected = masked_and_kept(logits, targets, logits[keep], targets[keep])
     np.testing.assert_allclose(masked, expected, rtol=1e-6)
 
 
@@ -487,7 +493,8 @@ def test_label_log_probabilities_are_exact_at_large_logits():
             # torch's float32 log_softmax: within 6e-8 (log Σ rounds near 1); the old form 1e-4.
             np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7, err_msg=name)
     two = np.array([[1e30, 1e30, 0.0]], np.float32)
-    np.testing.assert_allclose(jaxloss.cross_entropy(two, np.array([1])), np.log(2), rtol=1e-6)
+    value = jax.jit(lambda z: jaxloss.cross_entropy(z, np.array([1])))(two)
+    np.testing.assert_allclose(value, np.log(2), rtol=1e-6)
 
 
 # --- Focal losses: reductions to known losses, and the torchvision formula ---------------
@@ -539,7 +546,8 @@ def test_sigmoid_focal_gradients_match_torch_for_any_gamma():
 
         return [grads(gamma) for gamma in GAMMAS]
 
-    results = run(logits, targets, jnp.float32(1.5))
+    # NumPy arrays: indexed with masks below (a compiled gather each on jax arrays).
+    results = jax.device_get(run(logits, targets, np.float32(1.5)))
     for gamma, (value, (by_logits, by_targets, by_gamma)) in zip(GAMMAS, results, strict=True):
         x, t = (_torch(a).requires_grad_() for a in (logits, targets))
         g = torch.tensor(1.5 if gamma is None else gamma, dtype=torch.float64, requires_grad=True)

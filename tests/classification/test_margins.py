@@ -87,7 +87,8 @@ def test_multi_margin_excludes_labels_torch_rejects():
         out["nothing"] = jax.value_and_grad(functools.partial(loss, where=nothing))(logits)
         return out
 
-    out = run(logits, labels, where, np.zeros(7, bool))
+    # NumPy arrays: indexed with masks below (a compiled gather each on jax arrays).
+    out = jax.device_get(run(logits, labels, where, np.zeros(7, bool)))
     theirs = {
         reduction: _torch_value_and_grad(
             lambda x, reduction=reduction: F.multi_margin_loss(
@@ -185,7 +186,7 @@ def test_multilabel_soft_margin_with_per_sample_weights_and_masked_rows():
             logits,
         )
 
-    value, (grad,) = run(logits, targets, weights, keep)
+    value, (grad,) = jax.device_get(run(logits, targets, weights, keep))
     theirs = _torch_value_and_grad(
         lambda x: F.multilabel_soft_margin_loss(
             x, torch.tensor(targets[keep]), weight=torch.tensor(weights[keep])

@@ -276,13 +276,21 @@ def test_linear_cross_entropy_with_every_other_class_banned():
     labels = np.array([0, 0])
     ht, wt, bt = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
     F.cross_entropy(ht @ wt.T + bt, torch.tensor(labels)).backward()
-    for chunk_size in (None, 2):
-        value, grads = jax.value_and_grad(
-            lambda h, w, b, c=chunk_size: jaxloss.linear_cross_entropy(
-                h, w, labels, bias=b, chunk_size=c
-            ),
-            (0, 1, 2),
-        )(h, w, b)
+    chunk_sizes = (None, 2)
+
+    @jax.jit
+    def run(h, w, b):
+        return [
+            jax.value_and_grad(
+                lambda h, w, b, c=chunk_size: jaxloss.linear_cross_entropy(
+                    h, w, labels, bias=b, chunk_size=c
+                ),
+                (0, 1, 2),
+            )(h, w, b)
+            for chunk_size in chunk_sizes
+        ]
+
+    for chunk_size, (value, grads) in zip(chunk_sizes, run(h, w, b), strict=True):
         assert float(value) == 0.0
         for ours, theirs in zip(grads, (ht.grad, wt.grad, bt.grad), strict=True):
             np.testing.assert_array_equal(ours, theirs.numpy(), err_msg=str(chunk_size))
@@ -536,8 +544,13 @@ def test_float64_means_of_the_weighted_kernels_are_float64():
     log_q = z - np.log(np.exp(z).sum(1, keepdims=True))
     log_p = z_teacher - np.log(np.exp(z_teacher).sum(1, keepdims=True))
     with jax.enable_x64(True):
-        ce = jaxloss.linear_cross_entropy(h, w, labels, chunk_size=4)  # row blocks
-        kl = jaxloss.linear_distill(h, w, h, w[::-1].copy(), beta=0.0)
+
+        @jax.jit
+        def run(h, w, w_teacher):
+            ce = jaxloss.linear_cross_entropy(h, w, labels, chunk_size=4)  # row blocks
+            return ce, jaxloss.linear_distill(h, w, h, w_teacher, beta=0.0)
+
+        ce, kl = run(h, w, w[::-1].copy())
         assert ce.dtype == kl.dtype == np.float64
     np.testing.assert_allclose(ce, np.mean(-log_q[np.arange(6), labels]), rtol=1e-13)
     np.testing.assert_allclose(kl, np.mean((np.exp(log_p) * (log_p - log_q)).sum(1)), rtol=1e-13)

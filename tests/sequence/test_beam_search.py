@@ -223,8 +223,13 @@ def test_jit_vmap_half_precision_and_log_probabilities():
 
 def test_slots_past_the_distinct_prefixes_and_sequences_without_frames():
     # One frame over {blank, "a"}: two prefixes, so two of the four slots hold none.
-    tokens, lengths, scores = jaxloss.ctc_beam_search(
-        np.log([[[0.25, 0.75]], [[0.5, 0.5]]]), logit_lengths=[1, 0], beam_width=4, top_k=4
+    # Compiled once, the NumPy logits and the list of lengths closed over (as given eagerly).
+    tokens, lengths, scores = jax.device_get(
+        jax.jit(
+            lambda: jaxloss.ctc_beam_search(
+                np.log([[[0.25, 0.75]], [[0.5, 0.5]]]), logit_lengths=[1, 0], beam_width=4, top_k=4
+            )
+        )()
     )
     np.testing.assert_array_equal(tokens[:, :, 0], [[1, -1, -1, -1], [-1, -1, -1, -1]])
     np.testing.assert_array_equal(lengths, [[1, 0, 0, 0], [0, 0, 0, 0]])

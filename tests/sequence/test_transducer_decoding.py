@@ -361,10 +361,12 @@ def test_padding_jit_rows_and_half_precision():
     reordered = (params, encoder_out[order], LENGTHS[order], state[order])
     assert_same(_decode(*reordered, **greedy_options), greedy, order)
     assert_same(_decode(*reordered, **beam_options), beam, order)
-    # Eager equals jit.
-    predict, join = _jax_model(params)
+    # Eager equals jit. The parameters and the state as jnp.asarray and _state give them, put
+    # on the device without compiling.
+    predict, join = _jax_model(jax.device_put(params))
+    eager_state = jax.device_put((state, np.zeros(len(state), np.int32)))
     greedy_eager = jaxloss.rnnt_greedy_decode(
-        encoder_out, predict, join, _state(state), logit_lengths=LENGTHS, max_symbols_per_frame=3
+        encoder_out, predict, join, eager_state, logit_lengths=LENGTHS, max_symbols_per_frame=3
     )
     assert_same(greedy_eager, greedy)
     assert_same(
@@ -372,7 +374,7 @@ def test_padding_jit_rows_and_half_precision():
             encoder_out,
             predict,
             join,
-            _state(state),
+            eager_state,
             logit_lengths=LENGTHS,
             max_symbols_per_frame=2,
             beam_width=3,
@@ -380,13 +382,16 @@ def test_padding_jit_rows_and_half_precision():
         ),
         beam,
     )
-    # Half precision in, float32 log-probabilities out.
-    half = jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16), params)
-    predict, join = _jax_model(half)
-    half_state = (jnp.asarray(state, jnp.bfloat16), jnp.zeros(BATCH, jnp.int32))
-    _, _, scores = jaxloss.rnnt_beam_search(
-        jnp.asarray(encoder_out, jnp.bfloat16), predict, join, half_state, beam_width=2
-    )
+    # Half precision in, float32 log-probabilities out (inputs rounded by NumPy, decoded jitted).
+    half = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+
+    @jax.jit
+    def half_scores(half, encoder_out, hidden):
+        predict, join = _jax_model(half)
+        half_state = (hidden, jnp.zeros(BATCH, jnp.int32))
+        return jaxloss.rnnt_beam_search(encoder_out, predict, join, half_state, beam_width=2)[2]
+
+    scores = half_scores(half, encoder_out.astype(jnp.bfloat16), state.astype(jnp.bfloat16))
     assert scores.dtype == jnp.float32 and np.all(np.isfinite(scores))
 
 
