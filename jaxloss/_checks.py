@@ -125,6 +125,30 @@ def broadcast_floats(
     return floats, shape
 
 
+def per_sequence(x: ArrayLike, name: str, tokens: ArrayLike, tokens_name: str) -> ArrayLike:
+    """``x`` with a token axis of 1 where it holds one value per sequence of ``tokens``.
+
+    Against token values ``[batch, time]``, an ``x`` of shape ``[batch]`` (one axis fewer,
+    the leading ones) is read as one value per sequence and spread over the tokens, as
+    ``[batch, 1]``; NumPy's broadcasting would pair its entries with the positions instead,
+    and only where ``batch == time``, silently. Where the leading and the trailing axes
+    agree (``batch == time``) the intent cannot be read: ValueError asking for ``[batch,
+    1]`` or ``[1, time]``. Any other shape passes unchanged (NumPy's broadcasting).
+    """
+    shape, token_shape = _shape_of(x), _shape_of(tokens)
+    if len(token_shape) < 2 or len(shape) != len(token_shape) - 1:
+        return x
+    if shape != token_shape[:-1]:
+        return x
+    if shape == token_shape[1:]:
+        raise ValueError(
+            f"`{name}` of shape {shape} against `{tokens_name}` of shape {token_shape}: one "
+            f"value per sequence, or one per position? Give {(*shape, 1)} for one per "
+            f"sequence, {(1, *shape)} for one per position."
+        )
+    return jnp.expand_dims(jnp.asarray(x), -1)
+
+
 def broadcast_to(x: jnp.ndarray, shape: Sequence[int], name: str, target: str) -> jnp.ndarray:
     """Broadcasts ``x`` to ``shape`` (the shape of ``target``), naming both on failure."""
     shape = tuple(shape)

@@ -5,9 +5,9 @@ Shapes: sequence-level losses (``bradley_terry``, ``dpo``, ``simpo``, ``orpo``, 
 one value per sequence or pair, ``[batch]``, and return ``[batch]`` for
 ``reduction="none"``. Token-level losses (``ppo_clip``, ``grpo``, ``kl_penalty``) take per-token
 log-probabilities ``[batch, time]`` (any shape; inputs broadcast, so per-sequence advantages
-``[batch, 1]`` spread over the tokens) and a ``where`` mask of padding; their ``"mean"`` is
-over the valid tokens of the whole batch (and of every device with ``axis_name``), as TRL's
-masked mean.
+``[batch, 1]`` spread over the tokens, as do ``[batch]`` ones) and a ``where`` mask of
+padding; their ``"mean"`` is over the valid tokens of the whole batch (and of every device
+with ``axis_name``), as TRL's masked mean.
 
 Log-probabilities come from ``token_logprobs`` / ``sequence_logprobs``, which read the
 target token's log-softmax without materializing a ``[batch, time, vocab]`` copy, or from

@@ -50,7 +50,9 @@ def ppo_clip(
     Args:
       logprobs: ``[batch, time]`` token log-probabilities under the current policy.
       old_logprobs: the same under the policy that sampled the tokens (broadcastable).
-      advantages: advantages, broadcastable (``[batch, 1]`` for one per sequence, as GRPO).
+      advantages: advantages, broadcastable; one per sequence as ``[batch]`` (spread over
+        its tokens, as GRPO's) or ``[batch, 1]``. A ``[batch]`` against ``[batch, time]``
+        log-probabilities with ``batch == time`` is ambiguous: ValueError.
       epsilon: ε in [0, 1], the clipping range.
       dual_clip: c > 1, or None.
       where: optional boolean mask of valid tokens (the broadcast shape).
@@ -74,6 +76,7 @@ def ppo_clip(
     _checks.in_range(epsilon, "epsilon", low=0, high=1)
     if dual_clip is not None:
         _checks.in_range(dual_clip, "dual_clip", low=1, low_open=True)
+    advantages = _checks.per_sequence(advantages, "advantages", logprobs, "logprobs")
     (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
         allow_inf=("logprobs", "old_logprobs"),
         logprobs=logprobs,

@@ -256,6 +256,33 @@ def test_ppo_clip_matches_trl_masked_mean(epsilon):
     )
 
 
+def test_ppo_clip_reads_batch_advantages_per_sequence_and_refuses_the_ambiguous_shape():
+    # [batch] advantages are one per sequence, as GRPO's (NumPy would pair them with the
+    # positions, silently where batch == time); [time] ones keep NumPy's broadcasting.
+    rng = np.random.default_rng(7)
+    logprobs = rng.uniform(-3, -0.1, size=(3, 5)).astype(np.float32)
+    old = (logprobs + 0.3 * rng.normal(size=(3, 5))).astype(np.float32)
+    per_sequence = rng.normal(size=3).astype(np.float32)
+    per_position = rng.normal(size=5).astype(np.float32)
+
+    @jax.jit  # one compilation for both
+    def run(per_sequence, per_position):
+        return [
+            jaxloss.ppo_clip(logprobs, old, a, reduction="none")
+            for a in (per_sequence, per_position)
+        ]
+
+    by_sequence, by_position = run(per_sequence, per_position)
+    expected = ref.ppo_clip(logprobs, old, per_sequence[:, None])
+    np.testing.assert_allclose(by_sequence, expected, rtol=1e-6)
+    np.testing.assert_allclose(by_position, ref.ppo_clip(logprobs, old, per_position), rtol=1e-6)
+    square, square_old = logprobs[:, :3], old[:, :3]
+    with pytest.raises(ValueError, match=r"\(3, 1\) for one per sequence, \(1, 3\) for one"):
+        jax.eval_shape(lambda: jaxloss.ppo_clip(square, square_old, per_sequence))
+    for explicit in (per_sequence[:, None], per_sequence[None, :]):  # no longer ambiguous
+        jax.eval_shape(lambda a=explicit: jaxloss.ppo_clip(square, square_old, a))
+
+
 def test_ppo_dual_clip_caps_negative_advantages():
     # ρ = e³ ≈ 20 with A = −1: the clipped loss is ρ·1 = 20; dual clip c = 3 caps it at 3.
     logp, old = np.array([3.0, 3.0], np.float32), np.zeros(2, np.float32)
