@@ -125,28 +125,28 @@ def broadcast_floats(
     return floats, shape
 
 
-def per_sequence(x: ArrayLike, name: str, tokens: ArrayLike, tokens_name: str) -> ArrayLike:
-    """``x`` with a token axis of 1 where it holds one value per sequence of ``tokens``.
+def leading_axes(x: ArrayLike, name: str, shape: Sequence[int], target: str) -> ArrayLike:
+    """``x`` with trailing axes of 1 where it has fewer axes than ``shape`` and its shape is
+    ``shape``'s leading axes: a ``[batch]`` mask or value against ``[batch, time]`` or
+    ``[batch, height, width]`` is one per row, spread over the rest.
 
-    Against token values ``[batch, time]``, an ``x`` of shape ``[batch]`` (one axis fewer,
-    the leading ones) is read as one value per sequence and spread over the tokens, as
-    ``[batch, 1]``; NumPy's broadcasting would pair its entries with the positions instead,
-    and only where ``batch == time``, silently. Where the leading and the trailing axes
-    agree (``batch == time``) the intent cannot be read: ValueError asking for ``[batch,
-    1]`` or ``[1, time]``. Any other shape passes unchanged (NumPy's broadcasting).
+    NumPy's broadcasting would align it with the *trailing* axes instead: refused where they
+    differ (``batch != width``), silently one per position where they agree. Where ``x``
+    matches both the leading and the trailing axes the intent cannot be read: ValueError
+    asking for the explicit shape. Any other shape passes unchanged (NumPy's broadcasting,
+    e.g. a ``[time]`` mask of positions against ``[batch, time]``).
     """
-    shape, token_shape = _shape_of(x), _shape_of(tokens)
-    if len(token_shape) < 2 or len(shape) != len(token_shape) - 1:
+    own, shape = _shape_of(x), tuple(shape)
+    extra = len(shape) - len(own)
+    if not own or extra <= 0 or own != shape[: len(own)]:
         return x
-    if shape != token_shape[:-1]:
-        return x
-    if shape == token_shape[1:]:
+    if own == shape[extra:]:
         raise ValueError(
-            f"`{name}` of shape {shape} against `{tokens_name}` of shape {token_shape}: one "
-            f"value per sequence, or one per position? Give {(*shape, 1)} for one per "
-            f"sequence, {(1, *shape)} for one per position."
+            f"`{name}` of shape {own} against {target} of shape {shape} matches both its "
+            f"leading and its trailing axes: give {(*own, *(1,) * extra)} for one value per "
+            f"leading entry (e.g. per row), {(*(1,) * extra, *own)} for the trailing ones."
         )
-    return jnp.expand_dims(jnp.asarray(x), -1)
+    return jnp.reshape(jnp.asarray(x), own + (1,) * extra)
 
 
 def broadcast_to(x: jnp.ndarray, shape: Sequence[int], name: str, target: str) -> jnp.ndarray:
@@ -188,13 +188,17 @@ def vector_of_length(x: ArrayLike, length: int, name: str, what: str) -> jnp.nda
 
 
 def mask(where: ArrayLike | None, shape: Sequence[int]) -> jnp.ndarray | None:
-    """Validates a ``where`` mask and broadcasts it to the per-example loss shape."""
+    """Validates a ``where`` mask and broadcasts it to the per-example loss shape: a mask of
+    the leading axes only (``[batch]`` against ``[batch, time]``) masks whole rows
+    (:func:`leading_axes`), any other as NumPy broadcasts."""
     if where is None:
         return None
     where = jnp.asarray(where)
     if where.dtype != jnp.bool_:
         raise TypeError(f"`where` must be a boolean mask, got dtype {where.dtype}.")
-    return broadcast_to(where, shape, "where", "the per-example loss (reduction='none')")
+    target = "the per-example loss (reduction='none')"
+    where = jnp.asarray(leading_axes(where, "where", shape, target))
+    return broadcast_to(where, shape, "where", target)
 
 
 def choice(value: str, allowed: Sequence[str], name: str) -> str:

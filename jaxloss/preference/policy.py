@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
@@ -52,7 +53,7 @@ def ppo_clip(
       old_logprobs: the same under the policy that sampled the tokens (broadcastable).
       advantages: advantages, broadcastable; one per sequence as ``[batch]`` (spread over
         its tokens, as GRPO's) or ``[batch, 1]``. A ``[batch]`` against ``[batch, time]``
-        log-probabilities with ``batch == time`` is ambiguous: ValueError.
+        log-probabilities with ``batch == time`` is ambiguous: ValueError (as for ``where``).
       epsilon: ε in [0, 1], the clipping range.
       dual_clip: c > 1, or None.
       where: optional boolean mask of valid tokens (the broadcast shape).
@@ -76,7 +77,7 @@ def ppo_clip(
     _checks.in_range(epsilon, "epsilon", low=0, high=1)
     if dual_clip is not None:
         _checks.in_range(dual_clip, "dual_clip", low=1, low_open=True)
-    advantages = _checks.per_sequence(advantages, "advantages", logprobs, "logprobs")
+    advantages = _checks.leading_axes(advantages, "advantages", np.shape(logprobs), "`logprobs`")
     (logprobs, old_logprobs, advantages), shape = _checks.broadcast_floats(
         allow_inf=("logprobs", "old_logprobs"),
         logprobs=logprobs,

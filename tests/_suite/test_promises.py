@@ -169,6 +169,39 @@ def test_hostile_values_in_entries_masked_one_by_one(name):
             )
 
 
+WITH_ENTRIES = [n for n in NAMES if len(where_shape(n, _inputs(n))) > 1]
+"""The entries whose ``where`` has more axes than the batch (tokens, pixels, coordinates)."""
+ROW_MASK_VALUES = ("binary_cross_entropy_with_logits", "dice", "distill_kl", "grpo", "mse")
+
+
+@pytest.mark.parametrize("name", WITH_ENTRIES)
+def test_a_where_of_the_batch_axis_alone_masks_whole_rows(name):
+    # A [batch] mask against [batch, time] or [batch, ..., classes] is one per row, spread
+    # over the rest (NumPy would align it with the last axis: refused, or silently per
+    # position where the sizes agree). Every loss takes it (traced only: the masking door,
+    # `_checks.mask`, turns it into the full mask); the values for one loss of each kind.
+    args = _inputs(name)
+    shape = where_shape(name, args)
+    none = jax.eval_shape(lambda *a: call(name, *a, where=KEEP, reduction="none"), *args)
+    assert none.shape == shape
+    if name not in ROW_MASK_VALUES:
+        return
+    value = jax.jit(lambda *a: call(name, *a, where=KEEP))(*args)
+    expected = probe(name, args, row_mask(name, args, KEEP))["mean"]
+    np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_where_that_reads_as_rows_and_as_positions_is_refused():
+    square = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"give \(4, 1\) for one value per leading entry"):
+        jax.eval_shape(lambda: jaxloss.mse(square, square, where=np.ones(4, bool)))
+    # a mask of positions that cannot be rows broadcasts as NumPy does
+    wide = np.zeros((3, 4), np.float32)
+    where = np.array([True, False, True, True])
+    value = jax.jit(lambda: jaxloss.mse(wide + 1, wide, where=where))()
+    np.testing.assert_allclose(value, 1.0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_nan_in_a_counted_entry_gives_nan(name):
     args = _inputs(name)

@@ -277,7 +277,7 @@ def test_ppo_clip_reads_batch_advantages_per_sequence_and_refuses_the_ambiguous_
     np.testing.assert_allclose(by_sequence, expected, rtol=1e-6)
     np.testing.assert_allclose(by_position, ref.ppo_clip(logprobs, old, per_position), rtol=1e-6)
     square, square_old = logprobs[:, :3], old[:, :3]
-    with pytest.raises(ValueError, match=r"\(3, 1\) for one per sequence, \(1, 3\) for one"):
+    with pytest.raises(ValueError, match=r"give \(3, 1\) for one value per leading entry"):
         jax.eval_shape(lambda: jaxloss.ppo_clip(square, square_old, per_sequence))
     for explicit in (per_sequence[:, None], per_sequence[None, :]):  # no longer ambiguous
         jax.eval_shape(lambda a=explicit: jaxloss.ppo_clip(square, square_old, a))
