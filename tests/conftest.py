@@ -11,7 +11,9 @@
   inputs are tiny, so the speed of the machine code does not matter here; the arithmetic
   is the same IEEE arithmetic (no fast-math either way). The variable reaches the xdist
   workers. For the same reason XLA's CPU backend uses its older fusion emitters
-  (``--xla_cpu_use_fusion_emitters=false``). Benchmarks and examples use the defaults.
+  (``--xla_cpu_use_fusion_emitters=false``), and XLA folds no constants (a test's inputs
+  closed over a jitted function are computed by the kernels, not by XLA's evaluator at
+  compile time). Benchmarks and examples use the defaults.
 * One thread per worker for XLA's and torch's operations: the workers already fill the cores.
 * JAX's CPU backend has 8 devices in every process of the suite, for the multi-device tests
   (``tests/_suite/test_multidevice.py``), which run beside the other tests of their loss.
@@ -42,7 +44,12 @@ jax.config.update("jax_disable_most_optimizations", True)
 # float64. Read when the backend starts; the xdist workers inherit the variable.
 # One LLVM module per program (no codegen split into parallel parts): the two xdist
 # workers already use both cores, and the split's overhead cost about 7% of the compile time.
+# No constant folding: a test that closes over its NumPy inputs (one jitted function for
+# everything it compares, its options static as a caller's) would otherwise have XLA's HLO
+# evaluator compute the loss at compile time, with its own arithmetic (log1p, exp, inf and
+# NaN rules), instead of the kernels a program whose inputs are arguments runs.
 for _XLA_FLAG in (
+    "--xla_disable_hlo_passes=constant_folding",
     "--xla_cpu_use_fusion_emitters=false",
     "--xla_cpu_parallel_codegen_split_count=1",
     "--xla_cpu_multi_thread_eigen=false",

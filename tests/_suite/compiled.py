@@ -145,6 +145,13 @@ def checked(name: str):
     return lambda *args: fn(*(np.asarray(a) for a in args))
 
 
+def compile_as_users(lowered: Any) -> Any:
+    """``lowered.compile()`` as a user's program is compiled: with XLA's constant folding,
+    which the suite turns off (``tests/conftest.py``). For the tests that read a program's
+    HLO or memory."""
+    return lowered.compile(compiler_options={"xla_disable_hlo_passes": ""})
+
+
 def as_float64(args) -> list:
     """The inputs with every floating array in float64 (call inside ``enable_x64``)."""
     return [

@@ -78,7 +78,8 @@ def _op_counts(name: str, masked: bool) -> collections.Counter:
         return registry.call(name, *full, where=where if masked else None, reduction="mean")
 
     differentiated = [jnp.asarray(args[i]) for i in case.differentiable]
-    text = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where).compile().as_text()
+    lowered = jax.jit(jax.value_and_grad(loss)).lower(differentiated, where)
+    text = compiled.compile_as_users(lowered).as_text()
     counts = collections.Counter(_OP.findall(text))
     counts["float convert"] = len(_FLOAT_CONVERT.findall(text))
     return counts
@@ -136,7 +137,7 @@ def test_value_and_gradient_write_no_intermediate_array(name):
     # for the gradient (a shared difference, exponential or constant) shows up as temp memory.
     args = _one_pass_inputs(name)
     loss = getattr(jaxloss, name)
-    program = jax.jit(jax.value_and_grad(loss)).lower(*args).compile()
+    program = compiled.compile_as_users(jax.jit(jax.value_and_grad(loss)).lower(*args))
     temp = program.memory_analysis().temp_size_in_bytes
     arrays = 2 if name in WRITTEN else 1
     assert temp < arrays * args[0].nbytes, f"{name}: {temp} bytes of intermediates"

@@ -15,6 +15,7 @@ from jax.experimental.checkify import JaxRuntimeError
 
 import jaxloss
 from tests._suite import compiled
+from tests._suite.compiled import compile_as_users
 from tests.preference import reference as ref
 
 
@@ -572,7 +573,7 @@ def test_sequence_logprobs_store_no_log_softmax_copy():
         return jnp.sum(jaxloss.sequence_logprobs(x, y))
 
     def temp_mib(fn):
-        compiled = jax.jit(jax.value_and_grad(fn)).lower(logits, tokens).compile()
+        compiled = compile_as_users(jax.jit(jax.value_and_grad(fn)).lower(logits, tokens))
         return compiled.memory_analysis().temp_size_in_bytes / 2**20
 
     full_copy = 4 * 256 * 32000 * 4 / 2**20
