@@ -131,11 +131,10 @@ def _entry_padding(name: str, args: list, keep: np.ndarray) -> dict[int, np.ndar
     return padded
 
 
+WITH_ENTRIES = [n for n in NAMES if len(where_shape(n, _inputs(n))) > 1]
+"""The entries whose ``where`` has more axes than the batch (tokens, pixels, coordinates)."""
 ENTRY_MASKED = [
-    n
-    for n in NAMES
-    if len(where_shape(n, _inputs(n))) > 1
-    and _entry_padding(n, _inputs(n), _entry_mask(n, _inputs(n)))
+    n for n in WITH_ENTRIES if _entry_padding(n, _inputs(n), _entry_mask(n, _inputs(n)))
 ]
 
 
@@ -169,8 +168,6 @@ def test_hostile_values_in_entries_masked_one_by_one(name):
             )
 
 
-WITH_ENTRIES = [n for n in NAMES if len(where_shape(n, _inputs(n))) > 1]
-"""The entries whose ``where`` has more axes than the batch (tokens, pixels, coordinates)."""
 ROW_MASK_VALUES = ("binary_cross_entropy_with_logits", "dice", "distill_kl", "grpo", "mse")
 
 
