@@ -18,8 +18,20 @@ import optax
 from _harness import Result, Torch
 
 
+def backend_suffix(backend: str | None = None) -> str:
+    """What the names of a run's files add for JAX's backend (``jax.default_backend()``
+    unless given): nothing on the CPU, ``-gpu`` on a GPU (CUDA or ROCm), ``-tpu`` on a TPU,
+    so that a run on an accelerator writes ``RESULTS-gpu.md`` and its plots beside the CPU
+    ones instead of over them."""
+    backend = jax.default_backend() if backend is None else backend
+    if backend == "cpu":
+        return ""
+    return "-gpu" if backend in ("gpu", "cuda", "rocm") else f"-{backend}"
+
+
 def plot(sweep: dict, folder: str) -> str:
-    """A log-log line plot of one sweep; returns the PNG's file name."""
+    """A log-log line plot of one sweep; returns the PNG's file name (with the backend's
+    suffix, :func:`backend_suffix`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +47,7 @@ def plot(sweep: dict, folder: str) -> str:
     ax.set_title(sweep["title"], fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    name = f"{sweep['name']}.png"
+    name = f"{sweep['name']}{backend_suffix()}.png"
     fig.savefig(os.path.join(folder, name), dpi=110, bbox_inches="tight")
     plt.close(fig)
     return name
@@ -239,7 +251,7 @@ def write_results(folder, args, tc, results, sweep_list, plots, seconds, roof=No
             "",
             sweep_table(sweep),
         ]
-    path = os.path.join(folder, "RESULTS.md")
+    path = os.path.join(folder, f"RESULTS{backend_suffix()}.md")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
     return path

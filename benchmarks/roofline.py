@@ -32,7 +32,8 @@ launch overhead, included in every time alike, can dominate at these sizes).
 
 ``run.py`` runs this after the families unless ``--no-roofline`` and puts the tables, with the
 peer ratios its run measured for the same losses, in RESULTS.md (``report.roofline_section``).
-Alone, it prints the tables (and writes them to ``DIR/ROOFLINE.md`` with ``--out DIR``)::
+Alone, it prints the tables (and writes them to ``DIR/ROOFLINE.md`` with ``--out DIR``;
+``ROOFLINE-gpu.md`` on a GPU)::
 
     .venv/bin/python benchmarks/roofline.py [--quick] [--out DIR]
 """
@@ -334,7 +335,9 @@ def run(quick: bool, repeats: int, seed: int = 0) -> Roofline:
 
 def main() -> None:
     def options(parser):
-        parser.add_argument("--out", help="also write the tables to OUT/ROOFLINE.md")
+        parser.add_argument(
+            "--out", help="also write the tables to OUT/ROOFLINE.md (ROOFLINE-gpu.md on a GPU)"
+        )
 
     args = _harness.parse_args(__doc__.splitlines()[0], repeats=21, quick_repeats=5, extra=options)
     print(report.machine())
@@ -343,7 +346,7 @@ def main() -> None:
     print(section)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, "ROOFLINE.md")
+        path = os.path.join(args.out, f"ROOFLINE{report.backend_suffix()}.md")
         with open(path, "w") as f:
             f.write(f"# Benchmark roofline\n\n- Machine: {report.machine()}.\n\n{section}\n")
         print(f"\nwrote {path}")

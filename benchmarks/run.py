@@ -21,7 +21,9 @@ gets to the least work its formula needs, next to its peer ratios.
 Everything lands in ``RESULTS.md`` (machine, versions, date, tables, plots) in the output
 folder: ``benchmarks/`` for a full run (the committed results), ``benchmarks/quick/``
 (ignored by git) with ``--quick``. Device-agnostic: JAX measures its default backend, torch
-runs on CUDA when it has it, else on the CPU; the report says which.
+runs on CUDA when it has it, else on the CPU; the report says which. On a GPU the same run
+writes ``RESULTS-gpu.md`` and plots named ``*-gpu.png`` beside the CPU ones
+(``report.backend_suffix``), with the same tables, ratios and roofline fractions.
 
 The pieces: the cases of each family in ``cases/`` (one module per family), the timing in
 ``_harness.py``, the sweeps in ``sweeps.py``, the roofline in ``roofline.py``, RESULTS.md

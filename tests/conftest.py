@@ -15,6 +15,12 @@
   closed over a jitted function are computed by the kernels, not by XLA's evaluator at
   compile time). Benchmarks and examples use the defaults.
 * One thread per worker for XLA's and torch's operations: the workers already fill the cores.
+* One persistent compilation cache for the run, in a fresh temporary folder that the xdist
+  workers share and that is removed at its end: a program one worker has compiled, or that
+  two tests of one worker build as different functions, is read back instead of compiled
+  again (about a fifth of the suite's compilations: both workers compile the same eager
+  operations and helpers). Nothing outlives the run, so every run compiles from scratch; a
+  ``JAX_COMPILATION_CACHE_DIR`` of the user's own is used instead.
 * JAX's CPU backend has 8 devices in every process of the suite, for the multi-device tests
   (``tests/_suite/test_multidevice.py``), which run beside the other tests of their loss.
 * After each test, Python's cycle collector collects what the test left and freezes the
@@ -30,6 +36,8 @@ from __future__ import annotations
 import collections
 import gc
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -63,6 +71,15 @@ for _XLA_FLAG in (
 # and the catalogues on 2 cores: 77-82 s with the pools, 68-71 s without, two runs each).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+# The run's compilation cache: created by the first process (pytest itself, or the xdist
+# controller before it starts its workers, which inherit the variable), removed by it at the end.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxloss-tests-xla-")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the small programs too
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 # Eight CPU devices for the multi-device tests (tests/_suite/test_multidevice.py), set before
 # any backend starts: every process of the suite has them, and single-device code runs on
@@ -108,6 +125,11 @@ def pytest_xdist_make_scheduler(config, log):
             return nodeid.split("[")[0]
 
     return ByRegistryEntry(config, log)
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ.pop("JAX_COMPILATION_CACHE_DIR"), ignore_errors=True)
 
 
 @pytest.hookimpl(trylast=True)

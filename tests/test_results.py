@@ -89,3 +89,32 @@ def test_a_script_reexecutes_itself_once_with_the_steady_allocator(tmp_path):
     # Started twice (the re-execution), then the settings in place and reported.
     assert out[:2] == ["start", "start"]
     assert out[2] == f"{harness.STEADY_MALLOC} GLIBC_TUNABLES={harness.STEADY_MALLOC}"
+
+
+def _report_module():
+    """benchmarks/report.py, imported as run.py imports it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("report")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_a_run_on_an_accelerator_writes_beside_the_cpu_results(tmp_path, monkeypatch):
+    import argparse
+
+    report = _report_module()
+    assert [report.backend_suffix(b) for b in ("cpu", "gpu", "cuda", "rocm", "tpu")] == [
+        "",
+        "-gpu",
+        "-gpu",
+        "-gpu",
+        "-tpu",
+    ]
+    args = argparse.Namespace(quick=True, repeats=1, seed=0)
+    cpu = report.write_results(str(tmp_path), args, report.Torch(), [], [], [], 1.0)
+    assert pathlib.Path(cpu).name == "RESULTS.md"
+    monkeypatch.setattr(report.jax, "default_backend", lambda: "gpu")
+    gpu = report.write_results(str(tmp_path), args, report.Torch(), [], [], [], 1.0)
+    assert pathlib.Path(gpu).name == "RESULTS-gpu.md"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RESULTS-gpu.md", "RESULTS.md"]
