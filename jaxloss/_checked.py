@@ -37,7 +37,9 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
     * floating inputs hold no NaN, nor ±inf (except logits and log-probabilities, where
       −inf is a legitimate "impossible");
     * integer labels are class ids in ``[0, num_classes)``, ``ignore_index``, or masked by
-      ``where`` (CTC: class ids other than ``blank`` within ``label_lengths``);
+      ``where`` (CTC: class ids other than ``blank`` within ``label_lengths``); the dense
+      losses' label maps excepted, where a label outside the classes is a "void" pixel by
+      design (VOC's 255) and is not an error;
     * probabilities and (soft) targets lie in ``[0, 1]``;
     * lengths lie in ``[0, size of their axis]``;
     * traced hyperparameters lie in their domain (a concrete one is checked outside this

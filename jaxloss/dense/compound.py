@@ -113,6 +113,7 @@ def _dice_term(
         where=where,
         reduction="none",
         columns=columns,
+        name="logits",
         **options,
     )
 
@@ -446,6 +447,7 @@ def dice_focal(
       "AnatomyNet: Deep learning for fast and fully automated whole-volume segmentation of
       head and neck anatomy", Medical Physics 2019.
     """
+    _checks.choice(from_logits, ACTIVATIONS, "from_logits")
     _checks.in_range(lambda_dice, "lambda_dice", low=0)
     _checks.in_range(lambda_focal, "lambda_focal", low=0)
     if alpha is not None:

@@ -73,6 +73,7 @@ def _class_maps(
     per_class: bool,
     columns: bool = False,
     softmax_columns: bool = True,
+    name: str = "probs",
 ) -> ClassMaps:
     """Float probabilities and targets of one shape, the axes the overlap sums run over, and
     the mask to reduce with: ``[batch, num_classes]`` if ``per_class``, else ``[batch]``.
@@ -96,28 +97,33 @@ def _class_maps(
     ``softmax_columns=False`` keeps softmax logits with per-class targets on the arrays, for
     callers with more sums than Dice's two (``tversky``). Class by class, a softmax
     is also returned whole (``ClassMaps.softmax``), for a cross-entropy term that shares it
-    (``dice_ce``).
+    (``dice_ce``). Errors call the first argument ``name`` (``logits`` in ``dice_ce``).
     """
     if from_logits is not None:
         _checks.choice(from_logits, ACTIVATIONS, "from_logits")
-    probs = _checks.float_array(probs, "probs", allow_inf=from_logits is not None)
+    probs = _checks.float_array(probs, name, allow_inf=from_logits is not None)
     if from_logits is None:
-        _checked.probabilities(probs, "probs")
+        _checked.probabilities(probs, name)
     if probs.ndim < 2:
         raise ValueError(
-            f"`probs` must be [batch, ..., num_classes] (channel last), got shape {probs.shape}."
+            f"`{name}` must be [batch, ..., num_classes] (channel last), got shape {probs.shape}."
         )
     num_classes = probs.shape[-1]
     if from_logits == "softmax":
-        _check_softmax_classes(probs.shape, "probs")
+        _check_softmax_classes(probs.shape, name)
     if not include_background and num_classes < 2:
         raise ValueError(
-            "`include_background=False` drops class 0 and leaves no class of `probs` "
+            f"`include_background=False` drops class 0 and leaves no class of `{name}` "
             f"{probs.shape}."
         )
     kept = num_classes - (0 if include_background else 1)
     if per_class and where is not None:
-        where = _kept_columns(jnp.asarray(where), num_classes, kept)
+        # A [batch] mask is one per sample (the masking door's rule), also where the batch
+        # is as long as the class axis cut below; one that reads as both is refused.
+        entries = "the (sample, class) entries"
+        for classes in dict.fromkeys((kept, num_classes)):
+            shaped = _checks.leading_axes(where, "where", (probs.shape[0], classes), entries)
+        where = _kept_columns(jnp.asarray(shaped), num_classes, kept)
     mask, _ = masked_inputs(where, (probs.shape[0], kept) if per_class else probs.shape[:1])
     targets = _labels.as_array(targets)
     labels_given = targets.shape == probs.shape[:-1]
@@ -132,10 +138,10 @@ def _class_maps(
         labels = _checks.integer_array(targets, "targets")
         if num_classes == 1:
             raise ValueError(
-                f"`targets` {targets.shape} are integer labels but `probs` {probs.shape} has "
+                f"`targets` {targets.shape} are integer labels but `{name}` {probs.shape} has "
                 "one class: every label but 0 would be void, left out of the loss. Pass a "
-                "binary mask as float targets of `probs`' shape (MONAI ignores to_onehot_y "
-                "with one channel), or give `probs` a background and a foreground class."
+                f"binary mask as float targets of `{name}`' shape (MONAI ignores to_onehot_y "
+                f"with one channel), or give `{name}` a background and a foreground class."
             )
         counted = valid_class_ids(labels, num_classes)
         t = (
@@ -148,7 +154,7 @@ def _class_maps(
         _checked.probabilities(t, "targets")
     else:
         raise ValueError(
-            f"`targets` must have the shape of `probs` {probs.shape} (per-class targets) or "
+            f"`targets` must have the shape of `{name}` {probs.shape} (per-class targets) or "
             f"{probs.shape[:-1]} (integer labels), got {targets.shape}."
         )
     axes = tuple(range(1, probs.ndim - 1))
@@ -165,11 +171,14 @@ def _class_maps(
             row = jnp.expand_dims(row, axes)
             read = row if read is None else read & row
         p = _zeroed(read, p)
-        if from_logits == "sigmoid" and per_class and mask is not None:
-            # A sigmoid reads its own class alone: a masked (sample, class) entry's logits
-            # are not read either (the background's, when dropped, neither).
-            own = mask if include_background else jnp.pad(mask, ((0, 0), (1, 0)))
-            p = _zeroed_columns(own, axes, p)
+        if from_logits == "sigmoid":
+            # A sigmoid reads its own class alone: the background's logits, when dropped, are
+            # not activated at all (a NaN there reached the gradient through the sigmoid's
+            # derivative), and a masked (sample, class) entry's are not read either.
+            if not include_background:
+                p = _without_background(p)
+            if per_class and mask is not None:
+                p = _zeroed_columns(mask, axes, p)
         if isinstance(p, list) and from_logits == "softmax":
             softmax = _numerics.softmax_columns(p)
             p = softmax.probs
@@ -177,7 +186,9 @@ def _class_maps(
             p = _activated(p, from_logits)
     p = _zeroed(counted, p)
     if not include_background:
-        p, t = _without_background(p), _without_background(t)
+        if from_logits != "sigmoid":
+            p = _without_background(p)
+        t = _without_background(t)
     if mask is not None:
         # A (sample, class) entry reads only its class's column of the sample's pixels:
         # zeroing that column keeps the padding out of every sum, and no other entry sees it.
@@ -299,6 +310,7 @@ def _overlap_terms(
     from_logits: str | None,
     where: ArrayLike | None,
     columns: bool = True,
+    name: str = "probs",
 ) -> tuple[jax.Array, jax.Array, jax.Array | None, _numerics.SoftmaxColumns | None]:
     """``Σ p t`` and ``Σ (p + t)`` (squares with ``squared``) per (sample, class), the mask,
     and a class-by-class softmax (``ClassMaps.softmax``)."""
@@ -310,6 +322,7 @@ def _overlap_terms(
         where=where,
         per_class=True,
         columns=columns,
+        name=name,
     )
     intersection = _class_sums(jnp.multiply, p, t, axes)
     # One sum of p + t: a pass over both maps, where Σ p + Σ t took two.
@@ -335,10 +348,11 @@ def _overlap_loss(
     reduction: str,
     axis_name: AxisName = None,
     columns: bool = True,
+    name: str = "probs",
 ) -> tuple[jax.Array, _numerics.SoftmaxColumns | None]:
     """:func:`dice` (:func:`jaccard` with ``jaccard``), and the class-by-class softmax it
     computed (``ClassMaps.softmax``) for a cross-entropy term to share (``dice_ce``);
-    ``columns`` as :func:`_class_maps`'s."""
+    ``columns`` and ``name`` as :func:`_class_maps`'s."""
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
     intersection, total, mask, softmax = _overlap_terms(
@@ -349,6 +363,7 @@ def _overlap_loss(
         from_logits=from_logits,
         where=where,
         columns=columns,
+        name=name,
     )
     dtype = intersection.dtype
     # Dice 2I / (Σp + Σt); Jaccard I / U with the union U = Σp + Σt − I.

@@ -153,8 +153,9 @@ def ssim(
     where the window fits inside the image ("valid"), and ``L`` is ``data_range``. SSIM
     lies in ``[-1, 1]`` and is 1 for identical images, so the loss lies in ``[0, 2]``.
 
-    This is pytorch-msssim's ``1 - ssim(X, Y, size_average=False)`` and MONAI's
-    ``SSIMLoss`` (both channel first). With ``padding="same"`` the images are
+    This is pytorch-msssim's ``1 - ssim(X, Y, data_range=L, size_average=False)`` and
+    MONAI's ``SSIMLoss`` (both channel first; pytorch-msssim's own default ``data_range`` is
+    255, jaxloss's 1). With ``padding="same"`` the images are
     reflect-padded by ``window_size // 2`` first, so every pixel is a window centre: kornia's
     ``ssim_loss`` (``ssim3d_loss``) at its default padding is ``ssim(..., padding="same") /
     2`` (``sigma=1.5``, ``reduction="mean"``).
@@ -254,8 +255,9 @@ def ms_ssim(
     over the "valid" window positions of the scale, as in ``ssim``. The negative terms are
     clipped at 0 and their gradients are 0 (not the NaN of ``0^{w-1}``).
 
-    This is pytorch-msssim's ``1 - ms_ssim(X, Y, size_average=False)`` (channel first),
-    including its pooling of odd sizes (one zero of padding, counted in the average). The
+    This is pytorch-msssim's ``1 - ms_ssim(X, Y, data_range=data_range, size_average=False)``
+    (channel first; its default ``data_range`` is 255, jaxloss's 1), including its pooling
+    of odd sizes (one zero of padding, counted in the average). The
     window must fit at the coarsest scale: every spatial size at least
     ``(window_size - 1)·2^(M-1) + 1`` (161 by default).
 

@@ -303,6 +303,11 @@ def test_dice_ce_with_one_hot_targets_is_torch_unweighted_mean():
         ),
         (lambda z, y: jaxloss.dice_ce(z, y, reduction="batchmean"), "reduction"),
         (lambda z, y: jaxloss.dice_focal(z, y[:, :2]), "targets"),
+        # The focal term always reads logits: probabilities would be taken as logits there.
+        (lambda z, y: jaxloss.dice_focal(z, y, from_logits=None), "from_logits"),
+        # The first argument is `logits`, in the messages of the Dice term too.
+        (lambda z, y: jaxloss.dice_ce(z, y[:, :2]), r"shape of `logits`"),
+        (lambda z, y: jaxloss.dice_focal(z[..., :1], y), r"`logits` \(.*\) has one class"),
     ],
 )
 def test_errors_name_the_argument(call, message):

@@ -86,6 +86,52 @@ def test_without_the_background_a_mask_may_cover_every_class(loss):
     assert with_every != jax.jit(fn)(probs, labels)
 
 
+@pytest.mark.parametrize("loss", ["dice", "jaccard", "tversky", "boundary", "hausdorff_dt"])
+def test_without_the_background_a_batch_mask_masks_samples_or_is_refused(loss):
+    # A [batch] mask masks samples, also where the batch is as long as the class axis that
+    # the background's removal cuts (it used to be cut as a class mask: 2 samples of 2
+    # classes, [True, False] became [False] over the one class kept, a loss of 0).
+    probs, labels = _segmentation(1, shape=(4, 6, 5), num_classes=3)
+    fn = functools.partial(getattr(jaxloss, loss), include_background=False)
+    rows = np.array([True, False, True, True])
+    masked, kept = jax.jit(lambda p, y, p3, y3: (fn(p, y, where=rows), fn(p3, y3)))(
+        probs, labels, probs[rows], labels[rows]
+    )
+    np.testing.assert_allclose(masked, kept, rtol=1e-6)
+    # Two samples of two classes, or of three (two kept): the mask reads as samples and
+    # as classes, so it is refused, asking for [2, 1] or [1, 2].
+    for num_classes in (2, 3):
+        probs, labels = _segmentation(2, shape=(2, 6, 5), num_classes=num_classes)
+        with pytest.raises(ValueError, match=r"matches both .* give \(2, 1\)"):
+            fn(probs, labels, where=np.array([True, False]))
+
+
+def test_a_dropped_background_of_sigmoid_logits_is_not_read():
+    # Sigmoid logits without the background: class 0's logits are not activated, so NaN there
+    # reaches neither the value nor a gradient (its sigmoid's derivative passed NaN back).
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+    targets = _one_hot(rng.integers(0, 3, size=(2, 6, 5)), 3)
+    names = ["dice", "jaccard", "tversky", "generalized_dice", "boundary", "hausdorff_dt"]
+
+    @jax.jit
+    def values_and_grads(x):
+        def loss(name, x):
+            return getattr(jaxloss, name)(
+                x, targets, from_logits="sigmoid", include_background=False
+            )
+
+        return [jax.value_and_grad(functools.partial(loss, name))(x) for name in names]
+
+    poisoned = logits.copy()
+    poisoned[..., 0] = np.nan
+    clean, poisoned = values_and_grads(logits), values_and_grads(poisoned)
+    for name, (value, grad), (expected, expected_grad) in zip(names, poisoned, clean, strict=True):
+        np.testing.assert_array_equal(value, expected, err_msg=name)
+        np.testing.assert_array_equal(grad[..., 1:], expected_grad[..., 1:], err_msg=name)
+        np.testing.assert_array_equal(grad[..., 0], 0, err_msg=name)
+
+
 OPTAX_GRID = [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)]
 OPTAX_SMOOTH = 0.3
 

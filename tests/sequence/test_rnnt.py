@@ -522,3 +522,33 @@ def test_shape_errors_name_the_argument():
         rnnt(logits, labels, reduction="batchmean")
     with pytest.raises(ValueError, match="`where`"):
         rnnt(logits, labels, where=jnp.ones(3, bool))
+
+
+def test_second_derivatives_differentiate_the_backward_pass():
+    # ctc's and rnnt's gradients are custom_vjp (no jvp of the loss itself), but their
+    # backward passes are ordinary JAX: forward over reverse (jax.hessian's way) gives the
+    # directional derivative of the gradient, as central differences of it do.
+    rng = np.random.default_rng(0)
+    labels = np.array([[1, 2], [3, 3]], np.int32)
+    losses = {
+        "ctc": (lambda z: jaxloss.ctc(z, labels), rng.normal(size=(2, 6, 4))),
+        "rnnt": (lambda z: jaxloss.rnnt(z, labels), rng.normal(size=(2, 6, 3, 4))),
+    }
+
+    @jax.jit
+    def forward_over_reverse_and_differences(inputs, directions):
+        out = {}
+        for name, (loss, _) in losses.items():
+            x, v, h = inputs[name], directions[name], 1e-2
+            grad = jax.grad(loss)
+            along = jax.jvp(grad, (x,), (v,))[1]
+            out[name] = along, (grad(x + h * v) - grad(x - h * v)) / (2 * h)
+        return out
+
+    inputs = {name: np.float32(x) for name, (_, x) in losses.items()}
+    directions = {name: np.float32(rng.normal(size=x.shape)) for name, x in inputs.items()}
+    for name, (along, differences) in forward_over_reverse_and_differences(
+        inputs, directions
+    ).items():
+        assert np.abs(along).max() > 0.1, name
+        np.testing.assert_allclose(along, differences, rtol=2e-3, atol=2e-4, err_msg=name)
