@@ -12,6 +12,7 @@ checked mode. ``float_array`` and ``lengths`` call them on the arrays they conve
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Sequence
 
@@ -211,6 +212,18 @@ def choice(value: str, allowed: Sequence[str], name: str) -> str:
 def reduction(value: str, allowed: Sequence[str] = REDUCTIONS) -> str:
     """Raises ValueError unless ``value`` is one of the ``allowed`` reductions."""
     return choice(value, allowed, "reduction")
+
+
+def static_index(value: int, name: str) -> int:
+    """``value`` as a Python int, or a TypeError naming ``name``: a static class id (an int,
+    NumPy's too, or a concrete integer scalar), never a float, a bool or a traced value, which
+    would index or compare as something else (``blank=0.5`` decoded every blank as a token)."""
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
+        raise TypeError(f"`{name}` must be an int (a class id), got {value!r}.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be a static int (a class id), got {value!r}.") from None
 
 
 def chunk_size(value: int | None) -> int | None:

@@ -22,8 +22,8 @@ from jaxloss._sharding import AxisName
 
 
 def _check_blank(blank: int, num_classes: int) -> None:
-    """``blank`` must be a class: out of range, no frame would ever be a blank."""
-    if not 0 <= blank < num_classes:
+    """``blank`` must be a class (an int): out of range, no frame would ever be a blank."""
+    if not 0 <= _checks.static_index(blank, "blank") < num_classes:
         raise ValueError(f"`blank`={blank} must be a class index in [0, {num_classes}).")
 
 

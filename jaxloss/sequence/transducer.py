@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks
@@ -23,6 +24,7 @@ from jaxloss._sharding import AxisName
 
 def _blank_index(blank: int, num_classes: int) -> int:
     """``blank`` as an index in ``[0, V)``; negative counts from the end (torchaudio's -1)."""
+    blank = _checks.static_index(blank, "blank")
     if not -num_classes <= blank < num_classes:
         raise ValueError(
             f"`blank`={blank} must be a class index in [{-num_classes}, {num_classes})."
@@ -295,7 +297,10 @@ def linear_rnnt(
         )
     if time_chunk is None:
         time_chunk = max(1, min(num_frames, 2**21 // max(1, batch * positions * num_classes)))
-    if not isinstance(time_chunk, int) or time_chunk < 1:
+    if isinstance(time_chunk, bool) or not isinstance(time_chunk, (int, np.integer)):
+        raise ValueError(f"`time_chunk` must be a positive int, got {time_chunk!r}.")
+    time_chunk = int(time_chunk)  # NumPy's ints too, as the decoders' widths
+    if time_chunk < 1:
         raise ValueError(f"`time_chunk` must be a positive int, got {time_chunk!r}.")
     frames = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & kept[:, None]
     in_labels = (jnp.arange(positions)[None, :] <= label_lengths[:, None]) & kept[:, None]

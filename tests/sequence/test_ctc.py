@@ -311,6 +311,23 @@ def test_greedy_decode_rejects_a_blank_outside_the_classes(blank):
         jaxloss.ctc_greedy_decode(logits, blank=blank)
 
 
+@pytest.mark.parametrize("blank", [0.5, 1.0, True, np.float32(0)])
+def test_a_blank_that_is_not_an_int_is_a_type_error(blank):
+    # A float blank decoded every blank frame as a token (blank=0.5 matched no class), and the
+    # losses failed inside an indexing; a bool is not a class id either.
+    logits = np.asarray(jax.nn.one_hot(jnp.array([[0, 1, 0, 2]]), 4))
+    labels = np.array([[1, 2]])
+    calls = {
+        "ctc_greedy_decode": lambda: jaxloss.ctc_greedy_decode(logits, blank=blank),
+        "ctc": lambda: jaxloss.ctc(logits, labels, blank=blank),
+        "ctc_forced_align": lambda: jaxloss.ctc_forced_align(logits, labels, blank=blank),
+        "rnnt": lambda: jaxloss.rnnt(np.stack([logits] * 3, axis=2), labels, blank=blank),
+    }
+    for call in calls.values():
+        with pytest.raises(TypeError, match="`blank` must be"):
+            call()
+
+
 def test_greedy_decode_under_jit_and_vmap():
     rng = np.random.default_rng(7)
     logits = rng.normal(size=(3, 2, 9, 4)).astype(np.float32)

@@ -552,3 +552,17 @@ def test_second_derivatives_differentiate_the_backward_pass():
     ).items():
         assert np.abs(along).max() > 0.1, name
         np.testing.assert_allclose(along, differences, rtol=2e-3, atol=2e-4, err_msg=name)
+
+
+def test_linear_rnnt_takes_a_numpy_int_time_chunk():
+    # As the decoders' widths: NumPy's ints are ints (np.int64(2) was refused); bools and
+    # floats are not.
+    rng = np.random.default_rng(1)
+    encoder, predictor = rng.normal(size=(2, 5, 6)), rng.normal(size=(2, 3, 6))
+    weight, labels = rng.normal(size=(6, 4)), np.array([[1, 2], [3, 1]])
+    value = jax.jit(jaxloss.linear_rnnt, static_argnames="time_chunk")
+    args = [np.float32(a) for a in (encoder, predictor, weight)] + [labels]
+    np.testing.assert_array_equal(value(*args, time_chunk=np.int64(2)), value(*args, time_chunk=2))
+    for bad in (True, 2.0):
+        with pytest.raises(ValueError, match="`time_chunk` must be a positive int"):
+            jaxloss.linear_rnnt(*args, time_chunk=bad)
