@@ -409,7 +409,9 @@ def dice(
     class's loss, and ``"mean"`` is the plain mean of the weighted losses over (sample,
     class) entries, as MONAI's: not a weighted mean, so weights below 1 also shrink the loss.
 
-    With ``from_logits="sigmoid"`` and one class, this is optax's ``binary_dice_loss``;
+    With ``from_logits="sigmoid"`` and one class, this is optax's ``binary_dice_loss``
+    of the maps without their class axis: a binary mask here keeps it, ``[batch, ..., 1]``
+    (``x[..., None]``), since a ``[batch, H, W]`` map reads as ``W`` classes of 1-D images;
     with ``"softmax"``, its ``dice_loss`` (whose ``smooth`` s is ``smooth_nr = smooth_dr =
     2s`` here). Unlike optax's probability path, it runs under ``jit``. With a softmax, a
     masked (sample, class) entry still feeds its sample's other classes.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -153,7 +154,10 @@ def soft_cldice(
       Shit et al., "clDice — a Novel Topology-Preserving Loss Function for Tubular
       Structure Segmentation", CVPR 2021. https://arxiv.org/abs/2003.07311
     """
-    if not isinstance(num_iters, int) or isinstance(num_iters, bool) or num_iters < 0:
+    if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)):
+        raise ValueError(f"`num_iters` must be a non-negative int, got {num_iters!r}.")
+    num_iters = int(num_iters)  # NumPy's ints too, as `ssim`'s `window_size`
+    if num_iters < 0:
         raise ValueError(f"`num_iters` must be a non-negative int, got {num_iters!r}.")
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)

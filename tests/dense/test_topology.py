@@ -380,3 +380,13 @@ def test_pool_kernel_leaves_an_undifferentiated_input_to_elementwise_code():
     # Differentiated, the reduction is there (the assertion above can fail).
     tangent = jax.jit(lambda x: jax.jvp(lambda x: window_extremum(x, (1, 2), False), (x,), (x,)))
     assert "stablehlo.reduce" in tangent.lower(target).as_text()
+
+
+def test_a_numpy_int_is_an_int():
+    # As ssim's window_size: np.int64(3) was refused as "not a non-negative int".
+    _, labels, probs = _inputs(SHAPES["2d"])
+    iterations = jax.jit(jaxloss.soft_cldice, static_argnames="num_iters")
+    np.testing.assert_array_equal(
+        iterations(probs, labels, num_iters=np.int64(3)),
+        iterations(probs, labels, num_iters=np.int64(3).item()),
+    )
