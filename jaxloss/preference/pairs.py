@@ -278,8 +278,11 @@ def kto(
         jnp.issubdtype(desirable.dtype, jnp.bool_) or jnp.issubdtype(desirable.dtype, jnp.integer)
     ):
         raise TypeError(f"`desirable` must be boolean (or 0/1 integers), got {desirable.dtype}.")
-    if jnp.issubdtype(desirable.dtype, jnp.integer):  # ±1 labels would all read True
+    if jnp.issubdtype(desirable.dtype, jnp.integer):
+        # 0/1; a concrete -1 (±1 labels) is refused, and a traced one, which cannot be,
+        # reads as undesirable (its sign), not as True as a cast to bool would read it.
         _checks.in_range(desirable, "desirable", low=0, high=1)
+        desirable = desirable > 0
     desirable = desirable.astype(bool)
     mask, (policy, ref, point) = masked_inputs(where, shape, policy, ref, point)
     beta = jnp.asarray(beta, policy.dtype)

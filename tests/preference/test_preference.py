@@ -167,6 +167,19 @@ def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
         assert float(odd) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
 
 
+def test_kto_reads_a_traced_minus_one_as_undesirable():
+    # Integer labels are 0/1; a concrete -1 is refused, and a traced one (unchecked) is
+    # undesirable by its sign, where a cast to bool read every ±1 label as desirable.
+    policy, reference = (x.astype(np.float32) for x in _sequence_logps(5, count=2))
+    signs, bits = np.where(np.arange(12) % 3 != 0, 1, -1), np.int32(np.arange(12) % 3 != 0)
+    by_signs, by_bits = jax.jit(lambda p, r, s, b: (jaxloss.kto(p, r, s), jaxloss.kto(p, r, b)))(
+        policy, reference, signs, bits
+    )
+    np.testing.assert_array_equal(by_signs, by_bits)
+    with pytest.raises(ValueError, match="desirable"):
+        jaxloss.kto(policy, reference, signs)
+
+
 def test_kto_matches_trl_and_stops_the_gradient_of_the_reference_point():
     policy, reference = _sequence_logps(3, count=2)
     desirable = np.arange(12) % 3 != 0
