@@ -44,12 +44,29 @@ _SMOOTHED_TYPES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 _ALPHA_EXPONENT_MAX = 80.0
 
 
+@jax.custom_jvp
+def _forward_kl_score(logratio: jax.Array) -> jax.Array:
+    """Forward KL's f'(u) = 1 − e^{−u}, its derivative e^{−u} at most the dtype's largest
+    finite value: past u ≈ −88.7 (float32) e^{−u} is inf, and a rejected log-ratio there
+    makes z = +inf, where the losses' slope in z is 0: 0 times inf would be NaN."""
+    return -jnp.expm1(-logratio)
+
+
+@_forward_kl_score.defjvp
+def _forward_kl_score_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    (logratio,), (logratio_dot,) = primals, tangents
+    score = _forward_kl_score(logratio)
+    # 1 − f'(u) = 1 + expm1(−u): autodiff's e^{−u} of expm1, bit for bit where finite.
+    slope = jnp.minimum(1 - score, jnp.finfo(score.dtype).max)
+    return score, slope * logratio_dot
+
+
 def _f_score(logratio: jax.Array, f_divergence: str, alpha: ArrayLike) -> jax.Array:
     """f'(π/π_ref) of the f-divergence, from ``logratio = log π − log π_ref`` (f-DPO)."""
     if f_divergence == "reverse_kl":
         return logratio
     if f_divergence == "forward_kl":
-        return -jnp.expm1(-logratio)
+        return _forward_kl_score(logratio)
     if f_divergence == "js_divergence":
         return math.log(2) + _numerics.log_sigmoid(logratio)
     gap = jnp.asarray(alpha, logratio.dtype) - 1
@@ -133,20 +150,33 @@ def _pair_losses(
         return jax.nn.relu(1 - z)
     if loss_type == "ipo":
         return jnp.square(chosen - rejected - 1 / (2 * beta))
+    if loss_type == "robust" and _checks.is_static_zero(epsilon):
+        # DPO's own loss: the form below is 0 · softplus(+inf) = NaN at z = +inf.
+        return _numerics.softplus(-z)
     epsilon = jnp.asarray(epsilon, z.dtype)
     if loss_type == "robust":
         clean = (1 - epsilon) * _numerics.softplus(-z) - epsilon * _numerics.softplus(z)
         return clean / (1 - 2 * epsilon)
     if loss_type == "exo_pair":
-        # KL([σ(z), σ(−z)] ‖ [1 − ε, ε]).
-        win = jax.nn.sigmoid(z) * (_numerics.log_sigmoid(z) - jnp.log1p(-epsilon))
-        return win + jax.nn.sigmoid(-z) * (_numerics.log_sigmoid(-z) - jnp.log(epsilon))
+        # KL([σ(z), σ(−z)] ‖ [1 − ε, ε]). At z = ±inf (an impossible answer) its limit,
+        # flat in z: σ(∓z) log σ(∓z) → 0 (0 · −inf there), so −log(1 − ε) or −log ε.
+        infinite = jnp.isinf(z)
+        finite_z = jnp.where(infinite, 0, z)
+        win = jax.nn.sigmoid(finite_z) * (_numerics.log_sigmoid(finite_z) - jnp.log1p(-epsilon))
+        lose = jax.nn.sigmoid(-finite_z) * (_numerics.log_sigmoid(-finite_z) - jnp.log(epsilon))
+        limit = jnp.where(z > 0, -jnp.log1p(-epsilon), -jnp.log(epsilon))
+        return jnp.where(infinite, limit, win + lose)
     if loss_type == "discopop":
-        scaled = z / jnp.asarray(tau, z.dtype)
+        # At z = −inf (an impossible chosen answer) e^{log σ(z/τ) − z} is e^{−inf + inf}:
+        # there the limit +inf, with the slope −1 of the softplus term (m e^{−z} → 0, τ < 1).
+        impossible = z == -jnp.inf
+        finite_z = jnp.where(impossible, 0, z)
+        scaled = finite_z / jnp.asarray(tau, z.dtype)
         # σ(z/τ) e^{−z} as one exponential: finite where e^{−z} alone overflows.
-        return jax.nn.sigmoid(-scaled) * _numerics.softplus(-z) + jnp.exp(
-            _numerics.log_sigmoid(scaled) - z
+        loss = jax.nn.sigmoid(-scaled) * _numerics.softplus(-finite_z) + jnp.exp(
+            _numerics.log_sigmoid(scaled) - finite_z
         )
+        return jnp.where(impossible, _numerics.softplus(-z), loss)
     chosen_reward, rejected_reward = beta * chosen, beta * rejected
     if loss_type == "bco_pair":
         shift = jnp.asarray(shift, z.dtype)
@@ -295,8 +325,23 @@ def dpo(
     Numerics: the logistic terms are ``softplus`` and ``log_sigmoid``, ``"hinge"`` a
     ``relu``, and DiscoPOP's :math:`m e^{-z}` one exponential
     :math:`e^{\log\sigma(z/\tau) - z}`, so all of these are finite for all finite inputs
-    (DiscoPOP for τ < 1). The squares (``"ipo"``, ``"sppo_hard"``) overflow past ~1.8e19,
-    and ``"forward_kl"`` past :math:`u_r \approx -88`: :math:`e^{-u}` is the divergence's own.
+    (DiscoPOP for τ < 1). The squares (``"ipo"``, ``"sppo_hard"``) overflow past ~1.8e19.
+    ``"forward_kl"``'s :math:`e^{-u}`, the divergence's own, overflows past
+    :math:`u \approx -88.7` (float32): there :math:`u_c` makes :math:`z = -\infty` (the loss
+    +inf) and :math:`u_r` makes :math:`z = +\infty` (the loss its limit, below). The
+    derivative :math:`e^{-u}` is taken as at most the dtype's largest finite value, so the
+    gradient in :math:`u` is :math:`\partial\ell/\partial z \cdot \beta` times at most
+    that: 0 where the loss is flat in :math:`z` (at :math:`z = +\infty` all but ε > 0 of
+    ``"sigmoid"`` and ``"robust"``, whose loss is ±inf there), not 0 · inf = NaN, and
+    about :math:`-3.4 \cdot 10^{38} \beta` per pair in :math:`u_c` for ``"sigmoid"`` (−inf
+    where that product overflows). That is reverse mode; forward mode multiplies by β
+    first, NaN at :math:`z = +\infty` for β > 1. At :math:`z = \pm\infty` (that overflow,
+    or a policy log-probability of −inf: an impossible answer) each loss is its limit:
+    ``"exo_pair"`` :math:`-\log\varepsilon` at −inf and :math:`-\log(1-\varepsilon)` at
+    +inf, flat; DiscoPOP +inf at −inf with its softplus term's slope −1 in :math:`z` (the
+    limit for τ ≤ 1; :math:`m e^{-z}` grows faster for τ > 1), and 0 at +inf; ``"robust"``
+    −inf at +inf for ε > 0 (it is unbounded below), 0 for ε = 0 given as a Python 0 (a
+    traced 0 times softplus(+inf) is NaN, as for ``"sigmoid"``'s and AOT's ε).
 
     Args:
       policy_chosen_logprobs: ``[batch]`` summed token log-probabilities of the chosen answers

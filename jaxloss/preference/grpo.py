@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
@@ -89,7 +90,10 @@ def grpo(
 
     Args:
       logprobs: ``[batch, tokens]`` log-probabilities of the sampled tokens under the
-        policy being trained (any leading shape; the last axis is the tokens).
+        policy being trained (any leading shape; the last axis is the tokens). −inf (an
+        impossible token) gives each term its limit as π → 0: 0 for the weight times
+        ``"k1"``, ``"k2"`` or CISPO's :math:`\log\pi`, and π_ref/π_old for the weighted
+        ``"k3"`` (+inf with a sequence's weight).
       old_logprobs: the same under the policy that sampled them (broadcastable).
       advantages: ``[batch]``, one per sequence (``grpo_advantages``), or per token with
         the shape of ``logprobs``. Constants: pass them without gradient.
@@ -168,11 +172,27 @@ def grpo(
     if logprobs.ndim < 1:
         raise ValueError("`logprobs` needs a token axis [..., tokens], got a scalar.")
     advantages = _checks.float_array(advantages, "advantages")
-    if advantages.ndim < logprobs.ndim:  # one per sequence: spread over its tokens
-        advantages = advantages[..., None]
     arrays = {"logprobs": logprobs, "old_logprobs": old_logprobs, "advantages": advantages}
     if ref_logprobs is not None:  # checked even when beta = 0 leaves it unused
         arrays["ref_logprobs"] = ref_logprobs
+    if advantages.ndim < logprobs.ndim:  # one per sequence: spread over its tokens
+        # Checked against the sequences first, so that a misfit is reported with the shape
+        # given, not as [..., 1].
+        tokens_shape = _checks.broadcast_shapes(
+            **{name: a for name, a in arrays.items() if name != "advantages"}
+        )
+        sequences = tokens_shape[:-1]
+        try:
+            fits = np.broadcast_shapes(advantages.shape, sequences) == sequences
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"`advantages` {advantages.shape}, one per sequence, does not broadcast to "
+                f"the sequences {sequences} of the log-probabilities {tokens_shape}: give "
+                "one advantage per sequence, or one per token."
+            )
+        arrays["advantages"] = advantages[..., None]
     # An impossible token (−inf) may stand in the current or reference log-probabilities,
     # not in the sampler's (it drew the token).
     floats, shape = _checks.broadcast_floats(allow_inf=("logprobs", "ref_logprobs"), **arrays)
@@ -188,9 +208,13 @@ def grpo(
         )
     dtype = log_weight.dtype
     epsilon_high = jnp.asarray(epsilon_high, dtype)
+    # An impossible token (log π = −inf) has the weight 0 (its sequence too, for "sequence"):
+    # w log π and w times k1 or k2 tend to 0, where 0 · (±inf) would be NaN.
+    impossible = logprobs == -jnp.inf
     if clip == "cispo":
         capped = jax.lax.stop_gradient(jnp.exp(jnp.minimum(log_weight, jnp.log(epsilon_high))))
-        loss = -capped * advantages * logprobs
+        # log π read as 0 there, before the product: its gradient −sg[w] A is 0 as well.
+        loss = -capped * advantages * jnp.where(impossible, 0, logprobs)
     else:
         clipped = jnp.clip(
             log_weight, jnp.log1p(-jnp.asarray(epsilon_low, dtype)), jnp.log1p(epsilon_high)
@@ -212,25 +236,25 @@ def grpo(
         loss = -jnp.exp(log_kept) * advantages
     if with_kl:
         ref_logprobs = floats[3]
-        # k3 = e^{-d} - 1 + d (d = logprobs - ref) overflows, or its product with a weight
-        # that underflows is 0 · inf, far below the reference: there the weighted KL is
-        # e^{log_weight - d} + w (d - 1), and the product form reads d = 0 instead.
-        far = (
-            (logprobs - ref_logprobs < -40)
-            if kl_importance_weight and kl_estimator == "k3"
-            else None
-        )
+        weighted_k3 = kl_importance_weight and kl_estimator == "k3"
+        if weighted_k3:
+            # k3 = e^{-d} - 1 + d (d = logprobs - ref) overflows, or its product with a
+            # weight that underflows is 0 · inf, far below the reference: there the weighted
+            # KL is e^{log_weight - d} + w (d - 1), and the product form reads d = 0 instead.
+            far = logprobs - ref_logprobs < -40
+        else:
+            # w d and w d²/2 at an impossible token: read at d = 0, their limit 0.
+            far = impossible if kl_importance_weight else None
         near_logprobs = logprobs if far is None else jnp.where(far, ref_logprobs, logprobs)
         kl = kl_penalty(near_logprobs, ref_logprobs, estimator=kl_estimator, reduction="none")
         if kl_importance_weight:
             kl_weight = jnp.exp(log_weight)
             kl = kl * kl_weight
-        if far is not None:
+        if weighted_k3:
             # An impossible token (log-probability −inf): w = 0 against e^{−d} = inf. With
             # a token's own weight log w − d is ref − old exactly; a sequence's weight
             # (the mean over its tokens) falls slower than e^{−d} grows: +inf. w (d − 1)
             # tends to 0 either way.
-            impossible = far & (logprobs == -jnp.inf)
             d = jnp.where(far & ~impossible, logprobs - ref_logprobs, -40)
             limit = ref_logprobs - old_logprobs
             if importance_sampling == "sequence":

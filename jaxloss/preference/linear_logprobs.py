@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checked, _checks
 from jaxloss._kernels import distill_blocks
 from jaxloss._kernels.chunked_logsumexp import accumulation_dtype
 from jaxloss._reduce import linear_weights, masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName, global_sum
+from jaxloss.margin.classes import global_num_classes
 from jaxloss.margin.linear import linear_cross_entropy
 from jaxloss.preference.distillation import static_endpoint
 
@@ -89,13 +90,22 @@ def linear_token_logprobs(
       https://arxiv.org/abs/2411.09009
     """
     hidden = _checks.float_array(hidden, "hidden")
+    weight = _checks.float_array(weight, "weight")
     tokens = _checks.integer_array(tokens, "tokens")
     if hidden.ndim < 2 or tokens.shape != hidden.shape[:-1]:
         raise ValueError(
             "`hidden` must be [..., time, dim] and `tokens` [..., time] with the same leading "
             f"axes, got {hidden.shape} and {tokens.shape}."
         )
+    # Checked here with the caller's names and shapes: linear_cross_entropy sees the rows
+    # flattened, its labels named `labels` (its own checks then pass).
+    if weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(
+            "`hidden` must be [..., time, dim] and `weight` [vocab, dim] with the same dim, "
+            f"got {hidden.shape} and {weight.shape}."
+        )
     mask = _checks.mask(where, tokens.shape)
+    _checked.class_ids(tokens, global_num_classes(weight, class_axis_name), "tokens", where=mask)
     losses = linear_cross_entropy(
         hidden.reshape(-1, hidden.shape[-1]),
         weight,

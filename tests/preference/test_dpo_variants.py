@@ -314,7 +314,10 @@ def test_aot_ranks_rows_and_masks_as_dropping():
 
 
 EXTREMES = np.array([-1e4, -1e4, 0.0, 1e4, -3.0, 1e4], np.float32)
-FINITE_TYPES = [e for e in GRID if e[1].get("f_divergence") != "forward_kl"]
+# Forward KL's loss is +inf where a chosen log-ratio is below ≈ −88.7 (its own e^{−u}
+# overflows), as three of EXTREMES' are: it is tested with extreme rejected log-ratios alone.
+FORWARD_KL_TYPES = [e for e in GRID if e[1].get("f_divergence") == "forward_kl"]
+FINITE_TYPES = [e for e in GRID if e not in FORWARD_KL_TYPES]
 
 
 @functools.cache
@@ -331,6 +334,127 @@ def test_finite_at_extreme_log_probabilities(entry):
     assert np.isfinite(value), value
     for g in grads:
         assert np.all(np.isfinite(g)), g
+
+
+@pytest.mark.parametrize("entry", FORWARD_KL_TYPES, ids=[_id(e) for e in FORWARD_KL_TYPES])
+def test_forward_kl_finite_at_extreme_rejected_log_probabilities(entry):
+    # Chosen log-ratios |a − b| ≥ 0, rejected ones a − b down to −2e4: e^{−u_r} overflows.
+    # Its derivative used to be inf against the loss's slope 0 there (NaN).
+    a, b = EXTREMES, EXTREMES[::-1].copy()
+    fn = functools.partial(jaxloss.dpo, loss_type=entry[0], **entry[1])
+    args = (np.maximum(a, b), a, np.minimum(a, b), b)
+    value, grads = jax.jit(lambda *x: compiled.value_and_grads(fn, *x))(*args)
+    assert np.isfinite(value), value
+    for g in grads:
+        assert np.all(np.isfinite(g)), g
+
+
+# u_c = −5 and u_r past e^{−u_r}'s float32 range, the last an impossible rejected answer.
+OVERFLOWING_LOGRATIOS = np.array([-90.0, -100.0, -1e4, -np.inf], np.float32)
+FORWARD_KL_LIMITS = [
+    ("sigmoid", {}, 0.0),
+    ("hinge", {}, 0.0),
+    ("robust", {}, 0.0),
+    ("discopop", {}, 0.0),
+    ("discopop", {"discopop_tau": 0.5}, 0.0),
+    ("exo_pair", {"label_smoothing": 0.1}, -math.log1p(-0.1)),  # σ(z) → 1: −log(1 − ε)
+]
+
+
+@functools.cache
+def _forward_kl_past_the_exponent_range():
+    batch = len(OVERFLOWING_LOGRATIOS)
+    pc, rc, rr = (np.full(batch, v, np.float32) for v in (-250.0, -245.0, -300.0))
+    pr = rr + OVERFLOWING_LOGRATIOS
+    cases = [
+        ((pc, pr, rc, rr), {"loss_type": t, "f_divergence": "forward_kl", "beta": 0.1,
+                            "reduction": "none", **o})
+        for t, o, _ in FORWARD_KL_LIMITS
+    ]  # fmt: skip
+    return compiled.values_and_grads_of_cases(jaxloss.dpo, cases)
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "options", "limit"),
+    FORWARD_KL_LIMITS,
+    ids=[_id(e[:2]) for e in FORWARD_KL_LIMITS],
+)
+def test_forward_kl_rejected_past_the_exponent_range_is_its_limit(loss_type, options, limit):
+    # z = β (f'(u_c) − f'(u_r)) = +inf, where each loss is flat: the loss is its limit and
+    # every gradient 0. The derivative e^{−u_r} of f' was inf there, times 0: NaN.
+    value, grads = _forward_kl_past_the_exponent_range()[
+        FORWARD_KL_LIMITS.index((loss_type, options, limit))
+    ]
+    np.testing.assert_allclose(value, np.full(len(OVERFLOWING_LOGRATIOS), limit), rtol=1e-6)
+    for g in grads:
+        np.testing.assert_array_equal(g, 0.0)
+
+
+def test_forward_kl_chosen_past_the_exponent_range_is_inf_with_a_finite_slope():
+    # u_c below ≈ −88.7: f'(u_c) = 1 − e^{−u_c} = −inf and the loss +inf, as before. Its
+    # derivative e^{−u_c} is taken as float32's largest finite value, so the slope of
+    # "sigmoid" in the policy's chosen log-probability is −β·max (it was −inf).
+    batch = len(OVERFLOWING_LOGRATIOS)
+    pr, rr, rc = (np.full(batch, v, np.float32) for v in (-250.0, -245.0, -300.0))
+    pc = rc + OVERFLOWING_LOGRATIOS
+
+    def loss(pc):
+        return jaxloss.dpo(pc, pr, rc, rr, beta=0.1, f_divergence="forward_kl", reduction="none")
+
+    value, (grad,) = jax.jit(lambda x: compiled.value_and_grads(loss, x))(pc)
+    np.testing.assert_array_equal(value, np.inf)
+    np.testing.assert_allclose(grad, -0.1 * np.finfo(np.float32).max, rtol=1e-6)
+
+
+# An impossible answer (log-probability −inf) of the policy: z = −inf (chosen) or +inf
+# (rejected), each loss at its limit. EXO's: KL([σ(z), σ(−z)] ‖ [1 − ε, ε]) tends to
+# −log ε as σ(z) → 0 and to −log(1 − ε) as σ(z) → 1 (σ log σ → 0), flat in z; DiscoPOP's
+# (1 − m)(−log σ(z)) + m e^{−z} to +inf with its softplus's slope −1 in z (for τ ≤ 1;
+# m e^{−z} grows faster for τ > 1); robust's with ε = 0 (DPO's) to 0.
+IMPOSSIBLE = [
+    ("exo_pair", {"label_smoothing": 0.1}, "chosen", -math.log(0.1), 0.0),
+    ("exo_pair", {"label_smoothing": 0.1}, "rejected", -math.log1p(-0.1), 0.0),
+    ("exo_pair", {"label_smoothing": 1e-3, "f_divergence": "js_divergence"}, "chosen",
+     -math.log(1e-3), 0.0),
+    ("discopop", {}, "chosen", math.inf, -1.0),
+    ("discopop", {"discopop_tau": 1.0}, "chosen", math.inf, -1.0),
+    ("discopop", {"f_divergence": "js_divergence"}, "chosen", math.inf, -1.0),
+    ("discopop", {}, "rejected", 0.0, 0.0),
+    ("robust", {}, "rejected", 0.0, 0.0),
+    ("robust", {"f_divergence": "js_divergence"}, "rejected", 0.0, 0.0),
+]  # fmt: skip
+
+
+@functools.cache
+def _impossible_answers():
+    cases = []
+    for loss_type, options, side, _, _ in IMPOSSIBLE:
+        logps = [np.full(2, v, np.float32) for v in (-10.0, -12.0, -11.0, -11.0)]
+        logps[0 if side == "chosen" else 1][:] = -np.inf
+        cases.append((logps, {"loss_type": loss_type, "beta": 0.1, "reduction": "none",
+                              **options}))  # fmt: skip
+    return compiled.values_and_grads_of_cases(jaxloss.dpo, cases)
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "options", "side", "limit", "slope"),
+    IMPOSSIBLE,
+    ids=[f"{_id(e[:2])}-{e[2]}" for e in IMPOSSIBLE],
+)
+def test_an_impossible_answer_gives_the_limit(loss_type, options, side, limit, slope):
+    # slope: dℓ/dz at the limit. The impossible answer's log-probabilities have ±β times it
+    # (z = β (f'(u_c) − f'(u_r)), f'' → 1 as u → −inf for js_divergence too); the other
+    # answer's, β f''(u) times it. They were NaN, as the value.
+    value, grads = _impossible_answers()[IMPOSSIBLE.index((loss_type, options, side, limit, slope))]
+    np.testing.assert_allclose(value, [limit, limit], rtol=1e-6)
+    policy, ref = (grads[0], grads[2]) if side == "chosen" else (grads[1], grads[3])
+    sign = 1 if side == "chosen" else -1
+    np.testing.assert_allclose(policy, np.full(2, sign * 0.1 * slope), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(ref, -policy, rtol=1e-6, atol=0)
+    for g in grads:
+        assert np.all(np.isfinite(g)), g
+        if slope == 0:
+            np.testing.assert_array_equal(g, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -413,3 +414,68 @@ def test_an_overflowing_ratio_gives_ppo_clips_infinite_gradient_not_nan():
     np.testing.assert_allclose(grad, [[np.inf, 0.0, -ratio]], rtol=1e-6)
     np.testing.assert_array_equal(value, ppo_value)
     np.testing.assert_array_equal(grad, ppo_grad)
+
+
+IMPOSSIBLE_TOKEN_OPTIONS = {
+    "k1": {"kl_estimator": "k1"},
+    "k2": {"kl_estimator": "k2"},
+    "gspo-k1": {"kl_estimator": "k1", "importance_sampling": "sequence"},
+    "gspo-k2": {"kl_estimator": "k2", "importance_sampling": "sequence"},
+    "cispo": {"clip": "cispo", "epsilon_high": 5.0, "beta": 0.0},
+    "cispo-k1": {"clip": "cispo", "epsilon_high": 5.0, "kl_estimator": "k1"},
+    "cispo-gspo-k2": {"clip": "cispo", "epsilon_high": 5.0, "kl_estimator": "k2",
+                      "importance_sampling": "sequence"},
+}  # fmt: skip
+
+
+@functools.cache
+def _impossible_and_very_unlikely():
+    """Each option's values and gradients with one token of each sequence at log π = −inf
+    (impossible) and at −1e4, where float32 has reached the limit (w = e^{−1e4} = 0)."""
+    impossible = np.array([[-np.inf, -1.0, -0.3], [-0.5, -2.0, -np.inf]], np.float32)
+    old = np.array([[-1.0, -2.0, -0.2], [-1.0, -1.5, -0.7]], np.float32)
+    ref = np.array([[-1.5, -2.0, -0.4], [-1.0, -0.5, -0.9]], np.float32)
+    advantages = np.array([1.0, -1.0], np.float32)
+
+    @jax.jit
+    def run(lp):
+        def one(options):
+            options = {"beta": 0.5, "reduction": "none", **options}
+
+            def loss(lp, o, r):
+                return jaxloss.grpo(lp, o, advantages, ref_logprobs=r, **options)
+
+            values = loss(lp, old, ref)
+            grads = jax.grad(lambda *a: jnp.sum(loss(*a)), argnums=(0, 1, 2))(lp, old, ref)
+            return values, grads
+
+        return {key: one(options) for key, options in IMPOSSIBLE_TOKEN_OPTIONS.items()}
+
+    return run(impossible), run(np.where(np.isinf(impossible), -1e4, impossible))
+
+
+@pytest.mark.parametrize("key", list(IMPOSSIBLE_TOKEN_OPTIONS))
+def test_an_impossible_token_gives_the_limit(key):
+    # π → 0: w d, w d²/2 and w log π tend to 0 (w = π/π_old, or its geometric mean over
+    # the sequence), as at log π = −1e4. They were w · (±inf) = NaN, value and gradient
+    # (k3, whose limit is not 0, has its own: test_weighted_kl_far_below_the_reference_...).
+    impossible, very_unlikely = _impossible_and_very_unlikely()
+    (value, grads), (expected, expected_grads) = impossible[key], very_unlikely[key]
+    np.testing.assert_allclose(value, expected, rtol=1e-6, atol=0)
+    for g, e in zip(grads, expected_grads, strict=True):
+        assert np.all(np.isfinite(g)), g
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("logprobs_shape", "advantages_shape"),
+    [((2, 4), (3,)), ((2, 4), (4,)), ((5, 2, 4), (3, 2)), ((2, 4), (3, 4))],
+)
+def test_misfit_advantages_are_named_with_their_own_shape(logprobs_shape, advantages_shape):
+    # One per sequence is spread over the tokens as [..., 1]: the error named that (3, 1).
+    logprobs = np.zeros(logprobs_shape, np.float32)
+    advantages = np.ones(advantages_shape, np.float32)
+    own = re.escape(f"`advantages` {advantages_shape}")
+    with pytest.raises(ValueError, match=own) as error:
+        jaxloss.grpo(logprobs, logprobs, advantages)
+    assert f"{(*advantages_shape, 1)}" not in str(error.value)

@@ -4,11 +4,13 @@ float64 NumPy log-softmax: values, gradients, chunk sizes, masks, vocabulary sha
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import checkify
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
@@ -231,3 +233,33 @@ def test_errors():
         jaxloss.linear_token_logprobs(hidden, weight, tokens, chunk_size=0)
     with pytest.raises(TypeError, match="where"):
         jaxloss.linear_token_logprobs(hidden, weight, tokens, where=where.astype(np.int32))
+
+
+@pytest.mark.parametrize("weight_shape", [(VOCAB, DIM - 1), (VOCAB,), (2, VOCAB, DIM)])
+def test_a_misfit_weight_is_reported_with_the_shapes_given(weight_shape):
+    # The rows are flattened for linear_cross_entropy, whose message named `hidden` [batch,
+    # dim] with the flattened shape (15, 6) and `weight` [num_classes, dim].
+    hidden, _, _, tokens, _, _ = _inputs()
+    weight = np.ones(weight_shape, np.float32)
+    expected = re.escape(f"got {hidden.shape} and {weight_shape}")
+    with pytest.raises(ValueError, match=r"`weight` \[vocab, dim\].*" + expected) as error:
+        jaxloss.linear_token_logprobs(hidden, weight, tokens)
+    assert "num_classes" not in str(error.value) and "(15, 6)" not in str(error.value)
+
+
+@pytest.mark.parametrize("token", [-100, VOCAB])
+def test_checked_mode_names_tokens(token):
+    # Ids outside the vocabulary count as masked; checked, an unmasked one is an error
+    # (as token_logprobs's), which named linear_cross_entropy's `labels`.
+    hidden, weight, _, tokens, where, _ = _inputs()
+    tokens = np.where(where, np.clip(tokens, 0, VOCAB - 1), tokens)
+    tokens[where.nonzero()[0][0], where.nonzero()[1][0]] = token
+    checked = jaxloss.checked(jaxloss.linear_token_logprobs)
+    with pytest.raises(checkify.JaxRuntimeError, match=r"`tokens` must be class ids in \[0, "):
+        checked(hidden, weight, tokens, where=where)
+    masked = np.where(where, np.clip(tokens, 0, VOCAB - 1), token)  # out of range where masked
+    np.testing.assert_allclose(
+        checked(hidden, weight, masked, where=where),
+        jaxloss.linear_token_logprobs(hidden, weight, masked, where=where),
+        rtol=1e-6,
+    )
