@@ -412,6 +412,47 @@ def test_row_sums_match_float64_without_writing_the_rows(length):
         np.testing.assert_allclose(got, expected, rtol=5e-7)
 
 
+@pytest.mark.parametrize("length", [20, 64, 37])
+def test_row_sums_derivatives_to_second_order_with_a_constant_operand(length):
+    # _numerics.row_sums' own derivative rule: JAX's rule for its variadic lax.reduce raised
+    # a TypeError on an operand constant in the input (a symbolic-zero tangent: jax.hessian
+    # of distill_kl in the student) and, at a length summed by TwoSum (37), on any input.
+    # For one block (20), blocks (64) and TwoSum (37): the value under jvp is the plain one,
+    # bit for bit; the tangents, the gradient of w · sums and its derivative along the
+    # tangent v (forward over reverse and reverse over reverse) against float64 closed
+    # forms: (w0 + w2 (1 + x)) e^x and (w0 + w2 (2 + x)) e^x v.
+    rng = np.random.default_rng(1)
+    x, tangent = rng.normal(size=(2, 3, length)).astype(np.float32)
+    constant = np.cos(np.arange(length, dtype=np.float32))
+    weights = (0.7, 0.4, -1.3)
+
+    def sums(x):
+        return _numerics.row_sums(jnp.exp(x), jnp.broadcast_to(constant, x.shape), x * jnp.exp(x))
+
+    def weighted(x):
+        return sum(w * jnp.sum(s) for w, s in zip(weights, sums(x), strict=True))
+
+    @jax.jit  # one compilation for every derivative below
+    def run(x, tangent):
+        primal, tangents = jax.jvp(sums, (x,), (tangent,))
+        curvature = jax.jvp(jax.grad(weighted), (x,), (tangent,))[1]
+        reverse = jax.grad(lambda x: jnp.vdot(jax.grad(weighted)(x), tangent))(x)
+        return sums(x), primal, tangents, jax.grad(weighted)(x), curvature, reverse
+
+    plain, primal, tangents, gradient, curvature, reverse = run(x, tangent)
+    for got, expected in zip(primal, plain, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    x64, v64 = np.asarray(x, np.float64), np.asarray(tangent, np.float64)
+    e = np.exp(x64)
+    np.testing.assert_allclose(tangents[0], (e * v64).sum(-1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(tangents[1], 0)
+    np.testing.assert_allclose(tangents[2], ((1 + x64) * e * v64).sum(-1), rtol=1e-6, atol=1e-6)
+    w0, _, w2 = weights
+    np.testing.assert_allclose(gradient, (w0 + w2 * (1 + x64)) * e, rtol=1e-6, atol=1e-6)
+    for got in (curvature, reverse):
+        np.testing.assert_allclose(got, (w0 + w2 * (2 + x64)) * e * v64, rtol=1e-6, atol=1e-6)
+
+
 def _arrays_written(program: jax.stages.Compiled, shape: tuple[int, ...]) -> int:
     """How many instructions of the compiled program's entry computation produce an array of
     ``shape`` (float32): its outputs, and whatever it writes out between its fusions."""

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from jax.test_util import check_jvp, check_vjp
 
 import jaxloss
 from tests._suite import compiled
@@ -438,6 +439,76 @@ def test_token_means_are_global_over_8_devices(loss, reduction):
     np.testing.assert_allclose(value, expected, rtol=1e-5)
     for g, e in zip(grads, expected_grads, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+
+
+SECOND_ORDER = {  # the loss and its vocabulary size
+    "distill_kl[forward]": (jaxloss.distill_kl, VOCAB),
+    "distill_kl[reverse]": (functools.partial(jaxloss.distill_kl, direction="reverse"), VOCAB),
+    "generalized_jsd[beta=0]": (functools.partial(jaxloss.generalized_jsd, beta=0.0), VOCAB),
+    "generalized_jsd[beta=0.5]": (functools.partial(jaxloss.generalized_jsd, beta=0.5), VOCAB),
+    "generalized_jsd[beta=1]": (functools.partial(jaxloss.generalized_jsd, beta=1.0), VOCAB),
+    "skew_kl[alpha=0]": (functools.partial(jaxloss.skew_kl, alpha=0.0), VOCAB),
+    "skew_kl[alpha=0.3]": (functools.partial(jaxloss.skew_kl, alpha=0.3), VOCAB),
+    "generalized_jsd[beta=0.5,vocab=37]": (
+        functools.partial(jaxloss.generalized_jsd, beta=0.5),
+        37,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_derivatives_match_finite_differences(name):
+    # The README's "jvp (so Hessians)": check_grads' second order in both modes, the JVP
+    # and the VJP of the gradient in each logits (the other held constant) against finite
+    # differences of the gradient in float64, all from one compiled function (as the common
+    # suite's test_check_grads). Differentiated in the KL's second distribution (the
+    # student's forward, so β = 0 and α = 0; the teacher's reverse, so β = 1), the
+    # divergence kernels raised a TypeError: _numerics.row_sums' lax.reduce, whose own
+    # derivative rule fails on the symbolic-zero tangent of an operand that depends only
+    # on the first distribution; at a vocabulary it sums by TwoSum (a prime past 32), on
+    # its zero error terms, in either logits.
+    loss, vocab = SECOND_ORDER[name]
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(8)
+        logits = [rng.normal(size=(2, 3, vocab)), 2 * rng.normal(size=(2, 3, vocab))]
+
+        @jax.jit
+        def derivatives(logits, tangents, cotangents):
+            out = []
+            for argnum in range(2):
+
+                def gradient(x, argnum=argnum):
+                    return jax.grad(loss, argnum)(
+                        *(x if i == argnum else a for i, a in enumerate(logits))
+                    )
+
+                x = logits[argnum]
+                value, jvp = jax.jvp(gradient, (x,), (tangents[argnum],))
+                out.append((value, jvp, jax.vjp(gradient, x)[1](cotangents[argnum])[0]))
+            return out
+
+        for argnum, label in enumerate(("student", "teacher")):
+
+            def run(x, tangent=None, cotangent=None, argnum=argnum):
+                # NumPy in, always (one compiled signature); zero directions unless given.
+                zero = np.zeros_like(x)
+                directions = [[zero, zero], [zero, zero]]
+                for direction, given in zip(directions, (tangent, cotangent), strict=True):
+                    direction[argnum] = zero if given is None else np.asarray(given)
+                args = [np.asarray(x) if i == argnum else a for i, a in enumerate(logits)]
+                return derivatives(args, *directions)[argnum]
+
+            def gradient(x, run=run):
+                return run(x)[0]
+
+            def jvp(primals, tangents, run=run):
+                return run(primals[0], tangents[0])[:2]
+
+            def vjp(x, run=run):
+                return run(x)[0], lambda cotangent: (run(x, cotangent=cotangent)[2],)
+
+            check_jvp(gradient, jvp, (logits[argnum],), eps=1e-6, err_msg=f"JVP in the {label}")
+            check_vjp(gradient, vjp, (logits[argnum],), eps=1e-6, err_msg=f"VJP in the {label}")
 
 
 def test_half_precision_in_float32_out():
