@@ -181,15 +181,15 @@ def grpo(
         tokens_shape = _checks.broadcast_shapes(
             **{name: a for name, a in arrays.items() if name != "advantages"}
         )
-        sequences = tokens_shape[:-1]
+        sequence_shape = tokens_shape[:-1]
         try:
-            fits = np.broadcast_shapes(advantages.shape, sequences) == sequences
+            fits = np.broadcast_shapes(advantages.shape, sequence_shape) == sequence_shape
         except ValueError:
             fits = False
         if not fits:
             raise ValueError(
                 f"`advantages` {advantages.shape}, one per sequence, does not broadcast to "
-                f"the sequences {sequences} of the log-probabilities {tokens_shape}: give "
+                f"the sequences {sequence_shape} of the log-probabilities {tokens_shape}: give "
                 "one advantage per sequence, or one per token."
             )
         arrays["advantages"] = advantages[..., None]
@@ -237,6 +237,7 @@ def grpo(
     if with_kl:
         ref_logprobs = floats[3]
         weighted_k3 = kl_importance_weight and kl_estimator == "k3"
+        far: jax.Array | None
         if weighted_k3:
             # k3 = e^{-d} - 1 + d (d = logprobs - ref) overflows, or its product with a
             # weight that underflows is 0 · inf, far below the reference: there the weighted
@@ -251,6 +252,7 @@ def grpo(
             kl_weight = jnp.exp(log_weight)
             kl = kl * kl_weight
         if weighted_k3:
+            assert far is not None
             # An impossible token (log-probability −inf): w = 0 against e^{−d} = inf. With
             # a token's own weight log w − d is ref − old exactly; a sequence's weight
             # (the mean over its tokens) falls slower than e^{−d} grows: +inf. w (d − 1)
