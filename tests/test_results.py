@@ -23,14 +23,19 @@ def test_readme_shows_the_latest_full_summary():
     assert _summary(RESULTS) == _summary(README)
 
 
-def _harness_families() -> list[str]:
-    """The family names of benchmarks/cases, imported the way run.py imports them."""
-    # The benchmark scripts import their siblings (_harness, bench_ctc) as top-level modules.
+def _benchmark_module(name: str):
+    """A module of benchmarks/ (``cases``, ``_harness``, ``report``), imported the way the
+    scripts import their siblings: as top-level modules."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        return list(importlib.import_module("cases").FAMILIES)
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _harness_families() -> list[str]:
+    """The family names of benchmarks/cases, imported the way run.py imports them."""
+    return list(_benchmark_module("cases").FAMILIES)
 
 
 def test_every_family_of_the_harness_has_a_ratio():
@@ -43,19 +48,10 @@ def test_every_family_of_the_harness_has_a_ratio():
         assert all(re.search(r" \d+\.\d\d", row.split("|")[3]) for row in family_rows), name
 
 
-def _harness_module():
-    """benchmarks/_harness.py, imported as the scripts import it."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("_harness")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
 def test_fast_cases_get_more_rounds_and_slow_ones_their_repeats():
     import time
 
-    harness = _harness_module()
+    harness = _benchmark_module("_harness")
     fast = {"a": lambda: time.sleep(0.001), "b": lambda: time.sleep(0.001)}
     slow = {"a": lambda: time.sleep(0.03)}
     assert harness.adaptive_rounds(fast, 3, 0.0) == 3
@@ -69,7 +65,7 @@ def test_a_script_reexecutes_itself_once_with_the_steady_allocator(tmp_path):
     import platform
     import subprocess
 
-    harness = _harness_module()
+    harness = _benchmark_module("_harness")
     script = tmp_path / "probe.py"
     script.write_text(
         "import os, sys\n"
@@ -91,19 +87,10 @@ def test_a_script_reexecutes_itself_once_with_the_steady_allocator(tmp_path):
     assert out[2] == f"{harness.STEADY_MALLOC} GLIBC_TUNABLES={harness.STEADY_MALLOC}"
 
 
-def _report_module():
-    """benchmarks/report.py, imported as run.py imports it."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("report")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
 def test_a_run_on_an_accelerator_writes_beside_the_cpu_results(tmp_path, monkeypatch):
     import argparse
 
-    report = _report_module()
+    report = _benchmark_module("report")
     assert [report.backend_suffix(b) for b in ("cpu", "gpu", "cuda", "rocm", "tpu")] == [
         "",
         "-gpu",
