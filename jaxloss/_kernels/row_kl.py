@@ -198,7 +198,12 @@ def _logit_tangent(
         if _wanted(d):
             tangent = tangent + jnp.sum(slope * (tau * d.astype(tau.dtype)), axis=-1)
     if _wanted(d_tau):
-        per_logit = sum(s * x.astype(tau.dtype) for s, x in zip(slopes, logits, strict=True))
+        # A −inf logit (a ruled-out entry) is −inf at every temperature: it adds nothing,
+        # where its slope 0 times x would be NaN.
+        per_logit = sum(
+            s * jnp.where(x == -jnp.inf, 0, x).astype(tau.dtype)
+            for s, x in zip(slopes, logits, strict=True)
+        )
         tangent = tangent + jnp.sum(per_logit, axis=-1) * d_tau.astype(tau.dtype)
     return tangent
 

@@ -535,3 +535,31 @@ def test_bad_options_raise():
         jaxloss.distill_kl(student.astype(np.int32), teacher)
     with pytest.raises(ValueError, match="where"):
         jaxloss.distill_kl(student, teacher, where=np.ones((BATCH, TOKENS, VOCAB), bool))
+
+
+def test_the_temperature_gradient_skips_ruled_out_entries():
+    # A −inf logit is −inf at every temperature: the loss and its temperature gradient are
+    # those without that entry (its slope 0 times −inf was NaN; the row kernels share the
+    # rule, `_kernels/row_kl._logit_tangent`).
+    rng = np.random.default_rng(4)
+    student, teacher = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    student[:, 4], teacher[:, 4] = -np.inf, -np.inf
+    losses = {
+        "forward": lambda s, t, tau: jaxloss.distill_kl(s, t, temperature=tau),
+        "jsd": lambda s, t, tau: jaxloss.generalized_jsd(s, t, temperature=tau),
+        "tvd": lambda s, t, tau: jaxloss.tvd(s, t, temperature=tau),
+    }
+
+    @jax.jit
+    def both(s, t, tau):
+        return {
+            name: (
+                jax.value_and_grad(loss, argnums=2)(s, t, tau),
+                jax.value_and_grad(loss, argnums=2)(s[:, :4], t[:, :4], tau),
+            )
+            for name, loss in losses.items()
+        }
+
+    for name, (with_entry, without) in both(student, teacher, np.float32(2.0)).items():
+        np.testing.assert_allclose(with_entry, without, rtol=1e-6, err_msg=name)
+        assert np.isfinite(with_entry[1]) and with_entry[1] != 0, name
