@@ -285,8 +285,9 @@ def gradient_penalty(
     ``jax.grad`` of the summed scores, which assumes the critic treats examples
     independently (no batch normalization; the paper recommends layer norm). The norm has a
     finite gradient at 0, so the second-order gradient (the critic's update) is finite.
-    Rows masked by ``where`` go through the critic at a kept row's point (not at their
-    zeroed inputs, where a critic may be singular), and contribute nothing.
+    Rows masked by ``where`` go through the critic at a kept row's point (at ones where no
+    row is kept, as on a device whose shard is all padding; never at their zeroed inputs,
+    where a critic may be singular), and contribute nothing.
 
     Args:
       critic: ``x [batch, ...] -> scores [batch]`` (or ``[batch, 1]``), differentiable.
@@ -332,8 +333,11 @@ def gradient_penalty(
     if mask is not None and batch > 0:
         # Masked rows still go through the (batched) critic: at a kept row's point, not at
         # their zeroed inputs, where a critic singular at 0 (one normalizing its input) has
-        # NaN second derivatives that would reach its parameters' gradient.
-        kept_row = interpolates[jnp.argmax(mask)]
+        # NaN second derivatives that would reach its parameters' gradient. With no row kept
+        # (a device's shard all padding), at ones: any point but 0 serves.
+        kept_row = jnp.where(
+            jnp.any(mask), interpolates[jnp.argmax(mask)], jnp.ones_like(interpolates[0])
+        )
         interpolates = jnp.where(
             mask.reshape((batch,) + (1,) * (real.ndim - 1)), interpolates, kept_row
         )

@@ -291,7 +291,7 @@ def test_masked_rows_never_reach_the_critic_at_zero():
 
     @jax.jit
     def run(p):
-        def penalty(p):
+        def penalty(p, keep):
             def critic(x):
                 return p * jnp.linalg.norm(x, axis=1)
 
@@ -301,12 +301,16 @@ def test_masked_rows_never_reach_the_critic_at_zero():
         empty = jaxloss.gradient_penalty(
             lambda x: x.sum(axis=-1), real[:0], fake[:0], jax.random.key(0), where=keep[:0]
         )
-        return jax.value_and_grad(penalty)(p), empty
+        # Every row masked (a device's shard all padding): no kept row either; the critic
+        # ran at the zeroed rows, a NaN gradient with the value 0.
+        none_kept = jax.value_and_grad(penalty)(p, np.zeros(3, bool))
+        return jax.value_and_grad(penalty)(p, keep), empty, none_kept
 
-    (value, grad), empty = run(np.float32(2.0))
+    (value, grad), empty, none_kept = run(np.float32(2.0))
     np.testing.assert_allclose(value, 1.0, rtol=1e-5)
     np.testing.assert_allclose(grad, 2.0, rtol=1e-5)
     assert float(empty) == 0.0
+    assert [float(x) for x in none_kept] == [0.0, 0.0]
 
 
 def test_gradient_penalty_errors():
