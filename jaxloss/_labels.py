@@ -97,8 +97,21 @@ def valid_class_ids(labels: jax.Array, num_classes: int) -> jax.Array:
 def counted_labels(
     labels: jax.Array, num_classes: int, ignore_index: int | None = None
 ) -> jax.Array:
-    """Where labels count: class ids in ``[0, num_classes)`` other than ``ignore_index``."""
+    """Where labels count: class ids in ``[0, num_classes)`` other than ``ignore_index``.
+
+    ``ignore_index`` is None, an int (NumPy's too) or an integer array (traced in a schedule):
+    anything else is a TypeError, where a string or a float (``"0"`` from a command line
+    without ``type=int``, ``0.5``) equalled no label and left nothing out, and ``True`` left
+    out class 1."""
     valid = valid_class_ids(labels, num_classes)
     if ignore_index is None:
         return valid
+    integer = isinstance(ignore_index, (int, np.integer)) or (
+        hasattr(ignore_index, "dtype") and jnp.issubdtype(ignore_index.dtype, jnp.integer)
+    )
+    if not integer or isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError(
+            f"`ignore_index` must be an int (a label value to leave out) or None, got "
+            f"{ignore_index!r}."
+        )
     return valid & (widened(labels) != ignore_index)

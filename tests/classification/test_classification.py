@@ -354,6 +354,18 @@ def test_mean_over_only_ignored_targets_is_zero_not_nan(weighted):
     assert np.all(np.asarray(grad) == 0)
 
 
+@pytest.mark.parametrize("ignore_index", ["0", 0.5, True, np.float32(0)])
+@pytest.mark.parametrize(
+    "loss", ["cross_entropy", "nll", "poly_cross_entropy", "multi_margin", "lovasz_softmax"]
+)
+def test_an_ignore_index_that_is_not_an_int_is_a_type_error(loss, ignore_index):
+    # "0" (a command line's value without type=int) or 0.5 equalled no label: nothing was
+    # left out, silently; True left out class 1. torch raises a TypeError too.
+    probs = np.full((3, 4), 0.25, np.float32)
+    with pytest.raises(TypeError, match="`ignore_index` must be an int"):
+        getattr(jaxloss, loss)(probs, np.array([0, 2, 1]), ignore_index=ignore_index)
+
+
 def test_ignore_index_inside_the_class_range():
     # ignore_index = 0 as a padding class: excluded, and never counted in the weighted mean.
     rng = np.random.default_rng(6)
