@@ -15,7 +15,7 @@ from jaxloss import _checked, _checks, _labels, _numerics
 from jaxloss._kernels.soft_cross_entropy import soft_cross_entropy
 from jaxloss._reduce import masked_inputs, reduce_loss
 from jaxloss._sharding import AxisName
-from jaxloss.classification.softmax import _classes_last, _integer_targets
+from jaxloss.classification.softmax import _classes_last, _integer_targets, probability_targets
 
 
 def _polynomial(epsilon: ArrayLike, x: jax.Array) -> jax.Array:
@@ -101,7 +101,7 @@ def poly_cross_entropy(
                 "entries with `where`."
             )
         targets = _classes_last(labels, axis, "labels")
-        _checks.equal_shapes(logits=logits, labels=targets)
+        probability_targets(logits, targets)
         _checked.probabilities(targets, "labels")
         mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
         cross_entropy = soft_cross_entropy(logits, targets)

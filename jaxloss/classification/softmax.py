@@ -46,9 +46,14 @@ def _integer_targets(
     """
     labels = _checks.integer_array(labels, "labels")
     if labels.shape != scores.shape[:-1]:
+        one_hot = (
+            " (one-hot or probability targets of its shape must be float)"
+            if labels.shape == scores.shape
+            else ""
+        )
         raise ValueError(
             f"`labels` must have the shape of `{scores_name}` without the class axis, "
-            f"{scores.shape[:-1]}, got {labels.shape}."
+            f"{scores.shape[:-1]}, got {labels.shape}{one_hot}."
         )
     num_classes = scores.shape[-1]
     where = _checks.mask(where, labels.shape)
@@ -116,6 +121,23 @@ def _class_weights(class_weights: ArrayLike | None, num_classes: int) -> jax.Arr
     if class_weights is None:
         return None
     return _checks.vector_of_length(class_weights, num_classes, "class_weights", "one per class")
+
+
+def probability_targets(logits: jax.Array, targets: jax.Array) -> None:
+    """Float ``labels`` are probability targets of the logits' shape: a ValueError otherwise,
+    saying that class ids must be integers where ``targets`` has the class ids' shape."""
+    if targets.shape == logits.shape:
+        return
+    hint = ""
+    if targets.shape == logits.shape[:-1]:
+        hint = (
+            ": float labels are probability targets; class ids must be an integer array "
+            "(`labels.astype(int)`)"
+        )
+    raise ValueError(
+        f"`labels` of dtype {targets.dtype} must have the shape of `logits` {logits.shape}, "
+        f"got {targets.shape}{hint}."
+    )
 
 
 def cross_entropy(
@@ -201,7 +223,7 @@ def cross_entropy(
                 "entries with `where` (torch raises for it too)."
             )
         targets = _classes_last(labels, axis, "labels")
-        _checks.equal_shapes(logits=logits, labels=targets)
+        probability_targets(logits, targets)
         _checked.probabilities(targets, "labels")
         mask, (logits, targets) = masked_inputs(where, logits.shape[:-1], logits, targets)
         if not _checks.is_static_zero(label_smoothing):

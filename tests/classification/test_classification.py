@@ -366,6 +366,18 @@ def test_an_ignore_index_that_is_not_an_int_is_a_type_error(loss, ignore_index):
         getattr(jaxloss, loss)(probs, np.array([0, 2, 1]), ignore_index=ignore_index)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "poly_cross_entropy"])
+def test_float_class_ids_and_integer_one_hot_targets_are_explained(loss):
+    # Float labels are probability targets; class ids read from pandas or NumPy as floats
+    # got "Expected equal shapes", and integer one-hot targets no hint that they need floats.
+    logits, labels = np.zeros((3, 4), np.float32), np.array([0, 2, 1])
+    fn = getattr(jaxloss, loss)
+    with pytest.raises(ValueError, match=r"class ids must be an integer array"):
+        fn(logits, labels.astype(np.float32))
+    with pytest.raises(ValueError, match=r"one-hot or probability targets .* must be float"):
+        fn(logits, np.eye(4, dtype=np.int32)[labels])
+
+
 def test_ignore_index_inside_the_class_range():
     # ignore_index = 0 as a padding class: excluded, and never counted in the weighted mean.
     rng = np.random.default_rng(6)
@@ -647,7 +659,7 @@ def test_shape_and_dtype_errors_name_the_argument():
         jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), class_weights=jnp.ones(4))
     with pytest.raises(TypeError, match="`logits`"):
         jaxloss.cross_entropy(jnp.zeros((4, 3), jnp.int32), jnp.zeros(4, jnp.int32))
-    with pytest.raises(ValueError, match=r"`logits`.*`labels`"):
+    with pytest.raises(ValueError, match=r"`labels`.*`logits` \(4, 3\), got \(4, 2\)"):
         jaxloss.cross_entropy(logits, jnp.zeros((4, 2)))
     with pytest.raises(ValueError, match="axis"):
         jaxloss.cross_entropy(logits, jnp.zeros(4, jnp.int32), axis=2)
