@@ -40,7 +40,8 @@ def checked(fn: Callable[P, R]) -> Callable[P, R]:
       ``where`` (CTC: class ids other than ``blank`` within ``label_lengths``); the dense
       losses' label maps excepted, where a label outside the classes is a "void" pixel by
       design (VOC's 255) and is not an error;
-    * probabilities and (soft) targets lie in ``[0, 1]``;
+    * probabilities and (soft) targets lie in ``[0, 1]``; relevance grades (the ranking
+      losses) are ``>= 0`` where ``item_mask`` counts them;
     * lengths lie in ``[0, size of their axis]``;
     * traced hyperparameters lie in their domain (a concrete one is checked outside this
       mode too).

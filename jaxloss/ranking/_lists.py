@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checked, _checks
 from jaxloss._reduce import masked_inputs
 
 
@@ -91,4 +91,9 @@ def lists(
             items = items & mask[..., None]
         zeroed = tuple(jnp.where(items, a, 0) for a in zeroed)
     scores, labels, *rest = zeroed
+    # Relevance grades are >= 0 (a TF-Ranking -1 pads an item: mask it with `item_mask`);
+    # the masked items were zeroed above, so only the counted ones are checked.
+    _checked.value_check(
+        labels >= 0, "`labels` must be relevance grades >= 0 (mask padding with `item_mask`)."
+    )
     return Lists(scores, labels, rest[0] if rest else None, mask, items)

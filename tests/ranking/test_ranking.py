@@ -328,3 +328,23 @@ def test_pairwise_logistic_reads_no_masked_item():
     np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
     assert np.all(np.isfinite(grad)) and np.all(grad[~items] == 0)
     assert np.all(weights_grad[~items] == 0) and np.any(weights_grad[items] != 0)
+
+
+@pytest.mark.parametrize(
+    "loss", ["ranking_softmax", "pairwise_hinge_ranking", "pairwise_logistic_ranking"]
+)
+def test_checked_mode_refuses_negative_grades_unless_masked(loss):
+    # A TF-Ranking -1 pads an item: unchecked it counts as a grade below 0 (as optax's), in
+    # checked mode it is an error unless item_mask leaves it out.
+    from jax.experimental import checkify
+
+    scores = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    labels = np.array([[2, 1, 0, -1], [1, 0, -1, -1]])
+    checked = jaxloss.checked(getattr(jaxloss, loss))
+    with pytest.raises(checkify.JaxRuntimeError, match="relevance grades >= 0"):
+        checked(scores, labels)
+    np.testing.assert_allclose(
+        checked(scores, labels, item_mask=labels >= 0),
+        getattr(jaxloss, loss)(scores, labels, item_mask=labels >= 0),
+        rtol=1e-6,
+    )
