@@ -113,8 +113,11 @@ def fast_ap(
     negatives = _histograms(index, upper_share, is_negative, num_bins)
     product = positives * jnp.cumsum(positives, axis=1)
     candidates = jnp.cumsum(positives + negatives, axis=1)
-    # Selected by comparisons that are False for NaN, so NaN is not laundered into 0.
-    empty = (product <= 0) | (candidates <= 0)
+    # A bin with no candidate up to it is 0/0, taken as 0 (selected by a comparison that is
+    # False for NaN, so NaN is not laundered into 0). Only those: a bin whose positives'
+    # mass is 0 while a distance sits on its edge (one-hot embeddings, on a bin centre) is
+    # 0 with the derivative of its product, which a test of the product zeroed as well.
+    empty = candidates <= 0
     precisions = jnp.where(empty, 0, product / jnp.where(empty, 1, candidates))
     num_positives = jnp.sum(is_positive, axis=1).astype(precisions.dtype)
     loss = 1 - safe_divide(jnp.sum(precisions, axis=1), num_positives)

@@ -69,7 +69,9 @@ def contrastive(
       x1: ``[..., dim]`` first embeddings.
       x2: ``[..., dim]`` second embeddings (broadcast with ``x1``).
       similar: ``[...]`` 1 (or True) for a similar pair, 0 for a dissimilar one; values in
-        between weight the two terms.
+        between weight the two terms. Not ±1 (``cosine_embedding``'s and
+        ``margin_ranking``'s targets): a concrete value outside ``[0, 1]`` raises, a traced
+        one in checked mode.
       margin: m, the distance beyond which dissimilar pairs cost nothing.
       where: optional boolean mask of the per-pair shape.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, ``[...]``).
@@ -93,6 +95,9 @@ def contrastive(
     (x1, x2), shape = _embeddings(x1=x1, x2=x2)
     similar = _per_example(similar, shape, "similar")
     mask, (x1, x2, similar) = masked_inputs(where, shape, x1, x2, similar)
+    # In [0, 1] (a concrete array at the call, a traced one in checked mode): ±1 targets,
+    # as cosine_embedding's, made a dissimilar pair's loss -d²/2 + push, unbounded below.
+    _checks.in_range(similar, "similar", low=0, high=1)
     distance = _numerics.distance(x1, x2)
     pull = 0.5 * jnp.square(distance)
     push = 0.5 * jnp.square(jnp.maximum(jnp.asarray(margin, distance.dtype) - distance, 0))

@@ -192,6 +192,21 @@ def test_cosine_embedding_other_targets_cost_nothing():
     np.testing.assert_allclose(ref.cosine_embedding(x, -x, y), 0)
 
 
+def test_contrastive_refuses_plus_minus_one_targets():
+    # cosine_embedding's ±1: a -1 made a dissimilar pair's loss -d²/2 + push, unbounded below
+    # (a loss of -12.5 here). Concrete: at the call; traced: in checked mode. Masked entries
+    # are not read.
+    from jax.experimental import checkify
+
+    x1, x2 = np.zeros((2, 2), np.float32), np.array([[0.6, 0.8], [3.0, 4.0]], np.float32)
+    signs = np.array([1.0, -1.0], np.float32)
+    with pytest.raises(ValueError, match=r"`similar` must lie in \[0, 1\]"):
+        jaxloss.contrastive(x1, x2, signs)
+    with pytest.raises(checkify.JaxRuntimeError, match="`similar` must lie in"):
+        jaxloss.checked(jaxloss.contrastive)(x1, x2, signs)
+    assert float(jaxloss.contrastive(x1, x2, signs, where=np.array([True, False]))) == 0.5
+
+
 def test_contrastive_matches_the_paper():
     rng = np.random.default_rng(4)
     x1, x2 = rng.normal(size=(20, 6)), rng.normal(size=(20, 6))

@@ -202,6 +202,17 @@ def test_pml_on_edge_batches():
                 np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6, err_msg=where)
 
 
+def test_fast_ap_gradient_with_distances_on_bin_edges():
+    # One-hot embeddings: every distance² is 0 or 2, on a bin edge of the default 10 bins.
+    # A bin whose positives' mass is 0 there still has its product's derivative; it was
+    # zeroed with the value (PML's gradients below: [0, -0.556, 0.278, 0.278] for row 0).
+    x, labels = np.eye(4, dtype=np.float32), np.array([0, 0, 1, 1])
+    value, grad = jax.jit(jax.value_and_grad(jaxloss.fast_ap))(x, labels)
+    expected_value, (expected_grad,) = _pml("FastAPLoss", x, labels)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_beta_must_be_a_scalar_or_per_class():
     with pytest.raises(ValueError, match="`beta`"):
         jax.eval_shape(lambda: jaxloss.margin_loss(QUARTER_TURNS, LABELS, jnp.ones((2, 2))))
