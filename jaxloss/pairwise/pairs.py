@@ -198,6 +198,9 @@ def margin_ranking(
     shape = _checks.broadcast_shapes(x1=x1, x2=x2, targets=targets)
     x1 = jnp.broadcast_to(_checks.float_array(x1, "x1"), shape)
     x2 = jnp.broadcast_to(_checks.float_array(x2, "x2"), shape)
+    if jnp.asarray(targets).dtype == jnp.bool_:
+        # False would read as 0: a constant `margin` with no gradient (torch raises too).
+        raise TypeError("`targets` must be 1 or -1 (numbers), got booleans.")
     y = jnp.broadcast_to(_checks.float_array(targets, "targets", allow_int=True), shape)
     mask, (x1, x2, y) = masked_inputs(where, shape, x1, x2, y)
     loss = _hinge(-y * (x1 - x2) + jnp.asarray(margin, x1.dtype))

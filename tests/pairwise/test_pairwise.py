@@ -207,6 +207,12 @@ def test_contrastive_refuses_plus_minus_one_targets():
     assert float(jaxloss.contrastive(x1, x2, signs, where=np.array([True, False]))) == 0.5
 
 
+def test_margin_ranking_refuses_boolean_targets():
+    # False read as 0: each such pair cost `margin` with no gradient (torch raises too).
+    with pytest.raises(TypeError, match="`targets` must be 1 or -1"):
+        jaxloss.margin_ranking(np.zeros(3), np.ones(3), np.array([True, False, True]))
+
+
 def test_contrastive_matches_the_paper():
     rng = np.random.default_rng(4)
     x1, x2 = rng.normal(size=(20, 6)), rng.normal(size=(20, 6))
