@@ -16,6 +16,11 @@ Needs ``flax`` (``pip install "jaxloss[flax]"``); ``import jaxloss`` itself does
   update rule (a non-trainable variable) or learned by the optimizer (a parameter).
 - :class:`CurricularFaceHead` and :class:`AdaFaceHead`: the face heads with running
   statistics, owning their centers (parameters) and their statistics (``nnx.BatchStat``).
+
+Evaluation: the state of :class:`CenterLoss`, :class:`CurricularFaceHead` and
+:class:`AdaFaceHead` moves at every call unless the call says ``update=False``; flax's
+``model.eval()`` does not reach it (the modules have no ``use_running_average`` of theirs),
+so a validation pass calls them with ``update=False``.
 """
 
 from __future__ import annotations

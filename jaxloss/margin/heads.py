@@ -55,7 +55,9 @@ def arc_margin(cos: jax.Array, margin: jax.Array, easy_margin: bool = False) -> 
     with_margin = jnp.cos(_numerics.angle(cos) + margin)
     if easy_margin:
         return jnp.where(cos > 0, with_margin, cos)
-    fits = cos > jnp.cos(jnp.pi - margin)  # θ + m < π
+    # θ + m < π. A negative margin (Liu et al. 2020) never passes π: cos θ > cos(π − m)
+    # alone read θ > π − |m| as past it, and m sin m, even in m, then made it +|m|'s target.
+    fits = (margin <= 0) | (cos > jnp.cos(jnp.pi - margin))
     return jnp.where(fits, with_margin, cos - margin * jnp.sin(margin))
 
 

@@ -430,3 +430,19 @@ def test_an_embedding_on_its_center_gets_the_margin_exactly():
     expected = np.logaddexp(*logits) - logits[0]
     np.testing.assert_allclose(value, expected, rtol=2e-6)
     assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_a_negative_arcface_margin_has_no_fallback():
+    # θ + m never passes π for m < 0 (Liu et al., "Negative Margin Matters", 2020): the
+    # target is cos(θ + m) at every θ. Past θ = π − |m| it took the fallback, and m sin m,
+    # even in m, made -20° the target of +20°.
+    angles = np.radians([30.0, 150.0, 175.0, 179.0])
+    x = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    centers, labels = np.eye(2, dtype=np.float32), np.zeros(4, np.int32)
+    margin, scale = math.radians(-20.0), 4.0
+    values = jax.jit(
+        lambda x: jaxloss.arcface(x, centers, labels, scale=scale, margin=margin, reduction="none")
+    )(x)
+    logits = scale * np.stack([np.cos(angles + margin), np.sin(angles)], axis=1)
+    expected = np.log(np.exp(logits).sum(axis=1)) - logits[:, 0]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
