@@ -38,7 +38,7 @@ from jaxloss.margin.classes import (
     margin_softmax,
     partial_fc,
 )
-from jaxloss.margin.heads import arc_margin
+from jaxloss.margin.heads import arc_margin, check_angle
 
 
 def _per_row(value: ArrayLike, embeddings: ArrayLike) -> jax.Array:
@@ -112,6 +112,7 @@ def curricularface(
       Huang, Wang, Tai, Liu, Shen, Li, Li and Huang, "CurricularFace: Adaptive Curriculum
       Learning Loss for Deep Face Recognition", CVPR 2020. https://arxiv.org/abs/2004.00288
     """
+    check_angle(margin)
 
     def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:
         return s * arc_margin(cos, rows.values["margin"])

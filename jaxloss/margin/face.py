@@ -33,7 +33,7 @@ from jaxloss.margin.classes import (
     same_devices,
     sub_center_cosines,
 )
-from jaxloss.margin.heads import arc_margin, per_example
+from jaxloss.margin.heads import arc_margin, check_angle, per_example
 
 
 def subcenter_cosines(unit_x: jax.Array, sub_centers: jax.Array) -> jax.Array:
@@ -107,6 +107,7 @@ def subcenter_arcface(
       https://www.ecva.net/papers/eccv_2020/papers_ECCV/papers/123560715.pdf
     """
     _checks.rows_and_classes(embeddings, centers, labels, "embeddings", "centers", class_rank=3)
+    check_angle(margin)
     per_row = per_example(margin=margin)
 
     def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:

@@ -30,6 +30,7 @@ heads differ in their margin alone, and share everything else, stated here once:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -46,6 +47,13 @@ def per_example(**options: ArrayLike) -> dict[str, jax.Array]:
     ``per_row``: they travel with their rows (gathered with them under Partial FC), where a
     closed-over ``[batch]`` array would meet every device's rows. Scalars stay out."""
     return {name: jnp.asarray(v) for name, v in options.items() if jnp.ndim(v) > 0}
+
+
+def check_angle(margin: ArrayLike) -> None:
+    """An angular margin lies in (−π, π) radians (every entry of a concrete array; a traced
+    one in checked mode): one in degrees (PML's 28.6) turned cos(θ + m) into a bonus, a loss
+    of 0 with no gradient."""
+    _checks.in_range(margin, "margin", low=-math.pi, high=math.pi, low_open=True, high_open=True)
 
 
 def arc_margin(cos: jax.Array, margin: jax.Array, easy_margin: bool = False) -> jax.Array:
@@ -253,6 +261,7 @@ def arcface(
       Deng, Guo, Xue and Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep Face
       Recognition", 2019. https://arxiv.org/abs/1801.07698
     """
+    check_angle(margin)
     per_row = per_example(margin=margin)
 
     def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:

@@ -446,3 +446,16 @@ def test_a_negative_arcface_margin_has_no_fallback():
     logits = scale * np.stack([np.cos(angles + margin), np.sin(angles)], axis=1)
     expected = np.log(np.exp(logits).sum(axis=1)) - logits[:, 0]
     np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["arcface", "subcenter_arcface", "curricularface"])
+def test_an_angular_margin_in_degrees_is_refused(name):
+    # 28.6 (PML's degrees) made cos(θ + m) a bonus: a loss of 0 with no gradient.
+    x, labels = np.array([[0.0, 1.0]], np.float32), np.array([0])
+    centers = np.eye(2, dtype=np.float32)
+    if name == "subcenter_arcface":
+        centers = centers[:, None]
+    with pytest.raises(ValueError, match=r"`margin` must lie in \(-3.14"):
+        getattr(jaxloss, name)(x, centers, labels, margin=28.6)
+    with pytest.raises(ValueError, match="`margin`"):
+        getattr(jaxloss, name)(x, centers, labels, margin=np.array([-3.5]))  # per example
