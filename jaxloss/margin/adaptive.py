@@ -89,7 +89,7 @@ def curricularface(
       labels: ``[batch]`` integer class ids.
       t: the running mean of cos θ_y (0 at the start of training); may be traced.
       scale: the logit scale s > 0; may be traced.
-      margin: the additive angular margin m (radians); may be traced.
+      margin: the additive angular margin m (radians, in (−π, π)); may be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).

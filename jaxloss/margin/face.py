@@ -83,7 +83,8 @@ def subcenter_arcface(
         Learning's ``W [dim, num_classes * K]`` is ``W.T.reshape(num_classes, K, dim)``).
       labels: ``[batch]`` integer class ids.
       scale: the logit scale s > 0; may be traced.
-      margin: the additive angular margin m (radians), scalar or ``[batch]``; may be traced.
+      margin: the additive angular margin m (radians, in (−π, π)), scalar or ``[batch]``; may
+        be traced.
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
       chunk_size: classes per block (static).

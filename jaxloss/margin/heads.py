@@ -239,8 +239,8 @@ def arcface(
       centers: ``[num_classes, dim]`` class rows.
       labels: ``[batch]`` integer class ids.
       scale: the logit scale s > 0; may be traced.
-      margin: the additive angular margin m (radians), scalar or ``[batch]`` (a margin per
-        example, as MagFace's and ElasticFace's); may be traced.
+      margin: the additive angular margin m (radians, in (−π, π)), scalar or ``[batch]`` (a
+        margin per example, as MagFace's and ElasticFace's); may be traced.
       easy_margin: keep cos θ_y where cos θ_y <= 0 instead of the fallback (static).
       where: optional ``[batch]`` boolean mask.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[batch]``).
