@@ -226,6 +226,20 @@ def static_index(value: int, name: str) -> int:
         raise TypeError(f"`{name}` must be a static int (a class id), got {value!r}.") from None
 
 
+def static_int(value: int, name: str, *, low: int = 1) -> int:
+    """A static count (shapes or loop lengths depend on it) as a Python int: an int, NumPy's
+    too, at least ``low`` (1: positive, 0: non-negative), never a bool or a float; else a
+    ValueError naming ``name``."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or (value < low)
+    ):
+        kind = "positive" if low == 1 else "non-negative" if low == 0 else f">= {low}"
+        raise ValueError(f"`{name}` must be a {kind} int, got {value!r}.")
+    return int(value)
+
+
 def chunk_size(value: int | None) -> int | None:
     """Raises ValueError unless the static ``chunk_size`` is None or a positive int."""
     if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):

@@ -118,12 +118,14 @@ def _class_maps(
         )
     kept = num_classes - (0 if include_background else 1)
     if per_class and where is not None:
-        # A [batch] mask is one per sample (the masking door's rule), also where the batch
-        # is as long as the class axis cut below; one that reads as both is refused.
-        entries = "the (sample, class) entries"
-        for classes in dict.fromkeys((kept, num_classes)):
-            shaped = _checks.leading_axes(where, "where", (probs.shape[0], classes), entries)
-        where = _kept_columns(jnp.asarray(shaped), num_classes, kept)
+        # A [batch] mask is one per sample (the masking door's rule), before the background's
+        # column is cut: one that also reads as a mask of every class, or of the classes
+        # kept, is refused.
+        entries, batch = "the (sample, class) entries", probs.shape[0]
+        if kept != num_classes:
+            _checks.leading_axes(where, "where", (batch, kept), entries)
+        where = _checks.leading_axes(where, "where", (batch, num_classes), entries)
+        where = _kept_columns(jnp.asarray(where), num_classes, kept)
     mask, _ = masked_inputs(where, (probs.shape[0], kept) if per_class else probs.shape[:1])
     targets = _labels.as_array(targets)
     labels_given = targets.shape == probs.shape[:-1]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -154,11 +153,7 @@ def soft_cldice(
       Shit et al., "clDice — a Novel Topology-Preserving Loss Function for Tubular
       Structure Segmentation", CVPR 2021. https://arxiv.org/abs/2003.07311
     """
-    if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)):
-        raise ValueError(f"`num_iters` must be a non-negative int, got {num_iters!r}.")
-    num_iters = int(num_iters)  # NumPy's ints too, as `ssim`'s `window_size`
-    if num_iters < 0:
-        raise ValueError(f"`num_iters` must be a non-negative int, got {num_iters!r}.")
+    num_iters = _checks.static_int(num_iters, "num_iters", low=0)  # NumPy's ints too
     _checks.in_range(smooth_nr, "smooth_nr", low=0)
     _checks.in_range(smooth_dr, "smooth_dr", low=0)
     _checks.in_range(smooth, "smooth", low=0)

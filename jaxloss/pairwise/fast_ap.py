@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _numerics
@@ -100,8 +99,7 @@ def fast_ap(
       Cakir, He, Xia, Kulis and Sclaroff, "Deep Metric Learning to Rank", CVPR 2019.
       https://openaccess.thecvf.com/content_CVPR_2019/html/Cakir_Deep_Metric_Learning_to_Rank_CVPR_2019_paper.html
     """
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"`num_bins` must be a positive Python int, got {num_bins!r}.")
+    num_bins = _checks.static_int(num_bins, "num_bins")
     _checks.reduction(reduction)
     u, all_u, _, kept, is_positive, is_negative = unit_pairs(embeddings, labels, where, axis_name)
     squared = _numerics.squared_distances(u, all_u)

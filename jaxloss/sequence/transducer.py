@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checked, _checks
@@ -297,11 +296,7 @@ def linear_rnnt(
         )
     if time_chunk is None:
         time_chunk = max(1, min(num_frames, 2**21 // max(1, batch * positions * num_classes)))
-    if isinstance(time_chunk, bool) or not isinstance(time_chunk, (int, np.integer)):
-        raise ValueError(f"`time_chunk` must be a positive int, got {time_chunk!r}.")
-    time_chunk = int(time_chunk)  # NumPy's ints too, as the decoders' widths
-    if time_chunk < 1:
-        raise ValueError(f"`time_chunk` must be a positive int, got {time_chunk!r}.")
+    time_chunk = _checks.static_int(time_chunk, "time_chunk")  # NumPy's ints too
     frames = (jnp.arange(num_frames)[None, :] < logit_lengths[:, None]) & kept[:, None]
     in_labels = (jnp.arange(positions)[None, :] <= label_lengths[:, None]) & kept[:, None]
     _checked.finite(encoder, "encoder", where=frames)

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxloss import _checks
 from jaxloss.sequence.transducer_decoding import (
     Join,
     Predict,
     _log_probs,
-    _positive,
     _prepared,
     _where,
 )
@@ -257,11 +257,11 @@ def rnnt_beam_search(
       Graves, "Sequence Transduction with Recurrent Neural Networks", ICML 2012
       Representation Learning Workshop. https://arxiv.org/abs/1211.3711
     """
-    width = _positive(beam_width, "beam_width")
-    top_k = _positive(top_k, "top_k")
+    width = _checks.static_int(beam_width, "beam_width")
+    top_k = _checks.static_int(top_k, "top_k")
     if top_k > width:
         raise ValueError(f"`top_k`={top_k} must be at most `beam_width`={width}.")
-    max_symbols = _positive(max_symbols_per_frame, "max_symbols_per_frame")
+    max_symbols = _checks.static_int(max_symbols_per_frame, "max_symbols_per_frame")
     model = _prepared(encoder_out, predict, join, predictor_state, logit_lengths, blank)
     num_frames, batch = model.frames.shape[:2]
     capacity = num_frames * max_symbols

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
@@ -23,13 +22,6 @@ from jaxloss.sequence.transducer import _blank_index
 
 Predict = Callable[[jax.Array, Any], tuple[Any, Any]]
 Join = Callable[[jax.Array, Any], jax.Array]
-
-
-def _positive(value: int, name: str) -> int:
-    """A static option that must be a positive Python int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-    return int(value)
 
 
 def _shapes(tree: Any) -> list[tuple[int, ...]]:
@@ -186,7 +178,7 @@ def rnnt_greedy_decode(
       Graves, "Sequence Transduction with Recurrent Neural Networks", ICML 2012
       Representation Learning Workshop. https://arxiv.org/abs/1211.3711
     """
-    max_symbols = _positive(max_symbols_per_frame, "max_symbols_per_frame")
+    max_symbols = _checks.static_int(max_symbols_per_frame, "max_symbols_per_frame")
     model = _prepared(encoder_out, predict, join, predictor_state, logit_lengths, blank)
     num_frames, batch = model.frames.shape[:2]
     capacity = num_frames * max_symbols
