@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 try:
@@ -97,7 +98,9 @@ class MarginSoftmaxHead(nnx.Module):
       param_dtype: dtype of the centers.
       centers_init: ``(key, shape, dtype) -> array``; default unit normal rows.
       sub_centers: centers per class, for ``loss="subcenter_arcface"`` only.
-      **hyperparameters: the loss's options (``scale``, ``margin``, ``m1``, ...).
+      **hyperparameters: the loss's options (``scale``, ``margin``, ``m1``, ...), as
+        numbers (a scalar array is read as its number; arrays and traced values go at the
+        call).
     """
 
     def __init__(
@@ -124,7 +127,7 @@ class MarginSoftmaxHead(nnx.Module):
         self.loss = loss
         self.chunk_size = chunk_size
         self.class_axis_name = class_axis_name
-        self.hyperparameters = _known_options(MARGIN_LOSSES[loss], hyperparameters)
+        self.hyperparameters = _constructor_options(MARGIN_LOSSES[loss], hyperparameters)
         shape = (
             (num_classes, features) if sub_centers is None else (num_classes, sub_centers, features)
         )
@@ -182,6 +185,32 @@ class MarginSoftmaxHead(nnx.Module):
 
 # Keyword options of every margin loss that the head sets itself.
 _HEAD_OPTIONS = ("where", "reduction", "chunk_size", "axis_name", "class_axis_name")
+
+
+def _constructor_options(loss: Callable[..., jax.Array], options: dict, state: tuple = ()) -> dict:
+    """A constructor's ``options`` for ``loss``, kept as Python numbers.
+
+    A module's options are static configuration (flax refuses arrays inside an attribute's
+    dict), so a concrete scalar array (``jnp.float32(16.0)``, ``np.float64(0.5)``) becomes its
+    Python number; anything else array-like is an error pointing at the call, where a value
+    may be an array or traced.
+    """
+    options = _known_options(loss, options, state)
+    for name, value in options.items():
+        if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+            if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+                got = (
+                    "a traced value"
+                    if isinstance(value, jax.core.Tracer)
+                    else f"an array of shape {np.shape(value)}"
+                )
+                raise TypeError(
+                    f"The constructor's `{name}` must be a number (a static option of the "
+                    f"module); got {got}. Pass an array or traced value at the call instead: "
+                    f"head(embeddings, labels, {name}=...)."
+                )
+            options[name] = value.item()
+    return options
 
 
 def _known_options(loss: Callable[..., jax.Array], options: dict, state: tuple = ()) -> dict:
@@ -344,7 +373,9 @@ class _RunningStatisticsHead(nnx.Module):
         statistics = {
             name: hyperparameters.pop(name, value) for name, value in self._initial.items()
         }
-        self.hyperparameters = self._options(hyperparameters)
+        self.hyperparameters = _constructor_options(
+            type(self)._loss, hyperparameters, self._statistics
+        )
         self.centers = _class_centers(
             rngs, (num_classes, features), param_dtype, centers_init, class_axis_name
         )

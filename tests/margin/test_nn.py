@@ -99,6 +99,23 @@ def test_head_options_are_checked():
         head(*_batch(), margin=0.1)
 
 
+def test_constructor_options_given_as_scalar_arrays_are_numbers():
+    # NumPy or JAX scalars (a config read with np.float32) are the same static options; flax
+    # refused them inside the options' dict with an error about pytree attributes.
+    x, y = _batch()
+    plain = MarginSoftmaxHead(5, 7, scale=16.0, margin=0.3, rngs=nnx.Rngs(0))
+    arrays = MarginSoftmaxHead(
+        5, 7, scale=jnp.float32(16.0), margin=np.float64(0.3), rngs=nnx.Rngs(0)
+    )
+    assert arrays.hyperparameters == {"scale": 16.0, "margin": 0.3}
+    assert all(type(value) is float for value in arrays.hyperparameters.values())
+    np.testing.assert_array_equal(arrays(x, y), plain(x, y))
+    with pytest.raises(TypeError, match=r"`scale` must be a number .* shape \(3,\)"):
+        MarginSoftmaxHead(5, 7, scale=jnp.ones(3), rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"`scale` must be a number .* traced"):
+        jax.jit(lambda s: MarginSoftmaxHead(5, 7, scale=s, rngs=nnx.Rngs(0))(x, y))(16.0)
+
+
 def test_head_trains_with_an_nnx_optimizer_as_the_functional_loss_with_optax():
     x, y = _batch(3)
     head = MarginSoftmaxHead(5, 7, loss="cosface", scale=16.0, rngs=nnx.Rngs(2))

@@ -134,6 +134,13 @@ def test_head_options_are_checked():
     xs, ys = _batches(steps=1)
     with pytest.raises(TypeError, match="batch_mean"):  # state, not an option
         head(xs[0], ys[0], batch_mean=3.0)
+    # a scalar array is the number it holds (flax refused it inside the options' dict)
+    arrays = CurricularFaceHead(5, 7, scale=np.float32(16.0), rngs=nnx.Rngs(0))
+    plain = CurricularFaceHead(5, 7, scale=16.0, rngs=nnx.Rngs(0))
+    assert arrays.hyperparameters == {"scale": 16.0}
+    np.testing.assert_array_equal(arrays(xs[0], ys[0]), plain(xs[0], ys[0]))
+    with pytest.raises(TypeError, match="`margin` must be a number"):
+        CurricularFaceHead(5, 7, margin=np.full(2, 0.5), rngs=nnx.Rngs(0))
 
 
 def test_class_sharded_head_declares_its_partition_spec():
