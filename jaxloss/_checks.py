@@ -389,11 +389,15 @@ def sequence_logits(logits: ArrayLike) -> jnp.ndarray:
 
 
 def lengths(value: ArrayLike | None, size: int, batch: int, name: str) -> jnp.ndarray:
-    """Per-sequence lengths ``[batch]`` as int32 clipped to ``[0, size]``; all ``size`` if None."""
+    """Per-sequence lengths ``[batch]`` as int32; all ``size`` if None.
+
+    Concrete lengths outside ``[0, size]`` raise ValueError (as torch's losses do), traced ones
+    in checked mode; otherwise a traced length is clipped to ``[0, size]``.
+    """
     if value is None:
         return jnp.full((batch,), size, jnp.int32)
     value = per_row(integer_array(value, name, "lengths"), batch, name)
-    value_check((value >= 0) & (value <= size), f"`{name}` must lie in [0, {size}].")
+    in_range(value, name, low=0, high=size)
     return jnp.clip(value.astype(jnp.int32), 0, size)
 
 

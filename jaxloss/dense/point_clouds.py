@@ -80,8 +80,8 @@ def chamfer(
     Args:
       x: ``[batch, num_x, dim]`` points (padded past ``x_lengths``).
       y: ``[batch, num_y, dim]`` points (padded past ``y_lengths``).
-      x_lengths: ``[batch]`` int number of valid points of each ``x`` cloud (clipped to
-        ``[0, num_x]``); None: all.
+      x_lengths: ``[batch]`` int number of valid points of each ``x`` cloud, in ``[0, num_x]``
+        (a concrete one outside raises; a traced one is clipped); None: all.
       y_lengths: ``[batch]`` int, the same for ``y``.
       squared: squared Euclidean distances (True, the default, as PyTorch3D) or Euclidean.
       point_reduction: ``"mean"`` or ``"sum"`` over each cloud's points.

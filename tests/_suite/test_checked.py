@@ -118,6 +118,32 @@ def test_lengths_negative_or_too_long():
         )
 
 
+@pytest.mark.parametrize(
+    "fn, args, size",
+    [
+        (jaxloss.ctc, (np.zeros((2, 5, 4), np.float32), np.ones((2, 3), np.int32)), 5),
+        (jaxloss.rnnt, (np.zeros((2, 5, 4, 4), np.float32), np.ones((2, 3), np.int32)), 5),
+        (
+            jaxloss.chamfer,
+            (np.zeros((2, 6, 3), np.float32), np.zeros((2, 4, 3), np.float32)),
+            6,
+        ),
+    ],
+    ids=["ctc", "rnnt", "chamfer"],
+)
+def test_concrete_lengths_outside_their_axis_raise_without_checked_mode(fn, args, size):
+    # torch raises on these; unchecked, a traced length is clipped, but a concrete one (an
+    # eager call, a NumPy array closed over) is read at the call. 0 and the full size pass.
+    keyword = "x_lengths" if fn is jaxloss.chamfer else "logit_lengths"
+    fn(*args, **{keyword: np.array([0, size])})
+    for bad in (size + 1, -1):
+        with pytest.raises(ValueError, match=rf"`{keyword}` must lie in \[0, {size}\], got {bad}"):
+            fn(*args, **{keyword: np.array([1, bad])})
+    if fn is not jaxloss.chamfer:
+        with pytest.raises(ValueError, match=r"`label_lengths` must lie in \[0, 3\], got 4"):
+            fn(*args, label_lengths=jnp.array([4, 1]))
+
+
 def test_ctc_labels_are_classes_other_than_blank_within_their_length():
     logits = jnp.zeros((2, 6, 4))
     ctc = jaxloss.checked(jaxloss.ctc)
