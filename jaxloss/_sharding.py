@@ -39,7 +39,8 @@ def shard_offset(local_size: int, axis_name: AxisName) -> tuple[jax.Array, int]:
 def gather_batch(x: jax.Array, axis_name: AxisName) -> tuple[jax.Array, jax.Array]:
     """The global batch (``x`` of every device, in device order) and this device's offset."""
     offset, _ = shard_offset(x.shape[0], axis_name)
-    if axis_name is None:
+    if axis_name is None or x.shape[0] == 0:
+        # An empty batch gathers to an empty batch (XLA refuses a zero-size gather axis).
         return x, offset
     return jax.lax.all_gather(x, axis_name, axis=0, tiled=True), offset
 

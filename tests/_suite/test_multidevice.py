@@ -363,6 +363,32 @@ def test_nt_xent_negatives_from_every_device(reduction):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "name, loss",
+    [
+        ("nt_xent", lambda z, y: jaxloss.nt_xent(z, 2 * z, axis_name="batch")),
+        ("info_nce", lambda z, y: jaxloss.info_nce(z, z + 1, axis_name="batch")),
+        ("supcon", lambda z, y: jaxloss.supcon(z, y, axis_name="batch")),
+        ("batch_triplet", lambda z, y: jaxloss.batch_triplet(z, y, axis_name="batch")),
+        ("multi_similarity", lambda z, y: jaxloss.multi_similarity(z, y, axis_name="batch")),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_an_empty_global_batch_gathers_to_an_empty_batch(name, loss):
+    # XLA refuses an all-gather along a zero-size axis ("dimension size of operand at
+    # 'all_gather_dim' cannot be zero"). One sharded operand: JAX 0.10.2's Shardy lowering
+    # itself fails on a shard_map whose operands are all empty when there are two or more.
+    mesh = jax.make_mesh((DEVICES,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharded = jax.shard_map(
+        lambda z: loss(z, jnp.zeros(z.shape[0], jnp.int32)),
+        mesh=mesh,
+        in_specs=P("batch"),
+        out_specs=P(),
+    )
+    value, grad = _value_and_grads(sharded)(np.zeros((0, 4), np.float32))
+    assert float(value) == 0.0 and grad.shape == (0, 4), name
+
+
 def test_batch_triplet_and_nt_xent_under_pmap():
     embeddings, labels, where = _identity_batch(5)
 
