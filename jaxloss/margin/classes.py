@@ -260,6 +260,7 @@ def margin_softmax(
     per_row: Mapping[str, ArrayLike] | None = None,
     cosines: ClassCosines | None = None,
     non_target: NonTargetLogits | None = None,
+    classes_name: str = "centers",
 ) -> jax.Array:
     """The margin heads' shared path: ``target_logit(cos θ_y, row_scale, rows)`` gives each
     its margin.
@@ -273,14 +274,15 @@ def margin_softmax(
     centers ``[num_classes, ..., dim]``) and ``non_target`` (the non-target logits from
     their cosines: CurricularFace's reweighted hard negatives) replace the plain ones; with
     either, the non-target log-sum-exp comes from ``_kernels.class_blocks`` and cos θ_y
-    from ``cosines`` on the label's class row.
+    from ``cosines`` on the label's class row. ``classes_name`` is the caller's name for
+    ``centers`` in error messages (``proxies``).
     """
     _checks.in_range(scale, "scale", low=0, low_open=True)
     scored = cosines is not None or non_target is not None
     # A class scorer defines the shape of a class's rows ([num_classes, ..., dim]).
     class_rank = max(jnp.ndim(centers), 2) if cosines is not None else 2
     x, w, labels = _checks.rows_and_classes(
-        embeddings, centers, labels, "embeddings", "centers", class_rank=class_rank
+        embeddings, centers, labels, "embeddings", classes_name, class_rank=class_rank
     )
     _checks.chunk_size(chunk_size)
     values = {

@@ -109,6 +109,7 @@ def proxy_nca(
         chunk_size=chunk_size,
         axis_name=axis_name,
         class_axis_name=class_axis_name,
+        classes_name="proxies",
     )
 
 

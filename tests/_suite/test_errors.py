@@ -2,8 +2,9 @@
 
 Driven by ``tests/<family>/cases.py``. Each loss gets two bad calls built from its own valid
 inputs: a batched input one row short (a ``ValueError``), and its first differentiable
-input as integers (a ``TypeError``). The message must name an argument in backticks and,
-for shapes, print the shapes involved.
+input as integers (a ``TypeError``); a loss with class rows (``centers``, ``proxies``) gets
+them one column short. The message must name the loss's own arguments in backticks and, for
+shapes, print the shapes involved.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def _parameter_names(name: str) -> list[str]:
     return list(inspect.signature(getattr(jaxloss, public_name(name))).parameters)
 
 
+def _assert_names_arguments(name: str, message: str) -> None:
+    """Every name the message puts in backticks is one of the loss's arguments (the public
+    function's, or those of the case's wrapper), a list's entries (``features[1]``) too."""
+    assert NAMED.search(message), message
+    names = set(_parameter_names(name)) | set(inspect.signature(REGISTRY[name].fn).parameters)
+    for match in NAMED.finditer(message):
+        assert match.group(0).strip("`").split("[")[0] in names, (names, message)
+
+
 def _inputs(name):
     return REGISTRY[name].make_inputs(np.random.default_rng(0), BATCH)
 
@@ -60,7 +70,7 @@ def test_a_batch_one_row_short_is_a_value_error_naming_the_input(name):
     with pytest.raises(ValueError) as error:
         jax.eval_shape(lambda *a: call(name, *a), *_one_row_short(name))
     message = str(error.value)
-    assert NAMED.search(message), message
+    _assert_names_arguments(name, message)
     assert re.search(r"\(\d+,|\[\d+", message) or "batch" in message, message
 
 
@@ -91,7 +101,7 @@ def test_an_input_with_an_extra_axis_is_an_error_not_an_outer_product(name):
     # float "labels": a TypeError naming them.)
     with pytest.raises((ValueError, TypeError)) as error:
         jax.eval_shape(lambda *a: call(name, *a), *_with_a_column(name))
-    assert NAMED.search(str(error.value)), str(error.value)
+    _assert_names_arguments(name, str(error.value))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -103,10 +113,24 @@ def test_an_integer_input_where_floats_belong_is_a_type_error_naming_it(name):
     with pytest.raises(TypeError) as error:
         jax.eval_shape(lambda *a: call(name, *a), *args)
     message = str(error.value)
-    assert NAMED.search(message), message
+    _assert_names_arguments(name, message)
     names = _parameter_names(name)
     if case.fn is getattr(jaxloss, public_name(name)):  # no wrapper: positions are names
         assert f"`{names[position]}`" in message, message
+
+
+CLASS_ROWS = [n for n in NAMES if _parameter_names(n)[1:2] in (["centers"], ["proxies"])]
+
+
+@pytest.mark.parametrize("name", CLASS_ROWS)
+def test_class_rows_of_another_width_are_an_error_naming_them(name):
+    # proxy_nca, which shares the margin heads' path, named its proxies `centers`.
+    args = list(_inputs(name))
+    args[1] = np.asarray(args[1])[..., :-1]
+    with pytest.raises(ValueError) as error:
+        jax.eval_shape(lambda *a: call(name, *a), *args)
+    _assert_names_arguments(name, str(error.value))
+    assert f"`{_parameter_names(name)[1]}`" in str(error.value), str(error.value)
 
 
 INVALID = [(n, option) for n in NAMES for option in REGISTRY[n].invalid]
