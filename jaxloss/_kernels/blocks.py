@@ -16,8 +16,9 @@ def num_blocks(length: int, block: int) -> int:
     return -(-length // block)
 
 
-def blocked(a: jax.Array, block: int, axis: int = 0) -> jax.Array:
-    """``a`` with ``axis`` zero-padded to whole blocks and split: ``[num_blocks, ..., block, ...]``.
+def blocked(a: jax.Array, block: int, axis: int = 0, fill: float = 0) -> jax.Array:
+    """``a`` with ``axis`` padded to whole blocks (with ``fill``, 0 by default) and split:
+    ``[num_blocks, ..., block, ...]``.
 
     The block axis comes first (what ``scan`` iterates over); the ``block`` entries of each
     take the place of ``axis``.
@@ -26,7 +27,7 @@ def blocked(a: jax.Array, block: int, axis: int = 0) -> jax.Array:
     count = num_blocks(length, block)
     padding = [(0, 0)] * a.ndim
     padding[axis] = (0, count * block - length)
-    a = jnp.pad(a, padding)
+    a = jnp.pad(a, padding, constant_values=fill)
     a = a.reshape((*a.shape[:axis], count, block, *a.shape[axis + 1 :]))
     return jnp.moveaxis(a, axis, 0)
 

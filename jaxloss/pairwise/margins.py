@@ -59,8 +59,9 @@ def margin_loss(
     Porting from PML: ``MarginLoss(margin, nu, beta, learn_beta=True, num_classes=C)``
     with its ``beta`` parameter is ``margin_loss(x, y, beta, margin=margin, nu=nu)``. A
     scalar PML β adds ``nu * beta`` once, outside the division (to any batch holding a
-    triplet): ``margin_loss(x, y, beta, margin=margin) + nu * beta``; without
-    ``learn_beta`` PML ignores ``nu``. The paper's distance-weighted sampling is a miner
+    triplet): ``margin_loss(x, y, beta, margin=margin) + nu * beta`` with ``beta`` a scalar
+    (PML's ``loss.beta[0]``: its ``[1]``-shaped parameter would be a per-class β of one
+    class here); without ``learn_beta`` PML ignores ``nu``. The paper's distance-weighted sampling is a miner
     in PML, not part of the loss; here every triplet counts.
 
     Numerics: distances from the Gram form (``_numerics.squared_distances``) with a square

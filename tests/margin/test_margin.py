@@ -316,6 +316,41 @@ def test_linear_cross_entropy_bias_gradient_chunked():
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-7)
 
 
+def test_chunked_gradients_with_a_bias_past_exp_overflow():
+    # 3 rows in blocks of 2: the padding row's logits are the biases, and e^90 overflows in
+    # float32; its cotangent 0 times that was NaN in dw and db (the unchunked path's are
+    # finite). Both blocked paths: linear_cross_entropy "none" and linear_token_logprobs.
+    hidden = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    weight = np.eye(2, dtype=np.float32)
+    bias, labels = np.array([0.0, 90.0], np.float32), np.array([0, 1, 1])
+
+    @jax.jit
+    def run(weight, bias):
+        def ce(w, b, chunk):
+            return jaxloss.linear_cross_entropy(
+                hidden, w, labels, bias=b, chunk_size=chunk, reduction="none"
+            ).sum()
+
+        def logprobs(w, b, chunk):
+            return jaxloss.linear_token_logprobs(
+                hidden[None], w, labels[None], bias=b, chunk_size=chunk
+            ).sum()
+
+        return [
+            jax.grad(fn, argnums=(0, 1))(weight, bias, chunk)
+            for fn in (ce, logprobs)
+            for chunk in (None, 2)
+        ]
+
+    ce_whole, ce_chunked, logprobs_whole, logprobs_chunked = run(weight, bias)
+    # Every row's softmax is one-hot on class 1 (logit 90 + ...), so d/db sums softmax minus
+    # one-hot: [-1, 1] from row 0 (label 0), nothing from rows 1 and 2 (label 1).
+    np.testing.assert_allclose(ce_whole[1], [-1.0, 1.0], atol=1e-6)
+    for whole, chunked in ((ce_whole, ce_chunked), (logprobs_whole, logprobs_chunked)):
+        for a, b in zip(whole, chunked, strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-6)
+
+
 def test_linear_cross_entropy_bfloat16_accumulates_in_float32():
     rng = np.random.default_rng(4)
     hidden = rng.normal(size=(16, 32)).astype(jnp.bfloat16)
