@@ -236,7 +236,13 @@ def static_int(value: int, name: str, *, low: int = 1) -> int:
         or (value < low)
     ):
         kind = "positive" if low == 1 else "non-negative" if low == 0 else f">= {low}"
-        raise ValueError(f"`{name}` must be a {kind} int, got {value!r}.")
+        static = (
+            " (a static option: an array, traced or injected by compose.inject_hyperparams,"
+            " cannot set it; pass a Python int)"
+            if isinstance(value, (jax.Array, np.ndarray))
+            else ""
+        )
+        raise ValueError(f"`{name}` must be a {kind} int, got {value!r}{static}.")
     return int(value)
 
 

@@ -429,8 +429,7 @@ def sphereface(
       Recognition", 2017. https://arxiv.org/abs/1704.08063
     """
     _checks.in_range(lam, "lam", low=0)
-    if not isinstance(margin, int) or margin < 1:
-        raise ValueError(f"`margin` must be a positive Python int, got {margin!r}.")
+    margin = _checks.static_int(margin, "margin")
     lam = jnp.asarray(lam)
 
     def target_logit(cos: jax.Array, s: jax.Array, _: TargetRows) -> jax.Array:

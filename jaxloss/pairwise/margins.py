@@ -61,8 +61,8 @@ def margin_loss(
     scalar PML β adds ``nu * beta`` once, outside the division (to any batch holding a
     triplet): ``margin_loss(x, y, beta, margin=margin) + nu * beta`` with ``beta`` a scalar
     (PML's ``loss.beta[0]``: its ``[1]``-shaped parameter would be a per-class β of one
-    class here); without ``learn_beta`` PML ignores ``nu``. The paper's distance-weighted sampling is a miner
-    in PML, not part of the loss; here every triplet counts.
+    class here); without ``learn_beta`` PML ignores ``nu``. The paper's distance-weighted
+    sampling is a miner in PML, not part of the loss; here every triplet counts.
 
     Numerics: distances from the Gram form (``_numerics.squared_distances``) with a square
     root whose gradient is 0 at 0, so identical embeddings are finite; a zero embedding

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxloss
+from jaxloss import compose
 from jaxloss._kernels.chunked_logsumexp import weighted_lse_sum
 from jaxloss._reduce import linear_weights, reduce_loss
 from jaxloss.margin.linear import _rows_per_block
@@ -556,6 +557,15 @@ def test_shape_errors_name_the_argument():
         jaxloss.linear_cross_entropy(embeddings, centers, labels, bias=np.zeros(3))
     with pytest.raises(ValueError, match="`margin`"):
         jaxloss.sphereface(embeddings, centers, labels, margin=2.5)
+    # SphereFace's margin is static: injected as state it becomes an array, and the error
+    # says so (it used to show only "got Array(4., dtype=float32)").
+    injected = compose.inject_hyperparams(jaxloss.sphereface, margin=4)
+    with pytest.raises(ValueError, match=r"`margin` must be a positive int.*static option"):
+        injected.apply(injected.init(), embeddings, centers, labels)
+    np.testing.assert_array_equal(
+        jaxloss.sphereface(embeddings, centers, labels, margin=np.int64(3)),
+        jaxloss.sphereface(embeddings, centers, labels, margin=3),
+    )
 
 
 @pytest.mark.parametrize("chunk_size", [0, -3, 2.5])
