@@ -201,6 +201,12 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
     return x * jnp.sign(x)
 
 
+def clamp(x: jax.Array, low: ArrayLike, high: ArrayLike) -> jax.Array:
+    """``x`` clipped to ``[low, high]`` with torch's ``clamp`` gradient: 1 on the closed
+    interval, bounds included (``jnp.clip`` passes ½ where ``x`` equals a bound)."""
+    return jnp.where(x < low, low, jnp.where(x > high, high, x))
+
+
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,
 # -1/sqrt(1 - cos²), stays finite (below ~700) at θ = 0 and θ = π.
 COS_LIMIT = 1.0 - 1e-6

@@ -215,7 +215,8 @@ def magface(
     lower_margin, upper_margin = jnp.asarray(lower_margin), jnp.asarray(upper_margin)
 
     def magnitude(x: jax.Array) -> jax.Array:
-        return jnp.clip(_numerics.safe_norm(x), lower_norm, upper_norm)
+        # torch's clamp, as the official code: the full gradient on the bounds too.
+        return _numerics.clamp(_numerics.safe_norm(x), lower_norm, upper_norm)
 
     def target_logit(cos: jax.Array, s: jax.Array, rows: TargetRows) -> jax.Array:
         slope = (upper_margin - lower_margin) / (upper_norm - lower_norm)

@@ -432,6 +432,42 @@ def test_an_embedding_on_its_center_gets_the_margin_exactly():
     assert all(np.all(np.isfinite(g)) for g in grads)
 
 
+def _torch_magface(x, w, labels, *, scale, lower_norm, upper_norm, reg_weight):
+    """The official MagLinear + MagLoss in float64 torch (``torch.norm(x).clamp(l_a, u_a)``),
+    default margins 0.45 to 0.8."""
+    import torch
+
+    x, w = (
+        torch.tensor(x, dtype=torch.float64, requires_grad=True),
+        torch.tensor(w, dtype=torch.float64),
+    )
+    a = x.norm(dim=1).clamp(lower_norm, upper_norm)
+    m = (0.8 - 0.45) / (upper_norm - lower_norm) * (a - lower_norm) + 0.45
+    cos = torch.nn.functional.normalize(x) @ torch.nn.functional.normalize(w).T
+    rows = torch.arange(len(labels))
+    cos_y = cos[rows, labels]
+    cos_m = cos_y * torch.cos(m) - torch.sqrt(1 - cos_y**2) * torch.sin(m)
+    target = torch.where(cos_y > torch.cos(math.pi - m), cos_m, cos_y - torch.sin(math.pi - m) * m)
+    logits = scale * cos.index_put((rows, torch.as_tensor(labels)), target)
+    ce = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels, dtype=torch.long))
+    loss = ce + reg_weight * torch.mean(a / upper_norm**2 + 1 / a)
+    loss.backward()
+    return loss.item(), x.grad.numpy()
+
+
+def test_magface_norm_on_a_bound_gets_torchs_clamp_gradient():
+    # ‖x‖ exactly 10 and 110 (3-4-5 rows): jnp.clip passed half the norm's gradient on a
+    # bound, torch's clamp (the official code) all of it; inside, both pass it all.
+    x = np.array([[6.0, 8.0], [66.0, 88.0], [30.0, 40.0]], np.float32)
+    w = np.array([[1.0, 0.2], [0.1, 1.0], [-1.0, 0.3]], np.float32)
+    labels = np.array([1, 0, 2])
+    options = {"scale": 4.0, "lower_norm": 10.0, "upper_norm": 110.0, "reg_weight": 35.0}
+    value, grad = jax.value_and_grad(lambda x: jaxloss.magface(x, w, labels, **options))(x)
+    expected_value, expected_grad = _torch_magface(x, w, labels, **options)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_a_negative_arcface_margin_has_no_fallback():
     # θ + m never passes π for m < 0 (Liu et al., "Negative Margin Matters", 2020): the
     # target is cos(θ + m) at every θ. Past θ = π − |m| it took the fallback, and m sin m,
