@@ -201,10 +201,15 @@ def abs_zero_subgradient(x: jax.Array) -> jax.Array:
     return x * jnp.sign(x)
 
 
-def clamp(x: jax.Array, low: ArrayLike, high: ArrayLike) -> jax.Array:
-    """``x`` clipped to ``[low, high]`` with torch's ``clamp`` gradient: 1 on the closed
-    interval, bounds included (``jnp.clip`` passes ½ where ``x`` equals a bound)."""
-    return jnp.where(x < low, low, jnp.where(x > high, high, x))
+def clamp(x: jax.Array, low: ArrayLike | None = None, high: ArrayLike | None = None) -> jax.Array:
+    """``x`` clipped to ``[low, high]`` (a None bound is left open) with torch's ``clamp``
+    gradient: 1 on the closed interval, bounds included (``jnp.clip``, ``jnp.minimum`` and
+    ``jnp.maximum`` pass ½ where ``x`` equals a bound)."""
+    if high is not None:
+        x = jnp.where(x > high, high, x)
+    if low is not None:
+        x = jnp.where(x < low, low, x)
+    return x
 
 
 # cos θ is clipped this far inside [-1, 1] before arccos: the angle's derivative,

@@ -73,7 +73,8 @@ def _f_score(logratio: jax.Array, f_divergence: str, alpha: ArrayLike) -> jax.Ar
     # α = 1 is reverse KL (TRL's threshold); the double where keeps its gradient finite.
     near_one = jnp.abs(gap) < 1e-6
     safe_gap = jnp.where(near_one, 1, gap)
-    power = jnp.expm1(jnp.minimum(safe_gap * logratio, _ALPHA_EXPONENT_MAX)) / safe_gap
+    # Capped as TRL's torch.clamp: the full gradient at the cap itself.
+    power = jnp.expm1(_numerics.clamp(safe_gap * logratio, high=_ALPHA_EXPONENT_MAX)) / safe_gap
     return jnp.where(near_one, logratio, power)
 
 

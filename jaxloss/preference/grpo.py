@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _numerics
 from jaxloss._reduce import masked_inputs, reduce_loss, safe_divide
 from jaxloss._sharding import AxisName, global_sum
 from jaxloss.preference.policy import KL_ESTIMATORS, kl_penalty
@@ -31,7 +31,7 @@ def grpo(
     ref_logprobs: ArrayLike | None = None,
     beta: ArrayLike = 0.0,
     kl_estimator: str = "k3",
-    kl_importance_weight: bool = True,
+    kl_importance_weight: bool = False,
     epsilon_low: ArrayLike = 0.2,
     epsilon_high: ArrayLike | None = None,
     delta: ArrayLike | None = None,
@@ -71,7 +71,11 @@ def grpo(
       device with ``axis_name``.
     * ``"constant"`` (Dr. GRPO): the sum over tokens divided by ``max_completion_length``,
       then the mean over sequences: no length bias, a constant scale.
-    * ``"sequence_sum"`` (LUSPO): each sequence's sum over its tokens, then the mean.
+    * ``"sequence_sum"`` (LUSPO): each sequence's sum over its tokens, then the mean. This
+      is TRL's ``"luspo"`` where TRL's ``per_token_loss`` is one value per sequence
+      (``importance_sampling="sequence"`` with ``beta=0``, the paper's setting); otherwise
+      TRL's code multiplies every token's loss, masked ones included, by its sequence's
+      length and averages over all batch × token entries.
 
     Sequences without a valid token are left out of the mean over sequences (as if
     dropped), and with ``axis_name`` every mean is over the whole batch of all devices.
@@ -91,16 +95,18 @@ def grpo(
     Args:
       logprobs: ``[batch, tokens]`` log-probabilities of the sampled tokens under the
         policy being trained (any leading shape; the last axis is the tokens). −inf (an
-        impossible token) gives each term its limit as π → 0: 0 for the weight times
-        ``"k1"``, ``"k2"`` or CISPO's :math:`\log\pi`, and π_ref/π_old for the weighted
-        ``"k3"`` (+inf with a sequence's weight).
+        impossible token) gives each term its limit as π → 0: 0 for CISPO's
+        :math:`w\log\pi`; the KL's own (−inf for ``"k1"``, +inf for ``"k2"`` and
+        ``"k3"``); with ``kl_importance_weight``, 0 for the weight times ``"k1"`` or
+        ``"k2"`` and π_ref/π_old for the weighted ``"k3"`` (+inf with a sequence's weight).
       old_logprobs: the same under the policy that sampled them (broadcastable).
       advantages: ``[batch]``, one per sequence (``grpo_advantages``), or per token with
         the shape of ``logprobs``. Constants: pass them without gradient.
       ref_logprobs: the same under the reference model; needed when ``beta`` is not 0.
       beta: β, the weight of the KL penalty.
       kl_estimator: ``"k1"``, ``"k2"`` or ``"k3"`` (see ``kl_penalty``).
-      kl_importance_weight: multiply the KL of each token by its importance weight.
+      kl_importance_weight: multiply the KL of each token by its importance weight (TRL's
+        ``use_bias_correction_kl``, False by default as TRL's and the GRPO paper's KL).
       epsilon_low: :math:`\epsilon_{low}`, the clip below 1 (TRL's ``epsilon``).
       epsilon_high: :math:`\epsilon_{high}`, the clip above 1 (DAPO's clip-higher, 0.28);
         None: ``epsilon_low``. For CISPO the largest weight, required.
@@ -221,7 +227,8 @@ def grpo(
         )
         weight = log_weight
         if delta is not None:
-            weight = jnp.minimum(weight, jnp.log(jnp.asarray(delta, dtype)))
+            # torch's clamp, as TRL's: the full gradient where w equals δ.
+            weight = _numerics.clamp(weight, high=jnp.log(jnp.asarray(delta, dtype)))
         # −min(wA, clip(w)A) is −A·min(w, clip(w)) for A > 0 and −A·max(·) for A < 0: taken
         # on the logarithms, the exponential only meets the branch kept, and for A = 0 the
         # bounded clipped one, so an overflowing weight never meets a 0. Selected, not

@@ -142,7 +142,8 @@ _MAX_AVERAGE_LOGP = -1e-6
 
 def _log_odds(average_logp: jax.Array) -> jax.Array:
     """``log(p / (1 − p))`` for ``p = exp(average_logp)``, stable across the whole range."""
-    x = jnp.minimum(average_logp, _MAX_AVERAGE_LOGP)
+    # The cap passes the gradient where it is reached exactly (jnp.minimum would halve it).
+    x = _numerics.clamp(average_logp, high=_MAX_AVERAGE_LOGP)
     # log(1 − e^x): expm1 near 0, log1p for very negative x (Mächler 2012).
     near_zero = x > -0.6931471805599453
     log1m_exp = jnp.where(
@@ -173,8 +174,11 @@ def orpo(
     (``sequence_logprobs(..., average=True)``). The first term is the chosen answer's
     negative log-likelihood per token (the SFT loss), the second penalizes the rejected
     answer's odds relative to the chosen one's; no reference model. β is the paper's λ
-    (TRL's ``beta``, default 0.1). TRL averages the SFT term over all chosen tokens of the
-    batch; here it is per pair, which is the same when the answers have equal lengths.
+    (TRL's ``beta``, default 0.1). The odds-ratio term is TRL's. TRL's SFT term is another
+    average: the negative log-likelihood over every token of the batch's chosen sequences,
+    their prompts included (``concatenated_forward``); here it is each pair's
+    ``-chosen_logprobs``. TRL's value is ``orpo(c, r, beta=beta) + jnp.mean(c) + nll`` with
+    ``nll`` that token mean (``reduction="mean"``, no mask).
 
     ``log(1 − p)`` is computed stably; average log-probabilities above ``-1e-6`` are capped
     there (p = 1 has infinite odds).

@@ -37,7 +37,7 @@ def trl_compute_loss(
     epsilon_high: float | None = None,
     delta: float | None = None,
     beta: float = 0.0,
-    use_bias_correction_kl: bool = True,
+    use_bias_correction_kl: bool = False,
     max_completion_length: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """TRL's ``(loss, per_token_loss)``; ``per_token_loss`` broadcast to ``[B, T]``."""
@@ -84,7 +84,9 @@ def trl_compute_loss(
         normalizer = mask.sum().clamp(min=1.0)
         loss = (per_token_loss * mask).sum() / normalizer
     elif loss_type == "luspo":
-        loss = (per_token_loss * mask).sum(-1).mean()
+        # As TRL's code, which expects per_token_loss [B, 1] (sequence level, beta = 0);
+        # with [B, T] it weighs every token, masked ones too, by its sequence's length.
+        loss = (per_token_loss * mask.sum(1, keepdim=True)).mean()
     return loss, per_token_loss.expand_as(mask)
 
 
@@ -97,7 +99,7 @@ def trl_options(**kwargs) -> dict:
         "epsilon_high": kwargs.get("epsilon_high"),
         "delta": kwargs.get("delta"),
         "beta": float(kwargs.get("beta", 0.0)),
-        "use_bias_correction_kl": kwargs.get("kl_importance_weight", True),
+        "use_bias_correction_kl": kwargs.get("kl_importance_weight", False),
         "max_completion_length": kwargs.get("max_completion_length"),
     }
     if kwargs.get("clip", "ppo") == "cispo":

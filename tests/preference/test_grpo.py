@@ -33,29 +33,31 @@ LOSS_TYPES = {
 PPO_VARIANTS = [
     ({}, {}),
     (
-        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04},
-        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04},
+        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04, "use_bias_correction_kl": True},
+        {"epsilon_high": 0.28, "delta": 1.5, "beta": 0.04, "kl_importance_weight": True},
     ),
+    # Both defaults: TRL's use_bias_correction_kl and grpo's kl_importance_weight, False.
     (
-        {"epsilon": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3,
-         "use_bias_correction_kl": False},
-        {"epsilon_low": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3,
-         "kl_importance_weight": False},
+        {"epsilon": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3},
+        {"epsilon_low": 0.1, "epsilon_high": 0.28, "delta": 1.1, "beta": 0.3},
     ),
 ]  # fmt: skip
 CISPO_VARIANTS = [
     ({"epsilon_high": 1.1}, {"epsilon_high": 1.1}),
-    ({"epsilon_high": 5.0, "beta": 0.04}, {"epsilon_high": 5.0, "beta": 0.04}),
     (
-        {"epsilon_high": 1.1, "beta": 0.3, "use_bias_correction_kl": False},
-        {"epsilon_high": 1.1, "beta": 0.3, "kl_importance_weight": False},
+        {"epsilon_high": 5.0, "beta": 0.04, "use_bias_correction_kl": True},
+        {"epsilon_high": 5.0, "beta": 0.04, "kl_importance_weight": True},
     ),
+    ({"epsilon_high": 1.1, "beta": 0.3}, {"epsilon_high": 1.1, "beta": 0.3}),
 ]
+# TRL's luspo reads a per-sequence loss: sequence level without a KL term (variant 0); the
+# others weigh masked tokens too (test_luspo_is_trls_where_trl_defines_it).
 COMBINATIONS = [
     (loss_type, level, variant)
     for loss_type in LOSS_TYPES
     for level in ("token", "sequence")
     for variant in range(3)
+    if loss_type != "luspo" or (level, variant) == ("sequence", 0)
 ]
 
 
@@ -187,8 +189,8 @@ def test_hand_worked_delta_and_kl():
             jaxloss.grpo(logp, old, advantages),
             jaxloss.grpo(logp, old, advantages, delta=2.0),
             jaxloss.grpo(logp, old, advantages, delta=1.1),
+            jaxloss.grpo(logp, old, advantages, kl_importance_weight=True, **options),
             jaxloss.grpo(logp, old, advantages, **options),
-            jaxloss.grpo(logp, old, advantages, kl_importance_weight=False, **options),
             jaxloss.grpo(logp, old, advantages, kl_estimator="k2", kl_importance_weight=False,
                          **options),
         )  # fmt: skip
@@ -201,6 +203,41 @@ def test_hand_worked_delta_and_kl():
     np.testing.assert_allclose(weighted_k3, 3.0 + 0.5 * 3 * kl, rtol=1e-6)
     np.testing.assert_allclose(k3, 3.0 + 0.5 * kl, rtol=1e-6)
     np.testing.assert_allclose(k2, 3.0 + 0.5 * 0.5, rtol=1e-6)
+
+
+def test_luspo_is_trls_where_trl_defines_it():
+    # TRL's luspo, (per_token_loss * mask.sum(1, keepdim=True)).mean(), reads one loss per
+    # sequence ([B, 1]: sequence level, beta = 0; COMBINATIONS checks it there). Elsewhere
+    # jaxloss keeps LUSPO's definition, each sequence's sum over its valid tokens, on TRL's
+    # own per-token losses; TRL's code weighs every token, masked ones too, by its length.
+    inputs = _inputs()
+    logprobs, old, ref, advantages, mask = inputs
+    options = {"loss_aggregation": "sequence_sum", "beta": 0.04}
+    value = jax.jit(
+        lambda: jaxloss.grpo(logprobs, old, advantages, ref_logprobs=ref, where=mask, **options)
+    )()
+    tensors = [torch.tensor(np.asarray(a, np.float64)) for a in (logprobs, old, ref)]
+    trl_value, per_token = trl_compute_loss(
+        tensors[0], tensors[1], torch.tensor(np.float64(advantages)), torch.tensor(mask),
+        tensors[2], loss_type="luspo", beta=0.04,
+    )  # fmt: skip
+    lusp = float((per_token.numpy() * mask).sum(-1).mean())
+    np.testing.assert_allclose(value, lusp, rtol=1e-5)
+    assert abs(trl_value.item() - lusp) > 1e-3  # TRL's code gives another number here
+
+
+def test_a_weight_exactly_at_delta_passes_torchs_clamp_gradient():
+    # w = δ = 2, A = −1: the loss is −A·max(min(w, δ), clip(w)) = min(w, δ), whose gradient
+    # in log π is w = 2 on the bound with torch's clamp (TRL); jnp.minimum passed half.
+    log_two = jnp.log(jnp.float32(2.0))
+    old, advantages = np.zeros((1, 1), np.float32), np.array([-1.0], np.float32)
+
+    def loss(logp):
+        return jaxloss.grpo(logp, old, advantages, delta=2.0, epsilon_high=0.28)
+
+    value, grad = jax.value_and_grad(loss)(jnp.full((1, 1), log_two))
+    np.testing.assert_allclose(value, 2.0, rtol=1e-6)
+    np.testing.assert_allclose(grad, [[2.0]], rtol=1e-6)
 
 
 AGGREGATIONS = [
@@ -378,7 +415,13 @@ def test_weighted_kl_far_below_the_reference_is_finite_and_exact():
     def run(lp):
         def loss(lp):
             return jaxloss.grpo(
-                lp, zeros, jnp.float32(0.0), ref_logprobs=zeros, beta=1.0, reduction="none"
+                lp,
+                zeros,
+                jnp.float32(0.0),
+                ref_logprobs=zeros,
+                beta=1.0,
+                kl_importance_weight=True,
+                reduction="none",
             )
 
         return loss(lp), jax.grad(lambda lp: jnp.sum(loss(lp)))(lp)
@@ -440,7 +483,8 @@ def _impossible_and_very_unlikely():
     @jax.jit
     def run(lp):
         def one(options):
-            options = {"beta": 0.5, "reduction": "none", **options}
+            # The weighted KL (kl_importance_weight): w times k1, k2 tends to 0 as π → 0.
+            options = {"beta": 0.5, "reduction": "none", "kl_importance_weight": True, **options}
 
             def loss(lp, o, r):
                 return jaxloss.grpo(lp, o, advantages, ref_logprobs=r, **options)

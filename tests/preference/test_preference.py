@@ -167,6 +167,33 @@ def test_orpo_is_finite_at_probability_one_and_at_tiny_probabilities():
         assert float(odd) == pytest.approx(logp - math.log(-math.expm1(logp)), rel=1e-5)
 
 
+def test_caps_reached_exactly_pass_the_whole_gradient():
+    # ORPO's cap on the average log-probability (−1e-6) and the α-divergence's on its
+    # exponent (80, TRL's torch.clamp): on the cap itself the gradient is the one just
+    # inside it, where jnp.minimum passed half.
+    def orpo_grad(c):
+        return jax.grad(lambda c: jaxloss.orpo(c, jnp.float32(-1.0), beta=1.0))(c)
+
+    def alpha_grad(u):  # α = 0.5: the exponent (α − 1) u is 80 at u = −160
+        def loss(u):
+            zero = jnp.float32(0.0)
+            return jaxloss.dpo(
+                u, zero, zero, zero, beta=1e-35, f_divergence="alpha_divergence",
+                f_divergence_alpha=0.5,
+            )  # fmt: skip
+
+        return jax.grad(loss)(u)
+
+    on_cap, inside = jax.jit(
+        lambda: (
+            (orpo_grad(jnp.float32(-1e-6)), alpha_grad(jnp.float32(-160.0))),
+            (orpo_grad(jnp.float32(-1.0001e-6)), alpha_grad(jnp.float32(-159.999))),
+        )
+    )()
+    for on, near in zip(on_cap, inside, strict=True):
+        np.testing.assert_allclose(on, near, rtol=2e-3)
+
+
 def test_kto_reads_a_traced_minus_one_as_undesirable():
     # Integer labels are 0/1; a concrete -1 is refused, and a traced one (unchecked) is
     # undesirable by its sign, where a cast to bool read every ±1 label as desirable.
@@ -673,6 +700,7 @@ def test_impossible_tokens_are_accepted_in_checked_mode_and_give_the_limits():
             np.float32(0.0),
             ref_logprobs=other[None],
             beta=0.5,
+            kl_importance_weight=True,  # the weighted k3, whose limit is finite
             reduction="none",
         )[0]
 
