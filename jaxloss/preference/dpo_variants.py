@@ -37,7 +37,8 @@ DPO_LOSS_TYPES = (
 )
 F_DIVERGENCES = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")
 # The loss types of the chosen − rejected score difference alone: the f-DPO
-# reparameterization's β log Z(x) cancels only there (TRL rejects the others).
+# reparameterization's β log Z(x) cancels only there (TRL applies the f-divergence to every
+# loss type; jaxloss refuses it where the result is not the f-DPO objective).
 _F_DIVERGENCE_TYPES = ("sigmoid", "hinge", "robust", "exo_pair", "discopop")
 _SMOOTHED_TYPES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 # As TRL's: exp((α − 1) u) is taken of at most e^80 (float32 range).
