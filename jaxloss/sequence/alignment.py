@@ -81,9 +81,10 @@ def ctc_forced_align(
     previous state, and both rather than by a skip (the smallest move wins), and the path
     ends in the last label unless the last blank scores strictly higher. Among equally
     good paths, each move thus comes at its earliest frame: ``"1 2 2 2"``, not
-    ``"1 1 2 _"``, when every path scores the same. One difference: where the previous
-    state and the skip tie above staying, torchaudio's comparison chain records the
-    (worse) stay; here the previous state wins, so the path is always a best one.
+    ``"1 1 2 _"``, when every path scores the same. Where the previous state and the skip
+    tie above staying, the previous state wins, as in torchaudio's current kernel
+    (``src/libtorchaudio``: ``else if (x1 > x0)``); its older one (``csrc``, ``x1 > x0 &&
+    x1 > x2``) recorded the worse stay there.
 
     A sequence that cannot be aligned (fewer frames than its labels plus their adjacent
     repeats, or only through ``-inf`` log-probabilities) gets alignment -1 and score

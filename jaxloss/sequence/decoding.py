@@ -59,7 +59,8 @@ def _step(beam: _Beam, log_probs: jax.Array, gain: jax.Array, blank: int) -> _Be
     score of each one-token extension)."""
     width, num_frames = beam.prefix.shape
     num_tokens = log_probs.shape[0] - 1
-    tokens = jnp.arange(num_tokens) + (jnp.arange(num_tokens) >= blank)  # the non-blanks
+    # The non-blanks, int32 as the beam's carry (jnp.arange is int64 under jax_enable_x64).
+    tokens = (jnp.arange(num_tokens) + (jnp.arange(num_tokens) >= blank)).astype(jnp.int32)
     positions = jnp.arange(num_frames)
     total = jnp.logaddexp(beam.log_blank, beam.log_label)
     held = total > -jnp.inf  # slots past the distinct prefixes hold -inf

@@ -339,4 +339,5 @@ def rnnt_beam_search(
     tokens = tokens.at[
         jnp.arange(batch)[None, :, None, None], jnp.arange(top_k)[None, None, :, None], positions
     ].set(emitted, mode="drop")
-    return tokens, lengths, scores
+    # int32 as documented (the counts follow jnp.arange, int64 under jax_enable_x64).
+    return tokens, lengths.astype(jnp.int32), scores

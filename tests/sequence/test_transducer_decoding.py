@@ -339,6 +339,24 @@ def test_an_empty_batch_decodes_to_empty_results(beam_width):
         assert got.shape == (0, *single.shape[1:]) and got.dtype == single.dtype
 
 
+def test_results_keep_their_dtypes_under_x64():
+    # jnp.arange is int64 under jax_enable_x64: beam search's lengths followed it (the
+    # docstring says int32), and CTC's beam search failed in its scan (an int32 carry met
+    # int64 tokens).
+    params = _params(5, CLASSES)
+    encoder_out, state = _inputs(5, 1, FRAMES)
+    lp = jax.nn.log_softmax(np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32))
+    with jax.enable_x64(True):
+        rnnt = _decode(
+            params, encoder_out, np.array([FRAMES]), state, blank=0, max_symbols=2,
+            beam_width=2, top_k=2,
+        )  # fmt: skip
+        ctc = jaxloss.ctc_beam_search(lp, beam_width=3)
+    for results in (rnnt, ctc):
+        tokens, lengths = results[0], results[1]
+        assert tokens.dtype == lengths.dtype == np.int32, (tokens.dtype, lengths.dtype)
+
+
 def test_padding_jit_rows_and_half_precision():
     params = _params(3, CLASSES)
     encoder_out, state = _inputs(3, BATCH, FRAMES)
